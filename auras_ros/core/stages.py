@@ -1,0 +1,115 @@
+"""The contract between the pipeline executor and an agent model.
+
+As in vLLM's engine, scheduling stays apart from execution: the executors in ``auras_ros.core``
+decide which request runs which iterations in which frame; an :class:`Agent` only computes, and knows
+nothing of where its requests came from.
+
+An agent is split into
+- **perception**: the one-step encoders. Its output, the *percept*, is written to the public context
+  under :data:`PERCEPT_KEY`. It may be cut into ``num_stages`` slices (the paper's ``pp_perception``),
+  each run in a different frame.
+- **generation**: ``generation_iterations`` iterations (denoising steps, or action tokens). In the
+  Auras pipeline all in-flight requests' iterations of one frame run as ONE merged call
+  (:meth:`Agent.generate`) that reads the freshest public context; the baselines run a whole request
+  at once on a fixed percept (:meth:`Agent.generate_request`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+PERCEPT_KEY = "percept"
+"""Public-context key under which perception writes its output."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the robot sensed at sensor time ``stamp`` (seconds on the pipeline clock)."""
+
+    seq: int
+    stamp: float
+    data: Any
+
+
+@dataclass(frozen=True)
+class AgentOutput:
+    """One decision: a continuous action and, for autoregressive agents, the raw action tokens."""
+
+    action: np.ndarray
+    tokens: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationStep:
+    """One in-flight request's share of a frame: iterations ``[begin, end)`` on its ``state``."""
+
+    request_id: int
+    state: Any
+    begin: int
+    end: int
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What a merged generation call returns.
+
+    ``states`` follows the order of the steps. ``context_writes`` are public-context updates the
+    generation itself produces (an AR agent's shared action tokens X_A); the executor writes them.
+    """
+
+    states: list[Any]
+    context_writes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """An embodied agent cut into perception and generation."""
+
+    @property
+    def generation_iterations(self) -> int:
+        """n: denoising steps (diffusion) or action tokens l_a (AR)."""
+        ...
+
+    @property
+    def max_perception_stages(self) -> int:
+        """How many slices perception can be cut into (1: not splittable)."""
+        ...
+
+    def perceive(self, carry: Any, stage: int, num_stages: int) -> Any:
+        """Run perception slice ``stage`` of ``num_stages``.
+
+        Slice 0 receives the :class:`Observation`; each slice returns the carry of the next; the last
+        slice returns the percept.
+        """
+        ...
+
+    def init_request(self, request_id: int) -> Any:
+        """Initial per-request generation state (e.g. the noise sample x_0, seeded by request id)."""
+        ...
+
+    def generate(self, context: Mapping[str, Any], steps: Sequence[GenerationStep]) -> GenerationResult:
+        """All ``steps`` of one frame as one merged call, every one reading the same ``context``.
+
+        ``context`` maps public-context keys to values; it always holds :data:`PERCEPT_KEY`.
+        """
+        ...
+
+    def finish(self, state: Any) -> AgentOutput:
+        """Turn a request's final generation state into its decision."""
+        ...
+
+    def generate_request(self, percept: Any, request_id: int) -> AgentOutput:
+        """A whole request's generation on one fixed percept, by the fastest honest sequential path
+        (AR: prefill + KV-cache decode). The SEQ, DEC and PAR baselines use it."""
+        ...
+
+
+def perceive_all(agent: Agent, observation: Observation, num_stages: int = 1) -> Any:
+    """Run every perception slice of one observation back to back (the sequential path)."""
+    carry: Any = observation
+    for stage in range(num_stages):
+        carry = agent.perceive(carry, stage, num_stages)
+    return carry
