@@ -1,0 +1,1 @@
+"""Agents split into perception and generation stages (see auras_ros.core.stages.Agent)."""

@@ -1,0 +1,33 @@
+"""Validation of what enters a model stage, shared by every agent: one clear error, never a silent crash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from auras_ros.core.errors import InputError
+
+
+def as_image_tensor(image: Any, height: int, width: int, where: str) -> torch.Tensor:
+    """Check an HxWx3 uint8 RGB image (numpy or torch) and return it as a uint8 torch tensor."""
+    if isinstance(image, np.ndarray):
+        image = torch.from_numpy(np.ascontiguousarray(image))
+    if not isinstance(image, torch.Tensor):
+        raise InputError("image type", where, "numpy.ndarray or torch.Tensor", type(image).__name__)
+    if image.dtype != torch.uint8:
+        raise InputError("image dtype", where, "uint8 RGB", str(image.dtype))
+    if image.dim() != 3 or image.shape[2] != 3:
+        raise InputError("image shape", where, "(H, W, 3) RGB", tuple(image.shape))
+    if tuple(image.shape[:2]) != (height, width):
+        raise InputError("image size", where, f"{height}x{width} (HxW)", tuple(image.shape[:2]))
+    return image
+
+
+def check_finite(tensor: torch.Tensor, name: str, where: str) -> torch.Tensor:
+    """Reject NaN or infinite values before they poison a whole batch of in-flight requests."""
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise InputError(f"{name} values", where, "finite numbers", f"{bad} NaN/inf of {tensor.numel()}")
+    return tensor
