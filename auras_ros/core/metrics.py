@@ -1,0 +1,129 @@
+"""What every run reports: decisions/s, decision-interval statistics, observation age at actuation,
+per-stage latency, requests in flight, and drops and cancels by reason."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from auras_ros.core.stages import AgentOutput
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One action leaving the pipeline, with where it came from.
+
+    ``observation_stamp`` is the sensor stamp of the freshest observation the request's generation
+    read; ``context_stamps`` lists the percept stamp each of its generation steps read, in order.
+    """
+
+    request_id: int
+    output: AgentOutput
+    observation_seq: int
+    observation_stamp: float
+    context_stamps: tuple[float, ...]
+    decision_time: float
+    frame: int
+    slot: int
+
+    @property
+    def age(self) -> float:
+        """Observation age at actuation."""
+        return self.decision_time - self.observation_stamp
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    p50: float
+    p99: float
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    decisions: int
+    duration: float
+    decisions_per_s: float
+    interval_mean: float
+    interval_cv: float
+    interval_p99: float
+    interval_spread: float  # (max - min) / mean of the decision intervals
+    age_p50: float
+    age_p99: float
+    stage_latency: dict[str, Percentiles] = field(default_factory=dict)
+    in_flight_max: int = 0
+    in_flight_mean: float = 0.0
+    drops: dict[str, int] = field(default_factory=dict)
+    cancels: dict[str, int] = field(default_factory=dict)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else math.nan
+
+
+class MetricsRecorder:
+    """Thread-safe: perception, generation and worker threads all record into one recorder."""
+
+    def __init__(self, warmup_decisions: int = 0) -> None:
+        self._warmup = warmup_decisions
+        self._lock = threading.Lock()
+        self._decision_times: list[float] = []
+        self._ages: list[float] = []
+        self._stages: dict[str, list[float]] = defaultdict(list)
+        self._in_flight: list[int] = []
+        self._drops: Counter[str] = Counter()
+        self._cancels: Counter[str] = Counter()
+        self._seen = 0
+
+    def decision(self, decision: Decision) -> None:
+        with self._lock:
+            self._seen += 1
+            if self._seen > self._warmup:
+                self._decision_times.append(decision.decision_time)
+                self._ages.append(decision.age)
+
+    @property
+    def decisions_recorded(self) -> int:
+        return len(self._decision_times)
+
+    def stage(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self._stages[name].append(seconds)
+
+    def in_flight(self, count: int) -> None:
+        with self._lock:
+            self._in_flight.append(count)
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        with self._lock:
+            self._drops[reason] += count
+
+    def cancel(self, reason: str, count: int = 1) -> None:
+        with self._lock:
+            self._cancels[reason] += count
+
+    def summary(self) -> RunMetrics:
+        with self._lock:
+            times = sorted(self._decision_times)
+            intervals = list(np.diff(times)) if len(times) > 1 else []
+            duration = times[-1] - times[0] if len(times) > 1 else 0.0
+            mean = float(np.mean(intervals)) if intervals else math.nan
+            return RunMetrics(
+                decisions=len(times),
+                duration=duration,
+                decisions_per_s=(len(times) - 1) / duration if duration > 0 else math.nan,
+                interval_mean=mean,
+                interval_cv=float(np.std(intervals)) / mean if intervals and mean > 0 else math.nan,
+                interval_p99=_percentile(intervals, 99),
+                interval_spread=(max(intervals) - min(intervals)) / mean if intervals and mean > 0 else math.nan,
+                age_p50=_percentile(self._ages, 50),
+                age_p99=_percentile(self._ages, 99),
+                stage_latency={k: Percentiles(_percentile(v, 50), _percentile(v, 99)) for k, v in self._stages.items()},
+                in_flight_max=max(self._in_flight, default=0),
+                in_flight_mean=float(np.mean(self._in_flight)) if self._in_flight else 0.0,
+                drops=dict(self._drops),
+                cancels=dict(self._cancels),
+            )

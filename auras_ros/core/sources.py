@@ -1,0 +1,58 @@
+"""Where observations come from: the pipeline asks for the latest one at each frame start."""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any, Callable, Protocol
+
+from auras_ros.core.errors import ConfigError
+from auras_ros.core.stages import Observation
+
+
+class ObservationSource(Protocol):
+    def latest(self, now: float) -> Observation | None:
+        """The freshest observation sensed at or before ``now``, or None if there is none yet."""
+        ...
+
+
+class LatestObservation:
+    """A push source (e.g. fed by a camera subscription): keeps only the newest observation, as a
+    KEEP_LAST 1 subscription does. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._latest: Observation | None = None
+        self._lock = threading.Lock()
+
+    def push(self, observation: Observation) -> None:
+        with self._lock:
+            if self._latest is None or observation.seq > self._latest.seq:
+                self._latest = observation
+
+    def latest(self, now: float) -> Observation | None:
+        return self._latest
+
+
+class PeriodicCamera:
+    """A camera that senses at a fixed rate on the pipeline's clock: frame ``seq`` is stamped
+    ``start + seq / rate_hz`` and its data is ``render(seq, stamp)`` (computed once per seq)."""
+
+    def __init__(self, rate_hz: float, render: Callable[[int, float], Any], start: float = 0.0) -> None:
+        if not math.isfinite(rate_hz) or rate_hz <= 0:
+            raise ConfigError("rate_hz", rate_hz, "a finite rate > 0")
+        self._rate = rate_hz
+        self._render = render
+        self._start = start
+        self._cached: Observation | None = None
+
+    def latest(self, now: float) -> Observation | None:
+        # A tiny epsilon keeps seq exact when `now` lands on a tick up to float rounding.
+        seq = math.floor((now - self._start) * self._rate + 1e-9)
+        if seq < 0:
+            return None
+        cached = self._cached
+        if cached is None or cached.seq != seq:
+            stamp = self._start + seq / self._rate
+            cached = Observation(seq, stamp, self._render(seq, stamp))
+            self._cached = cached
+        return cached
