@@ -1,0 +1,436 @@
+"""A Diffusion-Policy-shaped agent cut into perception and generation (paper §2.1, §2.2).
+
+- **Perception**: the ResNet-18-shaped image encoder (+ the robot state, concatenated) → the
+  conditioning H_o, the percept written to the public context. It can be cut into up to six slices
+  (stem, four residual stages, pool+proj) for ``pp_perception`` > 1.
+- **Generation**: ``n_steps`` denoising iterations of a 1-D conv UNet over the action chunk x_k.
+  Every request keeps its own noisy sample; in the Auras frame all in-flight requests' iterations run as
+  one batched denoiser call per sub-step, all conditioned on the same, latest H_o.
+
+Observation data: an HxWx3 uint8 RGB image when ``state_dim == 0``, otherwise a mapping
+``{"image": HxWx3 uint8, "state": (state_dim,) float}``.
+
+Decision: :attr:`AgentOutput.action` is the whole action chunk, float64, flattened row-major from
+shape :attr:`DiffusionPolicyConfig.chunk_shape` = (horizon, action_dim), in the normalized action
+space [-1, 1] (the sampler clips x0 there, as Diffusion Policy does). The executor/robot side takes
+the first ``n_action_steps`` rows, as Diffusion Policy executes 8 of 16.
+
+Nothing is fetched from a hub: weights are random from ``seed``, or loaded from a local directory
+written by :meth:`DiffusionPolicyAgent.save`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ContextManager, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from auras_ros.core.errors import ConfigError, InputError, one_of
+from auras_ros.core.stages import PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation
+from auras_ros.models.denoiser import ConditionalUnet1D
+from auras_ros.models.inputs import as_image_tensor, check_finite
+from auras_ros.models.resnet import ResNet18Encoder
+from auras_ros.models.schedule import make_schedule
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DENOISERS = ("unet",)
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "diffusion_policy.pt"
+CHECKPOINT_KIND = "auras_ros.diffusion_policy"
+
+
+@dataclass(frozen=True)
+class DiffusionPolicyConfig:
+    """Everything that fixes the model's shape, its sampler and where it runs."""
+
+    image_size: tuple[int, int] = (96, 96)  # (H, W); Push-T renders 96x96
+    encoder_width: int = 64  # width of the first residual stage; 64 = ResNet-18
+    feature_dim: int | None = None  # linear projection of the pooled features; None keeps 8 * encoder_width
+    state_dim: int = 2  # robot state concatenated to the image features (Push-T: agent x, y); 0 = none
+    global_cond_dim: int | None = None  # the UNet's conditioning width; None derives it, else it must match
+    action_dim: int = 2
+    horizon: int = 16  # action chunk length
+    n_action_steps: int = 8  # rows of the chunk the robot executes; informative for the executor side
+    denoiser: str = "unet"
+    down_dims: tuple[int, ...] = (256, 512, 1024)
+    kernel_size: int = 5
+    n_groups: int = 8
+    step_embed_dim: int = 256
+    n_steps: int = 100  # denoising iterations at inference (the agent's generation_iterations)
+    train_timesteps: int = 100
+    sampler: str = "ddim"  # "ddim" (deterministic, any n_steps) or "ddpm" (n_steps == train_timesteps)
+    clip_sample: bool = True
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    @property
+    def encoder_features(self) -> int:
+        return 8 * self.encoder_width if self.feature_dim is None else self.feature_dim
+
+    @property
+    def cond_dim(self) -> int:
+        """Width of H_o: image features + robot state."""
+        return self.encoder_features + self.state_dim
+
+    @property
+    def chunk_shape(self) -> tuple[int, int]:
+        """Shape of the action chunk that :attr:`AgentOutput.action` holds flattened."""
+        return (self.horizon, self.action_dim)
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first field whose value does not fit the others."""
+
+        def positive(name: str) -> None:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(name, value, "an integer >= 1")
+
+        if len(self.image_size) != 2 or any(not isinstance(v, int) or v < 1 for v in self.image_size):
+            raise ConfigError("image_size", self.image_size, "(height, width) positive integers")
+        for name in ("encoder_width", "action_dim", "horizon", "kernel_size", "n_groups", "step_embed_dim", "n_steps"):
+            positive(name)
+        if self.feature_dim is not None:
+            positive("feature_dim")
+        if not isinstance(self.state_dim, int) or self.state_dim < 0:
+            raise ConfigError("state_dim", self.state_dim, "an integer >= 0")
+        if self.global_cond_dim is not None and self.global_cond_dim != self.cond_dim:
+            raise ConfigError(
+                "global_cond_dim",
+                self.global_cond_dim,
+                f"the conditioning width {self.cond_dim} = encoder features {self.encoder_features} + state_dim {self.state_dim}",
+            )
+        if not 1 <= self.n_action_steps <= self.horizon:
+            raise ConfigError("n_action_steps", self.n_action_steps, f"an integer in [1, horizon={self.horizon}]")
+        if self.denoiser not in DENOISERS:
+            raise ConfigError("denoiser", self.denoiser, one_of(DENOISERS))
+        if not self.down_dims or any(not isinstance(d, int) or d < 1 for d in self.down_dims):
+            raise ConfigError("down_dims", self.down_dims, "a non-empty tuple of positive integers")
+        if any(d % self.n_groups for d in self.down_dims):
+            raise ConfigError("n_groups", self.n_groups, f"a divisor of every down_dims entry {self.down_dims}")
+        if self.kernel_size % 2 == 0:
+            raise ConfigError("kernel_size", self.kernel_size, "an odd integer (same-length convolution)")
+        if self.step_embed_dim < 4 or self.step_embed_dim % 2:
+            raise ConfigError("step_embed_dim", self.step_embed_dim, "an even integer >= 4")
+        levels = 2 ** (len(self.down_dims) - 1)
+        if self.horizon % levels:
+            raise ConfigError("horizon", self.horizon, f"a multiple of {levels} (the UNet halves it {len(self.down_dims) - 1} times)")
+        if self.dtype not in DTYPES:
+            raise ConfigError("dtype", self.dtype, one_of(DTYPES))
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError("seed", self.seed, "an integer >= 0")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as error:
+            raise ConfigError("device", self.device, "a torch device string such as 'cpu' or 'cuda:0'") from error
+        if device.type not in ("cpu", "cuda"):
+            raise ConfigError("device", self.device, "'cpu' or 'cuda[:index]'")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device", self.device, "'cpu' (CUDA is not available on this machine)")
+        make_schedule(self.n_steps, self.train_timesteps, self.sampler, self.clip_sample)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "DiffusionPolicyConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(unknown[0], data[unknown[0]], f"a field of DiffusionPolicyConfig ({', '.join(sorted(known))})")
+        values = dict(data)
+        for name in ("image_size", "down_dims"):
+            if name in values:
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+
+def tiny(**overrides: Any) -> DiffusionPolicyConfig:
+    """A ~0.25M-parameter model for tests: 32x32 image, 8-wide encoder, 2-level UNet, 8 DDIM steps."""
+    config = DiffusionPolicyConfig(
+        image_size=(32, 32),
+        encoder_width=8,
+        state_dim=2,
+        action_dim=2,
+        horizon=8,
+        n_action_steps=4,
+        down_dims=(16, 32),
+        kernel_size=3,
+        n_groups=4,
+        step_embed_dim=16,
+        n_steps=8,
+        train_timesteps=100,
+        sampler="ddim",
+    )
+    return dataclasses.replace(config, **overrides)
+
+
+def diffusion_policy_shaped(**overrides: Any) -> DiffusionPolicyConfig:
+    """The paper's DP-CNN shape (Push-T): ResNet-18 at full width (512 features) + 2-d agent state,
+    Diffusion Policy's default ConditionalUnet1D (down_dims 256/512/1024, kernel 5, 8 groups, 256-d step
+    embedding), horizon 16, 100 DDPM denoising steps. The GPU benchmark imports this name."""
+    config = DiffusionPolicyConfig(n_steps=100, train_timesteps=100, sampler="ddpm")
+    return dataclasses.replace(config, **overrides)
+
+
+@dataclass(frozen=True)
+class DiffusionPercept:
+    """H_o for the public context. ``ready`` marks, on CUDA, when the perception stream has written it."""
+
+    cond: torch.Tensor  # (cond_dim,)
+    ready: Any = None  # torch.cuda.Event | None
+
+
+@dataclass(frozen=True)
+class DiffusionState:
+    """One request's generation state: its own noisy sample after ``iteration`` denoising iterations."""
+
+    request_id: int
+    iteration: int
+    sample: torch.Tensor  # (horizon, action_dim)
+    noise: torch.Tensor | None  # (n_steps, horizon, action_dim): the request's DDPM noise z_k, drawn up front
+
+
+@dataclass(frozen=True)
+class _Carry:
+    """What passes between perception slices."""
+
+    features: torch.Tensor
+    state: torch.Tensor | None
+
+
+class DiffusionPolicy(nn.Module):
+    """The weights: image encoder + denoiser (one set, shared by every in-flight request)."""
+
+    def __init__(self, config: DiffusionPolicyConfig) -> None:
+        super().__init__()
+        self.encoder = ResNet18Encoder(config.encoder_width, config.feature_dim)
+        self.denoiser = ConditionalUnet1D(
+            config.action_dim, config.cond_dim, config.down_dims, config.step_embed_dim, config.kernel_size, config.n_groups
+        )
+
+
+def request_seed(seed: int, request_id: int) -> int:
+    """A generator seed from (seed, request_id), so a request's noise does not depend on the run's order."""
+    return int(np.random.SeedSequence([seed, request_id]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class DiffusionPolicyAgent:
+    """Implements :class:`auras_ros.core.stages.Agent` for a Diffusion-Policy-shaped model."""
+
+    def __init__(self, config: DiffusionPolicyConfig, model: DiffusionPolicy | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.device = torch.device(config.device)
+        self.dtype = DTYPES[config.dtype]
+        if model is None:
+            # Seeded and isolated, so building an agent neither depends on nor disturbs the global RNG.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed)
+                model = DiffusionPolicy(config)
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.schedule = make_schedule(config.n_steps, config.train_timesteps, config.sampler, config.clip_sample).to(self.device, self.dtype)
+        self.timesteps = self.schedule.timesteps
+        # One stream each, so perception of the next observation overlaps the denoising of earlier ones.
+        self.perception_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        self.generation_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        self._units = list(self.model.encoder.units)
+
+    # -- the Agent protocol --------------------------------------------------------------------
+
+    @property
+    def generation_iterations(self) -> int:
+        return self.config.n_steps
+
+    @property
+    def max_perception_stages(self) -> int:
+        return len(self._units)
+
+    @torch.inference_mode()
+    def perceive(self, carry: Any, stage: int, num_stages: int) -> Any:
+        where = f"DiffusionPolicyAgent.perceive(stage={stage}/{num_stages})"
+        if not isinstance(num_stages, int) or not 1 <= num_stages <= self.max_perception_stages:
+            raise ConfigError("pp_perception", num_stages, f"an integer in [1, {self.max_perception_stages}]")
+        if not isinstance(stage, int) or not 0 <= stage < num_stages:
+            raise InputError("stage", where, f"an integer in [0, {num_stages})", stage)
+        with self._on(self.perception_stream):
+            if stage == 0:
+                carry = self._observation_carry(carry, where)
+            elif not isinstance(carry, _Carry):
+                raise InputError("carry", where, "the output of the previous perception slice", type(carry).__name__)
+            begin, end = self._slice(stage, num_stages)
+            features = carry.features
+            for unit in self._units[begin:end]:
+                features = unit(features)
+            if stage < num_stages - 1:
+                return _Carry(features, carry.state)
+            parts = [features[0]] if carry.state is None else [features[0], carry.state]
+            cond = torch.cat(parts)
+            ready = None
+            if self.perception_stream is not None:
+                ready = torch.cuda.Event()
+                ready.record(self.perception_stream)
+            return DiffusionPercept(cond, ready)
+
+    def init_request(self, request_id: int) -> DiffusionState:
+        generator = torch.Generator().manual_seed(request_seed(self.config.seed, request_id))
+        # Drawn on the CPU so a request's noise is the same on every device.
+        sample = torch.randn(self.config.chunk_shape, generator=generator, dtype=torch.float32)
+        noise = None
+        if self.schedule.stochastic:
+            noise = torch.randn((self.config.n_steps, *self.config.chunk_shape), generator=generator, dtype=torch.float32)
+            noise = noise.to(self.device, self.dtype)
+        return DiffusionState(request_id, 0, sample.to(self.device, self.dtype), noise)
+
+    @torch.inference_mode()
+    def generate(self, context: Mapping[str, Any], steps: Sequence[GenerationStep]) -> GenerationResult:
+        where = "DiffusionPolicyAgent.generate"
+        if PERCEPT_KEY not in context:
+            raise InputError("context", where, f"a mapping holding {PERCEPT_KEY!r}", sorted(context))
+        for step in steps:
+            self._check_step(step, where)
+        if not steps:
+            return GenerationResult(states=[])
+        with self._on(self.generation_stream):
+            cond = self._cond(context[PERCEPT_KEY], where)
+            samples = torch.stack([step.state.sample for step in steps])
+            begins = [step.begin for step in steps]
+            ends = [step.end for step in steps]
+            # Sub-step j advances every request that still has iterations in this frame; under the α skew
+            # requests own different numbers of iterations, so the batch shrinks as short ones finish.
+            for j in range(max(e - b for b, e in zip(begins, ends))):
+                rows = [r for r in range(len(steps)) if begins[r] + j < ends[r]]
+                k_list = [begins[r] + j for r in rows]
+                ks = torch.tensor(k_list, device=self.device)
+                noise = self._noise([steps[r].state for r in rows], k_list)
+                if len(rows) == len(steps):
+                    samples = self._denoise(samples, ks, cond, noise)
+                else:
+                    index = torch.tensor(rows, device=self.device)
+                    samples = samples.index_copy(0, index, self._denoise(samples[index], ks, cond, noise))
+        states = [
+            DiffusionState(step.request_id, step.end, samples[r], step.state.noise) for r, step in enumerate(steps)
+        ]
+        return GenerationResult(states=states)
+
+    def finish(self, state: DiffusionState) -> AgentOutput:
+        if not isinstance(state, DiffusionState) or state.iteration != self.config.n_steps:
+            got = state.iteration if isinstance(state, DiffusionState) else type(state).__name__
+            raise InputError("state iteration", "DiffusionPolicyAgent.finish", f"{self.config.n_steps} (all denoising steps done)", got)
+        with self._on(self.generation_stream):
+            chunk = state.sample.detach().to("cpu", torch.float64)
+        return AgentOutput(action=chunk.reshape(-1).numpy())
+
+    @torch.inference_mode()
+    def generate_request(self, percept: Any, request_id: int) -> AgentOutput:
+        state = self.init_request(request_id)
+        with self._on(self.generation_stream):
+            cond = self._cond(percept, "DiffusionPolicyAgent.generate_request")
+            sample = state.sample[None]
+            for k in range(self.config.n_steps):
+                ks = torch.full((1,), k, device=self.device)
+                noise = None if state.noise is None else state.noise[k][None]
+                sample = self._denoise(sample, ks, cond, noise)
+        return self.finish(DiffusionState(request_id, self.config.n_steps, sample[0], state.noise))
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and the state_dict to a local directory."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / CONFIG_FILE).write_text(json.dumps({"kind": CHECKPOINT_KIND, "config": self.config.to_json()}, indent=2))
+        torch.save({name: t.detach().cpu() for name, t in self.model.state_dict().items()}, path / WEIGHTS_FILE)
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path, **overrides: Any) -> "DiffusionPolicyAgent":
+        """Load from a local directory written by :meth:`save`; ``overrides`` may change e.g. device or dtype."""
+        path = Path(directory)
+        where = f"DiffusionPolicyAgent.load({str(path)!r})"
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            if not (path / name).is_file():
+                raise InputError(f"checkpoint file {name!r}", where, "a file written by DiffusionPolicyAgent.save", "missing")
+        try:
+            meta = json.loads((path / CONFIG_FILE).read_text())
+        except json.JSONDecodeError as error:
+            raise InputError(f"checkpoint file {CONFIG_FILE!r}", where, "valid JSON", str(error)) from error
+        if not isinstance(meta, dict) or meta.get("kind") != CHECKPOINT_KIND:
+            raise InputError(f"checkpoint kind in {CONFIG_FILE!r}", where, repr(CHECKPOINT_KIND), meta.get("kind") if isinstance(meta, dict) else meta)
+        config = dataclasses.replace(DiffusionPolicyConfig.from_json(meta["config"]), **overrides)
+        config.validate()
+        with torch.random.fork_rng(devices=[]):
+            model = DiffusionPolicy(config)
+        weights = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as error:
+            raise InputError(f"checkpoint file {WEIGHTS_FILE!r}", where, f"weights that fit {CONFIG_FILE!r}", str(error).splitlines()[0]) from error
+        return cls(config, model)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _on(self, stream: Any) -> ContextManager[Any]:
+        return torch.cuda.stream(stream) if stream is not None else nullcontext()
+
+    def _slice(self, stage: int, num_stages: int) -> tuple[int, int]:
+        """Units [begin, end) of perception slice ``stage``: contiguous, as even as possible."""
+        units = len(self._units)
+        return stage * units // num_stages, (stage + 1) * units // num_stages
+
+    def _observation_carry(self, observation: Any, where: str) -> _Carry:
+        data = observation.data if isinstance(observation, Observation) else observation
+        height, width = self.config.image_size
+        state = None
+        if self.config.state_dim:
+            if not isinstance(data, Mapping) or "image" not in data or "state" not in data:
+                raise InputError("observation data", where, "a mapping with 'image' and 'state'", type(data).__name__)
+            state = torch.as_tensor(np.asarray(data["state"]), dtype=torch.float32)
+            if state.shape != (self.config.state_dim,):
+                raise InputError("state shape", where, f"({self.config.state_dim},)", tuple(state.shape))
+            check_finite(state, "state", where)
+            state = state.to(self.device, self.dtype)
+            data = data["image"]
+        image = as_image_tensor(data, height, width, where)
+        pixels = image.to(self.device).permute(2, 0, 1)[None].to(self.dtype) / 255.0
+        return _Carry(pixels, state)
+
+    def _cond(self, percept: Any, where: str) -> torch.Tensor:
+        if not isinstance(percept, DiffusionPercept):
+            raise InputError("percept", where, "a DiffusionPercept from DiffusionPolicyAgent.perceive", type(percept).__name__)
+        cond = percept.cond
+        if tuple(cond.shape) != (self.config.cond_dim,):
+            raise InputError("percept width", where, f"({self.config.cond_dim},)", tuple(cond.shape))
+        if percept.ready is not None and self.generation_stream is not None:
+            self.generation_stream.wait_event(percept.ready)
+            # The tensor was allocated on the perception stream; keep its memory alive for this one too.
+            cond.record_stream(self.generation_stream)
+        return cond
+
+    def _check_step(self, step: GenerationStep, where: str) -> None:
+        state = step.state
+        if not isinstance(state, DiffusionState):
+            raise InputError("step state", where, "a DiffusionState from init_request or generate", type(state).__name__)
+        if not 0 <= step.begin <= step.end <= self.config.n_steps:
+            raise InputError("step range", where, f"0 <= begin <= end <= {self.config.n_steps}", (step.begin, step.end))
+        if state.iteration != step.begin:
+            raise InputError(
+                f"request {step.request_id} iteration", where, f"begin={step.begin} (iterations run in order)", state.iteration
+            )
+
+    def _noise(self, states: Sequence[DiffusionState], k_list: Sequence[int]) -> torch.Tensor | None:
+        if not self.schedule.stochastic:
+            return None
+        return torch.stack([state.noise[k] for state, k in zip(states, k_list)])
+
+    def _denoise(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """One denoising iteration for a batch of samples (B, horizon, action_dim), row r at iteration ks[r]."""
+        eps = self.model.denoiser(samples, self.timesteps[ks], cond.expand(samples.shape[0], -1))
+        return self.schedule.step(samples, eps, ks, noise)
