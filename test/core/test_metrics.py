@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from auras_ros.core.metrics import Decision, MetricsRecorder
+from auras_ros.core.stages import AgentOutput
+
+
+def _decision(t: float, stamp: float) -> Decision:
+    return Decision(0, AgentOutput(np.zeros(1)), 0, stamp, (stamp,), t, 0, 0)
+
+
+def test_summary_statistics_match_hand_computed_values() -> None:
+    recorder = MetricsRecorder(warmup_decisions=1)
+    times = [0.0, 1.0, 1.1, 1.2, 1.4, 1.6]  # the first is warm-up and excluded
+    for t in times:
+        recorder.decision(_decision(t, t - 0.05))
+    recorder.stage("generation", 0.01)
+    recorder.stage("generation", 0.03)
+    recorder.in_flight(2)
+    recorder.in_flight(4)
+    recorder.drop("superseded", 3)
+    recorder.cancel("new_instruction")
+    m = recorder.summary()
+    intervals = np.array([0.1, 0.1, 0.2, 0.2])
+    assert m.decisions == 5
+    assert m.decisions_per_s == pytest.approx(4 / 0.6)
+    assert m.interval_mean == pytest.approx(intervals.mean())
+    assert m.interval_cv == pytest.approx(intervals.std() / intervals.mean())
+    assert m.interval_spread == pytest.approx(0.1 / 0.15)
+    assert m.interval_p99 == pytest.approx(np.percentile(intervals, 99))
+    assert m.age_p50 == pytest.approx(0.05)
+    assert m.stage_latency["generation"].p50 == pytest.approx(0.02)
+    assert (m.in_flight_max, m.in_flight_mean) == (4, 3.0)
+    assert m.drops == {"superseded": 3} and m.cancels == {"new_instruction": 1}
+
+
+def test_empty_run_reports_nan_not_a_crash() -> None:
+    m = MetricsRecorder().summary()
+    assert m.decisions == 0 and np.isnan(m.decisions_per_s) and np.isnan(m.age_p50)
