@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,6 +242,9 @@ class DiffusionPolicyAgent:
         # One stream each, so perception of the next observation overlaps the denoising of earlier ones.
         self.perception_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self.generation_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        # generate_request (the baselines' path) gets a stream per calling thread, so PAR's workers run on
+        # their own streams as in the paper instead of queueing on one.
+        self._request_streams = threading.local()
         self._units = list(self.model.encoder.units)
 
     # -- the Agent protocol --------------------------------------------------------------------
@@ -280,14 +284,7 @@ class DiffusionPolicyAgent:
             return DiffusionPercept(cond, ready)
 
     def init_request(self, request_id: int) -> DiffusionState:
-        generator = torch.Generator().manual_seed(request_seed(self.config.seed, request_id))
-        # Drawn on the CPU so a request's noise is the same on every device.
-        sample = torch.randn(self.config.chunk_shape, generator=generator, dtype=torch.float32)
-        noise = None
-        if self.schedule.stochastic:
-            noise = torch.randn((self.config.n_steps, *self.config.chunk_shape), generator=generator, dtype=torch.float32)
-            noise = noise.to(self.device, self.dtype)
-        return DiffusionState(request_id, 0, sample.to(self.device, self.dtype), noise)
+        return self._new_state(request_id, self.generation_stream)
 
     @torch.inference_mode()
     def generate(self, context: Mapping[str, Any], steps: Sequence[GenerationStep]) -> GenerationResult:
@@ -299,7 +296,7 @@ class DiffusionPolicyAgent:
         if not steps:
             return GenerationResult(states=[])
         with self._on(self.generation_stream):
-            cond = self._cond(context[PERCEPT_KEY], where)
+            cond = self._cond(context[PERCEPT_KEY], where, self.generation_stream)
             samples = torch.stack([step.state.sample for step in steps])
             begins = [step.begin for step in steps]
             ends = [step.end for step in steps]
@@ -321,24 +318,20 @@ class DiffusionPolicyAgent:
         return GenerationResult(states=states)
 
     def finish(self, state: DiffusionState) -> AgentOutput:
-        if not isinstance(state, DiffusionState) or state.iteration != self.config.n_steps:
-            got = state.iteration if isinstance(state, DiffusionState) else type(state).__name__
-            raise InputError("state iteration", "DiffusionPolicyAgent.finish", f"{self.config.n_steps} (all denoising steps done)", got)
-        with self._on(self.generation_stream):
-            chunk = state.sample.detach().to("cpu", torch.float64)
-        return AgentOutput(action=chunk.reshape(-1).numpy())
+        return self._finish(state, self.generation_stream)
 
     @torch.inference_mode()
     def generate_request(self, percept: Any, request_id: int) -> AgentOutput:
-        state = self.init_request(request_id)
-        with self._on(self.generation_stream):
-            cond = self._cond(percept, "DiffusionPolicyAgent.generate_request")
+        stream = self._request_stream()
+        state = self._new_state(request_id, stream)
+        with self._on(stream):
+            cond = self._cond(percept, "DiffusionPolicyAgent.generate_request", stream)
             sample = state.sample[None]
             for k in range(self.config.n_steps):
                 ks = torch.full((1,), k, device=self.device)
                 noise = None if state.noise is None else state.noise[k][None]
                 sample = self._denoise(sample, ks, cond, noise)
-        return self.finish(DiffusionState(request_id, self.config.n_steps, sample[0], state.noise))
+        return self._finish(DiffusionState(request_id, self.config.n_steps, sample[0], state.noise), stream)
 
     # -- checkpoints -----------------------------------------------------------------------------
 
@@ -380,6 +373,36 @@ class DiffusionPolicyAgent:
     def _on(self, stream: Any) -> ContextManager[Any]:
         return torch.cuda.stream(stream) if stream is not None else nullcontext()
 
+    def _request_stream(self) -> Any:
+        if self.device.type != "cuda":
+            return None
+        stream = getattr(self._request_streams, "stream", None)
+        if stream is None:
+            stream = self._request_streams.stream = torch.cuda.Stream(self.device)
+        return stream
+
+    def _new_state(self, request_id: int, stream: Any) -> DiffusionState:
+        generator = torch.Generator().manual_seed(request_seed(self.config.seed, request_id))
+        # Drawn on the CPU so a request's noise is the same on every device.
+        sample = torch.randn(self.config.chunk_shape, generator=generator, dtype=torch.float32)
+        noise = None
+        if self.schedule.stochastic:
+            noise = torch.randn((self.config.n_steps, *self.config.chunk_shape), generator=generator, dtype=torch.float32)
+        with self._on(stream):
+            # Copied on the stream that will denoise it, so no other stream can race the copy.
+            return DiffusionState(
+                request_id, 0, sample.to(self.device, self.dtype), None if noise is None else noise.to(self.device, self.dtype)
+            )
+
+    def _finish(self, state: DiffusionState, stream: Any) -> AgentOutput:
+        if not isinstance(state, DiffusionState) or state.iteration != self.config.n_steps:
+            got = state.iteration if isinstance(state, DiffusionState) else type(state).__name__
+            raise InputError("state iteration", "DiffusionPolicyAgent.finish", f"{self.config.n_steps} (all denoising steps done)", got)
+        with self._on(stream):
+            # The copy to the host waits for this stream's denoising, and only for it.
+            chunk = state.sample.detach().to("cpu", torch.float64)
+        return AgentOutput(action=chunk.reshape(-1).numpy())
+
     def _slice(self, stage: int, num_stages: int) -> tuple[int, int]:
         """Units [begin, end) of perception slice ``stage``: contiguous, as even as possible."""
         units = len(self._units)
@@ -402,16 +425,16 @@ class DiffusionPolicyAgent:
         pixels = image.to(self.device).permute(2, 0, 1)[None].to(self.dtype) / 255.0
         return _Carry(pixels, state)
 
-    def _cond(self, percept: Any, where: str) -> torch.Tensor:
+    def _cond(self, percept: Any, where: str, stream: Any) -> torch.Tensor:
         if not isinstance(percept, DiffusionPercept):
             raise InputError("percept", where, "a DiffusionPercept from DiffusionPolicyAgent.perceive", type(percept).__name__)
         cond = percept.cond
         if tuple(cond.shape) != (self.config.cond_dim,):
             raise InputError("percept width", where, f"({self.config.cond_dim},)", tuple(cond.shape))
-        if percept.ready is not None and self.generation_stream is not None:
-            self.generation_stream.wait_event(percept.ready)
+        if percept.ready is not None and stream is not None:
+            stream.wait_event(percept.ready)
             # The tensor was allocated on the perception stream; keep its memory alive for this one too.
-            cond.record_stream(self.generation_stream)
+            cond.record_stream(stream)
         return cond
 
     def _check_step(self, step: GenerationStep, where: str) -> None:

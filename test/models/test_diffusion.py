@@ -296,3 +296,46 @@ def test_paper_shaped_preset_config() -> None:
     config = diffusion_policy_shaped()
     config.validate()
     assert (config.n_steps, config.encoder_width, config.down_dims, config.cond_dim) == (100, 64, (256, 512, 1024), 514)
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@cuda
+def test_cuda_streams_and_merged_equals_sequential() -> None:
+    agent = DiffusionPolicyAgent(tiny(device="cuda"))
+    streams = {agent.perception_stream, agent.generation_stream, torch.cuda.default_stream()}
+    assert len(streams) == 3 and all(isinstance(s, torch.cuda.Stream) for s in streams)
+    percept = perceive_all(agent, observation(agent.config), 3)
+    assert percept.ready is not None and percept.cond.device.type == "cuda"
+    merged, _ = run_pipeline(agent, percept, [0, 1, 2, 3], 4, 0.5)
+    for rid, action in merged.items():
+        np.testing.assert_allclose(action, agent.generate_request(percept, rid).action, rtol=1e-5, atol=1e-5)
+
+
+@cuda
+def test_cuda_matches_cpu() -> None:
+    previous = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # compare fp32 with fp32
+    try:
+        cpu, gpu = DiffusionPolicyAgent(tiny()), DiffusionPolicyAgent(tiny(device="cuda"))
+        obs = observation(cpu.config)
+        expected = cpu.generate_request(perceive_all(cpu, obs), 5).action
+        got = gpu.generate_request(perceive_all(gpu, obs, 2), 5).action
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+@cuda
+def test_cuda_memory_is_one_model_whatever_l() -> None:
+    """No per-request model copies: six requests in flight add far less than the weights themselves."""
+    agent = DiffusionPolicyAgent(diffusion_policy_shaped(device="cuda", n_steps=10, sampler="ddim"))
+    weights = sum(p.numel() * p.element_size() for p in agent.model.parameters())
+    percept = perceive_all(agent, observation(agent.config))
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    run_pipeline(agent, percept, list(range(6)), 5, 0.0)
+    torch.cuda.synchronize()
+    assert torch.cuda.max_memory_allocated() - base < weights / 4
