@@ -122,14 +122,19 @@ class AurasPipeline(Runner):
             self._perception[0] = _Request(self.new_request_id(), observation)
         self.recorder.in_flight(self.in_flight)
 
-        perception = [self._pool.submit(self._perceive, stage, request, frame)
-                      for stage, request in enumerate(self._perception) if request is not None]
+        frame_started = time.perf_counter()
+        tasks = [(stage, request) for stage, request in enumerate(self._perception) if request is not None]
+        if self.config.fetch_offset == 0 and len(tasks) == 1:
+            self._perceive(*tasks[0], frame)  # nothing to overlap with: skip the thread hand-off
+            tasks = []
+        perception = [self._pool.submit(self._perceive, stage, request, frame) for stage, request in tasks]
         if self.config.fetch_offset == 0:
             self._wait(perception)
         started = time.perf_counter()
         finished, generated = self._generate(frame)
         self.recorder.stage("generation", time.perf_counter() - started)
         self._wait(perception)
+        self.recorder.stage("frame", time.perf_counter() - frame_started)
 
         decision_time = self.end_frame_compute()
         decisions = [self._decide(request, decision_time, frame) for request in finished]
