@@ -1,0 +1,1 @@
+"""Thin ROS 2 nodes: parameters become core objects, callbacks become core calls."""
