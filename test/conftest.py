@@ -10,8 +10,6 @@ from typing import Iterator
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture(scope="session", autouse=True)
 def _clean_fastdds_shm() -> Iterator[None]:
@@ -41,3 +39,4 @@ def params_file(tmp_path: Path):
         return str(path)
 
     return write
+
