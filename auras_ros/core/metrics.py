@@ -77,17 +77,20 @@ class MetricsRecorder:
         self._drops: Counter[str] = Counter()
         self._cancels: Counter[str] = Counter()
         self._seen = 0
+        self._recorded = 0  # across windows
 
     def decision(self, decision: Decision) -> None:
         with self._lock:
             self._seen += 1
             if self._seen > self._warmup:
+                self._recorded += 1
                 self._decision_times.append(decision.decision_time)
                 self._ages.append(decision.age)
 
     @property
     def decisions_recorded(self) -> int:
-        return len(self._decision_times)
+        """Decisions recorded after the warm-up, over every window."""
+        return self._recorded
 
     def stage(self, name: str, seconds: float) -> None:
         with self._lock:
@@ -105,25 +108,39 @@ class MetricsRecorder:
         with self._lock:
             self._cancels[reason] += count
 
+    def take_window(self) -> RunMetrics:
+        """The summary since the last window, then start a new one (periodic reports)."""
+        with self._lock:
+            metrics = self._summarize()
+            self._decision_times, self._ages = [], []
+            self._stages.clear()
+            self._in_flight.clear()
+            self._drops.clear()
+            self._cancels.clear()
+            return metrics
+
     def summary(self) -> RunMetrics:
         with self._lock:
-            times = sorted(self._decision_times)
-            intervals = list(np.diff(times)) if len(times) > 1 else []
-            duration = times[-1] - times[0] if len(times) > 1 else 0.0
-            mean = float(np.mean(intervals)) if intervals else math.nan
-            return RunMetrics(
-                decisions=len(times),
-                duration=duration,
-                decisions_per_s=(len(times) - 1) / duration if duration > 0 else math.nan,
-                interval_mean=mean,
-                interval_cv=float(np.std(intervals)) / mean if intervals and mean > 0 else math.nan,
-                interval_p99=_percentile(intervals, 99),
-                interval_spread=(max(intervals) - min(intervals)) / mean if intervals and mean > 0 else math.nan,
-                age_p50=_percentile(self._ages, 50),
-                age_p99=_percentile(self._ages, 99),
-                stage_latency={k: Percentiles(_percentile(v, 50), _percentile(v, 99)) for k, v in self._stages.items()},
-                in_flight_max=max(self._in_flight, default=0),
-                in_flight_mean=float(np.mean(self._in_flight)) if self._in_flight else 0.0,
-                drops=dict(self._drops),
-                cancels=dict(self._cancels),
-            )
+            return self._summarize()
+
+    def _summarize(self) -> RunMetrics:
+        times = sorted(self._decision_times)
+        intervals = list(np.diff(times)) if len(times) > 1 else []
+        duration = times[-1] - times[0] if len(times) > 1 else 0.0
+        mean = float(np.mean(intervals)) if intervals else math.nan
+        return RunMetrics(
+            decisions=len(times),
+            duration=duration,
+            decisions_per_s=(len(times) - 1) / duration if duration > 0 else math.nan,
+            interval_mean=mean,
+            interval_cv=float(np.std(intervals)) / mean if intervals and mean > 0 else math.nan,
+            interval_p99=_percentile(intervals, 99),
+            interval_spread=(max(intervals) - min(intervals)) / mean if intervals and mean > 0 else math.nan,
+            age_p50=_percentile(self._ages, 50),
+            age_p99=_percentile(self._ages, 99),
+            stage_latency={k: Percentiles(_percentile(v, 50), _percentile(v, 99)) for k, v in self._stages.items()},
+            in_flight_max=max(self._in_flight, default=0),
+            in_flight_mean=float(np.mean(self._in_flight)) if self._in_flight else 0.0,
+            drops=dict(self._drops),
+            cancels=dict(self._cancels),
+        )

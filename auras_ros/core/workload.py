@@ -39,7 +39,8 @@ class SyntheticConfig:
 
 
 class SyntheticAgent:
-    """Implements :class:`auras_ros.core.stages.Agent`. Observation data: a float scalar (the scene)."""
+    """Implements :class:`auras_ros.core.stages.Agent`. Observation data: a float scalar (the scene), or
+    a uint8 image whose mean brightness is the scene."""
 
     def __init__(self, config: SyntheticConfig = SyntheticConfig()) -> None:
         self.config = config
@@ -62,7 +63,8 @@ class SyntheticAgent:
         if stage == 0:
             if not isinstance(carry, Observation):
                 raise InputError("carry", "SyntheticAgent.perceive", "an Observation at slice 0", type(carry).__name__)
-            scene = float(carry.data)
+            data = carry.data
+            scene = float(np.asarray(data).mean()) / 255.0 if np.ndim(data) > 0 else float(data)
             if not np.isfinite(scene):
                 raise InputError("observation data", "SyntheticAgent.perceive", "a finite number", scene)
             carry = torch.tanh(self._basis * scene)

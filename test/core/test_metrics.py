@@ -37,3 +37,18 @@ def test_summary_statistics_match_hand_computed_values() -> None:
 def test_empty_run_reports_nan_not_a_crash() -> None:
     m = MetricsRecorder().summary()
     assert m.decisions == 0 and np.isnan(m.decisions_per_s) and np.isnan(m.age_p50)
+
+
+def test_windows_report_only_their_own_decisions_and_counts() -> None:
+    recorder = MetricsRecorder()
+    for t in (0.0, 0.1, 0.2):
+        recorder.decision(_decision(t, t))
+    recorder.drop("superseded")
+    first = recorder.take_window()
+    for t in (1.0, 1.5):
+        recorder.decision(_decision(t, t - 0.2))
+    second = recorder.take_window()
+    assert (first.decisions, second.decisions) == (3, 2)
+    assert first.drops == {"superseded": 1} and second.drops == {}
+    assert second.interval_mean == pytest.approx(0.5) and second.age_p50 == pytest.approx(0.2)
+    assert recorder.decisions_recorded == 5

@@ -1,0 +1,49 @@
+"""Running generation in one process while perception runs in another (the distributed ROS graph).
+
+A generation node only sees percepts that arrive from the perception node. :class:`ExternalPerception`
+wraps an agent so that the executors treat an arrived percept as an observation whose perception is
+already done: its single perception slice hands the percept through, so the pipeline writes it into
+the public context slot of the frame it arrived in and every in-flight generation step reads the
+freshest one, exactly as in the composed pipeline. ``fetch_offset`` keeps its meaning: -1 reads only
+percepts that arrived before this frame began.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from auras_ros.core.errors import InputError
+from auras_ros.core.stages import Agent, AgentOutput, GenerationResult, GenerationStep, Observation
+
+
+class ExternalPerception:
+    """An :class:`Agent` whose perception happened elsewhere; generation is the wrapped agent's."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    @property
+    def generation_iterations(self) -> int:
+        return self.agent.generation_iterations
+
+    @property
+    def max_perception_stages(self) -> int:
+        return 1
+
+    def perceive(self, carry: Any, stage: int, num_stages: int) -> Any:
+        if not isinstance(carry, Observation):
+            raise InputError("carry", "ExternalPerception.perceive", "an Observation holding a percept",
+                             type(carry).__name__)
+        return carry.data
+
+    def init_request(self, request_id: int) -> Any:
+        return self.agent.init_request(request_id)
+
+    def generate(self, context: Mapping[str, Any], steps: Sequence[GenerationStep]) -> GenerationResult:
+        return self.agent.generate(context, steps)
+
+    def finish(self, state: Any) -> AgentOutput:
+        return self.agent.finish(state)
+
+    def generate_request(self, percept: Any, request_id: int) -> AgentOutput:
+        return self.agent.generate_request(percept, request_id)

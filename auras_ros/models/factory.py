@@ -1,0 +1,58 @@
+"""One place that turns a model name or a local checkpoint directory into an agent, for the nodes,
+the CLI and the benchmarks. Nothing is fetched from a hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from auras_ros.core.errors import ConfigError, InputError, one_of
+from auras_ros.core.stages import Agent
+
+PRESETS = ("synthetic", "diffusion-tiny", "ar-tiny")
+
+
+def build_agent(model: str, device: str = "cpu") -> Agent:
+    """``model`` is a preset name or a checkpoint directory written by an agent's save function."""
+    if model == "synthetic":
+        from auras_ros.core.workload import SyntheticAgent
+        return SyntheticAgent()
+    if model == "diffusion-tiny":
+        from auras_ros.models.diffusion import DiffusionPolicyAgent, tiny
+        return DiffusionPolicyAgent(tiny(device=device, state_dim=0))
+    if model == "ar-tiny":
+        from auras_ros.models.ar_config import tiny_config
+        from auras_ros.models.ar_vla import ARVLAAgent
+        return ARVLAAgent.from_config(tiny_config(device=device))
+    path = Path(model)
+    if not path.is_dir():
+        raise ConfigError("model", model, f"{one_of(PRESETS)}, or a local checkpoint directory")
+    from auras_ros.models import ar_checkpoint, diffusion
+    if (path / diffusion.CONFIG_FILE).is_file() and (path / diffusion.WEIGHTS_FILE).is_file():
+        return diffusion.DiffusionPolicyAgent.load(path, device=device)
+    if (path / ar_checkpoint.CONFIG_FILE).is_file():
+        return ar_checkpoint.load_checkpoint(path, device=device)
+    raise InputError("checkpoint files", f"build_agent({model})",
+                     f"{diffusion.CONFIG_FILE} + {diffusion.WEIGHTS_FILE} (diffusion) or {ar_checkpoint.CONFIG_FILE} (AR)",
+                     sorted(p.name for p in path.iterdir()))
+
+
+def percept_to_tensor(percept: Any) -> torch.Tensor:
+    """The tensor that carries a percept across a topic (every agent's percept is one tensor, or wraps
+    one as ``.cond`` for the diffusion policy)."""
+    if isinstance(percept, torch.Tensor):
+        return percept
+    cond = getattr(percept, "cond", None)
+    if isinstance(cond, torch.Tensor):
+        return cond
+    raise InputError("percept", "percept_to_tensor", "a tensor, or an object with a .cond tensor", type(percept).__name__)
+
+
+def percept_from_tensor(agent: Agent, tensor: torch.Tensor) -> Any:
+    """The agent's percept type back from its tensor."""
+    from auras_ros.models.diffusion import DiffusionPercept, DiffusionPolicyAgent
+    if isinstance(agent, DiffusionPolicyAgent):
+        return DiffusionPercept(tensor.to(agent.device, agent.dtype))
+    return tensor
