@@ -1,0 +1,1 @@
+"""Evaluation: the embedded MuJoCo task, trained policies, closed-loop evaluation, tuner and report."""

@@ -1,0 +1,355 @@
+"""The embedded MuJoCo task: catch and hold a target that moves on its own.
+
+A planar point agent (blue, velocity-controlled through two slide joints) must reach a target
+(red, a mocap body bouncing around the arena at constant speed, seeded) and stay within
+``catch_radius`` of it for ``hold_frames`` consecutive frames. A fixed top camera renders small RGB
+images, the observation of every policy.
+
+Why it is staleness-sensitive: the expert is a high-gain proportional controller (it closes
+``gain * frame_period`` ≈ 80 % of the gap in one frame). With fresh observations the loop converges;
+acting on an observation ``k`` frames old, a discrete loop with that gain and delay becomes
+oscillatory (k = 1) and then unstable (k ≥ 2: the bound is gain·dt < 0.618), so the agent overshoots
+and can not hold the target. The learned policies imitate this controller, so they inherit it.
+
+Two time modes:
+- **frame-stepped**: :meth:`CatchTask.step` advances the world by one frame (``frame_period`` of sim
+  time, ``substeps`` physics steps); accuracy does not depend on the machine's speed.
+- **real-time**: :class:`RealTimeWorld` steps the same world in wall time at the frame rate from a
+  thread; actions apply when they arrive, so a slow agent pays.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from auras_ros.core.errors import ConfigError
+from auras_ros.core.stages import Observation
+
+# EGL renders headless on Mesa llvmpipe here; respect a caller's choice (e.g. osmesa).
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import mujoco  # noqa: E402  (MUJOCO_GL must be set before the import)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    image_size: int = 64  # square renders from the top camera
+    frame_period: float = 0.05  # seconds of world time per frame (20 Hz camera and control)
+    substeps: int = 10  # physics steps per frame
+    arena: float = 0.8  # target and agent stay in [-arena, arena]^2
+    max_speed: float = 1.5  # agent speed at |action| = 1, units/s
+    target_speed: float = 0.5  # units/s
+    gain: float = 16.0  # expert: velocity = gain * (target - agent), clipped; gain*dt = 0.8
+    catch_radius: float = 0.1
+    hold_frames: int = 10  # consecutive frames within catch_radius for success
+    max_frames: int = 120  # episode length limit
+    min_start_distance: float = 0.8
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "substeps", "hold_frames", "max_frames"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(name, value, "an integer >= 1")
+        for name in ("frame_period", "arena", "max_speed", "target_speed", "gain", "catch_radius"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(name, value, "a finite number > 0")
+        if self.target_speed >= self.max_speed:
+            raise ConfigError("target_speed", self.target_speed, f"below max_speed {self.max_speed} (else it can't be caught)")
+
+
+def _model_xml(config: TaskConfig) -> str:
+    half = config.arena + 0.12
+    # Top camera at height h with fovy 45 sees a half-width of h * tan(22.5°); frame the arena walls.
+    height = half / math.tan(math.radians(22.5))
+    wall = f'type="box" rgba="0.3 0.3 0.3 1" contype="0" conaffinity="0"'
+    return f"""
+<mujoco model="catch_moving_target">
+  <option timestep="{config.frame_period / config.substeps}" gravity="0 0 0" integrator="implicitfast"/>
+  <visual><global offwidth="{config.image_size}" offheight="{config.image_size}"/><quality offsamples="0" shadowsize="0"/></visual>
+  <worldbody>
+    <light pos="0 0 3" dir="0 0 -1" directional="true" castshadow="false" diffuse="0.9 0.9 0.9"/>
+    <geom name="floor" type="plane" size="{half} {half} 0.05" rgba="0.85 0.85 0.8 1" contype="0" conaffinity="0"/>
+    <geom {wall} pos="0 {half} 0.02" size="{half} 0.03 0.02"/>
+    <geom {wall} pos="0 {-half} 0.02" size="{half} 0.03 0.02"/>
+    <geom {wall} pos="{half} 0 0.02" size="0.03 {half} 0.02"/>
+    <geom {wall} pos="{-half} 0 0.02" size="0.03 {half} 0.02"/>
+    <camera name="top" pos="0 0 {height:.4f}" xyaxes="1 0 0 0 1 0" fovy="45"/>
+    <body name="agent" pos="0 0 0.06">
+      <joint name="agent_x" type="slide" axis="1 0 0" limited="true" range="{-config.arena} {config.arena}"/>
+      <joint name="agent_y" type="slide" axis="0 1 0" limited="true" range="{-config.arena} {config.arena}"/>
+      <geom type="sphere" size="0.05" mass="1" rgba="0.1 0.3 0.95 1" contype="0" conaffinity="0"/>
+    </body>
+    <body name="target" mocap="true" pos="0 0 0.05">
+      <geom type="cylinder" size="0.09 0.01" rgba="0.95 0.15 0.1 1" contype="0" conaffinity="0"/>
+    </body>
+  </worldbody>
+  <actuator>
+    <velocity name="vx" joint="agent_x" kv="100" ctrlrange="{-config.max_speed} {config.max_speed}" ctrllimited="true"/>
+    <velocity name="vy" joint="agent_y" kv="100" ctrlrange="{-config.max_speed} {config.max_speed}" ctrllimited="true"/>
+  </actuator>
+</mujoco>
+"""
+
+
+@dataclass(frozen=True)
+class WorldState:
+    """Ground truth of one frame."""
+
+    frame: int
+    time: float
+    agent: np.ndarray  # (2,)
+    target: np.ndarray  # (2,)
+    target_velocity: np.ndarray  # (2,)
+
+    @property
+    def distance(self) -> float:
+        return float(np.linalg.norm(self.target - self.agent))
+
+
+@dataclass
+class EpisodeScore:
+    """Per-episode score: success, time to success, tracking error."""
+
+    seed: int
+    success: bool = False
+    frames: int = 0
+    success_frame: int | None = None  # the frame at which the hold completed
+    distances: list[float] = field(default_factory=list)
+
+    @property
+    def time_to_success(self) -> float | None:
+        return None if self.success_frame is None else float(self.success_frame)
+
+    @property
+    def tracking_error(self) -> float:
+        """Mean agent-target distance over the frames played."""
+        return float(np.mean(self.distances)) if self.distances else math.nan
+
+
+class CatchTask:
+    """Frame-stepped MuJoCo world. Same seed → identical episode (physics and renders are deterministic)."""
+
+    def __init__(self, config: TaskConfig = TaskConfig()) -> None:
+        self.config = config
+        self.model = mujoco.MjModel.from_xml_string(_model_xml(config))
+        self.data = mujoco.MjData(self.model)
+        self._renderer: mujoco.Renderer | None = None
+        self._camera = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, "top")
+        self._target_velocity = np.zeros(2)
+        self._rendered: tuple[int, np.ndarray] | None = None
+        self.frame = 0
+        self.seed = 0
+        self._hold = 0
+        self.score = EpisodeScore(seed=0)
+
+    # -- episode ----------------------------------------------------------------------------------
+    def reset(self, seed: int) -> Observation:
+        """Start the episode of ``seed``: agent and target at seeded places, target heading seeded."""
+        rng = np.random.default_rng(seed)
+        c = self.config
+        mujoco.mj_resetData(self.model, self.data)
+        while True:
+            agent = rng.uniform(-c.arena, c.arena, 2)
+            target = rng.uniform(-c.arena * 0.9, c.arena * 0.9, 2)
+            if np.linalg.norm(agent - target) >= c.min_start_distance:
+                break
+        heading = rng.uniform(0, 2 * math.pi)
+        self.data.qpos[:2] = agent
+        self.data.mocap_pos[0, :2] = target
+        self._target_velocity = c.target_speed * np.array([math.cos(heading), math.sin(heading)])
+        self.data.ctrl[:] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+        self.frame = 0
+        self.seed = seed
+        self._hold = 0
+        self._rendered = None
+        self.score = EpisodeScore(seed=seed)
+        return self.observation()
+
+    @property
+    def done(self) -> bool:
+        return self.score.success or self.frame >= self.config.max_frames
+
+    def state(self) -> WorldState:
+        return WorldState(self.frame, self.time, self.data.qpos[:2].copy(), self.data.mocap_pos[0, :2].copy(),
+                          self._target_velocity.copy())
+
+    @property
+    def time(self) -> float:
+        return self.frame * self.config.frame_period
+
+    # -- acting -----------------------------------------------------------------------------------
+    def apply(self, action: np.ndarray) -> None:
+        """Set the velocity command (normalized, [-1, 1] per axis); it holds until the next apply."""
+        a = np.asarray(action, dtype=np.float64).reshape(-1)[:2]
+        if not np.all(np.isfinite(a)):
+            a = np.zeros(2)  # a broken decision stops the agent rather than crashing the world
+        self.data.ctrl[:2] = np.clip(a, -1.0, 1.0) * self.config.max_speed
+
+    def step(self, action: np.ndarray | None = None) -> WorldState:
+        """Advance the world by one frame (applying ``action`` first if given) and score it."""
+        if action is not None:
+            self.apply(action)
+        c = self.config
+        dt = c.frame_period / c.substeps
+        for _ in range(c.substeps):
+            self._move_target(dt)
+            mujoco.mj_step(self.model, self.data)
+        self.frame += 1
+        self._rendered = None
+        state = self.state()
+        self._score(state)
+        return state
+
+    def _move_target(self, dt: float) -> None:
+        pos = self.data.mocap_pos[0, :2] + self._target_velocity * dt
+        for axis in range(2):
+            limit = self.config.arena
+            if abs(pos[axis]) > limit:  # bounce off the arena edge
+                pos[axis] = math.copysign(2 * limit - abs(pos[axis]), pos[axis])
+                self._target_velocity[axis] *= -1
+        self.data.mocap_pos[0, :2] = pos
+
+    def _score(self, state: WorldState) -> None:
+        s = self.score
+        s.frames = self.frame
+        s.distances.append(state.distance)
+        self._hold = self._hold + 1 if state.distance <= self.config.catch_radius else 0
+        if not s.success and self._hold >= self.config.hold_frames:
+            s.success = True
+            s.success_frame = self.frame
+
+    # -- sensing ----------------------------------------------------------------------------------
+    def render(self) -> np.ndarray:
+        """uint8 HxWx3 RGB from the top camera (image row 0 = +y edge of the arena)."""
+        if self._rendered is not None and self._rendered[0] == self.frame:
+            return self._rendered[1]
+        if self._renderer is None:
+            size = self.config.image_size
+            self._renderer = mujoco.Renderer(self.model, size, size)
+            # Shadows cost ~10x the whole render on llvmpipe and the flat task does not need them.
+            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        self._renderer.update_scene(self.data, camera=self._camera)
+        image = self._renderer.render().copy()
+        self._rendered = (self.frame, image)
+        return image
+
+    def observation(self) -> Observation:
+        """The current render stamped with sim time; ``state`` is the agent's own position (proprioception)."""
+        data = {"image": self.render(), "state": self.data.qpos[:2].astype(np.float32)}
+        return Observation(seq=self.frame, stamp=self.time, data=data)
+
+    def expert_action(self, state: WorldState | None = None) -> np.ndarray:
+        """The scripted expert on privileged state: a saturated proportional controller."""
+        s = self.state() if state is None else state
+        velocity = self.config.gain * (s.target - s.agent)
+        return np.clip(velocity / self.config.max_speed, -1.0, 1.0)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+class TaskSource:
+    """The world as the pipeline's ObservationSource: latest(now) is the current render, stamped with
+    the sim time of the frame it shows."""
+
+    def __init__(self, task: CatchTask) -> None:
+        self.task = task
+
+    def latest(self, now: float) -> Observation | None:
+        return self.task.observation()
+
+
+def expert_rollout(task: CatchTask, seed: int, delay: int = 0) -> EpisodeScore:
+    """The expert acting on observations ``delay`` frames old (its state at frame t − delay)."""
+    task.reset(seed)
+    history = [task.state()]
+    while not task.done:
+        task.step(task.expert_action(history[max(0, len(history) - 1 - delay)]))
+        history.append(task.state())
+    return task.score
+
+
+class RealTimeWorld:
+    """The same world in wall time: a thread steps it every ``frame_period`` seconds and renders the
+    camera; :meth:`apply` sets the command whenever a decision arrives, so a slow agent acts late.
+
+    It is an ObservationSource on the wall clock: ``latest(now)`` is the newest render stamped with the
+    wall time it was sensed at.
+    """
+
+    def __init__(self, task: CatchTask, clock_now=time.monotonic) -> None:
+        self.task = task
+        self._now = clock_now
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._latest: Observation | None = None
+        self.overruns = 0
+
+    def start(self, seed: int) -> None:
+        # A GL context belongs to the thread that made it, so the world thread owns every render.
+        self.task.close()
+        self._stop.clear()
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(seed, ready), name="realtime-world", daemon=True)
+        self._thread.start()
+        ready.wait()
+
+    def _loop(self, seed: int, ready: threading.Event) -> None:
+        try:
+            with self._lock:
+                first = self.task.reset(seed)
+                self._latest = Observation(first.seq, self._now(), first.data)
+        finally:
+            ready.set()
+        period = self.task.config.frame_period
+        next_tick = self._now() + period
+        while not self._stop.is_set():
+            delay = next_tick - self._now()
+            if delay > 0:
+                self._stop.wait(delay)  # sleeps until the next world tick, or stop
+            with self._lock:
+                if self.task.done:
+                    break
+                self.task.step()
+                observation = self.task.observation()
+                self._latest = Observation(observation.seq, next_tick, observation.data)
+            next_tick += period
+            if self._now() > next_tick:
+                self.overruns += 1  # the renderer could not keep the camera rate
+                next_tick = self._now()
+        self.task.close()
+        self._stop.set()
+
+    def apply(self, action: np.ndarray) -> None:
+        with self._lock:
+            self.task.apply(action)
+
+    def latest(self, now: float) -> Observation | None:
+        return self._latest
+
+    @property
+    def done(self) -> bool:
+        return self._stop.is_set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the episode to end (success or max_frames)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def stop(self) -> EpisodeScore:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        return self.task.score
