@@ -40,7 +40,7 @@ import torch
 from auras_ros.core.partition import stage_ranges
 from auras_ros.core.stages import PERCEPT_KEY, Agent, GenerationStep, Observation, perceive_all
 from auras_ros.models.ar_config import openvla_7b_shaped, tiny_config
-from auras_ros.models.ar_static import CapturedCall, StaticDecoder
+from auras_ros.models.ar_static import FrameGraphs, StaticDecoder
 from auras_ros.models.ar_vla import ARVLAAgent
 
 DEFAULT_LS = (2, 3, 4, 6)
@@ -259,35 +259,7 @@ def run_auras_protocol(bench: Bench, agent: Agent, obs: ObservationOf, stop: flo
 
 # ---- the AR agent with CUDA graphs -------------------------------------------------------------
 
-class ARGraphs:
-    """Static buffers and the two per-frame calls of the AR agent: perception (image → percept) and the
-    merged generation (percept, X_A → X_A over all l_a positions), each a CUDA graph on the GPU."""
-
-    def __init__(self, agent: ARVLAAgent, use_graphs: bool) -> None:
-        cfg = agent.config
-        self.agent = agent
-        size = cfg.image_size
-        self.image = torch.zeros(size, size, 3, dtype=torch.uint8, device=agent.device)
-        self.percept = torch.zeros(1, cfg.context_length, int(cfg.lm.hidden_size), dtype=agent.dtype, device=agent.device)
-        self.gen_in = torch.zeros_like(self.percept)
-        self.x_a = agent.initial_action_tokens()
-        with torch.inference_mode():
-            self.perception = CapturedCall(self._perceive, agent.device, use_graphs)
-            self.merged = CapturedCall(self._merge, agent.device, use_graphs)
-        self.x_a.copy_(agent.initial_action_tokens())
-
-    def _perceive(self) -> None:
-        self.percept.copy_(self.agent.perception_forward(self.image))
-
-    def _merge(self) -> None:
-        l_a = self.agent.config.action_dims
-        self.x_a.copy_(self.agent.merged_action_tokens(self.gen_in, self.x_a, l_a))
-
-    def errors(self) -> str:
-        return "; ".join(f"{n} graph failed ({c.error})" for n, c in (("perception", self.perception), ("merged", self.merged)) if c.error)
-
-
-def run_auras_graphs(bench: Bench, graphs: ARGraphs, images: torch.Tensor, stop: float, L: int) -> tuple[list[float], float]:
+def run_auras_graphs(bench: Bench, graphs: FrameGraphs, images: torch.Tensor, stop: float, L: int) -> tuple[list[float], float]:
     """Auras for the AR agent: frame t runs perception of observation t on stream A and the merged
     forward over observation t−1's percept (fetch_offset −1) on stream B, then a frame barrier.
     Every frame refreshes all l_a positions: with pp_generation = L − 1 stages the in-flight requests
@@ -322,7 +294,7 @@ def run_auras_graphs(bench: Bench, graphs: ARGraphs, images: torch.Tensor, stop:
     return stamps, frame_ms
 
 
-def run_seq_graph(bench: Bench, graphs: ARGraphs, decoder: StaticDecoder, images: torch.Tensor, stop: float) -> list[float]:
+def run_seq_graph(bench: Bench, graphs: FrameGraphs, decoder: StaticDecoder, images: torch.Tensor, stop: float) -> list[float]:
     stamps = []
     with torch.inference_mode():
         for i in range(bench.decisions):
@@ -352,10 +324,10 @@ def bench_ar(bench: Bench, tiny: bool, ls: Sequence[int]) -> None:
     images = images.pin_memory() if bench.cuda else images
     obs = lambda i: Observation(i, 0.0, {"image": host_images[i % len(host_images)]})
 
-    graphs = ARGraphs(agent, use_graphs=bench.cuda)
+    graphs = FrameGraphs(agent, use_graphs=bench.cuda)
     if graphs.errors():
         bench.notes.append("ar: " + graphs.errors())
-    graphs_eager = ARGraphs(agent, use_graphs=False)
+    graphs_eager = FrameGraphs(agent, use_graphs=False)
     decoder = StaticDecoder(agent, use_cuda_graph=bench.cuda)
     percept = perceive_all(agent, obs(0))
     graphs.gen_in.copy_(percept)

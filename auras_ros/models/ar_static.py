@@ -1,5 +1,5 @@
-"""Static-shape pieces of the AR agent for CUDA graphs: the SEQ decoder with a StaticCache, and a graph
-wrapper for any static-shape call (the merged forward, perception).
+"""Static-shape pieces of the AR agent for CUDA graphs: a graph wrapper for any static-shape call, the
+SEQ decoder over a StaticCache, and the per-frame pair (perception, merged forward) of the Auras loop.
 
 Explicit 4-D attention masks and position ids are passed to the LM so that nothing depends on how a
 given transformers version derives them from the cache (5.17 and 5.24 differ in the cache's keyword).
@@ -116,3 +116,34 @@ class StaticDecoder:
             self.token.copy_(self.next_token)
             self.position.add_(1)
         return torch.cat(tokens)
+
+
+class FrameGraphs:
+    """Static buffers and the two per-frame calls of the AR agent, each a CUDA graph on the GPU:
+    ``perception`` (image → percept) and ``merged`` (gen_in, X_A → X_A over all l_a positions: the merged
+    forward's shape n_v + n_l + l_a − 1 is the same every frame, whatever L is). One set of buffers
+    serves every in-flight request; the executor copies the percept into ``gen_in`` when its fetch
+    offset says so (−1: before the next perception overwrites ``percept``)."""
+
+    def __init__(self, agent: ARVLAAgent, use_graphs: bool) -> None:
+        cfg = agent.config
+        self.agent = agent
+        size = cfg.image_size
+        self.image = torch.zeros(size, size, 3, dtype=torch.uint8, device=agent.device)
+        self.percept = torch.zeros(1, cfg.context_length, int(cfg.lm.hidden_size), dtype=agent.dtype, device=agent.device)
+        self.gen_in = torch.zeros_like(self.percept)
+        self.x_a = agent.initial_action_tokens()
+        with torch.inference_mode():
+            self.perception = CapturedCall(self._perceive, agent.device, use_graphs)
+            self.merged = CapturedCall(self._merge, agent.device, use_graphs)
+        self.x_a.copy_(agent.initial_action_tokens())
+
+    def _perceive(self) -> None:
+        self.percept.copy_(self.agent.perception_forward(self.image))
+
+    def _merge(self) -> None:
+        l_a = self.agent.config.action_dims
+        self.x_a.copy_(self.agent.merged_action_tokens(self.gen_in, self.x_a, l_a))
+
+    def errors(self) -> str:
+        return "; ".join(f"{n} graph failed ({c.error})" for n, c in (("perception", self.perception), ("merged", self.merged)) if c.error)
