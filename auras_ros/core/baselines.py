@@ -107,13 +107,13 @@ class ParallelRunner(Runner):
             return super().run(decisions, frames)
         if decisions is None:
             raise ConfigError("decisions", decisions, "a number of decisions (PAR on a wall clock has no frames)")
-        stop = threading.Event()
+        stop = threading.Event()  # this run's own end; self._stop ends it from outside
         in_flight = [0]
         errors: list[BaseException] = []
 
         def worker(slot: int) -> None:
             try:
-                while not stop.is_set():
+                while not (stop.is_set() or self._stop.is_set()):
                     with self._lock:
                         if self.frame_period is not None:
                             now = self.clock.now()
@@ -225,12 +225,12 @@ class DecoupledRunner(Runner):
             return super().run(decisions, frames)
         if decisions is None:
             raise ConfigError("decisions", decisions, "a number of decisions (DEC on a wall clock has no frames)")
-        stop = threading.Event()
+        stop = threading.Event()  # this run's own end; self._stop ends it from outside
         errors: list[BaseException] = []
 
         def perception_loop() -> None:
             try:
-                while not stop.is_set():
+                while not (stop.is_set() or self._stop.is_set()):
                     if not self._perceive_latest():
                         time.sleep(0.0005)  # no new camera frame yet: poll again shortly
             except BaseException as error:
@@ -240,7 +240,7 @@ class DecoupledRunner(Runner):
         thread = threading.Thread(target=perception_loop, name="dec-perception")
         thread.start()
         try:
-            while not stop.is_set() and self.recorder.decisions_recorded < decisions:
+            while not (stop.is_set() or self._stop.is_set()) and self.recorder.decisions_recorded < decisions:
                 decision = self._generate_latest(None)
                 if decision is None:
                     time.sleep(0.0005)  # no percept yet

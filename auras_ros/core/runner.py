@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import Callable
 
 from auras_ros.core.clock import Clock
@@ -38,6 +39,7 @@ class Runner:
         self._next_request_id = 0
         self.frame = 0
         self._frame_start: float | None = None
+        self._stop = threading.Event()  # ends a threaded run() early (node shutdown)
 
     # -- intake ----------------------------------------------------------------------------------
     def take_observation(self, allow_repeat: bool = False) -> Observation | None:
@@ -99,13 +101,17 @@ class Runner:
         if decisions is None and frames is None:
             raise ConfigError("decisions/frames", None, "at least one stop condition")
         start_frame = self.frame
-        while True:
+        while not self._stop.is_set():
             if decisions is not None and self.recorder.decisions_recorded >= decisions:
                 break
             if frames is not None and self.frame - start_frame >= frames:
                 break
             self.step()
         return self.recorder.summary()
+
+    def stop(self) -> None:
+        """Make run() return, now or as soon as it starts (thread-safe; for good)."""
+        self._stop.set()
 
     def close(self) -> None:
         """Release threads; the runner can't step afterwards."""

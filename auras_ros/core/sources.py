@@ -22,15 +22,21 @@ class LatestObservation:
 
     def __init__(self) -> None:
         self._latest: Observation | None = None
-        self._lock = threading.Lock()
+        self._arrived = threading.Condition()
 
     def push(self, observation: Observation) -> None:
-        with self._lock:
+        with self._arrived:
             if self._latest is None or observation.seq > self._latest.seq:
                 self._latest = observation
+                self._arrived.notify_all()
 
     def latest(self, now: float) -> Observation | None:
         return self._latest
+
+    def wait_newer(self, seq: int, timeout: float) -> bool:
+        """Block until an observation newer than ``seq`` is there, or ``timeout`` seconds pass."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: self._latest is not None and self._latest.seq > seq, timeout)
 
 
 class PeriodicCamera:

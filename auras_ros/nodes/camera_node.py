@@ -1,0 +1,57 @@
+"""camera_node: publishes frames from a device, a video file or an image folder as sensor_msgs/Image."""
+
+from __future__ import annotations
+
+import sys
+
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from auras_ros.nodes.frame_reader import FrameReader
+from auras_ros.nodes.params import Param, declare
+from auras_ros.nodes.qos import SENSOR_LATEST
+from auras_ros.nodes.ros_convert import rgb_to_image
+from auras_ros.nodes.runner import run_node
+
+PARAMS = (
+    Param("source", "", "V4L2 device index or path, video file, or folder of images (required)"),
+    Param("rate_hz", 30.0, "frames published per second", low=0.1, high=1000.0),
+    Param("frame_id", "camera", "frame_id of the published images"),
+    Param("width", 0, "resize to this width (0 keeps the source's)", low=0, high=8192),
+    Param("height", 0, "resize to this height (0 keeps the source's)", low=0, high=8192),
+    Param("loop", True, "restart files and folders at their end"),
+)
+
+
+class CameraNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("camera_node", **kwargs)
+        self.params = declare(self, PARAMS)
+        size = (self.params["width"], self.params["height"]) if self.params["width"] and self.params["height"] else None
+        self.reader = FrameReader(self.params["source"], self.params["loop"], size)
+        self.publisher = self.create_publisher(Image, "camera/image_raw", SENSOR_LATEST)
+        self.timer = self.create_timer(1.0 / self.params["rate_hz"], self._publish)
+        self.published = 0
+
+    def _publish(self) -> None:
+        # The stamp is the capture time: every later age is judged against it.
+        stamp = self.get_clock().now().to_msg()
+        pixels = self.reader.read()
+        if pixels is None:
+            self.get_logger().info(f"source {self.params['source']!r} ended after {self.published} frames")
+            self.timer.cancel()
+            return
+        self.publisher.publish(rgb_to_image(pixels, stamp, self.params["frame_id"]))
+        self.published += 1
+
+    def destroy_node(self) -> None:
+        self.reader.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(CameraNode, args=args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""auras_composed: camera, perception, context, generation and action nodes in ONE process.
+
+The embedded default and the fast path on one GPU: one model instance shared by perception and
+generation, tensors passed as in-process handles (no copy crosses a topic), and a MultiThreadedExecutor
+in which each stage's callback group runs beside the others, so perception and generation overlap.
+
+    auras_composed [--no-camera] [--no-action] [--duration S] --ros-args --params-file config/auras.yaml
+
+With ``--duration`` it stops after S seconds and prints one JSON line of the run's numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.utilities import remove_ros_args
+
+from auras_ros.core.errors import ConfigError, InputError
+from auras_ros.nodes.action_node import ActionNode
+from auras_ros.nodes.camera_node import CameraNode
+from auras_ros.nodes.context_node import ContextNode
+from auras_ros.nodes.generation_node import GenerationNode
+from auras_ros.nodes.perception_node import PerceptionNode
+from auras_ros.transport import HandleRegistry
+
+
+def summary(generation: GenerationNode) -> dict:
+    m = generation.run_recorder.summary()
+    return {"mode": generation.params["mode"], "pp_generation": generation.params["pp_generation"],
+            "decisions": m.decisions, "decisions_per_s": m.decisions_per_s, "interval_cv": m.interval_cv,
+            "interval_p99_s": m.interval_p99, "age_p50_s": m.age_p50, "age_p99_s": m.age_p99,
+            "in_flight_max": generation.in_flight_max}
+
+
+def main(args: list[str] | None = None) -> int:
+    argv = sys.argv if args is None else args
+    parser = argparse.ArgumentParser(prog="auras_composed", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-camera", action="store_true", help="images come from another process")
+    parser.add_argument("--no-action", action="store_true", help="no Twist output node")
+    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run on)")
+    options = parser.parse_args(remove_ros_args(argv)[1:])
+
+    rclpy.init(args=argv)
+    registry = HandleRegistry()
+    nodes = []
+    executor = MultiThreadedExecutor(num_threads=6)
+    try:
+        generation = GenerationNode(registry=registry)
+        nodes.append(generation)
+        # One model for both stages: perception and generation share its weights.
+        nodes.append(PerceptionNode(agent=generation.agent, registry=registry))
+        nodes.append(ContextNode(registry=registry))
+        if not options.no_camera:
+            nodes.append(CameraNode())
+        if not options.no_action:
+            nodes.append(ActionNode())
+        for node in nodes:
+            executor.add_node(node)
+        if options.duration > 0:
+            end = time.monotonic() + options.duration
+            while rclpy.ok() and time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.1)
+            print(json.dumps(summary(generation)), flush=True)
+        else:
+            executor.spin()
+        return 0
+    except (ConfigError, InputError) as error:
+        print(f"auras_composed: {error}", file=sys.stderr, flush=True)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    finally:
+        if nodes:
+            nodes[0].stop()  # the generation node's own threads, before the executor stops
+        executor.shutdown()
+        for node in reversed(nodes):
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The world-state keys of the public context, declared from parameters (shared by the context node and
+the generation node's replica, so both judge staleness the same way)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rclpy.node import Node
+
+from auras_ros.core.context import KeySpec, Policy
+from auras_ros.core.stages import PERCEPT_KEY
+from auras_ros.nodes.params import Param, declare
+
+KEY_TYPES = ("percept", "string", "joint_state")
+DEFAULT_TOPICS = {"percept": "auras/percept", "string": "auras/instruction", "joint_state": "joint_states"}
+
+
+@dataclass(frozen=True)
+class ContextKey:
+    spec: KeySpec
+    type: str  # one of KEY_TYPES: which message type its topic carries
+    topic: str
+
+
+def declare_context_keys(node: Node) -> list[ContextKey]:
+    names = declare(node, [Param("keys", [PERCEPT_KEY], "public-context keys (each configured under <key>.*)")])["keys"]
+    keys = []
+    for name in names:
+        default_type = "percept" if name == PERCEPT_KEY else "string"
+        values = declare(node, [
+            Param(f"{name}.type", default_type, "message type of the key's topic", choices=KEY_TYPES),
+            Param(f"{name}.topic", "", "topic the key is read from (empty: the type's default)"),
+            Param(f"{name}.max_age", 0.0, "seconds of sensor time after which the value is stale (0: never)",
+                  low=0.0, high=1e9),
+            Param(f"{name}.policy", Policy.HOLD.value, "what a stale read does",
+                  choices=tuple(p.value for p in Policy)),
+            Param(f"{name}.wait_timeout", 0.1, "seconds a 'wait' read blocks at most", low=0.0, high=60.0),
+            Param(f"{name}.cancels_in_flight", False, "a changed value cancels in-flight requests"),
+        ])
+        max_age = values[f"{name}.max_age"] or math.inf
+        spec = KeySpec(name, max_age, Policy(values[f"{name}.policy"]), values[f"{name}.wait_timeout"],
+                       values[f"{name}.cancels_in_flight"])
+        kind = values[f"{name}.type"]
+        keys.append(ContextKey(spec, kind, values[f"{name}.topic"] or DEFAULT_TOPICS[kind]))
+    return keys

@@ -1,0 +1,168 @@
+"""context_node: holds the public context — timestamped world state with a staleness policy per key —
+and publishes it as ContextState whenever a key changes, plus /diagnostics once a second."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import Counter
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+
+from auras_ros.core.context import ContextRead, PublicContext, StaleContextError, Verdict
+from auras_ros.core.errors import InputError
+from auras_ros.msg import ContextEntry, ContextState, Percept
+from auras_ros.nodes.context_keys import ContextKey, declare_context_keys
+from auras_ros.nodes.params import Param, declare
+from auras_ros.nodes.payload import PayloadCodec, transport_params
+from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
+from auras_ros.nodes.ros_clock import RosClock
+from auras_ros.nodes.ros_convert import to_duration, to_seconds, to_time
+from auras_ros.nodes.runner import run_node
+
+VERDICTS = {Verdict.FRESH: ContextEntry.VERDICT_FRESH, Verdict.STALE_HELD: ContextEntry.VERDICT_STALE,
+            Verdict.DROPPED: ContextEntry.VERDICT_REJECTED, Verdict.WAIT_TIMEOUT: ContextEntry.VERDICT_REJECTED,
+            Verdict.MISSING: ContextEntry.VERDICT_MISSING}
+MESSAGE_TYPES = {"percept": Percept, "string": String, "joint_state": JointState}
+
+PARAMS = (
+    Param("future_tolerance", 0.05, "seconds a sensor stamp may lie ahead of this node's clock", low=0.0, high=60.0),
+    Param("diagnostics_period", 1.0, "seconds between /diagnostics reports", low=0.1, high=3600.0),
+    *transport_params(),
+)
+
+
+def check_stamp(stamp: float, previous: float | None, now: float, tolerance: float, where: str) -> None:
+    """Sensor stamps must not lie in the future nor go backwards for one key."""
+    if stamp > now + tolerance:
+        raise InputError("stamp", where, f"not after now + {tolerance} s ({now:.6f})", round(stamp, 6))
+    if previous is not None and stamp < previous:
+        raise InputError("stamp", where, f"not before the key's previous stamp {previous:.6f}", round(stamp, 6))
+
+
+class ContextNode(Node):
+    def __init__(self, registry: Any = None, **kwargs: Any) -> None:
+        super().__init__("context_node", **kwargs)
+        self.params = declare(self, PARAMS)
+        self.keys = declare_context_keys(self)
+        self.clock = RosClock(self)
+        self.public_context = PublicContext([k.spec for k in self.keys], self.clock)
+        self.codec = PayloadCodec(self.params, registry)
+        self.rejected: Counter[str] = Counter()
+        self.stale_reads: Counter[str] = Counter()
+        self.writes: Counter[str] = Counter()
+        self.version = 0
+        self.context_group = MutuallyExclusiveCallbackGroup()  # protects the context writes and snapshots
+        self.publisher = self.create_publisher(ContextState, "auras/context", LATCHED)
+        self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", ORDERED)
+        for key in self.keys:
+            self.create_subscription(MESSAGE_TYPES[key.type], key.topic,
+                                     lambda msg, key=key: self._on_message(key, msg), LATEST_RELIABLE,
+                                     callback_group=self.context_group)
+        self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
+                          callback_group=self.context_group)
+
+    def _on_message(self, key: ContextKey, msg: Any) -> None:
+        where = f"context_node key {key.spec.key!r} on {key.topic}"
+        try:
+            value, stamp, seq = self._value_of(key, msg, where)
+            history = self.public_context.history(key.spec.key)
+            check_stamp(stamp, history[-1].stamp if history else None, self.clock.now(),
+                        self.params["future_tolerance"], where)
+        except InputError as error:
+            self.rejected[f"{key.spec.key}:{error.what}"] += 1
+            self.get_logger().warning(f"rejected: {error}", throttle_duration_sec=2.0)
+            return
+        self.public_context.write(key.spec.key, value, stamp=stamp, seq=seq)
+        self.writes[key.spec.key] += 1
+        self.version += 1
+        self.publisher.publish(self._snapshot())
+
+    def _value_of(self, key: ContextKey, msg: Any, where: str) -> tuple[Any, float, int]:
+        if key.type == "percept":
+            if msg.key != key.spec.key:
+                raise InputError("percept key", where, repr(key.spec.key), msg.key)
+            # Forwarded as it came (a handle stays a handle): the context node never needs the tensor.
+            return msg.tensor, to_seconds(msg.header.stamp), msg.observation_seq
+        if key.type == "joint_state":
+            positions = [float(p) for p in msg.position]
+            if not all(math.isfinite(p) for p in positions):
+                raise InputError("joint positions", where, "finite numbers", positions)
+            return positions, to_seconds(msg.header.stamp), self.writes[key.spec.key]
+        # Plain text carries no header: it is sensed when it arrives.
+        return msg.data, self.clock.now(), self.writes[key.spec.key]
+
+    def _read(self, key: str) -> ContextRead:
+        try:
+            read = self.public_context.read(key)
+        except StaleContextError:
+            history = self.public_context.history(key)
+            read = ContextRead(key, None, self.clock.now() - history[-1].stamp, Verdict.DROPPED)
+        if read.stale and read.verdict is not Verdict.MISSING:
+            self.stale_reads[key] += 1
+        return read
+
+    def _snapshot(self) -> ContextState:
+        msg = ContextState()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.frame = self.public_context.frame
+        msg.version = self.version
+        for key in self.keys:
+            read = self._read(key.spec.key)
+            entry = ContextEntry()
+            entry.key = key.spec.key
+            entry.policy = key.spec.policy.value
+            entry.verdict = VERDICTS[read.verdict]
+            entry.max_age = to_duration(0.0 if math.isinf(key.spec.max_age) else key.spec.max_age)
+            latest = self.public_context.history(key.spec.key)
+            if latest:
+                entry.stamp = to_time(latest[-1].stamp)
+                entry.observation_seq = latest[-1].seq
+                entry.age = to_duration(max(self.clock.now() - latest[-1].stamp, 0.0))
+            if read.entry is not None:
+                value = read.entry.value
+                if key.type == "percept":
+                    entry.value = value
+                else:
+                    self.codec.encode(value if isinstance(value, str) else _as_tensor(value), entry.value)
+            msg.entries.append(entry)
+        return msg
+
+    def _publish_diagnostics(self) -> None:
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        for key in self.keys:
+            read = self._read(key.spec.key)
+            status = DiagnosticStatus(name=f"auras_ros/context/{key.spec.key}", hardware_id=self.get_name())
+            status.level = {Verdict.FRESH: DiagnosticStatus.OK, Verdict.STALE_HELD: DiagnosticStatus.WARN}.get(
+                read.verdict, DiagnosticStatus.ERROR)
+            status.message = read.verdict.value
+            status.values = [KeyValue(key=k, value=str(v)) for k, v in (
+                ("age_s", "none" if read.age is None else f"{read.age:.6f}"), ("max_age_s", key.spec.max_age),
+                ("policy", key.spec.policy.value), ("writes", self.writes[key.spec.key]),
+                ("stale_reads", self.stale_reads[key.spec.key]),
+                ("rejected", sum(n for r, n in self.rejected.items() if r.startswith(f"{key.spec.key}:"))))]
+            array.status.append(status)
+        self.diagnostics.publish(array)
+
+    def destroy_node(self) -> None:
+        self.codec.close()
+        super().destroy_node()
+
+
+def _as_tensor(value: Any) -> Any:
+    import torch
+    return torch.as_tensor(value, dtype=torch.float64)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(ContextNode, args=args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

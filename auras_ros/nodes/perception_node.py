@@ -1,0 +1,116 @@
+"""perception_node: runs an agent's perception on the latest camera image and publishes its percept.
+
+Triggered by every new image (``trigger: image``) or by the generation node's frame clock
+(``trigger: frame``: one perception per frame on the latest image, as in the paper's pipeline).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import UInt64
+
+from auras_ros.core.errors import InputError
+from auras_ros.core.metrics import MetricsRecorder
+from auras_ros.core.stages import Observation, perceive_all
+from auras_ros.models.factory import build_agent, percept_to_tensor
+from auras_ros.msg import Percept, PipelineStats
+from auras_ros.nodes.params import Param, declare
+from auras_ros.nodes.payload import PayloadCodec, transport_params
+from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
+from auras_ros.nodes.ros_convert import image_to_rgb, metrics_to_stats, to_duration, to_seconds
+from auras_ros.nodes.runner import run_node
+
+PARAMS = (
+    Param("model", "synthetic", "agent preset (synthetic, diffusion-tiny, ar-tiny) or local checkpoint directory"),
+    Param("device", "cpu", "torch device of the model", choices=("cpu", "cuda")),
+    Param("percept_key", "percept", "public-context key the percepts are written to"),
+    Param("trigger", "image", "perceive on every new image, or once per frame tick", choices=("image", "frame")),
+    Param("max_image_pixels", 4096 * 4096, "larger images are rejected", low=1),
+    Param("stats_period", 1.0, "seconds between perception stats reports", low=0.1, high=3600.0),
+    *transport_params(),
+)
+
+
+class PerceptionNode(Node):
+    def __init__(self, agent: Any = None, registry: Any = None, **kwargs: Any) -> None:
+        super().__init__("perception_node", **kwargs)
+        self.params = declare(self, PARAMS)
+        self.agent = agent if agent is not None else build_agent(self.params["model"], self.params["device"])
+        self.codec = PayloadCodec(self.params, registry)
+        self.recorder = MetricsRecorder()
+        # One group for everything perception touches: its callbacks never overlap each other, but run
+        # beside generation's in a multi-threaded executor.
+        self.perception_group = MutuallyExclusiveCallbackGroup()
+        self.publisher = self.create_publisher(Percept, "auras/percept", LATEST_RELIABLE)
+        self.stats_publisher = self.create_publisher(PipelineStats, "auras/perception_stats", ORDERED)
+        self.create_subscription(Image, "camera/image_raw", self._on_image, SENSOR_LATEST,
+                                 callback_group=self.perception_group)
+        if self.params["trigger"] == "frame":
+            self.create_subscription(UInt64, "auras/frame", self._on_frame, LATEST_RELIABLE,
+                                     callback_group=self.perception_group)
+        self.create_timer(self.params["stats_period"], self._publish_stats)
+        self._latest: Image | None = None
+        self._seq = 0
+        self._perceived_seq = -1
+        self._frame = 0
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each perception, for overlap checks
+
+    def _on_image(self, msg: Image) -> None:
+        self._latest = msg
+        self._seq += 1
+        if self.params["trigger"] == "image":
+            self._perceive_latest()
+
+    def _on_frame(self, msg: UInt64) -> None:
+        self._frame = msg.data
+        self._perceive_latest()
+
+    def _perceive_latest(self) -> None:
+        msg, seq = self._latest, self._seq
+        if msg is None or seq == self._perceived_seq:
+            return
+        self._perceived_seq = seq
+        started = time.perf_counter()
+        try:
+            pixels = image_to_rgb(msg, self.params["max_image_pixels"], "perception_node image")
+            percept = perceive_all(self.agent, Observation(seq, to_seconds(msg.header.stamp), pixels))
+        except InputError as error:
+            self.recorder.drop(f"bad_input:{error.what}")
+            self.get_logger().warning(f"rejected image {seq}: {error}", throttle_duration_sec=2.0)
+            return
+        elapsed = time.perf_counter() - started
+        self.spans.append((started, started + elapsed))
+        del self.spans[:-1000]
+        self.recorder.stage("perception", elapsed)
+        out = Percept()
+        out.header = msg.header
+        out.observation_seq = seq
+        out.key = self.params["percept_key"]
+        out.frame = self._frame % 2**32
+        out.perception_latency = to_duration(elapsed)
+        self.codec.encode(percept_to_tensor(percept), out.tensor)
+        self.publisher.publish(out)
+
+    def _publish_stats(self) -> None:
+        metrics = self.recorder.take_window()
+        self.stats_publisher.publish(metrics_to_stats(
+            metrics, stamp=self.get_clock().now().to_msg(), mode="perception", pp_perception=1, pp_generation=0,
+            fetch_offset=0, frames=0, in_flight=0))
+
+    def destroy_node(self) -> None:
+        self.codec.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(PerceptionNode, args=args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""The core's Clock protocol over a node's ROS clock, so ages follow /clock under use_sim_time."""
+
+from __future__ import annotations
+
+import time
+
+from rclpy.node import Node
+
+
+class RosClock:
+    simulated = False  # the ROS graph's frame timer paces frames; the core never waits on this clock
+
+    def __init__(self, node: Node) -> None:
+        self._clock = node.get_clock()
+
+    def now(self) -> float:
+        return self._clock.now().nanoseconds * 1e-9
+
+    def wait_until(self, t: float) -> None:
+        delay = t - self.now()
+        if delay > 0:
+            time.sleep(delay)

@@ -1,0 +1,116 @@
+"""Conversions between ROS messages and the core's plain types. Validation of what arrives on a topic
+lives here too, so that every node rejects bad input the same way (InputError naming the problem)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from sensor_msgs.msg import Image
+
+from auras_ros.core.errors import InputError
+from auras_ros.core.metrics import Decision, RunMetrics
+from auras_ros.msg import AgentAction, PipelineStats
+
+ENCODINGS = ("rgb8", "bgr8", "mono8")
+
+
+def to_seconds(stamp: Time | Duration) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def _split(seconds: float) -> tuple[int, int]:
+    total = round(seconds * 1e9)
+    return total // 1_000_000_000, total % 1_000_000_000
+
+
+def to_time(seconds: float) -> Time:
+    sec, nanosec = _split(seconds)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def to_duration(seconds: float) -> Duration:
+    sec, nanosec = _split(seconds)
+    return Duration(sec=sec, nanosec=nanosec)
+
+
+def image_to_rgb(msg: Image, max_pixels: int, where: str) -> np.ndarray:
+    """An HxWx3 uint8 RGB array (a copy) from a sensor_msgs/Image, or InputError."""
+    if msg.encoding not in ENCODINGS:
+        raise InputError("image encoding", where, " or ".join(ENCODINGS), msg.encoding)
+    if msg.height == 0 or msg.width == 0:
+        raise InputError("image size", where, "a non-empty image", f"{msg.width}x{msg.height}")
+    if msg.height * msg.width > max_pixels:
+        raise InputError("image size", where, f"at most {max_pixels} pixels", f"{msg.width}x{msg.height}")
+    channels = 1 if msg.encoding == "mono8" else 3
+    if msg.step < msg.width * channels or len(msg.data) != msg.step * msg.height:
+        raise InputError("image data length", where, f"step*height = {msg.step}*{msg.height} bytes with "
+                         f"step >= {msg.width * channels}", len(msg.data))
+    rows = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, (bytes, np.ndarray)) else msg.data,
+                         dtype=np.uint8).reshape(msg.height, msg.step)
+    pixels = rows[:, : msg.width * channels].reshape(msg.height, msg.width, channels)
+    if msg.encoding == "bgr8":
+        pixels = pixels[:, :, ::-1]
+    elif msg.encoding == "mono8":
+        pixels = np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(pixels)
+
+
+def rgb_to_image(pixels: np.ndarray, stamp: Time, frame_id: str) -> Image:
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
+    msg.encoding = "rgb8"
+    msg.is_bigendian = 0
+    msg.step = msg.width * 3
+    msg.data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
+    return msg
+
+
+def decision_to_action(decision: Decision, frame_id: str) -> AgentAction:
+    msg = AgentAction()
+    msg.header.stamp = to_time(decision.decision_time)
+    msg.header.frame_id = frame_id
+    msg.observation_stamp = to_time(decision.observation_stamp)
+    msg.observation_seq = max(decision.observation_seq, 0)
+    msg.observation_age = to_duration(max(decision.age, 0.0))
+    msg.request_id = decision.request_id
+    msg.pipeline_slot = decision.slot
+    msg.frame = decision.frame % 2**32
+    msg.action = [float(v) for v in np.asarray(decision.output.action, dtype=np.float64).ravel()]
+    msg.action_tokens = [int(t) for t in decision.output.tokens]
+    msg.context_stamps = [to_time(s) for s in decision.context_stamps]
+    return msg
+
+
+def _finite(value: float) -> float:
+    return float(value) if math.isfinite(value) else 0.0
+
+
+def metrics_to_stats(metrics: RunMetrics, *, stamp: Time, mode: str, pp_perception: int, pp_generation: int,
+                     fetch_offset: int, frames: int, in_flight: int) -> PipelineStats:
+    msg = PipelineStats()
+    msg.header.stamp = stamp
+    msg.window_s = _finite(metrics.duration)
+    msg.mode = mode
+    msg.pp_perception, msg.pp_generation, msg.fetch_offset = pp_perception, pp_generation, fetch_offset
+    msg.frames = frames
+    msg.decisions_per_s = _finite(metrics.decisions_per_s)
+    msg.decision_interval_mean_s = _finite(metrics.interval_mean)
+    msg.decision_interval_cv = _finite(metrics.interval_cv)
+    msg.decision_interval_p99_s = _finite(metrics.interval_p99)
+    msg.observation_age_p50_s = _finite(metrics.age_p50)
+    msg.observation_age_p99_s = _finite(metrics.age_p99)
+    names = sorted(metrics.stage_latency)
+    msg.stage_names = names
+    msg.stage_latency_p50_s = [_finite(metrics.stage_latency[n].p50) for n in names]
+    msg.stage_latency_p99_s = [_finite(metrics.stage_latency[n].p99) for n in names]
+    msg.requests_in_flight = in_flight
+    msg.max_requests_in_flight = pp_perception + pp_generation
+    reasons = sorted(metrics.drops)
+    msg.drop_reasons = reasons
+    msg.drop_counts = [int(metrics.drops[r]) for r in reasons]
+    msg.cancels = int(sum(metrics.cancels.values()))
+    return msg
