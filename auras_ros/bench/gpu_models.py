@@ -451,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "torch": torch.__version__, "transformers": transformers.__version__, "tiny": args.tiny,
     }
     print(json.dumps(header), flush=True)
+    if device.type != "cuda":
+        bench.notes.append("cpu: no CUDA graphs or streams; the *_graph stages and SEQ-graph/Auras rows run eagerly")
     for family in args.families:
         if bench.left() < 20:
             bench.notes.append(f"{family}: skipped, time budget spent")

@@ -11,7 +11,7 @@ from auras_ros.bench import gpu_models
 
 def test_gpu_bench_runs_tiny_on_cpu(tmp_path: Path, capsys) -> None:
     out = tmp_path / "gpu_models.json"
-    code = gpu_models.main(["--tiny", "--device", "cpu", "--decisions", "4", "--config-s", "5", "--ls", "2", "3", "--json", str(out)])
+    code = gpu_models.main(["--tiny", "--device", "cpu", "--decisions", "4", "--config-s", "60", "--ls", "2", "3", "--json", str(out)])
     assert code == 0
     report = json.loads(out.read_text())
     rows = {(r["family"], r["executor"]): r for r in report["rows"]}
