@@ -50,7 +50,7 @@ check_build_tools() {
 
 check_index_reachable() {
   local url=${PIP_INDEX_URL:-$("$PYTHON_BIN" -m pip config get global.index-url 2>/dev/null || echo https://pypi.org/simple)}
-  "$PYTHON_BIN" - "$url" <<'EOF' || die "cannot reach the package index $url: check the network or proxy (or set PIP_INDEX_URL to a reachable mirror)"
+  "$PYTHON_BIN" - "$url" 2>/dev/null <<'EOF' || die "cannot reach the package index $url: check the network or proxy (or set PIP_INDEX_URL to a reachable mirror)"
 import sys, urllib.request
 urllib.request.urlopen(sys.argv[1].rstrip("/") + "/pip/", timeout=20).read(1)
 EOF
@@ -64,6 +64,12 @@ fix_wheel_cmake_paths() {
   npinc=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
   grep -rlE '/opt/python/cp3[0-9]+-cp3[0-9]+' "$VENV/share" --include='*.cmake' | xargs -r sed -i -E \
     "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#${pyinc}#g; s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#${npinc}#g"
+}
+
+# Quiet pip, minus one warning per package that a pip config listing local file:// indexes
+# without that package produces (as on the machines this project is developed on).
+pip_install() {
+  "$VENV/bin/python" -m pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }
 
 setup_venv() {
@@ -83,8 +89,8 @@ setup_venv() {
   # colcon must not crawl into the venv: its share/ holds a package.xml of every ROS package.
   touch "$VENV/COLCON_IGNORE"
   say "installing requirements.txt into .venv (first time: a few minutes)"
-  "$VENV/bin/python" -m pip install --quiet -r requirements.txt || die "pip install -r requirements.txt failed (see above)"
-  "$VENV/bin/python" -m pip install --quiet --no-deps -r requirements-nodeps.txt ||
+  pip_install -r requirements.txt || die "pip install -r requirements.txt failed (see above)"
+  pip_install --no-deps -r requirements-nodeps.txt ||
     die "pip install --no-deps -r requirements-nodeps.txt failed (see above)"
   fix_wheel_cmake_paths
   echo "$want" > "$STAMPS/venv"
