@@ -239,6 +239,8 @@ class DiffusionPolicyAgent:
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.schedule = make_schedule(config.n_steps, config.train_timesteps, config.sampler, config.clip_sample).to(self.device, self.dtype)
         self.timesteps = self.schedule.timesteps
+        # Iteration indices live on the device, so a denoising step never waits on a host-to-device copy.
+        self._iterations = torch.arange(config.n_steps, device=self.device)
         # One stream each, so perception of the next observation overlaps the denoising of earlier ones.
         self.perception_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self.generation_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
@@ -300,17 +302,23 @@ class DiffusionPolicyAgent:
             samples = torch.stack([step.state.sample for step in steps])
             begins = [step.begin for step in steps]
             ends = [step.end for step in steps]
+            begins_on_device = torch.tensor(begins, device=self.device)  # one copy per frame, not per step
+            row_indices: dict[tuple[int, ...], torch.Tensor] = {}
             # Sub-step j advances every request that still has iterations in this frame; under the α skew
             # requests own different numbers of iterations, so the batch shrinks as short ones finish.
             for j in range(max(e - b for b, e in zip(begins, ends))):
                 rows = [r for r in range(len(steps)) if begins[r] + j < ends[r]]
                 k_list = [begins[r] + j for r in rows]
-                ks = torch.tensor(k_list, device=self.device)
                 noise = self._noise([steps[r].state for r in rows], k_list)
                 if len(rows) == len(steps):
-                    samples = self._denoise(samples, ks, cond, noise)
+                    samples = self._denoise(samples, begins_on_device + j, cond, noise)
                 else:
-                    index = torch.tensor(rows, device=self.device)
+                    # The active set only shrinks, so each distinct one is copied to the device once.
+                    key = tuple(rows)
+                    if key not in row_indices:
+                        row_indices[key] = torch.tensor(rows, device=self.device)
+                    index = row_indices[key]
+                    ks = begins_on_device[index] + j
                     samples = samples.index_copy(0, index, self._denoise(samples[index], ks, cond, noise))
         states = [
             DiffusionState(step.request_id, step.end, samples[r], step.state.noise) for r, step in enumerate(steps)
@@ -328,7 +336,7 @@ class DiffusionPolicyAgent:
             cond = self._cond(percept, "DiffusionPolicyAgent.generate_request", stream)
             sample = state.sample[None]
             for k in range(self.config.n_steps):
-                ks = torch.full((1,), k, device=self.device)
+                ks = self._iterations[k : k + 1]
                 noise = None if state.noise is None else state.noise[k][None]
                 sample = self._denoise(sample, ks, cond, noise)
         return self._finish(DiffusionState(request_id, self.config.n_steps, sample[0], state.noise), stream)
