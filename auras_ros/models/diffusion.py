@@ -7,8 +7,8 @@
   Every request keeps its own noisy sample; in the Auras frame all in-flight requests' iterations run as
   one batched denoiser call per sub-step, all conditioned on the same, latest H_o.
 
-Observation data: an HxWx3 uint8 RGB image when ``state_dim == 0``, otherwise a mapping
-``{"image": HxWx3 uint8, "state": (state_dim,) float}``.
+Observation data: a mapping ``{"image": HxWx3 uint8 RGB, "state": (state_dim,) float}``; with
+``state_dim == 0`` the bare image (or a mapping with "image") is enough.
 
 Decision: :attr:`AgentOutput.action` is the whole action chunk, float64, flattened row-major from
 shape :attr:`DiffusionPolicyConfig.chunk_shape` = (horizon, action_dim), in the normalized action
@@ -423,12 +423,17 @@ class DiffusionPolicyAgent:
         if self.config.state_dim:
             if not isinstance(data, Mapping) or "image" not in data or "state" not in data:
                 raise InputError("observation data", where, "a mapping with 'image' and 'state'", type(data).__name__)
-            state = torch.as_tensor(np.asarray(data["state"]), dtype=torch.float32)
+            try:
+                state = torch.as_tensor(np.asarray(data["state"], dtype=np.float32))
+            except (TypeError, ValueError) as error:
+                raise InputError("state type", where, f"({self.config.state_dim},) numbers", repr(data["state"])[:60]) from error
             if state.shape != (self.config.state_dim,):
                 raise InputError("state shape", where, f"({self.config.state_dim},)", tuple(state.shape))
             check_finite(state, "state", where)
             state = state.to(self.device, self.dtype)
             data = data["image"]
+        elif isinstance(data, Mapping) and "image" in data:
+            data = data["image"]  # an image-only policy ignores the other keys of a richer observation
         image = as_image_tensor(data, height, width, where)
         pixels = image.to(self.device).permute(2, 0, 1)[None].to(self.dtype) / 255.0
         return _Carry(pixels, state)

@@ -142,8 +142,11 @@ def test_too_many_perception_stages(agent: DiffusionPolicyAgent) -> None:
 
 def test_image_only_observation() -> None:
     agent = DiffusionPolicyAgent(tiny(state_dim=0))
-    percept = perceive_all(agent, observation(agent.config), 2)
+    obs = observation(agent.config)
+    percept = perceive_all(agent, obs, 2)
     assert percept.cond.shape == (agent.config.encoder_features,)
+    as_mapping = perceive_all(agent, Observation(0, 0.0, {"image": obs.data, "state": [1.0]}), 2)
+    torch.testing.assert_close(as_mapping.cond, percept.cond)
 
 
 def test_bfloat16_runs() -> None:
@@ -165,6 +168,7 @@ def good_data(config: DiffusionPolicyConfig) -> dict:
         (lambda d: d.update(state=np.array([0.0, np.nan])), "state values"),
         (lambda d: d.update(state=np.zeros(3)), "state shape"),
         (lambda d: d.pop("state"), "observation data"),
+        (lambda d: d.update(state=["left", "up"]), "state type"),
     ],
 )
 def test_bad_observation(agent: DiffusionPolicyAgent, change, what: str) -> None:
