@@ -94,7 +94,6 @@ setup_venv() {
     die "pip install --no-deps -r requirements-nodeps.txt failed (see above)"
   fix_wheel_cmake_paths
   echo "$want" > "$STAMPS/venv"
-  rm -f "$STAMPS/build"  # new wheels: rebuild against them
 }
 
 activate() {
