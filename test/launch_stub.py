@@ -44,6 +44,35 @@ class LaunchConfiguration:
     default: Any = None
 
 
+@dataclass
+class IfCondition:
+    predicate: Any
+
+    def holds(self, arguments: dict[str, str]) -> bool:
+        return resolve(self.predicate, arguments).strip().lower() in ("true", "1")
+
+
+@dataclass
+class UnlessCondition(IfCondition):
+    def holds(self, arguments: dict[str, str]) -> bool:
+        return not super().holds(arguments)
+
+
+def resolve(value: Any, arguments: dict[str, str]) -> Any:
+    """A LaunchConfiguration's value under ``arguments``, as launch would substitute it."""
+    if isinstance(value, LaunchConfiguration):
+        return arguments[value.variable_name]
+    return value
+
+
+def launch_arguments(description: "LaunchDescription", overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """Every declared argument's value: its default, or the override (like `name:=value`)."""
+    values = {e.name: e.default_value for e in description.entities if isinstance(e, DeclareLaunchArgument)}
+    unknown = set(overrides or {}) - set(values)
+    assert not unknown, f"undeclared launch arguments {sorted(unknown)}"
+    return {**values, **(overrides or {})}
+
+
 def _module(name: str, **attrs: Any) -> ModuleType:
     module = ModuleType(name)
     module.__dict__.update(attrs)
@@ -54,11 +83,13 @@ def load_launch_file(path: Path, monkeypatch: pytest.MonkeyPatch) -> LaunchDescr
     """Import a .launch.py against the stub and return what generate_launch_description() built."""
     actions = _module("launch.actions", DeclareLaunchArgument=DeclareLaunchArgument)
     substitutions = _module("launch.substitutions", LaunchConfiguration=LaunchConfiguration)
+    conditions = _module("launch.conditions", IfCondition=IfCondition, UnlessCondition=UnlessCondition)
     ros_actions = _module("launch_ros.actions", Node=Node)
     stubs = {
         "launch": _module("launch", LaunchDescription=LaunchDescription, actions=actions,
-                          substitutions=substitutions),
+                          substitutions=substitutions, conditions=conditions),
         "launch.actions": actions,
+        "launch.conditions": conditions,
         "launch.substitutions": substitutions,
         "launch_ros": _module("launch_ros", actions=ros_actions),
         "launch_ros.actions": ros_actions,
@@ -71,5 +102,9 @@ def load_launch_file(path: Path, monkeypatch: pytest.MonkeyPatch) -> LaunchDescr
     return launch_file.generate_launch_description()
 
 
-def nodes_of(description: LaunchDescription) -> list[dict[str, Any]]:
-    return [e.kwargs for e in description.entities if isinstance(e, Node)]
+def nodes_of(description: LaunchDescription, arguments: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The declared nodes; with ``arguments``, only those whose condition holds under them."""
+    nodes = [e.kwargs for e in description.entities if isinstance(e, Node)]
+    if arguments is None:
+        return nodes
+    return [n for n in nodes if n.get("condition") is None or n["condition"].holds(arguments)]

@@ -18,6 +18,7 @@ import time
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 
 from auras_ros.core.errors import ConfigError, InputError
@@ -26,6 +27,7 @@ from auras_ros.nodes.camera_node import CameraNode
 from auras_ros.nodes.context_node import ContextNode
 from auras_ros.nodes.generation_node import GenerationNode
 from auras_ros.nodes.perception_node import PerceptionNode
+from auras_ros.nodes.runner import spin_until_stopped, stop_requested
 from auras_ros.transport import HandleRegistry
 
 
@@ -45,7 +47,7 @@ def main(args: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run on)")
     options = parser.parse_args(remove_ros_args(argv)[1:])
 
-    rclpy.init(args=argv)
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     registry = HandleRegistry()
     nodes = []
     executor = MultiThreadedExecutor(num_threads=6)
@@ -61,13 +63,10 @@ def main(args: list[str] | None = None) -> int:
             nodes.append(ActionNode())
         for node in nodes:
             executor.add_node(node)
+        with stop_requested() as stop:
+            spin_until_stopped(executor, stop, time.monotonic() + options.duration if options.duration > 0 else None)
         if options.duration > 0:
-            end = time.monotonic() + options.duration
-            while rclpy.ok() and time.monotonic() < end:
-                executor.spin_once(timeout_sec=0.1)
             print(json.dumps(summary(generation)), flush=True)
-        else:
-            executor.spin()
         return 0
     except (ConfigError, InputError) as error:
         print(f"auras_composed: {error}", file=sys.stderr, flush=True)

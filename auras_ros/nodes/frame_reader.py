@@ -22,6 +22,8 @@ class FrameReader:
         self._images: list[Path] = []
         self._index = 0
         self._capture: cv2.VideoCapture | None = None
+        if not source:
+            raise ConfigError("source", source, "a V4L2 device, a video file or an image folder (required)")
         path = Path(source)
         if path.is_dir():
             self._images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

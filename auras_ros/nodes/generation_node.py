@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from std_msgs.msg import UInt64
@@ -28,6 +29,7 @@ from auras_ros.core.runner import Runner
 from auras_ros.core.sources import LatestObservation
 from auras_ros.core.stages import PERCEPT_KEY, Observation
 from auras_ros.models.factory import build_agent, percept_from_tensor
+from auras_ros.models.inputs import check_finite
 from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
 from auras_ros.nodes.context_keys import declare_context_keys
 from auras_ros.nodes.params import Param, declare
@@ -152,6 +154,8 @@ class GenerationNode(Node):
             self._last_seen[entry.key] = (seq, stamp)
             try:
                 value = self.codec.decode(entry.value)
+                if isinstance(value, torch.Tensor):
+                    check_finite(value, f"context value {entry.key!r}", "generation_node")
             except (InputError, PayloadUnavailable) as error:
                 self.recorder.drop(f"bad_payload:{entry.key}")
                 self.get_logger().warning(f"rejected context entry {entry.key!r}: {error}", throttle_duration_sec=2.0)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
+import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
+
+from auras_ros.core.errors import ConfigError, InputError
 
 
 def spin_until(node: Node, done: Callable[[], bool], timeout_s: float) -> bool:
@@ -21,24 +28,53 @@ def spin_until(node: Node, done: Callable[[], bool], timeout_s: float) -> bool:
     return done()
 
 
+@contextlib.contextmanager
+def stop_requested() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM, in place of rclpy's handlers, which shut the context down
+    under callbacks still running and make them fail; stopping on our own terms lets the nodes end
+    their threads and in-flight callbacks first."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def spin_until_stopped(executor: Executor, stop: threading.Event, deadline: Optional[float] = None) -> None:
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        executor.spin_once(timeout_sec=0.1)
+
+
 def run_node(make_node: Callable[[], Node], work: Optional[Callable[[Node], int]] = None,
              args: Optional[list[str]] = None) -> int:
-    """Create the node, run work(node) (default: spin until shut down), return an exit code.
+    """Create the node, run work(node) (default: spin until SIGINT/SIGTERM), return an exit code.
 
     SIGINT and SIGTERM end a plain spin with code 0. A node with finite work that gets
     interrupted returns 1, because its work did not finish.
     """
-    rclpy.init(args=args)
+    if work is None:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    else:
+        rclpy.init(args=args)
     node = None
     try:
-        node = make_node()
+        try:
+            node = make_node()
+        except (ConfigError, InputError) as error:
+            # A bad parameter or model: one clear line, and the node refuses to start.
+            print(f"{getattr(make_node, '__name__', 'node')}: refusing to start: {error}", file=sys.stderr, flush=True)
+            return 2
         if work is None:
-            rclpy.spin(node)
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            with stop_requested() as stop:
+                spin_until_stopped(executor, stop)
+            executor.shutdown()
             return 0
         return work(node)
     except (KeyboardInterrupt, ExternalShutdownException):
-        if work is None:
-            return 0
         print(f"{node.get_name() if node else 'node'}: interrupted before its work finished", flush=True)
         return 1
     finally:

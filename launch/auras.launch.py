@@ -1,0 +1,55 @@
+"""The Auras agent graph on a robot: camera, perception, context, generation and action nodes.
+
+    ros2 launch auras_ros auras.launch.py source:=/dev/video0 model:=synthetic pp_generation:=2 \
+        policy:=hold transport:=shm composed:=false
+
+Parameters come from config/auras.yaml; the launch arguments override the most used ones.
+composed:=true runs all stages in one process (auras_composed) with in-process tensor handles.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition, UnlessCondition
+from launch.substitutions import LaunchConfiguration
+
+from launch_ros.actions import Node
+
+ARGUMENTS = {
+    "source": ("", "camera: V4L2 device, video file or image folder"),
+    "model": ("synthetic", "agent preset or local checkpoint directory"),
+    "mode": ("auras", "executor: auras, seq, dec or par"),
+    "pp_generation": ("2", "pipeline degree of generation (L = 1 + pp_generation)"),
+    "policy": ("hold", "staleness policy of the percept key: hold, drop, wait or error"),
+    "transport": ("inline", "tensor transport: inline, shm (or in_process when composed)"),
+    "composed": ("false", "run every stage in one process"),
+}
+
+
+def generate_launch_description() -> LaunchDescription:
+    params = os.path.join(get_package_share_directory("auras_ros"), "config", "auras.yaml")
+    arg = {name: LaunchConfiguration(name) for name in ARGUMENTS}
+    shared = {"model": arg["model"], "transport": arg["transport"], "percept.policy": arg["policy"]}
+    generation = {**shared, "mode": arg["mode"], "pp_generation": arg["pp_generation"]}
+    camera = {"source": arg["source"]}
+    distributed = UnlessCondition(arg["composed"])
+    return LaunchDescription([
+        *(DeclareLaunchArgument(name, default_value=default, description=text)
+          for name, (default, text) in ARGUMENTS.items()),
+        Node(package="auras_ros", executable="camera_node", name="camera_node",
+             parameters=[params, camera], condition=distributed, output="screen"),
+        Node(package="auras_ros", executable="perception_node", name="perception_node",
+             parameters=[params, shared], condition=distributed, output="screen"),
+        Node(package="auras_ros", executable="context_node", name="context_node",
+             parameters=[params, shared], condition=distributed, output="screen"),
+        Node(package="auras_ros", executable="generation_node", name="generation_node",
+             parameters=[params, generation], condition=distributed, output="screen"),
+        Node(package="auras_ros", executable="action_node", name="action_node",
+             parameters=[params], condition=distributed, output="screen"),
+        # No name: a __node remap would rename every node in the process.
+        Node(package="auras_ros", executable="auras_composed",
+             parameters=[params, {**generation, **camera, "transport": "in_process"}],
+             condition=IfCondition(arg["composed"]), output="screen"),
+    ])
