@@ -1,0 +1,194 @@
+"""The nodes in one process: perception and generation overlap in time under the multi-threaded
+executor; bad input on any topic is rejected, counted, and the nodes keep running; bad parameters stop
+a node at startup with one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+import rclpy
+import torch
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from auras_ros.core.workload import SyntheticAgent, SyntheticConfig
+from auras_ros.launching import node_command
+from auras_ros.msg import AgentAction, ContextEntry, ContextState, Percept
+from auras_ros.nodes.camera_node import CameraNode
+from auras_ros.nodes.context_node import ContextNode
+from auras_ros.nodes.generation_node import GenerationNode
+from auras_ros.nodes.perception_node import PerceptionNode
+from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED, SENSOR_LATEST
+from auras_ros.nodes.ros_convert import rgb_to_image, to_time
+from auras_ros.transport import HandleRegistry
+from conftest import DEMO_FRAMES
+
+
+class Graph:
+    """Nodes of the agent graph in this process, on a private domain, spun by a multi-threaded executor."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.executor = MultiThreadedExecutor(num_threads=6, context=self.context)
+        self.nodes: list[Any] = []
+
+    def add(self, node_class: type, overrides: dict[str, Any], **kwargs: Any) -> Any:
+        node = node_class(context=self.context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+                          **kwargs)
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def spin_until(self, done, timeout_s: float = 60.0) -> bool:
+        import time
+        deadline = time.monotonic() + timeout_s  # a hang guard, not a measurement
+        while not done() and time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+        return done()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            if isinstance(node, GenerationNode):
+                node.stop()
+        self.executor.shutdown()
+        for node in reversed(self.nodes):
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture
+def graph(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Graph]:
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    graph = Graph(int(ros_env["ROS_DOMAIN_ID"]))
+    yield graph
+    graph.close()
+
+
+def test_perception_and_generation_callbacks_overlap(graph: Graph) -> None:
+    registry = HandleRegistry()
+    shared = {"transport": "in_process", "stats_period": 3600.0}
+    # Generation heavy enough to be busy when the next camera frame is perceived.
+    agent = SyntheticAgent(SyntheticConfig(iterations=64))
+    generation = graph.add(GenerationNode, {**shared, "pp_generation": 2}, agent=agent, registry=registry)
+    perception = graph.add(PerceptionNode, shared, agent=agent, registry=registry)
+    graph.add(ContextNode, {"transport": "in_process"}, registry=registry)
+    graph.add(CameraNode, {"source": str(DEMO_FRAMES), "rate_hz": 60.0})
+    assert graph.spin_until(lambda: len(perception.spans) >= 30 and len(generation.spans) >= 30)
+    overlapping = [(p, g) for p in perception.spans for g in generation.spans if p[0] < g[1] and g[0] < p[1]]
+    assert overlapping, "perception never ran while a generation frame was running"
+
+
+def _image(encoding: str = "rgb8", height: int = 8, width: int = 8, data: bytes | None = None) -> Image:
+    msg = rgb_to_image(np.zeros((height, width, 3), np.uint8), to_time(0.0), "camera")
+    msg.encoding = encoding
+    if data is not None:
+        msg.data = data
+    return msg
+
+
+def test_bad_images_are_rejected_counted_and_perception_goes_on(graph: Graph) -> None:
+    perception = graph.add(PerceptionNode, {"max_image_pixels": 64 * 64, "stats_period": 3600.0})
+    publisher_node = rclpy.create_node("bad_image_source", context=graph.context)
+    graph.nodes.append(publisher_node)
+    graph.executor.add_node(publisher_node)
+    images = publisher_node.create_publisher(Image, "camera/image_raw", SENSOR_LATEST)
+    percepts: list[Percept] = []
+    publisher_node.create_subscription(Percept, "auras/percept", percepts.append, LATEST_RELIABLE)
+    assert graph.spin_until(lambda: images.get_subscription_count() > 0)
+    bad = {
+        "image encoding": _image(encoding="yuv422"),
+        "image size": _image(height=0, width=0, data=b""),
+        "image data length": _image(data=b"\x00" * 10),
+    }
+    for reason, msg in bad.items():
+        images.publish(msg)
+        key = f"bad_input:{reason}"
+        assert graph.spin_until(lambda: perception.recorder.summary().drops.get(key, 0) >= 1), key
+    images.publish(_image(height=100, width=100))  # over max_image_pixels
+    assert graph.spin_until(lambda: perception.recorder.summary().drops.get("bad_input:image size", 0) >= 2)
+    assert percepts == []
+    images.publish(_image())  # a good one still gets through
+    assert graph.spin_until(lambda: len(percepts) == 1)
+
+
+def _percept(stamp: float, key: str = "percept", seq: int = 0) -> Percept:
+    msg = Percept()
+    msg.header.stamp = to_time(stamp)
+    msg.key = key
+    msg.observation_seq = seq
+    msg.tensor.dtype = "float32"
+    return msg
+
+
+def test_context_rejects_future_and_backward_stamps_and_unknown_keys(graph: Graph) -> None:
+    context = graph.add(ContextNode, {"future_tolerance": 1.0})
+    source = rclpy.create_node("percept_source", context=graph.context)
+    graph.nodes.append(source)
+    graph.executor.add_node(source)
+    percepts = source.create_publisher(Percept, "auras/percept", LATEST_RELIABLE)
+    snapshots: list[ContextState] = []
+    source.create_subscription(ContextState, "auras/context", snapshots.append, LATCHED)
+    assert graph.spin_until(lambda: percepts.get_subscription_count() > 0)
+    now = context.get_clock().now().nanoseconds * 1e-9
+    cases = [(_percept(now + 3600.0), "percept:stamp"), (_percept(now, key="vision"), "percept:percept key")]
+    for msg, reason in cases:
+        percepts.publish(msg)
+        assert graph.spin_until(lambda: context.rejected[reason] >= 1), reason
+    percepts.publish(_percept(now, seq=1))
+    assert graph.spin_until(lambda: context.writes["percept"] == 1)
+    percepts.publish(_percept(now - 10.0, seq=2))  # older than the previous one for the same key
+    assert graph.spin_until(lambda: context.rejected["percept:stamp"] >= 2)
+    assert context.writes["percept"] == 1 and len(snapshots) >= 1
+    assert snapshots[-1].entries[0].observation_seq == 1
+
+
+def test_generation_rejects_nan_and_malformed_payloads_and_keeps_running(graph: Graph) -> None:
+    generation = graph.add(GenerationNode, {"stats_period": 3600.0, "frame_period": 0.01})
+    source = rclpy.create_node("context_source", context=graph.context)
+    graph.nodes.append(source)
+    graph.executor.add_node(source)
+    states = source.create_publisher(ContextState, "auras/context", LATCHED)
+    actions: list[AgentAction] = []
+    source.create_subscription(AgentAction, "auras/action", actions.append, ORDERED)
+    assert graph.spin_until(lambda: states.get_subscription_count() > 0)
+
+    def state(seq: int, tensor: torch.Tensor | None, dtype: str | None = None) -> ContextState:
+        msg = ContextState()
+        entry = ContextEntry(key="percept", observation_seq=seq, verdict=ContextEntry.VERDICT_FRESH)
+        entry.stamp = generation.get_clock().now().to_msg()
+        if tensor is not None:
+            generation.codec.encode(tensor, entry.value)
+        if dtype is not None:
+            entry.value.dtype = dtype
+        msg.entries.append(entry)
+        return msg
+
+    width = generation.agent.config.generation_width
+    states.publish(state(1, torch.full((width,), float("nan"))))
+    assert graph.spin_until(lambda: generation.recorder.summary().drops.get("bad_payload:percept", 0) == 1)
+    states.publish(state(2, torch.zeros(width), dtype="complex999"))
+    assert graph.spin_until(lambda: generation.recorder.summary().drops.get("bad_payload:percept", 0) == 2)
+    assert actions == []
+    states.publish(state(3, torch.zeros(width)))
+    assert graph.spin_until(lambda: len(actions) >= 1)  # the node kept running and decides on good input
+    assert actions[0].observation_seq == 3
+
+
+@pytest.mark.parametrize("parameter, shown", [
+    ("pp_generation:=0", "generation_node.pp_generation"),
+    ("mode:=fastest", "'auras', 'seq', 'dec', 'par'"),
+    ("fetch_offset:=1", "generation_node.fetch_offset"),
+    ("percept.policy:=sometimes", "percept.policy"),
+])
+def test_a_bad_parameter_stops_the_node_with_one_clear_line(parameter: str, shown: str, ros_env) -> None:
+    command = node_command("auras_ros", "generation_node", arguments=[]) + ["-p", parameter]
+    result = subprocess.run(command, env=ros_env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert shown in result.stderr and "refusing to start" in result.stderr
+    assert "Traceback" not in result.stderr
