@@ -11,7 +11,7 @@ import torch
 from auras_ros.core.errors import ConfigError, InputError, one_of
 from auras_ros.core.stages import Agent
 
-PRESETS = ("synthetic", "diffusion-tiny", "ar-tiny")
+PRESETS = ("synthetic", "diffusion-tiny", "ar-tiny")  # diffusion-tiny sees 96x96 images, ar-tiny 32x32
 
 
 def build_agent(model: str, device: str = "cpu") -> Agent:
@@ -21,7 +21,7 @@ def build_agent(model: str, device: str = "cpu") -> Agent:
         return SyntheticAgent()
     if model == "diffusion-tiny":
         from auras_ros.models.diffusion import DiffusionPolicyAgent, tiny
-        return DiffusionPolicyAgent(tiny(device=device, state_dim=0))
+        return DiffusionPolicyAgent(tiny(device=device, state_dim=0, image_size=(96, 96)))
     if model == "ar-tiny":
         from auras_ros.models.ar_config import tiny_config
         from auras_ros.models.ar_vla import ARVLAAgent

@@ -22,12 +22,13 @@ from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 
 from auras_ros.core.errors import ConfigError, InputError
+from auras_ros.msg import PipelineStats
 from auras_ros.nodes.action_node import ActionNode
 from auras_ros.nodes.camera_node import CameraNode
 from auras_ros.nodes.context_node import ContextNode
 from auras_ros.nodes.generation_node import GenerationNode
 from auras_ros.nodes.perception_node import PerceptionNode
-from auras_ros.nodes.runner import spin_until_stopped, stop_requested
+from auras_ros.nodes.runner import shutdown_executor, spin_until_stopped, stop_requested
 from auras_ros.transport import HandleRegistry
 
 
@@ -39,12 +40,19 @@ def summary(generation: GenerationNode) -> dict:
             "in_flight_max": generation.in_flight_max}
 
 
+def print_live(stats: PipelineStats) -> None:
+    print(f"  [{stats.mode}] {stats.decisions_per_s:6.1f} decisions/s   observation age p50 "
+          f"{stats.observation_age_p50_s * 1e3:6.1f} ms  p99 {stats.observation_age_p99_s * 1e3:6.1f} ms   "
+          f"in flight {stats.requests_in_flight}/{stats.max_requests_in_flight}", flush=True)
+
+
 def main(args: list[str] | None = None) -> int:
     argv = sys.argv if args is None else args
     parser = argparse.ArgumentParser(prog="auras_composed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-camera", action="store_true", help="images come from another process")
     parser.add_argument("--no-action", action="store_true", help="no Twist output node")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run on)")
+    parser.add_argument("--live", action="store_true", help="print each PipelineStats window as it is published")
     options = parser.parse_args(remove_ros_args(argv)[1:])
 
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
@@ -52,7 +60,7 @@ def main(args: list[str] | None = None) -> int:
     nodes = []
     executor = MultiThreadedExecutor(num_threads=6)
     try:
-        generation = GenerationNode(registry=registry)
+        generation = GenerationNode(registry=registry, on_stats=print_live if options.live else None)
         nodes.append(generation)
         # One model for both stages: perception and generation share its weights.
         nodes.append(PerceptionNode(agent=generation.agent, registry=registry))
@@ -76,7 +84,7 @@ def main(args: list[str] | None = None) -> int:
     finally:
         if nodes:
             nodes[0].stop()  # the generation node's own threads, before the executor stops
-        executor.shutdown()
+        shutdown_executor(executor)
         for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -61,8 +61,10 @@ PARAMS = (
 
 
 class GenerationNode(Node):
-    def __init__(self, agent: Any = None, registry: Any = None, **kwargs: Any) -> None:
+    def __init__(self, agent: Any = None, registry: Any = None,
+                 on_stats: Callable[[PipelineStats], None] | None = None, **kwargs: Any) -> None:
         super().__init__("generation_node", **kwargs)
+        self._on_stats = on_stats
         self.params = declare(self, PARAMS)
         keys = declare_context_keys(self)
         self.agent = agent if agent is not None else build_agent(self.params["model"], self.params["device"])
@@ -170,10 +172,13 @@ class GenerationNode(Node):
     def _publish_stats(self) -> None:
         metrics = self.recorder.take_window()
         in_flight = self.runner.in_flight if isinstance(self.runner, AurasPipeline) else metrics.in_flight_max
-        self.stats.publish(metrics_to_stats(
+        stats = metrics_to_stats(
             metrics, stamp=self.get_clock().now().to_msg(), mode=self.params["mode"], pp_perception=1,
             pp_generation=self.params["pp_generation"], fetch_offset=self.params["fetch_offset"],
-            frames=self.runner.frame, in_flight=in_flight))
+            frames=self.runner.frame, in_flight=in_flight)
+        self.stats.publish(stats)
+        if self._on_stats is not None:
+            self._on_stats(stats)
 
     def stop(self) -> None:
         """End the frame clock and the executor's threads; in-flight work finishes first."""

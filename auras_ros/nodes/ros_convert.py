@@ -54,7 +54,7 @@ def image_to_rgb(msg: Image, max_pixels: int, where: str) -> np.ndarray:
         pixels = pixels[:, :, ::-1]
     elif msg.encoding == "mono8":
         pixels = np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(pixels)
+    return np.array(pixels)  # a writable copy: the message's buffer is read-only and reused
 
 
 def rgb_to_image(pixels: np.ndarray, stamp: Time, frame_id: str) -> Image:

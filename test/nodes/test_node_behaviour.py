@@ -24,6 +24,7 @@ from auras_ros.nodes.context_node import ContextNode
 from auras_ros.nodes.generation_node import GenerationNode
 from auras_ros.nodes.perception_node import PerceptionNode
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED, SENSOR_LATEST
+from auras_ros.nodes.runner import shutdown_executor
 from auras_ros.nodes.ros_convert import rgb_to_image, to_time
 from auras_ros.transport import HandleRegistry
 from conftest import DEMO_FRAMES
@@ -56,7 +57,7 @@ class Graph:
         for node in self.nodes:
             if isinstance(node, GenerationNode):
                 node.stop()
-        self.executor.shutdown()
+        shutdown_executor(self.executor)
         for node in reversed(self.nodes):
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)
