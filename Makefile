@@ -3,7 +3,7 @@
 .PHONY: run test
 
 run:
-	@tools/setup_env.sh python -m auras_ros.roundtrip_demo
+	@tools/setup_env.sh python -m auras_ros.demo
 
 # Extra pytest arguments: make test ARGS="-k roundtrip -x"
 test:
