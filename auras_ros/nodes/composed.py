@@ -15,9 +15,11 @@ import argparse
 import json
 import sys
 import time
+from typing import Any, Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 
@@ -46,6 +48,36 @@ def print_live(stats: PipelineStats) -> None:
           f"in flight {stats.requests_in_flight}/{stats.max_requests_in_flight}", flush=True)
 
 
+def compose(registry: HandleRegistry, *, camera: bool = True, action: bool = True, agent: Any = None,
+            on_stats: Callable[[PipelineStats], None] | None = None, **node_kwargs: Any) -> list[Node]:
+    """The agent graph's nodes for one process, generation first. ``node_kwargs`` go to every node
+    (e.g. ``context=``, ``parameter_overrides=``)."""
+    generation = GenerationNode(agent=agent, registry=registry, on_stats=on_stats, **node_kwargs)
+    nodes: list[Node] = [generation]
+    try:
+        # One model for both stages: perception and generation share its weights.
+        nodes.append(PerceptionNode(agent=generation.agent, registry=registry, **node_kwargs))
+        nodes.append(ContextNode(registry=registry, **node_kwargs))
+        if camera:
+            nodes.append(CameraNode(**node_kwargs))
+        if action:
+            nodes.append(ActionNode(**node_kwargs))
+    except Exception:
+        for node in reversed(nodes):
+            node.destroy_node()
+        raise
+    return nodes
+
+
+def stop_composed(executor: MultiThreadedExecutor, nodes: list[Node]) -> None:
+    """The generation node's own threads first, then the executor's callbacks, then the nodes."""
+    if nodes:
+        nodes[0].stop()
+    shutdown_executor(executor)
+    for node in reversed(nodes):
+        node.destroy_node()
+
+
 def main(args: list[str] | None = None) -> int:
     argv = sys.argv if args is None else args
     parser = argparse.ArgumentParser(prog="auras_composed", description=__doc__.split("\n\n")[0])
@@ -57,18 +89,12 @@ def main(args: list[str] | None = None) -> int:
 
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     registry = HandleRegistry()
-    nodes = []
+    nodes: list[Node] = []
     executor = MultiThreadedExecutor(num_threads=6)
     try:
-        generation = GenerationNode(registry=registry, on_stats=print_live if options.live else None)
-        nodes.append(generation)
-        # One model for both stages: perception and generation share its weights.
-        nodes.append(PerceptionNode(agent=generation.agent, registry=registry))
-        nodes.append(ContextNode(registry=registry))
-        if not options.no_camera:
-            nodes.append(CameraNode())
-        if not options.no_action:
-            nodes.append(ActionNode())
+        nodes = compose(registry, camera=not options.no_camera, action=not options.no_action,
+                        on_stats=print_live if options.live else None)
+        generation = nodes[0]
         for node in nodes:
             executor.add_node(node)
         with stop_requested() as stop:
@@ -82,11 +108,7 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
     finally:
-        if nodes:
-            nodes[0].stop()  # the generation node's own threads, before the executor stops
-        shutdown_executor(executor)
-        for node in reversed(nodes):
-            node.destroy_node()
+        stop_composed(executor, nodes)
         rclpy.try_shutdown()
 
 
