@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from auras_ros.nodes.params import Param
-from auras_ros.transport import INLINE, HandleRegistry, TRANSPORTS, make_transport
+from auras_ros.transport import INLINE, TRANSPORTS, HandleRegistry, cleanup_stale_segments, make_transport
 
 TEXT_DTYPE = "utf-8"  # TensorPayload.dtype of a text value (e.g. the instruction)
 
@@ -27,6 +27,9 @@ class PayloadCodec:
     own transport field, so a reader understands every publisher."""
 
     def __init__(self, params: dict[str, Any], registry: HandleRegistry | None = None) -> None:
+        if params["transport"] == "shm":
+            # Segments of publishers that died (SIGKILL, a crash) would otherwise stay in /dev/shm.
+            cleanup_stale_segments()
         self.transport = make_transport(params["transport"], registry=registry, slot_count=params["shm_slots"],
                                         slot_bytes=params["shm_slot_bytes"])
 
