@@ -77,6 +77,15 @@ def _optimizer(params, config: TrainConfig):
     return opt, sched
 
 
+def _update(opt, sched, loss: torch.Tensor, loss_ema: float) -> float:
+    """One optimizer step; returns the running (EMA) loss shown on the progress bar."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss.item() if math.isnan(loss_ema) else 0.98 * loss_ema + 0.02 * loss.item()
+
+
 def train_diffusion(demos: Demos, config: TrainConfig, task: TaskConfig = TaskConfig(),
                     init: Path | None = None) -> tuple[DiffusionPolicyAgent, float]:
     dp = diffusion_config(task)
@@ -98,11 +107,7 @@ def train_diffusion(demos: Demos, config: TrainConfig, task: TaskConfig = TaskCo
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
         cond = torch.cat([model.encoder(images[idx].float() / 255.0), states[idx]], dim=1)
         loss = torch.nn.functional.mse_loss(model.denoiser(xt, t, cond), eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        loss_ema = loss.item() if math.isnan(loss_ema) else 0.98 * loss_ema + 0.02 * loss.item()
+        loss_ema = _update(opt, sched, loss, loss_ema)
         bar.set_postfix(loss=f"{loss_ema:.4f}")
     model.eval()
     return agent, loss_ema
@@ -154,11 +159,7 @@ def train_ar(demos: Demos, config: TrainConfig, task: TaskConfig = TaskConfig())
         hidden = agent.backbone(inputs_embeds=inputs, use_cache=False).last_hidden_state[:, l - 1:]
         logits = agent.action_logits(hidden)
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), soft[idx].reshape(-1, logits.shape[-1]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        loss_ema = loss.item() if math.isnan(loss_ema) else 0.98 * loss_ema + 0.02 * loss.item()
+        loss_ema = _update(opt, sched, loss, loss_ema)
         bar.set_postfix(loss=f"{loss_ema:.3f}")
     for part in parts:
         part.eval()
