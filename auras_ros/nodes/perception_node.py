@@ -17,7 +17,7 @@ from std_msgs.msg import UInt64
 
 from auras_ros.core.errors import InputError
 from auras_ros.core.metrics import MetricsRecorder
-from auras_ros.core.stages import Observation, perceive_all
+from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all
 from auras_ros.models.factory import build_agent, percept_to_tensor
 from auras_ros.msg import Percept, PipelineStats
 from auras_ros.nodes.params import Param, declare
@@ -29,7 +29,6 @@ from auras_ros.nodes.runner import run_node
 PARAMS = (
     Param("model", "synthetic", "agent preset (synthetic, diffusion-tiny, ar-tiny) or local checkpoint directory"),
     Param("device", "cpu", "torch device of the model", choices=("cpu", "cuda")),
-    Param("percept_key", "percept", "public-context key the percepts are written to"),
     Param("trigger", "image", "perceive on every new image, or once per frame tick", choices=("image", "frame")),
     Param("max_image_pixels", 4096 * 4096, "larger images are rejected", low=1),
     Param("stats_period", 1.0, "seconds between perception stats reports", low=0.1, high=3600.0),
@@ -91,7 +90,7 @@ class PerceptionNode(Node):
         out = Percept()
         out.header = msg.header
         out.observation_seq = seq
-        out.key = self.params["percept_key"]
+        out.key = PERCEPT_KEY
         out.frame = self._frame % 2**32
         out.perception_latency = to_duration(elapsed)
         self.codec.encode(percept_to_tensor(percept), out.tensor)
