@@ -1,0 +1,199 @@
+"""sim_node: the embedded MuJoCo catch task as a ROS 2 node.
+
+Publishes, per world frame: ``/clock`` (rosgraph_msgs/Clock, the world's sim time), ``sim/state``
+(auras_ros/SimState: ground truth and the scripted expert's action) and ``camera/image_raw``
+(sensor_msgs/Image rgb8 from the top camera, stamped with the frame's sim time); ``sim/score``
+(std_msgs/String, JSON) at every episode's end and a summary after the last. Consumes ``auras/action``
+(AgentAction); how its vector maps to the task's command and how chunks play: :mod:`auras_ros.sim.world`.
+
+Two time modes (parameter ``mode``):
+- ``frame``: frame-stepped. The world advances one step per pipeline frame: on each generation frame
+  tick (``auras/frame``, std_msgs/UInt64, published by the generation node at each frame start); a tick
+  that skips frames steps once per skipped frame, so sim time counts frames and every age in sim time is
+  a whole number of frames. The step for frame ``n`` executes the decisions made in frames before ``n``
+  (``AgentAction.frame < n``); a decision of frame ``n`` itself plays from the next step on, so the rule
+  does not depend on which of the two topics arrives first. ``wait_for_action`` makes the step of frame
+  ``n`` also wait for the decision of frame ``n - 1``: a strict lockstep for executors that decide every
+  frame (``seq``), which makes a seeded run repeat exactly.
+- ``realtime``: the world steps in wall time at ``1 / frame_period`` Hz (physics and camera rate);
+  decisions apply at the first step after they arrive, so a slow agent pays.
+
+Run the agent graph with ``use_sim_time: true`` so its stamps and ages are in the world's time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from typing import Any
+
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+from std_msgs.msg import String, UInt64
+
+from auras_ros.eval.task import TaskConfig
+from auras_ros.msg import AgentAction, SimState
+from auras_ros.nodes.params import Param, declare
+from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
+from auras_ros.nodes.runner import run_node
+from auras_ros.sim import messages as m
+from auras_ros.sim.world import SimFrame, SimWorld, decision
+
+# Every episode's score reaches a listener that joins late.
+SCORES = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Ticks and ground truth: reliable and deep, so no frame is lost to a burst.
+TICKS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+
+PARAMS = (
+    Param("mode", "frame", "frame: one world step per pipeline frame tick; realtime: steps in wall time",
+          choices=("frame", "realtime")),
+    Param("seed", 0, "seed of the first episode; episode i plays seed + i", low=0, high=2**31 - 1),
+    Param("episodes", 1, "episodes to play (0: forever)", low=0, high=10**6),
+    Param("control", "agent", "agent: execute AgentActions; expert: the scripted expert drives (reference)",
+          choices=("agent", "expert")),
+    Param("execute_rows", 1, "rows of an action chunk played before the last one holds", low=1, high=1024),
+    Param("image_size", 64, "camera image width and height in pixels", low=8, high=1024),
+    Param("frame_period", 0.05, "sim seconds per world frame (realtime: also wall seconds)", low=0.001, high=10.0),
+    Param("max_frames", 120, "episode length limit in frames", low=1, high=10**6),
+    Param("wait_for_action", False, "frame mode: the step of frame n waits for the decision of frame n-1"),
+    Param("stall_timeout", 2.0, "frame mode: wall seconds without a tick before the current frame is sent "
+          "again (a lost best-effort image); 0: never", low=0.0, high=3600.0),
+    Param("camera_frame_id", "camera", "frame_id of the published images"),
+    Param("action_readers", 0, "start only once this many other nodes subscribe to auras/action "
+          "(e.g. the evaluator), so none misses the first decisions", low=0, high=1000),
+)
+
+
+class SimNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("sim_node", **kwargs)
+        self.params = p = declare(self, PARAMS)
+        config = TaskConfig(image_size=p["image_size"], frame_period=p["frame_period"], max_frames=p["max_frames"])
+        self.world = SimWorld(config, p["seed"], p["episodes"], p["execute_rows"], p["control"])
+        self.clock_pub = self.create_publisher(Clock, m.CLOCK_TOPIC, LATEST_RELIABLE)
+        self.state_pub = self.create_publisher(SimState, m.STATE_TOPIC, TICKS)
+        self.image_pub = self.create_publisher(Image, m.IMAGE_TOPIC, SENSOR_LATEST)
+        self.score_pub = self.create_publisher(String, m.SCORE_TOPIC, SCORES)
+        self.create_subscription(AgentAction, m.ACTION_TOPIC, self._on_action, ORDERED)
+        self.frame_mode = p["mode"] == "frame"
+        if self.frame_mode:
+            self.create_subscription(UInt64, m.TICK_TOPIC, self._on_tick, TICKS)
+        self._pending: list[AgentAction] = []  # decisions not executed yet
+        self._ticks: list[int] = []  # frame ticks not processed yet (wait_for_action)
+        self._last_tick: int | None = None
+        self._last_action_frame = -1
+        self.current: SimFrame | None = None
+        self.done = False
+        self._progress = time.monotonic()
+        self.create_timer(0.05, self._watch)  # start when the graph is there; stall guard
+        if not self.frame_mode:
+            self.create_timer(config.frame_period, self._realtime_step)
+
+    # -- publishing ----------------------------------------------------------------------------------
+    def _publish(self, frame: SimFrame) -> None:
+        self.current = frame
+        for topic, msg in m.frame_messages(m.rclpy_factory, frame, self.params["camera_frame_id"]):
+            {m.CLOCK_TOPIC: self.clock_pub, m.STATE_TOPIC: self.state_pub, m.IMAGE_TOPIC: self.image_pub}[topic].publish(msg)
+
+    def _advance(self, decisions: list[AgentAction]) -> None:
+        scored = len(self.world.scores)
+        frame = self.world.advance(decision(a.request_id, a.action) for a in decisions)
+        self._progress = time.monotonic()
+        for score in self.world.scores[scored:]:
+            self.get_logger().info(f"episode {score['episode']} (seed {score['seed']}): success={score['success']} "
+                                   f"time to success={score['success_frame']} frames, tracking error "
+                                   f"{score['tracking_error']:.3f}, {score['actions']} actions")
+            self.score_pub.publish(m.score_message(m.rclpy_factory, score))
+        if frame is not None:
+            self._publish(frame)
+        elif not self.done:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.done = True
+        summary = summarize(self.world.scores)
+        self.get_logger().info("all episodes done: " + json.dumps(summary, sort_keys=True))
+        self.score_pub.publish(m.score_message(m.rclpy_factory, summary))
+
+    # -- inputs ---------------------------------------------------------------------------------------
+    def _on_action(self, msg: AgentAction) -> None:
+        self._pending.append(msg)
+        self._last_action_frame = max(self._last_action_frame, msg.frame)
+        if self._ticks:
+            self._drain_ticks()
+
+    def _on_tick(self, msg: UInt64) -> None:
+        if self.current is None:
+            return  # not started: the world has shown nothing this tick could follow
+        self._ticks.append(msg.data)
+        self._drain_ticks()
+
+    def _drain_ticks(self, force: bool = False) -> None:
+        while self._ticks and not self.done:
+            n = self._ticks.pop(0)
+            if self._last_tick is not None and n <= self._last_tick:
+                continue  # a frame already stepped
+            if self.params["wait_for_action"] and not force and n > 0 and self._last_action_frame < n - 1:
+                self._ticks.insert(0, n)
+                return  # the decision of frame n - 1 is still on its way
+            force = False
+            first = n if self._last_tick is None else self._last_tick + 1
+            for k in range(first, n + 1):  # one world step per pipeline frame
+                due = [a for a in self._pending if a.frame < k]
+                self._pending = [a for a in self._pending if a.frame >= k]
+                self._advance(due)
+            self._last_tick = n
+
+    def _realtime_step(self) -> None:
+        if self.current is None or self.done:
+            return
+        due, self._pending = self._pending, []
+        self._advance(due)
+
+    def _watch(self) -> None:
+        """Start once the graph can hear the world; re-send the current frame after a stall."""
+        if self.current is None:
+            ready = self.count_subscribers(m.IMAGE_TOPIC) > 0 and (
+                not self.frame_mode or self.count_publishers(m.TICK_TOPIC) > 0) and (
+                self.count_subscribers(m.ACTION_TOPIC) - 1 >= self.params["action_readers"])
+            if ready:
+                self._publish(self.world.start())
+                self._progress = time.monotonic()
+            return
+        timeout = self.params["stall_timeout"]
+        if self.frame_mode and not self.done and timeout > 0 and time.monotonic() - self._progress > timeout:
+            self._progress = time.monotonic()
+            if self._ticks:
+                self.get_logger().warning(f"no decision of frame {self._ticks[0] - 1} for {timeout:g} s: stepping without it")
+                self._drain_ticks(force=True)
+                return
+            self.get_logger().info(f"no frame tick for {timeout:g} s: sending frame {self.current.state.frame} again")
+            self._publish(self.current)
+
+    def destroy_node(self) -> None:
+        self.world.close()
+        super().destroy_node()
+
+
+def summarize(scores: list[dict]) -> dict:
+    """The run's numbers over its episodes."""
+    n = len(scores)
+    times = [s["success_frame"] for s in scores if s["success_frame"] is not None]
+    errors = [s["tracking_error"] for s in scores if s["tracking_error"] is not None]
+    return {"summary": True, "episodes": n, "successes": sum(s["success"] for s in scores),
+            "success_rate": sum(s["success"] for s in scores) / n if n else math.nan,
+            "mean_time_to_success_frames": sum(times) / len(times) if times else None,
+            "mean_tracking_error": sum(errors) / len(errors) if errors else None}
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SimNode, args=args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

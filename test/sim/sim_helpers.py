@@ -1,0 +1,35 @@
+"""Helpers of the simulator tests: the node-graph helpers of test/nodes (loaded under their own module
+name, since every test folder's conftest is called `conftest`), and starting a launch file's nodes as
+launch_ros would."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+from ament_index_python.packages import get_package_share_directory
+
+from launch_stub import launch_arguments, load_launch_file
+
+_spec = importlib.util.spec_from_file_location(
+    "nodes_conftest", Path(__file__).resolve().parents[1] / "nodes" / "conftest.py")
+nodes_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(nodes_conftest)
+Listener, Processes, launch_commands = nodes_conftest.Listener, nodes_conftest.Processes, nodes_conftest.launch_commands
+
+LAUNCH_DIR = Path(get_package_share_directory("auras_ros"), "launch")
+
+
+def start_launch_file(name: str, overrides: dict[str, str], monkeypatch, ros_env, tmp_path) -> Processes:
+    """The nodes of launch/<name> under these launch arguments, started as launch_ros would."""
+    description = load_launch_file(LAUNCH_DIR / name, monkeypatch)
+    arguments = launch_arguments(description, overrides)
+    return Processes(launch_commands(description, arguments, tmp_path), ros_env, tmp_path)
+
+
+def scores_of(messages: list[Any]) -> tuple[list[dict], dict | None]:
+    """sim/score messages as (episode scores, the final summary or None)."""
+    values = [json.loads(msg.data) for msg in messages]
+    return [v for v in values if not v.get("summary")], next((v for v in values if v.get("summary")), None)
