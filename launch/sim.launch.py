@@ -53,6 +53,8 @@ def generate_launch_description() -> LaunchDescription:
         *(DeclareLaunchArgument(name, default_value=default, description=text)
           for name, (default, text) in ARGUMENTS.items()),
         Node(package="auras_ros", executable="sim_node", name="sim_node", parameters=[sim], output="screen"),
+        Node(package="auras_ros", executable="evaluator_node", name="evaluator_node",
+             parameters=[{"report_dir": arg["report_dir"], **sim_time}], output="screen"),
         Node(package="auras_ros", executable="perception_node", name="perception_node",
              parameters=[params, shared], condition=distributed, output="screen"),
         Node(package="auras_ros", executable="context_node", name="context_node",

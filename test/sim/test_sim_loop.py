@@ -58,7 +58,7 @@ def test_expert_through_the_nodes_scores_like_the_ros_free_expert(monkeypatch, r
 def test_same_seed_frame_stepped_repeats_the_action_sequence(monkeypatch, ros_env, listener, tmp_path):
     """SEQ decides every frame; with the strict lockstep two runs of one seed are identical."""
     overrides = {"mode": "seq", "seed": "5", "max_frames": "30", "wait_for_action": "true", "composed": "true",
-                 "action_readers": "1"}  # this test's listener
+                 "action_readers": "2"}  # the evaluator and this test's listener
     runs = []
     for attempt in range(2):
         (episodes, _), actions = run_sim(overrides, monkeypatch, ros_env, listener, tmp_path / str(attempt),
