@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 from auras_ros.core.clock import Clock
@@ -46,6 +47,20 @@ class SequentialRunner(Runner):
             self.emit(decision)
         self.end_frame()
         return decisions
+
+
+def _release(runner: Runner, decisions: list[Decision], t: float) -> list[Decision]:
+    """Emit decisions computed in earlier frames as leaving now, at the end of this frame."""
+    released = [replace(d, decision_time=t, frame=runner.frame) for d in decisions]
+    for decision in released:
+        runner.emit(decision)
+    runner.end_frame()
+    return released
+
+
+def _check_wall_run(decisions: int | None, name: str) -> None:
+    if decisions is None:
+        raise ConfigError("decisions", decisions, f"a number of decisions ({name} on a wall clock has no frames)")
 
 
 def _whole_request(runner: Runner, observation: Observation, request_id: int) -> tuple[int, AgentOutput] | None:
@@ -92,21 +107,15 @@ class ParallelRunner(Runner):
                     output[0], output[1], observation, 0.0, 0, output[0] % self.workers)))
         self.recorder.in_flight(len(self._pending))
         t = self.end_frame_compute()
-        decisions = []
+        released = []
         while self._pending and self._pending[0][0] <= self.frame:
-            _, d = self._pending.popleft()
-            decisions.append(Decision(d.request_id, d.output, d.observation_seq, d.observation_stamp,
-                                      d.context_stamps, t, self.frame, d.slot))
-        for decision in decisions:
-            self.emit(decision)
-        self.end_frame()
-        return decisions
+            released.append(self._pending.popleft()[1])
+        return _release(self, released, t)
 
     def run(self, decisions: int | None = None, frames: int | None = None) -> RunMetrics:
         if self.clock.simulated:
             return super().run(decisions, frames)
-        if decisions is None:
-            raise ConfigError("decisions", decisions, "a number of decisions (PAR on a wall clock has no frames)")
+        _check_wall_run(decisions, "PAR")
         stop = threading.Event()  # this run's own end; self._stop ends it from outside
         in_flight = [0]
         errors: list[BaseException] = []
@@ -209,22 +218,16 @@ class DecoupledRunner(Runner):
                 self._pending = (started, self.frame + self.generation_frames - 1)
         self.recorder.in_flight(0 if self._pending is None else 1)
         t = self.end_frame_compute()
-        decisions = []
+        released = []
         if self._pending is not None and self._pending[1] <= self.frame:
-            d = self._pending[0]
-            decisions.append(Decision(d.request_id, d.output, d.observation_seq, d.observation_stamp,
-                                      d.context_stamps, t, self.frame, 0))
+            released.append(self._pending[0])
             self._pending = None
-        for decision in decisions:
-            self.emit(decision)
-        self.end_frame()
-        return decisions
+        return _release(self, released, t)
 
     def run(self, decisions: int | None = None, frames: int | None = None) -> RunMetrics:
         if self.clock.simulated:
             return super().run(decisions, frames)
-        if decisions is None:
-            raise ConfigError("decisions", decisions, "a number of decisions (DEC on a wall clock has no frames)")
+        _check_wall_run(decisions, "DEC")
         stop = threading.Event()  # this run's own end; self._stop ends it from outside
         errors: list[BaseException] = []
 
@@ -246,8 +249,7 @@ class DecoupledRunner(Runner):
                     time.sleep(0.0005)  # no percept yet
                     continue
                 self.recorder.in_flight(1)
-                self.emit(Decision(decision.request_id, decision.output, decision.observation_seq,
-                                   decision.observation_stamp, decision.context_stamps, self.clock.now(), 0, 0))
+                self.emit(replace(decision, decision_time=self.clock.now()))
         finally:
             stop.set()
             thread.join()
