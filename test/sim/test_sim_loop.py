@@ -21,7 +21,8 @@ def run_sim(overrides, monkeypatch, ros_env, listener, tmp_path, episodes):
         listener.record(AgentAction, "auras/action", ORDERED)
     scores, actions = listener.received["sim/score"], listener.received["auras/action"]
     del scores[:], actions[:]
-    processes = start_launch_file("sim.launch.py", {"episodes": str(episodes), **overrides}, monkeypatch,
+    processes = start_launch_file("sim.launch.py", {"episodes": str(episodes), "report_dir": str(tmp_path / "report"),
+                                                  **overrides}, monkeypatch,
                                   ros_env, tmp_path)
     try:
         done = listener.spin_until(lambda: scores_of(scores)[1] is not None, 60.0, processes.procs)
