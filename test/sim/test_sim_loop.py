@@ -9,7 +9,7 @@ from auras_ros.eval.task import CatchTask, TaskConfig, expert_rollout
 from auras_ros.msg import AgentAction
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.sim.sim_node import SCORES
-from sim_helpers import scores_of, start_launch_file
+from sim_helpers import Listener, scores_of, start_launch_file
 from std_msgs.msg import String
 
 
@@ -56,14 +56,18 @@ def test_expert_through_the_nodes_scores_like_the_ros_free_expert(monkeypatch, r
     assert summary["episodes"] == 2 and summary["successes"] == 2 and summary["success_rate"] == 1.0
 
 
-def test_same_seed_frame_stepped_repeats_the_action_sequence(monkeypatch, ros_env, listener, tmp_path):
+def test_same_seed_frame_stepped_repeats_the_action_sequence(monkeypatch, ros_env, tmp_path):
     """SEQ decides every frame; with the strict lockstep two runs of one seed are identical."""
     overrides = {"mode": "seq", "seed": "5", "max_frames": "30", "wait_for_action": "true", "composed": "true",
                  "action_readers": "2"}  # the evaluator and this test's listener
     runs = []
     for attempt in range(2):
-        (episodes, _), actions = run_sim(overrides, monkeypatch, ros_env, listener, tmp_path / str(attempt),
-                                         episodes=1)
+        listener = Listener(int(ros_env["ROS_DOMAIN_ID"]))  # a fresh reader per run, matched before it starts
+        try:
+            (episodes, _), actions = run_sim(overrides, monkeypatch, ros_env, listener, tmp_path / str(attempt),
+                                             episodes=1)
+        finally:
+            listener.close()
         # Decisions of the episode's frames (the last image may still be decided on after it ended).
         runs.append((episodes, [(a.frame, tuple(a.action)) for a in actions if a.frame < episodes[0]["frames"]]))
         listener.received.clear()
