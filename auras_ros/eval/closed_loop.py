@@ -100,8 +100,8 @@ class RunSpec:
 
 
 def make_runner(spec: RunSpec, agent: Agent, source: Any, clock: Any, frame_period: float | None,
-                recorder: MetricsRecorder | None = None) -> Runner:
-    kwargs = dict(frame_period=frame_period, recorder=recorder)
+                recorder: MetricsRecorder | None = None, on_decision: Any = None) -> Runner:
+    kwargs = dict(frame_period=frame_period, recorder=recorder, on_decision=on_decision)
     if spec.kind == "seq":
         return SequentialRunner(agent, source, clock, **kwargs)
     if spec.kind == "dec":
@@ -109,7 +109,7 @@ def make_runner(spec: RunSpec, agent: Agent, source: Any, clock: Any, frame_peri
     if spec.kind == "par":
         return ParallelRunner(agent, source, clock, workers=spec.workers, **kwargs)
     config = PipelineConfig(**{**asdict(spec.pipeline), "frame_period": frame_period})
-    return AurasPipeline(agent, config, source, clock, recorder=recorder)
+    return AurasPipeline(agent, config, source, clock, recorder=recorder, on_decision=on_decision)
 
 
 def grid(pp_perception: Iterable[int], pp_generation: Iterable[int], fetch_offsets: Iterable[int],
@@ -361,18 +361,26 @@ def table(evaluation: Evaluation) -> str:
     ]
     for r in evaluation.results:
         lines.append(
-            f"| {r.name} | {r.in_flight} | {r.success_rate:.2f} | {r.success_ci[0]:.2f}–{r.success_ci[1]:.2f} "
-            f"| {100 * r.ratio_to_seq:.0f}% [{100 * r.ratio_ci[0]:.0f}–{100 * r.ratio_ci[1]:.0f}] "
-            f"| {r.decisions_per_frame:.2f} | {r.decisions_per_s:.1f} | {r.throughput_vs_seq:.2f} "
+            success_cells(r) + f"| {r.decisions_per_frame:.2f} | {r.decisions_per_s:.1f} | {r.throughput_vs_seq:.2f} "
             f"| {r.age_p50_frames:.0f}/{r.age_p99_frames:.0f} | {1000 * r.age_p50_s:.0f}/{1000 * r.age_p99_s:.0f} "
             f"| {r.interval_cv:.2f} | {r.mean_time_to_success:.1f} |")
     return "\n".join(lines)
 
 
+def baseline_specs(dec: Iterable[int], par: Iterable[int]) -> list[RunSpec]:
+    """SEQ, then DEC(g) for each g, then PAR(k) for each k."""
+    return ([RunSpec("seq")] + [RunSpec("dec", generation_frames=g) for g in dec]
+            + [RunSpec("par", workers=k) for k in par])
+
+
+def success_cells(r: ConfigResult) -> str:
+    """The table cells every report shares: method, L, success with its CI, % of SEQ with its CI."""
+    return (f"| {r.name} | {r.in_flight} | {r.success_rate:.2f} | {r.success_ci[0]:.2f}–{r.success_ci[1]:.2f} "
+            f"| {100 * r.ratio_to_seq:.0f}% [{100 * r.ratio_ci[0]:.0f}–{100 * r.ratio_ci[1]:.0f}] ")
+
+
 def default_specs(policy: str, agent: Agent, args: argparse.Namespace) -> list[RunSpec]:
-    specs = [RunSpec("seq")]
-    specs += [RunSpec("dec", generation_frames=g) for g in args.dec]
-    specs += [RunSpec("par", workers=k) for k in args.par]
+    specs = baseline_specs(args.dec, args.par)
     specs += grid(args.pp_perception, args.pp_generation, args.fetch_offset, args.alpha,
                   agent.max_perception_stages, agent.generation_iterations)
     if args.naive:
@@ -385,6 +393,21 @@ def default_specs(policy: str, agent: Agent, args: argparse.Namespace) -> list[R
 
 def to_json(evaluation: Evaluation) -> dict:
     return asdict(evaluation)
+
+
+def write_json(path: Path, evaluation: Any) -> None:
+    """An evaluation (any dataclass) as indented JSON, creating the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(evaluation), indent=1))
+
+
+def load_evaluation(path: Path) -> Evaluation:
+    """An :class:`Evaluation` back from the JSON that ``--json`` wrote (to re-render a report)."""
+    data = json.loads(Path(path).read_text())
+    results = [ConfigResult(**{**r, "success_ci": tuple(r["success_ci"]), "ratio_ci": tuple(r["ratio_ci"])})
+               for r in data.pop("results")]
+    return Evaluation(**data, results=results)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -421,8 +444,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nheadline: {best.name}: {100 * best.ratio_to_seq:.0f}% of SEQ success at "
               f"{best.throughput_vs_seq:.2f}x SEQ decisions/s (wall, this machine)")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(to_json(evaluation), indent=1))
+        write_json(args.json, evaluation)
     if args.report:
         from auras_ros.eval.report import write_report
 

@@ -25,6 +25,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -286,12 +287,24 @@ class RealTimeWorld:
 
     It is an ObservationSource on the wall clock: ``latest(now)`` is the newest render stamped with the
     wall time it was sensed at.
+
+    ``speed``: world seconds per wall second (the world ticks every ``frame_period / speed`` wall
+    seconds; per-frame dynamics are unchanged, so a policy trained frame-stepped sees the same world,
+    only an agent's compute costs more world frames). ``on_tick``: called under the world's lock just
+    before every step; an action it returns is applied for that step (e.g. the next row of a chunk).
     """
 
-    def __init__(self, task: CatchTask, clock_now=time.monotonic) -> None:
+    def __init__(self, task: CatchTask, clock_now=time.monotonic, speed: float = 1.0,
+                 on_tick: Callable[[], np.ndarray | None] | None = None) -> None:
+        if not math.isfinite(speed) or speed <= 0:
+            raise ConfigError("speed", speed, "a finite factor > 0 (world seconds per wall second)")
         self.task = task
         self._now = clock_now
+        self.speed = speed
+        self.period = task.config.frame_period / speed  # wall seconds per world frame (camera period)
+        self._on_tick = on_tick
         self._lock = threading.Lock()
+        self._new_frame = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._latest: Observation | None = None
@@ -313,7 +326,7 @@ class RealTimeWorld:
                 self._latest = Observation(first.seq, self._now(), first.data)
         finally:
             ready.set()
-        period = self.task.config.frame_period
+        period = self.period
         next_tick = self._now() + period
         while not self._stop.is_set():
             delay = next_tick - self._now()
@@ -322,19 +335,36 @@ class RealTimeWorld:
             with self._lock:
                 if self.task.done:
                     break
+                action = self._on_tick() if self._on_tick is not None else None
+                if action is not None:
+                    self.task.apply(action)
                 self.task.step()
                 observation = self.task.observation()
                 self._latest = Observation(observation.seq, next_tick, observation.data)
+                self._new_frame.notify_all()
             next_tick += period
             if self._now() > next_tick:
                 self.overruns += 1  # the renderer could not keep the camera rate
                 next_tick = self._now()
         self.task.close()
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
+            self._new_frame.notify_all()
 
     def apply(self, action: np.ndarray) -> None:
         with self._lock:
             self.task.apply(action)
+
+    def act(self, fn: Callable[[CatchTask], None]) -> None:
+        """Run ``fn(task)`` under the world's lock, between two world steps."""
+        with self._lock:
+            fn(self.task)
+
+    def wait_newer(self, seq: int, timeout: float) -> bool:
+        """Block until a render newer than ``seq`` is there (or the episode ended, or ``timeout``)."""
+        with self._new_frame:
+            return self._new_frame.wait_for(
+                lambda: self._stop.is_set() or (self._latest is not None and self._latest.seq > seq), timeout)
 
     def latest(self, now: float) -> Observation | None:
         return self._latest
