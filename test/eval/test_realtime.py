@@ -83,3 +83,25 @@ def test_evaluate_realtime_pairs_every_config_with_seq(task):
         assert 0.0 <= r.config.success_rate <= 1.0
     text = realtime_table(ev)
     assert text.count("\n") == 1 + len(ev.results) and "| SEQ | 1 |" in text
+
+
+def test_realtime_and_alpha_sections_of_the_report_from_json(tmp_path, task):
+    from auras_ros.eval.closed_loop import evaluate, load_evaluation, write_json
+    from auras_ros.eval.realtime import load_realtime
+    from auras_ros.eval.report import write_report
+
+    expert = ExpertAgent(task)
+    specs = [RunSpec("auras", pipeline=PipelineConfig(1, 2, 0, a)) for a in (0.0, 1.0)]
+    stepped = evaluate(expert, "expert", specs, episodes=2, execute_rows=1, wall_decisions=0, progress=False, task=task)
+    rt = evaluate_realtime(expert, "expert", specs[:1], episodes=1, execute_rows=1, speed=SPEED, warmup=False,
+                           progress=False, task=task)
+    write_json(tmp_path / "rt.json", rt)
+    write_json(tmp_path / "fs.json", stepped)
+    rt_back, stepped_back = load_realtime(tmp_path / "rt.json"), load_evaluation(tmp_path / "fs.json")
+    assert realtime_table(rt_back) == realtime_table(rt)
+    assert [r.name for r in stepped_back.results] == [r.name for r in stepped.results]
+    text = write_report(stepped_back, tmp_path, realtime=rt_back, alpha=stepped_back, iterations=4,
+                        commands={"realtime": "python -m auras_ros.eval.realtime"}).read_text()
+    assert "## Real time" in text and "## α sweep" in text and "| 2/2 |" in text and "| 1/3 |" in text
+    assert "`python -m auras_ros.eval.realtime`" in text
+    assert all((tmp_path / f"expert_{p}.png").stat().st_size > 1000 for p in ("realtime", "alpha"))
