@@ -1,8 +1,12 @@
-"""The main job (`make run`): the composed agent on the frames the repository ships, SEQ then Auras,
-with live numbers and the ratio.
+"""The main job (`make run`): the composed agent closes the loop with the embedded MuJoCo simulator,
+with the shipped diffusion policy, SEQ then Auras on the same seeded episodes.
 
-Each executor runs in its own `auras_composed` process on a private ROS domain (localhost only), on
-the same model, camera and duration; the ratio compares the two runs of this one command.
+For each executor, two processes on a private ROS domain (localhost only): `sim_node` (frame-stepped:
+the world advances one step per pipeline frame, so success does not depend on this machine's speed)
+and `auras_composed` (perception, context and generation nodes in one process, on use_sim_time).
+The demo listens to the decisions and the episode scores and prints, for both, success, decisions
+per wall second and observation age, then the ratios. `--frames-demo` runs the graph on the frames
+in data/demo_frames instead (no world to act in).
 """
 
 from __future__ import annotations
@@ -11,54 +15,123 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import rclpy
 import yaml
 from ament_index_python.packages import get_package_share_directory
+from rclpy.executors import SingleThreadedExecutor
+from std_msgs.msg import String
 
-from auras_ros.launching import executable_path, private_ros_env
+from auras_ros.launching import node_command, private_ros_env, stop_process
+from auras_ros.msg import AgentAction
+from auras_ros.nodes.qos import ORDERED
+from auras_ros.nodes.ros_convert import to_seconds
+from auras_ros.sim.sim_node import SCORES
 
 REPO = Path(__file__).resolve().parents[1]
+POLICY = REPO / "auras_ros" / "eval" / "checkpoints" / "diffusion"
+FRAME_S = 0.05  # the task's world step: ages in sim time are whole multiples of it
 
 
-def run_composed(mode: str, args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict:
-    params = workdir / f"{mode}.yaml"
-    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
-        "model": args.model, "mode": mode, "pp_generation": args.pp_generation, "transport": "in_process",
-        "source": str(args.source), "rate_hz": args.camera_hz, "stats_period": 1.0}}}))
-    config = Path(get_package_share_directory("auras_ros"), "config", "auras.yaml")
-    command = [executable_path("auras_ros", "auras_composed"), "--no-action", "--live", "--duration",
-               str(args.duration), "--ros-args", "--params-file", str(config), "--params-file", str(params)]
-    print(f"{mode.upper()}: {args.model} on {args.source.name} at {args.camera_hz:g} Hz for {args.duration:g} s", flush=True)
-    process = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, timeout=args.duration + 120)
-    lines = process.stdout.strip().splitlines()
-    for line in lines[:-1]:
-        print(line, flush=True)
-    if process.returncode != 0 or not lines:
-        raise SystemExit(f"demo: the {mode} run failed (exit {process.returncode}); its output is above")
-    return json.loads(lines[-1])
+@dataclass
+class Run:
+    mode: str
+    actions: list[tuple[float, float]] = field(default_factory=list)  # (wall receipt time, age in sim s)
+    summary: dict | None = None
+
+    def row(self) -> dict:
+        times = np.array([t for t, _ in self.actions])
+        ages = np.array([a for _, a in self.actions]) / FRAME_S
+        return {"success_rate": self.summary["success_rate"], "episodes": self.summary["episodes"],
+                "decisions_per_s": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan"),
+                "age_p50_frames": float(np.percentile(ages, 50)), "age_p99_frames": float(np.percentile(ages, 99))}
+
+
+def run_episodes(mode: str, args: argparse.Namespace, env: dict[str, str], workdir: Path) -> Run:
+    agent_params, sim_params = workdir / f"{mode}_agent.yaml", workdir / f"{mode}_sim.yaml"
+    agent = {"model": str(args.model), "mode": mode, "pp_generation": args.pp_generation, "transport": "in_process",
+             "use_sim_time": True, "frame_period": 0.0, "stats_period": 3600.0,
+             "state_topic": "joint_states",  # the policy also takes the agent's position
+             "lockstep": True, "fetch_offset": 0}  # frame t reads O_t, as in the paper's frame-stepped runs
+    sim = {"mode": "frame", "seed": args.seed, "episodes": args.episodes, "control": "agent",
+           "wait_for_action": False, "action_readers": 1}
+    # Keyed by node name too: config/auras.yaml's node-specific entries would beat a wildcard one.
+    agent_params.write_text(yaml.safe_dump({"/**": {"ros__parameters": agent},
+                                            "/generation_node": {"ros__parameters": dict(agent)}}))
+    sim_params.write_text(yaml.safe_dump({"/**": {"ros__parameters": sim}}))
+    config = str(Path(get_package_share_directory("auras_ros"), "config", "auras.yaml"))
+    commands = [node_command("auras_ros", "sim_node", name="sim_node", params_files=[str(sim_params)]),
+                node_command("auras_ros", "auras_composed", params_files=[config, str(agent_params)],
+                             arguments=["--no-camera", "--no-action"])]
+    run = Run(mode)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))
+    node = rclpy.create_node("demo_listener", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+
+    def on_action(msg: AgentAction) -> None:
+        run.actions.append((time.monotonic(), to_seconds(msg.observation_age)))
+
+    def on_score(msg: String) -> None:
+        score = json.loads(msg.data)
+        if score.get("summary"):
+            run.summary = score
+        else:
+            print(f"  [{mode}] episode {len(run.actions) and score.get('seed', '?')}: "
+                  f"{'success' if score.get('success') else 'no success'}", flush=True)
+
+    node.create_subscription(AgentAction, "auras/action", on_action, ORDERED)
+    node.create_subscription(String, "sim/score", on_score, SCORES)
+    logs = [open(workdir / f"{mode}_{i}.log", "w") for i in range(len(commands))]
+    procs = [subprocess.Popen(c, env=env, stdout=log, stderr=subprocess.STDOUT) for c, log in zip(commands, logs)]
+    try:
+        deadline = time.monotonic() + args.timeout  # a hang guard
+        while run.summary is None and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        codes = [stop_process(p, grace_s=5.0) for p in procs]
+        for log in logs:
+            log.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    if run.summary is None or not run.actions:
+        output = "\n".join((workdir / f"{mode}_{i}.log").read_text()[-3000:] for i in range(len(commands)))
+        raise SystemExit(f"demo: the {mode} run did not finish (exit codes {codes}); the nodes said:\n{output}")
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="diffusion-tiny", help="agent preset or checkpoint directory")
-    parser.add_argument("--source", type=Path, default=REPO / "data" / "demo_frames", help="image folder or video")
-    parser.add_argument("--camera-hz", type=float, default=60.0)
+    parser.add_argument("--model", type=Path, default=POLICY, help="policy checkpoint directory")
+    parser.add_argument("--episodes", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=100, help="seed of the first episode (the same for both)")
     parser.add_argument("--pp-generation", type=int, default=4)
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per executor")
-    args = parser.parse_args(argv)
-    import tempfile
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per executor before giving up")
+    parser.add_argument("--frames-demo", action="store_true", help="the graph on data/demo_frames instead")
+    args, rest = parser.parse_known_args(argv)
+    if args.frames_demo:
+        from auras_ros import frames_demo
+        return frames_demo.main(rest)
+    print(f"closed loop: {args.model.name} policy, {args.episodes} episodes from seed {args.seed}, "
+          f"frame-stepped world, SEQ then Auras (L = {1 + args.pp_generation})", flush=True)
     with private_ros_env() as env, tempfile.TemporaryDirectory() as tmp:
-        results = {mode: run_composed(mode, args, env, Path(tmp)) for mode in ("seq", "auras")}
-    seq, auras = results["seq"], results["auras"]
+        seq, auras = (run_episodes(mode, args, env, Path(tmp)).row() for mode in ("seq", "auras"))
     print()
-    print(f"| {'executor':<22} | {'decisions/s':>11} | {'age p50 ms':>10} | {'age p99 ms':>10} | {'interval CV':>11} |")
-    print(f"|{'-' * 24}|{'-' * 13}|{'-' * 12}|{'-' * 12}|{'-' * 13}|")
-    for name, r in (("SEQ", seq), (f"Auras (L={1 + auras['pp_generation']})", auras)):
-        print(f"| {name:<22} | {r['decisions_per_s']:>11.1f} | {r['age_p50_s'] * 1e3:>10.1f} | "
-              f"{r['age_p99_s'] * 1e3:>10.1f} | {r['interval_cv']:>11.3f} |")
-    print(f"\nAuras / SEQ: {auras['decisions_per_s'] / seq['decisions_per_s']:.2f}x decisions per second, "
-          f"observation age p50 {auras['age_p50_s'] / seq['age_p50_s']:.2f}x")
+    print(f"| {'executor':<12} | {'success':>9} | {'decisions/s':>11} | {'age p50 (frames)':>16} | {'age p99 (frames)':>16} |")
+    print(f"|{'-' * 14}|{'-' * 11}|{'-' * 13}|{'-' * 18}|{'-' * 18}|")
+    for name, r in (("SEQ", seq), (f"Auras (L={1 + args.pp_generation})", auras)):
+        print(f"| {name:<12} | {r['success_rate']:>9.0%} | {r['decisions_per_s']:>11.1f} | "
+              f"{r['age_p50_frames']:>16.1f} | {r['age_p99_frames']:>16.1f} |")
+    share = auras["success_rate"] / seq["success_rate"] if seq["success_rate"] else float("nan")
+    print(f"\nAuras / SEQ: {share:.0%} of SEQ's success at {auras['decisions_per_s'] / seq['decisions_per_s']:.2f}x "
+          f"decisions per second (wall time, this machine)")
     return 0
 
 

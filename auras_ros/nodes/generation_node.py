@@ -54,6 +54,8 @@ PARAMS = (
     Param("frame_period", 0.0, "seconds per frame on the node's clock; 0: as fast as the slowest stage allows",
           low=0.0, high=10.0),
     Param("workers", 2, "PAR: requests run by independent workers", low=1, high=64),
+    Param("lockstep", False, "frame-stepped worlds: after each frame tick, wait for the percept of the "
+          "observation that tick produced before running the frame (frame_period 0 only)"),
     Param("action_frame_id", "base_link", "frame_id of the published actions"),
     Param("stats_period", 1.0, "seconds between PipelineStats reports", low=0.1, high=3600.0),
     *transport_params(),
@@ -118,8 +120,9 @@ class GenerationNode(Node):
         return ParallelRunner(agent, self.percepts, self.clock, self.params["workers"], **common)
 
     # -- the frame clock -----------------------------------------------------------------------------
-    def _frame(self) -> None:
-        self.ticks.publish(UInt64(data=self.runner.frame))
+    def _frame(self, tick: bool = True) -> None:
+        if tick:
+            self.ticks.publish(UInt64(data=self.runner.frame))
         started = time.perf_counter()
         self.runner.step()
         if isinstance(self.runner, AurasPipeline):
@@ -128,15 +131,25 @@ class GenerationNode(Node):
         del self.spans[:-1000]
 
     def _run_frames(self) -> None:
-        """As fast as the slowest stage allows; a frame with nothing in flight waits for a new percept."""
+        """As fast as the slowest stage allows; a frame with nothing in flight waits for a new percept.
+
+        In lockstep with a frame-stepped world, each frame's tick makes the world render the frame's
+        observation; the frame runs once its percept arrived, so generation in frame t reads O_t as in
+        the paper (fetch_offset 0) and the decision acts one frame later.
+        """
         admitted = -1
         while self._running.is_set():
-            idle = not isinstance(self.runner, AurasPipeline) or self.runner.in_flight == 0
-            if idle and not self.percepts.wait_newer(admitted, timeout=0.1):
-                continue
+            if self.params["lockstep"]:
+                self.ticks.publish(UInt64(data=self.runner.frame))
+                if not self.percepts.wait_newer(admitted, timeout=0.5):
+                    continue  # the tick or the image was lost: ask again
+            else:
+                idle = not isinstance(self.runner, AurasPipeline) or self.runner.in_flight == 0
+                if idle and not self.percepts.wait_newer(admitted, timeout=0.1):
+                    continue
             latest = self.percepts.latest(0.0)
             admitted = latest.seq if latest is not None else admitted
-            self._frame()
+            self._frame(tick=not self.params["lockstep"])
 
     def _run_threaded(self) -> None:
         self.runner.run(decisions=sys.maxsize)

@@ -65,8 +65,10 @@ def declare(node: Node, params: Iterable[Param]) -> dict[str, Any]:
             node.declare_parameter(param.name, param.default, param.descriptor())
             value = node.get_parameter(param.name).value
         except InvalidParameterValueException as error:
-            raise ConfigError(f"{node.get_name()}.{param.name}", getattr(error, "value", "?"),
-                              f"a value accepted by its descriptor ({param.description})") from None
+            # rclpy keeps the value only in its message: "Invalid parameter value (V) for parameter. ..."
+            raise ConfigError(f"{node.get_name()}.{param.name}", str(error).split("(", 1)[-1].split(")", 1)[0],
+                              f"a value accepted by its descriptor: {param.description}"
+                              + (f" in [{param.low}, {param.high}]" if param.low is not None else "")) from None
         except (ParameterUninitializedException, TypeError) as error:
             raise ConfigError(f"{node.get_name()}.{param.name}", None, f"a {type(param.default).__name__}: {error}") from None
         values[param.name] = param.check(value, node.get_name())

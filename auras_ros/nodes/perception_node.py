@@ -10,9 +10,10 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import UInt64
 
 from auras_ros.core.errors import InputError
@@ -26,12 +27,16 @@ from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
 from auras_ros.nodes.ros_convert import image_to_rgb, metrics_to_stats, to_duration, to_seconds
 from auras_ros.nodes.runner import run_node
 
+STATE_HISTORY = 16  # robot states kept to pair with images by stamp
+
 PARAMS = (
     Param("model", "synthetic", "agent preset (synthetic, diffusion-tiny, ar-tiny) or local checkpoint directory"),
     Param("device", "cpu", "torch device of the model", choices=("cpu", "cuda")),
     Param("trigger", "image", "perceive on every new image, or once per frame tick", choices=("image", "frame")),
     Param("max_image_pixels", 4096 * 4096, "larger images are rejected", low=1),
     Param("stats_period", 1.0, "seconds between perception stats reports", low=0.1, high=3600.0),
+    Param("state_topic", "", "sensor_msgs/JointState topic whose positions join the image as the agent's "
+          "robot state (empty: image only)"),
     *transport_params(),
 )
 
@@ -50,6 +55,10 @@ class PerceptionNode(Node):
         self.stats_publisher = self.create_publisher(PipelineStats, "auras/perception_stats", ORDERED)
         self.create_subscription(Image, "camera/image_raw", self._on_image, SENSOR_LATEST,
                                  callback_group=self.perception_group)
+        self._states: dict[float, np.ndarray] = {}  # joint positions by sensor stamp, the newest few
+        if self.params["state_topic"]:
+            self.create_subscription(JointState, self.params["state_topic"], self._on_state, ORDERED,
+                                     callback_group=self.perception_group)
         if self.params["trigger"] == "frame":
             self.create_subscription(UInt64, "auras/frame", self._on_frame, LATEST_RELIABLE,
                                      callback_group=self.perception_group)
@@ -66,6 +75,25 @@ class PerceptionNode(Node):
         if self.params["trigger"] == "image":
             self._perceive_latest()
 
+    def _on_state(self, msg: JointState) -> None:
+        self._states[to_seconds(msg.header.stamp)] = np.asarray(msg.position, dtype=np.float32)
+        for stamp in sorted(self._states)[:-STATE_HISTORY]:
+            del self._states[stamp]
+
+    def _observation_data(self, pixels: np.ndarray, stamp: float) -> Any:
+        """The image, joined with the robot state sensed at the same stamp when the agent takes one."""
+        if not self.params["state_topic"]:
+            return pixels
+        if stamp not in self._states:
+            # The state of this very frame has not arrived (or never will): the newest one is the
+            # best estimate, and counted so that a systematic mismatch shows in the stats.
+            self.recorder.drop("state_not_synchronized")
+            if not self._states:
+                raise InputError("robot state", "perception_node", f"a JointState on {self.params['state_topic']}",
+                                 "none received yet")
+        state = self._states.get(stamp, self._states[max(self._states)] if self._states else None)
+        return {"image": pixels, "state": state}
+
     def _on_frame(self, msg: UInt64) -> None:
         self._frame = msg.data
         self._perceive_latest()
@@ -78,7 +106,8 @@ class PerceptionNode(Node):
         started = time.perf_counter()
         try:
             pixels = image_to_rgb(msg, self.params["max_image_pixels"], "perception_node image")
-            percept = perceive_all(self.agent, Observation(seq, to_seconds(msg.header.stamp), pixels))
+            stamp = to_seconds(msg.header.stamp)
+            percept = perceive_all(self.agent, Observation(seq, stamp, self._observation_data(pixels, stamp)))
         except InputError as error:
             self.recorder.drop(f"bad_input:{error.what}")
             self.get_logger().warning(f"rejected image {seq}: {error}", throttle_duration_sec=2.0)

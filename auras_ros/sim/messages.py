@@ -19,6 +19,7 @@ Factory = Callable[..., Any]
 IMAGE_TOPIC = "camera/image_raw"
 STATE_TOPIC = "sim/state"
 CLOCK_TOPIC = "/clock"
+JOINTS_TOPIC = "joint_states"  # the agent's own position (proprioception), what a robot's joints report
 SCORE_TOPIC = "sim/score"
 ACTION_TOPIC = "auras/action"
 TICK_TOPIC = "auras/frame"
@@ -26,6 +27,7 @@ TICK_TOPIC = "auras/frame"
 TYPES = {
     IMAGE_TOPIC: "sensor_msgs/msg/Image",
     STATE_TOPIC: "auras_ros/msg/SimState",
+    JOINTS_TOPIC: "sensor_msgs/msg/JointState",
     CLOCK_TOPIC: "rosgraph_msgs/msg/Clock",
     SCORE_TOPIC: "std_msgs/msg/String",
 }
@@ -65,6 +67,13 @@ def state_message(make: Factory, frame: SimFrame, frame_id: str = "world") -> An
                 success=bool(frame.success), done=bool(frame.done))
 
 
+def joint_state_message(make: Factory, frame: SimFrame) -> Any:
+    """The agent's position as a robot reports its joints: policies with a state input read it."""
+    return make("sensor_msgs/msg/JointState", header=header(make, frame.stamp, "world"), name=["agent_x", "agent_y"],
+                position=np.asarray(frame.state.agent, dtype=np.float64)[:2].copy(),
+                velocity=np.zeros(0), effort=np.zeros(0))
+
+
 def clock_message(make: Factory, seconds: float) -> Any:
     return make("rosgraph_msgs/msg/Clock", clock=stamp(make, seconds))
 
@@ -78,4 +87,5 @@ def frame_messages(make: Factory, frame: SimFrame, camera_frame_id: str = "camer
     never sees a message stamped ahead of its clock."""
     return [(CLOCK_TOPIC, clock_message(make, frame.stamp)),
             (STATE_TOPIC, state_message(make, frame)),
+            (JOINTS_TOPIC, joint_state_message(make, frame)),
             (IMAGE_TOPIC, image_message(make, frame, camera_frame_id))]

@@ -32,7 +32,7 @@ from typing import Any
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String, UInt64
 
 from auras_ros.eval.task import TaskConfig
@@ -78,6 +78,7 @@ class SimNode(Node):
         self.clock_pub = self.create_publisher(Clock, m.CLOCK_TOPIC, LATEST_RELIABLE)
         self.state_pub = self.create_publisher(SimState, m.STATE_TOPIC, TICKS)
         self.image_pub = self.create_publisher(Image, m.IMAGE_TOPIC, SENSOR_LATEST)
+        self.joints_pub = self.create_publisher(JointState, m.JOINTS_TOPIC, TICKS)
         self.score_pub = self.create_publisher(String, m.SCORE_TOPIC, SCORES)
         self.create_subscription(AgentAction, m.ACTION_TOPIC, self._on_action, ORDERED)
         self.frame_mode = p["mode"] == "frame"
@@ -98,7 +99,8 @@ class SimNode(Node):
     def _publish(self, frame: SimFrame) -> None:
         self.current = frame
         for topic, msg in m.frame_messages(m.rclpy_factory, frame, self.params["camera_frame_id"]):
-            {m.CLOCK_TOPIC: self.clock_pub, m.STATE_TOPIC: self.state_pub, m.IMAGE_TOPIC: self.image_pub}[topic].publish(msg)
+            {m.CLOCK_TOPIC: self.clock_pub, m.STATE_TOPIC: self.state_pub, m.JOINTS_TOPIC: self.joints_pub,
+             m.IMAGE_TOPIC: self.image_pub}[topic].publish(msg)
 
     def _advance(self, decisions: list[AgentAction]) -> None:
         scored = len(self.world.scores)
