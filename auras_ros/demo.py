@@ -83,7 +83,7 @@ def run_episodes(mode: str, args: argparse.Namespace, env: dict[str, str], workd
         if score.get("summary"):
             run.summary = score
         else:
-            print(f"  [{mode}] episode {len(run.actions) and score.get('seed', '?')}: "
+            print(f"  [{mode}] episode {score.get('seed', '?')}: "
                   f"{'success' if score.get('success') else 'no success'}", flush=True)
 
     node.create_subscription(AgentAction, "auras/action", on_action, ORDERED)
