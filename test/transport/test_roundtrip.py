@@ -12,12 +12,13 @@ from conftest import FakePayload
 from transport_helpers import random_tensor, same_bits
 
 shapes = st.lists(st.integers(0, 5), min_size=0, max_size=4).map(tuple)
+LARGEST = 5**4 * 8  # bytes of the largest tensor drawn: 5x5x5x5 elements of 8 bytes
 
 
 @pytest.fixture(scope="module")
 def transports():
     registry = HandleRegistry(capacity=4)
-    made = {name: make_transport(name, registry=registry, slot_count=2, slot_bytes=4096)
+    made = {name: make_transport(name, registry=registry, slot_count=2, slot_bytes=LARGEST)
             for name in ("inline", "shm", "in_process")}
     yield made
     for t in made.values():
