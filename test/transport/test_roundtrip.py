@@ -12,7 +12,7 @@ from conftest import FakePayload
 from transport_helpers import random_tensor, same_bits
 
 shapes = st.lists(st.integers(0, 5), min_size=0, max_size=4).map(tuple)
-LARGEST = 5**4 * 8  # bytes of the largest tensor drawn: 5x5x5x5 elements of 8 bytes
+LARGEST = 5**4 * 16  # bytes of the largest tensor drawn: 5x5x5x5 elements of complex128
 
 
 @pytest.fixture(scope="module")
