@@ -6,7 +6,7 @@ Both run SEQ on the same agent and the same frames in this one process. The core
 decision time minus the observation stamp (the camera is sampled the moment a request starts). The
 ROS graph's latency is the time an AgentAction reaches a subscriber minus the camera image's stamp:
 camera → perception → percept topic → context node → ContextState → generation → action topic, all in
-one process (composed mode, in-process tensor handles, multi-threaded executor). The camera rate
+one process (composed mode, in-process tensor handles, one executor thread per node). The camera rate
 stays below SEQ's throughput so no request waits for the previous one. The overhead is the difference
 of the medians (and of the 99th percentiles).
 """
@@ -17,13 +17,12 @@ import argparse
 import json
 import os
 import sys
-import time
+import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
 from auras_ros.core.baselines import SequentialRunner
@@ -35,6 +34,7 @@ from auras_ros.msg import AgentAction
 from auras_ros.nodes.composed import compose, stop_composed
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
+from auras_ros.nodes.spinners import NodeSpinners
 from auras_ros.transport import HandleRegistry
 
 FRAMES = Path(__file__).resolve().parents[2] / "data" / "demo_frames"
@@ -55,23 +55,23 @@ def ros_latencies(agent: SyntheticAgent, decisions: int, camera_hz: float, domai
     overrides = [Parameter(k, value=v) for k, v in {
         "mode": "seq", "transport": "in_process", "source": str(FRAMES), "rate_hz": camera_hz,
         "stats_period": 3600.0}.items()]
-    executor = MultiThreadedExecutor(num_threads=6, context=context)
     nodes = compose(HandleRegistry(), action=False, agent=agent, context=context, parameter_overrides=overrides)
     listener = rclpy.create_node("overhead_listener", context=context)
     latencies: list[float] = []
 
+    arrived = threading.Event()
+
     def on_action(msg: AgentAction) -> None:
         latencies.append(listener.get_clock().now().nanoseconds * 1e-9 - to_seconds(msg.observation_stamp))
+        if len(latencies) >= decisions:
+            arrived.set()
 
     listener.create_subscription(AgentAction, "auras/action", on_action, ORDERED)
+    spinners = NodeSpinners([*nodes, listener], context=context).start()
     try:
-        for node in [*nodes, listener]:
-            executor.add_node(node)
-        deadline = time.monotonic() + 10 * decisions / camera_hz + 30  # a hang guard
-        while len(latencies) < decisions and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.1)
+        arrived.wait(timeout=10 * decisions / camera_hz + 30)  # a hang guard
     finally:
-        stop_composed(executor, [*nodes, listener])
+        stop_composed(spinners, [*nodes, listener])
         rclpy.try_shutdown(context=context)
     return latencies
 

@@ -1,8 +1,9 @@
 """auras_composed: camera, perception, context, generation and action nodes in ONE process.
 
 The embedded default and the fast path on one GPU: one model instance shared by perception and
-generation, tensors passed as in-process handles (no copy crosses a topic), and a MultiThreadedExecutor
-in which each stage's callback group runs beside the others, so perception and generation overlap.
+generation, tensors passed as in-process handles (no copy crosses a topic), and one executor thread per
+node (nodes/spinners.py), so each stage's callbacks run beside the others' and perception and
+generation overlap.
 
     auras_composed [--no-camera] [--no-action] [--duration S] --ros-args --params-file config/auras.yaml
 
@@ -14,11 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any, Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
@@ -30,7 +30,8 @@ from auras_ros.nodes.camera_node import CameraNode
 from auras_ros.nodes.context_node import ContextNode
 from auras_ros.nodes.generation_node import GenerationNode
 from auras_ros.nodes.perception_node import PerceptionNode
-from auras_ros.nodes.runner import shutdown_executor, spin_until_stopped, stop_requested
+from auras_ros.nodes.runner import stop_requested
+from auras_ros.nodes.spinners import NodeSpinners
 from auras_ros.transport import HandleRegistry
 
 
@@ -69,11 +70,12 @@ def compose(registry: HandleRegistry, *, camera: bool = True, action: bool = Tru
     return nodes
 
 
-def stop_composed(executor: MultiThreadedExecutor, nodes: list[Node]) -> None:
-    """The generation node's own threads first, then the executor's callbacks, then the nodes."""
+def stop_composed(spinners: NodeSpinners | None, nodes: list[Node]) -> None:
+    """The generation node's own threads first, then the executors' callbacks, then the nodes."""
     if nodes:
         nodes[0].stop()
-    shutdown_executor(executor)
+    if spinners is not None:
+        spinners.shutdown()
     for node in reversed(nodes):
         node.destroy_node()
 
@@ -90,15 +92,14 @@ def main(args: list[str] | None = None) -> int:
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     registry = HandleRegistry()
     nodes: list[Node] = []
-    executor = MultiThreadedExecutor(num_threads=6)
+    spinners = None
     try:
         nodes = compose(registry, camera=not options.no_camera, action=not options.no_action,
                         on_stats=print_live if options.live else None)
         generation = nodes[0]
-        for node in nodes:
-            executor.add_node(node)
         with stop_requested() as stop:
-            spin_until_stopped(executor, stop, time.monotonic() + options.duration if options.duration > 0 else None)
+            spinners = NodeSpinners(nodes).start()
+            stop.wait(options.duration if options.duration > 0 else None)
         if options.duration > 0:
             print(json.dumps(summary(generation)), flush=True)
         return 0
@@ -108,7 +109,7 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
     finally:
-        stop_composed(executor, nodes)
+        stop_composed(spinners, nodes)
         rclpy.try_shutdown()
 
 

@@ -42,19 +42,6 @@ def stop_requested() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def shutdown_executor(executor: Executor) -> None:
-    """Shut an executor down once its in-flight callbacks have finished.
-
-    rclpy 7.1.6's Executor.shutdown skips its own wait and destroys the guard condition while a
-    MultiThreadedExecutor's workers may still run callbacks, which then fail on it ("cannot use
-    Destroyable"); draining the worker pool first avoids that.
-    """
-    workers = getattr(executor, "_executor", None)
-    if workers is not None:
-        workers.shutdown(wait=True)
-    executor.shutdown()
-
-
 def spin_until_stopped(executor: Executor, stop: threading.Event, deadline: Optional[float] = None) -> None:
     while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
         executor.spin_once(timeout_sec=0.1)

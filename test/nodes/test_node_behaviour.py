@@ -5,13 +5,13 @@ a node at startup with one clear line."""
 from __future__ import annotations
 
 import subprocess
+import time
 from typing import Any, Iterator
 
 import numpy as np
 import pytest
 import rclpy
 import torch
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
@@ -24,7 +24,7 @@ from auras_ros.nodes.context_node import ContextNode
 from auras_ros.nodes.generation_node import GenerationNode
 from auras_ros.nodes.perception_node import PerceptionNode
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED, SENSOR_LATEST
-from auras_ros.nodes.runner import shutdown_executor
+from auras_ros.nodes.spinners import NodeSpinners
 from auras_ros.nodes.ros_convert import rgb_to_image, to_time
 from auras_ros.transport import HandleRegistry
 from conftest import DEMO_FRAMES
@@ -36,28 +36,31 @@ class Graph:
     def __init__(self, domain_id: int) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain_id)
-        self.executor = MultiThreadedExecutor(num_threads=6, context=self.context)
         self.nodes: list[Any] = []
+        self.spinners: NodeSpinners | None = None
 
     def add(self, node_class: type, overrides: dict[str, Any], **kwargs: Any) -> Any:
+        assert self.spinners is None, "add every node before the graph starts spinning"
         node = node_class(context=self.context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
                           **kwargs)
         self.nodes.append(node)
-        self.executor.add_node(node)
         return node
 
     def spin_until(self, done, timeout_s: float = 60.0) -> bool:
-        import time
+        """Spin every node in its own thread (as the composed process does) until done() holds."""
+        if self.spinners is None:
+            self.spinners = NodeSpinners(self.nodes, context=self.context).start()
         deadline = time.monotonic() + timeout_s  # a hang guard, not a measurement
         while not done() and time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.05)
+            time.sleep(0.01)  # polls a condition the node threads change; no event to await across them
         return done()
 
     def close(self) -> None:
         for node in self.nodes:
             if isinstance(node, GenerationNode):
                 node.stop()
-        shutdown_executor(self.executor)
+        if self.spinners is not None:
+            self.spinners.shutdown()
         for node in reversed(self.nodes):
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)
@@ -97,7 +100,6 @@ def test_bad_images_are_rejected_counted_and_perception_goes_on(graph: Graph) ->
     perception = graph.add(PerceptionNode, {"max_image_pixels": 64 * 64, "stats_period": 3600.0})
     publisher_node = rclpy.create_node("bad_image_source", context=graph.context)
     graph.nodes.append(publisher_node)
-    graph.executor.add_node(publisher_node)
     images = publisher_node.create_publisher(Image, "camera/image_raw", SENSOR_LATEST)
     percepts: list[Percept] = []
     publisher_node.create_subscription(Percept, "auras/percept", percepts.append, LATEST_RELIABLE)
@@ -131,7 +133,6 @@ def test_context_rejects_future_and_backward_stamps_and_unknown_keys(graph: Grap
     context = graph.add(ContextNode, {"future_tolerance": 1.0})
     source = rclpy.create_node("percept_source", context=graph.context)
     graph.nodes.append(source)
-    graph.executor.add_node(source)
     percepts = source.create_publisher(Percept, "auras/percept", LATEST_RELIABLE)
     snapshots: list[ContextState] = []
     source.create_subscription(ContextState, "auras/context", snapshots.append, LATCHED)
@@ -153,7 +154,6 @@ def test_generation_rejects_nan_and_malformed_payloads_and_keeps_running(graph: 
     generation = graph.add(GenerationNode, {"stats_period": 3600.0, "frame_period": 0.01})
     source = rclpy.create_node("context_source", context=graph.context)
     graph.nodes.append(source)
-    graph.executor.add_node(source)
     states = source.create_publisher(ContextState, "auras/context", LATCHED)
     actions: list[AgentAction] = []
     source.create_subscription(AgentAction, "auras/action", actions.append, ORDERED)
