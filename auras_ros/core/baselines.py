@@ -63,7 +63,8 @@ def _check_wall_run(decisions: int | None, name: str) -> None:
         raise ConfigError("decisions", decisions, f"a number of decisions ({name} on a wall clock has no frames)")
 
 
-def _whole_request(runner: Runner, observation: Observation, request_id: int) -> tuple[int, AgentOutput] | None:
+def _perceive(runner: Runner, observation: Observation) -> Any:
+    """Every perception slice of one observation, timed; None (counted) for bad input."""
     started = time.perf_counter()
     try:
         percept = perceive_all(runner.agent, observation)
@@ -71,6 +72,13 @@ def _whole_request(runner: Runner, observation: Observation, request_id: int) ->
         runner.recorder.drop("bad_input")
         return None
     runner.recorder.stage("perception", time.perf_counter() - started)
+    return percept
+
+
+def _whole_request(runner: Runner, observation: Observation, request_id: int) -> tuple[int, AgentOutput] | None:
+    percept = _perceive(runner, observation)
+    if percept is None:
+        return None
     started = time.perf_counter()
     output = runner.agent.generate_request(percept, request_id)
     runner.recorder.stage("generation", time.perf_counter() - started)
@@ -182,15 +190,9 @@ class DecoupledRunner(Runner):
 
     def _perceive_latest(self) -> bool:
         observation = self.take_observation()
-        if observation is None:
+        percept = None if observation is None else _perceive(self, observation)
+        if percept is None:
             return False
-        started = time.perf_counter()
-        try:
-            percept = perceive_all(self.agent, observation)
-        except InputError:
-            self.recorder.drop("bad_input")
-            return False
-        self.recorder.stage("perception", time.perf_counter() - started)
         self.context.write(PERCEPT_KEY, percept, stamp=observation.stamp, seq=observation.seq, frame=self.frame)
         return True
 
