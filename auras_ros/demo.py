@@ -4,8 +4,9 @@ with the shipped diffusion policy, SEQ then Auras on the same seeded episodes.
 For each executor, two processes on a private ROS domain (localhost only): `sim_node` (frame-stepped:
 the world advances one step per pipeline frame, so success does not depend on this machine's speed)
 and `auras_composed` (perception, context and generation nodes in one process, on use_sim_time).
-The demo listens to the decisions and the episode scores and prints, for both, success, decisions
-per wall second and observation age, then the ratios. `--frames-demo` runs the graph on the frames
+The demo listens to the decisions and the episode scores and prints, for each, success, decisions
+per wall second and observation age, then the ratios. `--executors seq par:3 dec auras:4 --world
+realtime` compares any set of executors through the ROS nodes on the same seeds. `--frames-demo` runs the graph on the frames
 in data/demo_frames instead (no world to act in).
 """
 
@@ -52,13 +53,42 @@ class Run:
                 "age_p50_frames": float(np.percentile(ages, 50)), "age_p99_frames": float(np.percentile(ages, 99))}
 
 
-def run_episodes(mode: str, args: argparse.Namespace, env: dict[str, str], workdir: Path) -> Run:
-    agent_params, sim_params = workdir / f"{mode}_agent.yaml", workdir / f"{mode}_sim.yaml"
-    agent = {"model": str(args.model), "mode": mode, "pp_generation": args.pp_generation, "transport": "in_process",
+@dataclass(frozen=True)
+class Executor:
+    """One executor to compare: ``seq``, ``dec``, ``par:K`` (K workers) or ``auras:G`` (pp_generation G)."""
+
+    mode: str
+    degree: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> "Executor":
+        mode, _, degree = text.partition(":")
+        if mode not in ("seq", "dec", "par", "auras") or (mode in ("par", "auras")) != bool(degree) or (
+                degree and not degree.isdigit()):
+            raise argparse.ArgumentTypeError(f"executor {text!r}: expected seq, dec, par:K or auras:G")
+        return cls(mode, int(degree or 0))
+
+    @property
+    def name(self) -> str:
+        return {"seq": "SEQ", "dec": "DEC", "par": f"PAR({self.degree})", "auras": f"Auras (L={1 + self.degree})"}[self.mode]
+
+    def params(self) -> dict:
+        if self.mode == "auras":
+            return {"mode": "auras", "pp_generation": self.degree}
+        return {"mode": self.mode, "workers": self.degree} if self.mode == "par" else {"mode": self.mode}
+
+
+def run_episodes(executor_spec: Executor, args: argparse.Namespace, env: dict[str, str], workdir: Path) -> Run:
+    mode = executor_spec.mode
+    tag = f"{mode}{executor_spec.degree}"
+    agent_params, sim_params = workdir / f"{tag}_agent.yaml", workdir / f"{tag}_sim.yaml"
+    frame_world = args.world == "frame"
+    agent = {"model": str(args.model), **executor_spec.params(), "transport": "in_process",
              "use_sim_time": True, "frame_period": 0.0, "stats_period": 3600.0,
              "state_topic": "joint_states",  # the policy also takes the agent's position
-             "lockstep": True, "fetch_offset": 0}  # frame t reads O_t, as in the paper's frame-stepped runs
-    sim = {"mode": "frame", "seed": args.seed, "episodes": args.episodes, "control": "agent",
+             # In a frame-stepped world frame t reads O_t, as in the paper's frame-stepped runs.
+             "lockstep": frame_world, "fetch_offset": 0 if frame_world else -1}
+    sim = {"mode": args.world, "seed": args.seed, "episodes": args.episodes, "control": "agent",
            "wait_for_action": False, "action_readers": 1}
     # Keyed by node name too: config/auras.yaml's node-specific entries would beat a wildcard one.
     agent_params.write_text(yaml.safe_dump({"/**": {"ros__parameters": agent},
@@ -68,7 +98,7 @@ def run_episodes(mode: str, args: argparse.Namespace, env: dict[str, str], workd
     commands = [node_command("auras_ros", "sim_node", name="sim_node", params_files=[str(sim_params)]),
                 node_command("auras_ros", "auras_composed", params_files=[config, str(agent_params)],
                              arguments=["--no-camera", "--no-action"])]
-    run = Run(mode)
+    run = Run(executor_spec.name)
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))
     node = rclpy.create_node("demo_listener", context=context)
@@ -83,12 +113,12 @@ def run_episodes(mode: str, args: argparse.Namespace, env: dict[str, str], workd
         if score.get("summary"):
             run.summary = score
         else:
-            print(f"  [{mode}] episode {score.get('seed', '?')}: "
+            print(f"  [{run.mode}] episode {score.get('seed', '?')}: "
                   f"{'success' if score.get('success') else 'no success'}", flush=True)
 
     node.create_subscription(AgentAction, "auras/action", on_action, ORDERED)
     node.create_subscription(String, "sim/score", on_score, SCORES)
-    logs = [open(workdir / f"{mode}_{i}.log", "w") for i in range(len(commands))]
+    logs = [open(workdir / f"{tag}_{i}.log", "w") for i in range(len(commands))]
     procs = [subprocess.Popen(c, env=env, stdout=log, stderr=subprocess.STDOUT) for c, log in zip(commands, logs)]
     try:
         deadline = time.monotonic() + args.timeout  # a hang guard
@@ -102,7 +132,7 @@ def run_episodes(mode: str, args: argparse.Namespace, env: dict[str, str], workd
         node.destroy_node()
         rclpy.try_shutdown(context=context)
     if run.summary is None or not run.actions:
-        output = "\n".join((workdir / f"{mode}_{i}.log").read_text()[-3000:] for i in range(len(commands)))
+        output = "\n".join((workdir / f"{tag}_{i}.log").read_text()[-3000:] for i in range(len(commands)))
         raise SystemExit(f"demo: the {mode} run did not finish (exit codes {codes}); the nodes said:\n{output}")
     return run
 
@@ -111,27 +141,38 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=POLICY, help="policy checkpoint directory")
     parser.add_argument("--episodes", type=int, default=6)
-    parser.add_argument("--seed", type=int, default=100, help="seed of the first episode (the same for both)")
-    parser.add_argument("--pp-generation", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=100, help="seed of the first episode (the same for all)")
+    parser.add_argument("--executors", type=Executor.parse, nargs="+", default=[Executor("seq"), Executor("auras", 4)],
+                        help="seq, dec, par:K, auras:G (the first is the baseline of the ratios)")
+    parser.add_argument("--world", choices=("frame", "realtime"), default="frame",
+                        help="frame: one world step per pipeline frame; realtime: the world steps in wall time")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per executor before giving up")
     parser.add_argument("--frames-demo", action="store_true", help="the graph on data/demo_frames instead")
     args, rest = parser.parse_known_args(argv)
     if args.frames_demo:
         from auras_ros import frames_demo
         return frames_demo.main(rest)
+    if args.world == "frame" and any(e.mode in ("dec", "par") for e in args.executors):
+        parser.error("dec and par run their own threads, not frames: compare them with --world realtime")
+    names = ", ".join(e.name for e in args.executors)
     print(f"closed loop: {args.model.name} policy, {args.episodes} episodes from seed {args.seed}, "
-          f"frame-stepped world, SEQ then Auras (L = {1 + args.pp_generation})", flush=True)
+          f"{args.world} world, through the ROS nodes: {names}", flush=True)
     with private_ros_env() as env, tempfile.TemporaryDirectory() as tmp:
-        seq, auras = (run_episodes(mode, args, env, Path(tmp)).row() for mode in ("seq", "auras"))
+        rows = [(e.name, run_episodes(e, args, env, Path(tmp)).row()) for e in args.executors]
+    base = rows[0][1]
     print()
-    print(f"| {'executor':<12} | {'success':>9} | {'decisions/s':>11} | {'age p50 (frames)':>16} | {'age p99 (frames)':>16} |")
-    print(f"|{'-' * 14}|{'-' * 11}|{'-' * 13}|{'-' * 18}|{'-' * 18}|")
-    for name, r in (("SEQ", seq), (f"Auras (L={1 + args.pp_generation})", auras)):
-        print(f"| {name:<12} | {r['success_rate']:>9.0%} | {r['decisions_per_s']:>11.1f} | "
-              f"{r['age_p50_frames']:>16.1f} | {r['age_p99_frames']:>16.1f} |")
-    share = auras["success_rate"] / seq["success_rate"] if seq["success_rate"] else float("nan")
-    print(f"\nAuras / SEQ: {share:.0%} of SEQ's success at {auras['decisions_per_s'] / seq['decisions_per_s']:.2f}x "
-          f"decisions per second (wall time, this machine)")
+    print(f"| {'executor':<14} | {'success':>7} | {'% of ' + rows[0][0]:>10} | {'decisions/s':>11} | {'x ' + rows[0][0]:>8} "
+          f"| {'age p50 (frames)':>16} | {'age p99 (frames)':>16} |")
+    print(f"|{'-' * 16}|{'-' * 9}|{'-' * 12}|{'-' * 13}|{'-' * 10}|{'-' * 18}|{'-' * 18}|")
+    for name, r in rows:
+        share = r["success_rate"] / base["success_rate"] if base["success_rate"] else float("nan")
+        print(f"| {name:<14} | {r['success_rate']:>7.0%} | {share:>10.0%} | {r['decisions_per_s']:>11.1f} | "
+              f"{r['decisions_per_s'] / base['decisions_per_s']:>8.2f} | {r['age_p50_frames']:>16.1f} | "
+              f"{r['age_p99_frames']:>16.1f} |")
+    for name, r in rows[1:]:
+        share = r["success_rate"] / base["success_rate"] if base["success_rate"] else float("nan")
+        print(f"\n{name} / {rows[0][0]}: {share:.0%} of {rows[0][0]}'s success at "
+              f"{r['decisions_per_s'] / base['decisions_per_s']:.2f}x decisions per second (wall time, this machine)")
     return 0
 
 

@@ -14,4 +14,4 @@ def test_main_job_runs_seq_then_auras_in_the_simulator() -> None:
     assert any(line.startswith("| SEQ ") for line in lines), result.stdout
     assert any(line.startswith("| Auras (L=5)") for line in lines), result.stdout
     assert "of SEQ's success at" in lines[-1]
-    assert "[seq] episode 100:" in result.stdout and "[auras] episode 100:" in result.stdout
+    assert "[SEQ] episode 100:" in result.stdout and "[Auras (L=5)] episode 100:" in result.stdout
