@@ -28,6 +28,7 @@ from ament_index_python.packages import get_package_share_directory
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import String
 
+from auras_ros.eval.closed_loop import wilson
 from auras_ros.launching import node_command, private_ros_env, stop_process
 from auras_ros.msg import AgentAction
 from auras_ros.nodes.qos import ORDERED
@@ -48,7 +49,9 @@ class Run:
     def row(self) -> dict:
         times = np.array([t for t, _ in self.actions])
         ages = np.array([a for _, a in self.actions]) / FRAME_S
+        low, high = wilson(self.summary["successes"], self.summary["episodes"])
         return {"success_rate": self.summary["success_rate"], "episodes": self.summary["episodes"],
+                "success_ci": (low, high),
                 "decisions_per_s": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan"),
                 "age_p50_frames": float(np.percentile(ages, 50)), "age_p99_frames": float(np.percentile(ages, 99))}
 
@@ -95,9 +98,16 @@ def run_episodes(executor_spec: Executor, args: argparse.Namespace, env: dict[st
                                             "/generation_node": {"ros__parameters": dict(agent)}}))
     sim_params.write_text(yaml.safe_dump({"/**": {"ros__parameters": sim}}))
     config = str(Path(get_package_share_directory("auras_ros"), "config", "auras.yaml"))
-    commands = [node_command("auras_ros", "sim_node", name="sim_node", params_files=[str(sim_params)]),
-                node_command("auras_ros", "auras_composed", params_files=[config, str(agent_params)],
-                             arguments=["--no-camera", "--no-action"])]
+    commands = [node_command("auras_ros", "sim_node", name="sim_node", params_files=[str(sim_params)])]
+    if args.distributed:
+        # One process per stage; tensors cross processes in shared memory.
+        agent_params.write_text(yaml.safe_dump({key: {"ros__parameters": {**agent, "transport": "shm"}}
+                                                for key in ("/**", "/generation_node")}))
+        commands += [node_command("auras_ros", exe, name=exe, params_files=[config, str(agent_params)])
+                     for exe in ("perception_node", "context_node", "generation_node")]
+    else:
+        commands.append(node_command("auras_ros", "auras_composed", params_files=[config, str(agent_params)],
+                                     arguments=["--no-camera", "--no-action"]))
     run = Run(executor_spec.name)
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))
@@ -146,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seq, dec, par:K, auras:G (the first is the baseline of the ratios)")
     parser.add_argument("--world", choices=("frame", "realtime"), default="frame",
                         help="frame: one world step per pipeline frame; realtime: the world steps in wall time")
+    parser.add_argument("--distributed", action="store_true",
+                        help="perception, context and generation as separate processes (shared memory)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per executor before giving up")
     parser.add_argument("--frames-demo", action="store_true", help="the graph on data/demo_frames instead")
     args, rest = parser.parse_known_args(argv)
@@ -155,18 +167,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.world == "frame" and any(e.mode in ("dec", "par") for e in args.executors):
         parser.error("dec and par run their own threads, not frames: compare them with --world realtime")
     names = ", ".join(e.name for e in args.executors)
+    layout = "distributed" if args.distributed else "composed"
     print(f"closed loop: {args.model.name} policy, {args.episodes} episodes from seed {args.seed}, "
-          f"{args.world} world, through the ROS nodes: {names}", flush=True)
+          f"{args.world} world, through the ROS nodes ({layout}): {names}", flush=True)
     with private_ros_env() as env, tempfile.TemporaryDirectory() as tmp:
         rows = [(e.name, run_episodes(e, args, env, Path(tmp)).row()) for e in args.executors]
     base = rows[0][1]
     print()
-    print(f"| {'executor':<14} | {'success':>7} | {'% of ' + rows[0][0]:>10} | {'decisions/s':>11} | {'x ' + rows[0][0]:>8} "
+    print(f"| {'executor':<14} | {'success':>7} | {'95% CI':>11} | {'% of ' + rows[0][0]:>10} | {'decisions/s':>11} | {'x ' + rows[0][0]:>8} "
           f"| {'age p50 (frames)':>16} | {'age p99 (frames)':>16} |")
-    print(f"|{'-' * 16}|{'-' * 9}|{'-' * 12}|{'-' * 13}|{'-' * 10}|{'-' * 18}|{'-' * 18}|")
+    print(f"|{'-' * 16}|{'-' * 9}|{'-' * 13}|{'-' * 12}|{'-' * 13}|{'-' * 10}|{'-' * 18}|{'-' * 18}|")
     for name, r in rows:
         share = r["success_rate"] / base["success_rate"] if base["success_rate"] else float("nan")
-        print(f"| {name:<14} | {r['success_rate']:>7.0%} | {share:>10.0%} | {r['decisions_per_s']:>11.1f} | "
+        ci = f"{r['success_ci'][0]:.2f}–{r['success_ci'][1]:.2f}"
+        print(f"| {name:<14} | {r['success_rate']:>7.0%} | {ci:>11} | {share:>10.0%} | {r['decisions_per_s']:>11.1f} | "
               f"{r['decisions_per_s'] / base['decisions_per_s']:>8.2f} | {r['age_p50_frames']:>16.1f} | "
               f"{r['age_p99_frames']:>16.1f} |")
     for name, r in rows[1:]:
