@@ -77,8 +77,9 @@ def graph(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[
 def test_perception_and_generation_callbacks_overlap(graph: Graph) -> None:
     registry = HandleRegistry()
     shared = {"transport": "in_process", "stats_period": 3600.0}
-    # Generation heavy enough to be busy when the next camera frame is perceived.
-    agent = SyntheticAgent(SyntheticConfig(iterations=64))
+    # Generation slower than the camera (each request about 3 camera periods), so requests are always
+    # in flight and every perception happens while some generation frame runs.
+    agent = SyntheticAgent(SyntheticConfig(iterations=256))
     generation = graph.add(GenerationNode, {**shared, "pp_generation": 2}, agent=agent, registry=registry)
     perception = graph.add(PerceptionNode, shared, agent=agent, registry=registry)
     graph.add(ContextNode, {"transport": "in_process"}, registry=registry)
