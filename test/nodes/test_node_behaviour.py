@@ -46,6 +46,12 @@ class Graph:
         self.nodes.append(node)
         return node
 
+    def probe(self, name: str) -> rclpy.node.Node:
+        """A plain node of the test's own, to publish bad input and read what the graph says."""
+        node = rclpy.create_node(name, context=self.context)
+        self.nodes.append(node)
+        return node
+
     def spin_until(self, done, timeout_s: float = 60.0) -> bool:
         """Spin every node in its own thread (as the composed process does) until done() holds."""
         if self.spinners is None:
@@ -99,8 +105,7 @@ def _image(encoding: str = "rgb8", height: int = 8, width: int = 8, data: bytes 
 
 def test_bad_images_are_rejected_counted_and_perception_goes_on(graph: Graph) -> None:
     perception = graph.add(PerceptionNode, {"max_image_pixels": 64 * 64, "stats_period": 3600.0})
-    publisher_node = rclpy.create_node("bad_image_source", context=graph.context)
-    graph.nodes.append(publisher_node)
+    publisher_node = graph.probe("bad_image_source")
     images = publisher_node.create_publisher(Image, "camera/image_raw", SENSOR_LATEST)
     percepts: list[Percept] = []
     publisher_node.create_subscription(Percept, "auras/percept", percepts.append, LATEST_RELIABLE)
@@ -132,8 +137,7 @@ def _percept(stamp: float, key: str = "percept", seq: int = 0) -> Percept:
 
 def test_context_rejects_future_and_backward_stamps_and_unknown_keys(graph: Graph) -> None:
     context = graph.add(ContextNode, {"future_tolerance": 1.0})
-    source = rclpy.create_node("percept_source", context=graph.context)
-    graph.nodes.append(source)
+    source = graph.probe("percept_source")
     percepts = source.create_publisher(Percept, "auras/percept", LATEST_RELIABLE)
     snapshots: list[ContextState] = []
     source.create_subscription(ContextState, "auras/context", snapshots.append, LATCHED)
@@ -153,8 +157,7 @@ def test_context_rejects_future_and_backward_stamps_and_unknown_keys(graph: Grap
 
 def test_generation_rejects_nan_and_malformed_payloads_and_keeps_running(graph: Graph) -> None:
     generation = graph.add(GenerationNode, {"stats_period": 3600.0, "frame_period": 0.01})
-    source = rclpy.create_node("context_source", context=graph.context)
-    graph.nodes.append(source)
+    source = graph.probe("context_source")
     states = source.create_publisher(ContextState, "auras/context", LATCHED)
     actions: list[AgentAction] = []
     source.create_subscription(AgentAction, "auras/action", actions.append, ORDERED)
