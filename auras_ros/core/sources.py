@@ -62,3 +62,30 @@ class PeriodicCamera:
             cached = Observation(seq, stamp, self._render(seq, stamp))
             self._cached = cached
         return cached
+
+
+class StampedHistory:
+    """The newest few values of a second sensor (e.g. joint positions), to pair with an observation by
+    sensor stamp. Thread-safe."""
+
+    def __init__(self, size: int = 16) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError("size", size, "an integer >= 1")
+        self._size = size
+        self._values: dict[float, Any] = {}
+        self._lock = threading.Lock()
+
+    def add(self, stamp: float, value: Any) -> None:
+        with self._lock:
+            self._values[stamp] = value
+            for old in sorted(self._values)[:-self._size]:
+                del self._values[old]
+
+    def at(self, stamp: float) -> tuple[Any, bool] | None:
+        """The value sensed at ``stamp`` (exact: True), else the newest one (exact: False), or None."""
+        with self._lock:
+            if stamp in self._values:
+                return self._values[stamp], True
+            if not self._values:
+                return None
+            return self._values[max(self._values)], False

@@ -18,6 +18,7 @@ from std_msgs.msg import UInt64
 
 from auras_ros.core.errors import InputError
 from auras_ros.core.metrics import MetricsRecorder
+from auras_ros.core.sources import StampedHistory
 from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all
 from auras_ros.models.factory import build_agent, percept_to_tensor
 from auras_ros.msg import Percept, PipelineStats
@@ -55,7 +56,7 @@ class PerceptionNode(Node):
         self.stats_publisher = self.create_publisher(PipelineStats, "auras/perception_stats", ORDERED)
         self.create_subscription(Image, "camera/image_raw", self._on_image, SENSOR_LATEST,
                                  callback_group=self.perception_group)
-        self._states: dict[float, np.ndarray] = {}  # joint positions by sensor stamp, the newest few
+        self._states = StampedHistory(STATE_HISTORY)  # joint positions by sensor stamp
         if self.params["state_topic"]:
             self.create_subscription(JointState, self.params["state_topic"], self._on_state, ORDERED,
                                      callback_group=self.perception_group)
@@ -76,22 +77,21 @@ class PerceptionNode(Node):
             self._perceive_latest()
 
     def _on_state(self, msg: JointState) -> None:
-        self._states[to_seconds(msg.header.stamp)] = np.asarray(msg.position, dtype=np.float32)
-        for stamp in sorted(self._states)[:-STATE_HISTORY]:
-            del self._states[stamp]
+        self._states.add(to_seconds(msg.header.stamp), np.asarray(msg.position, dtype=np.float32))
 
     def _observation_data(self, pixels: np.ndarray, stamp: float) -> Any:
         """The image, joined with the robot state sensed at the same stamp when the agent takes one."""
         if not self.params["state_topic"]:
             return pixels
-        if stamp not in self._states:
-            # The state of this very frame has not arrived (or never will): the newest one is the
-            # best estimate, and counted so that a systematic mismatch shows in the stats.
+        found = self._states.at(stamp)
+        if found is None:
+            raise InputError("robot state", "perception_node", f"a JointState on {self.params['state_topic']}",
+                             "none received yet")
+        state, exact = found
+        if not exact:
+            # This frame's state has not arrived (or never will): the newest is the best estimate,
+            # counted so that a systematic mismatch shows in the stats.
             self.recorder.drop("state_not_synchronized")
-            if not self._states:
-                raise InputError("robot state", "perception_node", f"a JointState on {self.params['state_topic']}",
-                                 "none received yet")
-        state = self._states.get(stamp, self._states[max(self._states)] if self._states else None)
         return {"image": pixels, "state": state}
 
     def _on_frame(self, msg: UInt64) -> None:

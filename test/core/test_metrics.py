@@ -52,3 +52,4 @@ def test_windows_report_only_their_own_decisions_and_counts() -> None:
     assert first.drops == {"superseded": 1} and second.drops == {}
     assert second.interval_mean == pytest.approx(0.5) and second.age_p50 == pytest.approx(0.2)
     assert recorder.decisions_recorded == 5
+
