@@ -1,5 +1,6 @@
 from auras_ros.core.sources import StampedHistory
 
+
 def test_stamped_history_pairs_by_stamp_and_falls_back_to_the_newest() -> None:
     history = StampedHistory(size=2)
     assert history.at(1.0) is None
