@@ -107,8 +107,19 @@ class Processes:
                 codes.append(None)
         return codes
 
+    def stop(self, grace_s: float) -> tuple[list[int | None], str]:
+        """SIGINT every process; their exit codes (None: hung) and everything they printed."""
+        codes = self.interrupt(grace_s)
+        return codes, self.output()
+
     def close(self) -> None:
         for proc in self.procs:
             stop_process(proc, grace_s=2.0)
         for f in self.files:
             f.close()
+
+    def __enter__(self) -> "Processes":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

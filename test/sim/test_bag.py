@@ -108,17 +108,13 @@ def test_record_replay_evaluate_round_trip(monkeypatch, ros_env, listener, tmp_p
     record(bag, episodes=2, seed=0, config=TaskConfig(max_frames=40))
     report = tmp_path / "report"
     summaries = listener.record(String, "eval/summary", SCORES)
-    processes = start_launch_file("replay.launch.py", {"bag": str(bag), "report_dir": str(report), "composed": "true",
-                                                       "mode": "seq", "rate": "0.5"}, monkeypatch, ros_env, tmp_path)
-    player = processes.procs[0]
-    try:
+    with start_launch_file("replay.launch.py", {"bag": str(bag), "report_dir": str(report), "composed": "true",
+                                                "mode": "seq", "rate": "0.5"}, monkeypatch, ros_env, tmp_path) as processes:
+        player = processes.procs[0]
         # The player exits 0 at the bag's end; then the evaluator has seen everything it will see.
         listener.spin_until(lambda: player.poll() is not None, 60.0)
         assert player.returncode == 0, processes.output()
-        codes = processes.interrupt(grace_s=10.0)
-        output = processes.output()
-    finally:
-        processes.close()
+        codes, output = processes.stop(grace_s=10.0)
     assert codes[1:] == [0] * (len(codes) - 1), output
     result = json.loads((report / "evaluation.json").read_text())
     assert result["ok"] and result["actions"] >= 5, output

@@ -21,16 +21,11 @@ def run_sim(overrides, monkeypatch, ros_env, listener, tmp_path, episodes):
         listener.record(AgentAction, "auras/action", ORDERED)
     scores, actions = listener.received["sim/score"], listener.received["auras/action"]
     del scores[:], actions[:]
-    processes = start_launch_file("sim.launch.py", {"episodes": str(episodes), "report_dir": str(tmp_path / "report"),
-                                                  **overrides}, monkeypatch,
-                                  ros_env, tmp_path)
-    try:
+    with start_launch_file("sim.launch.py", {"episodes": str(episodes), "report_dir": str(tmp_path / "report"),
+                                             **overrides}, monkeypatch, ros_env, tmp_path) as processes:
         done = listener.spin_until(lambda: scores_of(scores)[1] is not None, 60.0, processes.procs)
         assert done, f"scores {[s.data for s in scores]}\n{processes.output()}"
-        codes = processes.interrupt(grace_s=5.0)
-        output = processes.output()
-    finally:
-        processes.close()
+        codes, output = processes.stop(grace_s=5.0)
     assert codes == [0] * len(codes), output
     assert "Traceback" not in output, output
     return scores_of(scores), list(actions)
