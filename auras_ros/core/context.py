@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from auras_ros.core.clock import Clock
-from auras_ros.core.errors import ConfigError, one_of
+from auras_ros.core.errors import ConfigError, InputError, one_of
 
 
 class Policy(str, enum.Enum):
@@ -131,6 +131,14 @@ def _same_value(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return bool(np.array_equal(a, b))
     return bool(a == b)
+
+
+def check_sensor_stamp(stamp: float, previous: float | None, now: float, tolerance: float, where: str) -> None:
+    """Sensor stamps must not lie in the future nor go backwards for one key."""
+    if stamp > now + tolerance:
+        raise InputError("stamp", where, f"not after now + {tolerance} s ({now:.6f})", round(stamp, 6))
+    if previous is not None and stamp < previous:
+        raise InputError("stamp", where, f"not before the key's previous stamp {previous:.6f}", round(stamp, 6))
 
 
 class PublicContext:

@@ -14,7 +14,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
-from auras_ros.core.context import ContextRead, PublicContext, StaleContextError, Verdict
+from auras_ros.core.context import ContextRead, PublicContext, StaleContextError, Verdict, check_sensor_stamp
 from auras_ros.core.errors import InputError
 from auras_ros.msg import ContextEntry, ContextState, Percept
 from auras_ros.nodes.context_keys import ContextKey, declare_context_keys
@@ -35,14 +35,6 @@ PARAMS = (
     Param("diagnostics_period", 1.0, "seconds between /diagnostics reports", low=0.1, high=3600.0),
     *transport_params(),
 )
-
-
-def check_stamp(stamp: float, previous: float | None, now: float, tolerance: float, where: str) -> None:
-    """Sensor stamps must not lie in the future nor go backwards for one key."""
-    if stamp > now + tolerance:
-        raise InputError("stamp", where, f"not after now + {tolerance} s ({now:.6f})", round(stamp, 6))
-    if previous is not None and stamp < previous:
-        raise InputError("stamp", where, f"not before the key's previous stamp {previous:.6f}", round(stamp, 6))
 
 
 class ContextNode(Node):
@@ -72,7 +64,7 @@ class ContextNode(Node):
         try:
             value, stamp, seq = self._value_of(key, msg, where)
             history = self.public_context.history(key.spec.key)
-            check_stamp(stamp, history[-1].stamp if history else None, self.clock.now(),
+            check_sensor_stamp(stamp, history[-1].stamp if history else None, self.clock.now(),
                         self.params["future_tolerance"], where)
         except InputError as error:
             self.rejected[f"{key.spec.key}:{error.what}"] += 1
