@@ -28,7 +28,7 @@ from ament_index_python.packages import get_package_share_directory
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import String
 
-from auras_ros.eval.closed_loop import wilson
+from auras_ros.core.stats import wilson
 from auras_ros.launching import node_command, private_ros_env, stop_process
 from auras_ros.msg import AgentAction
 from auras_ros.nodes.qos import ORDERED

@@ -40,6 +40,7 @@ from auras_ros.core.metrics import Decision, MetricsRecorder
 from auras_ros.core.pipeline import AurasPipeline, PipelineConfig
 from auras_ros.core.runner import Runner
 from auras_ros.core.stages import Agent, Observation
+from auras_ros.core.stats import paired_ratio_ci, wilson
 from auras_ros.eval.task import CatchTask, EpisodeScore, TaskConfig, TaskSource
 
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
@@ -184,31 +185,6 @@ def run_episode(agent: Agent, spec: RunSpec, task: CatchTask, seed: int, execute
     score: EpisodeScore = task.score
     return EpisodeResult(seed, score.success, score.frames, score.success_frame, score.tracking_error,
                          len(ages), ages, [int(v) for v in np.diff(frames_of_decisions)], actions)
-
-
-# ---- statistics --------------------------------------------------------------------------------
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a success rate."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def paired_ratio_ci(ours: Sequence[bool], seq: Sequence[bool], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile-bootstrap interval of success(ours) / success(SEQ), resampling episodes (same
-    seeds on both sides, so they resample together)."""
-    a, b = np.asarray(ours, float), np.asarray(seq, float)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(a), (resamples, len(a)))
-    num, den = a[idx].mean(axis=1), b[idx].mean(axis=1)
-    ratios = num[den > 0] / den[den > 0]
-    if len(ratios) == 0:
-        return (math.nan, math.nan)
-    return (float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5)))
 
 
 @dataclass

@@ -40,6 +40,7 @@ from auras_ros.core.clock import WallClock
 from auras_ros.core.metrics import Decision, MetricsRecorder
 from auras_ros.core.pipeline import PipelineConfig
 from auras_ros.core.stages import Agent, Observation
+from auras_ros.core.stats import bootstrap_mean_ci
 from auras_ros.eval.closed_loop import (POLICIES, ChunkExecutor, ConfigResult, EpisodeResult, FreshCamera, RunSpec,
                                         baseline_specs, load_policy, make_runner, success_cells, summarize,
                                         write_json)
@@ -172,15 +173,6 @@ class RealTimeEvaluation:
     results: list[RealTimeResult]
 
 
-def _bootstrap_mean_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    v = np.asarray(values, float)
-    if len(v) == 0:
-        return (math.nan, math.nan)
-    idx = np.random.default_rng(seed).integers(0, len(v), (resamples, len(v)))
-    means = v[idx].mean(axis=1)
-    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
-
-
 def measure_seq_latency(agent: Agent, frames: list[Any], requests: int = 30) -> dict:
     """SEQ's decision latency (perception + whole generation), ms, on this machine now."""
     clock = WallClock()
@@ -232,7 +224,7 @@ def evaluate_realtime(agent: Agent, policy: str, specs: list[RunSpec], episodes:
         paired = [a / b for a, b in zip(rates, seq_rates) if b > 0]
         config.decisions_per_s = float(np.mean(rates))
         config.throughput_vs_seq = float(np.mean(paired)) if paired else math.nan
-        results.append(RealTimeResult(config, config.decisions_per_s, _bootstrap_mean_ci(rates),
+        results.append(RealTimeResult(config, config.decisions_per_s, bootstrap_mean_ci(rates),
                                       config.throughput_vs_seq, float(np.mean([r.overruns for r in mine])),
                                       float(np.mean([r.wall_s for r in mine])), rates))
     return RealTimeEvaluation(policy, asdict(task.config), speed, period, latency, seeds, execute_rows,

@@ -1,0 +1,141 @@
+"""The executor spec: which executor runs an agent, in one dataclass and one text form.
+
+Every entry point (node parameters, launch arguments, the demo, the evaluation, the tuner and the
+benchmarks) parses and prints executors through this module, and builds runners with
+:func:`make_runner`, so a name in a table means the same executor everywhere.
+
+Text form (``ExecutorSpec.parse`` reads it, ``str(spec)`` writes it back, canonical):
+
+    seq                        strict sequence (L = 1)
+    dec  | dec:G               two threads; generation takes G frames (default 1)
+    par:K                      K independent workers, each running a whole request
+    auras:P+G                  the Auras pipeline, pp_perception P, pp_generation G
+    auras:P+G:fO:aA[:private]  ... with fetch_offset O (0 or -1), skew alpha A, naive private context
+
+Defaults of the Auras knobs: fetch_offset 0, alpha 0, public context.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from auras_ros.core.baselines import DecoupledRunner, ParallelRunner, SequentialRunner
+from auras_ros.core.clock import Clock
+from auras_ros.core.errors import ConfigError
+from auras_ros.core.metrics import MetricsRecorder
+from auras_ros.core.pipeline import AurasPipeline, PipelineConfig
+from auras_ros.core.runner import DecisionSink, Runner
+from auras_ros.core.sources import ObservationSource
+from auras_ros.core.stages import Agent
+
+KINDS = ("seq", "dec", "par", "auras")
+TEXT_FORMS = "seq, dec[:G], par:K or auras:P+G[:fO][:aA][:private] (e.g. auras:1+5:f0:a0.5)"
+
+_AURAS = re.compile(r"^(?P<p>\d+)\+(?P<g>\d+)(?P<rest>(:[^:]+)*)$")
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """One executor under test: a baseline or an Auras pipeline configuration."""
+
+    kind: str = "auras"
+    pp_perception: int = 1
+    pp_generation: int = 1
+    fetch_offset: int = 0
+    alpha: float = 0.0
+    workers: int = 1  # PAR
+    generation_frames: int = 1  # DEC
+    context_mode: str = "public"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError("executor", self.kind, f"one of {', '.join(KINDS)}")
+        for name in ("workers", "generation_frames"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(name, value, "an integer >= 1")
+        if self.kind == "auras":
+            self.pipeline_config()  # checks the degrees, fetch_offset, alpha and context mode
+
+    # -- text form ---------------------------------------------------------------------------------
+    @classmethod
+    def parse(cls, text: str) -> "ExecutorSpec":
+        """Read the text form; a malformed one raises ConfigError naming what was expected."""
+        kind, _, rest = text.strip().partition(":")
+        try:
+            if kind == "seq" and not rest:
+                return cls("seq")
+            if kind == "dec":
+                return cls("dec", generation_frames=int(rest) if rest else 1)
+            if kind == "par" and rest:
+                return cls("par", workers=int(rest))
+            match = _AURAS.match(rest) if kind == "auras" else None
+            if match:
+                fields: dict[str, Any] = {"pp_perception": int(match["p"]), "pp_generation": int(match["g"])}
+                for option in filter(None, match["rest"].split(":")):
+                    if option == "private":
+                        fields["context_mode"] = "private"
+                    elif option[0] == "f":
+                        fields["fetch_offset"] = int(option[1:])
+                    elif option[0] == "a":
+                        fields["alpha"] = float(option[1:])
+                    else:
+                        raise ValueError(option)
+                return cls("auras", **fields)
+        except (ValueError, ConfigError) as error:
+            raise ConfigError("executor", text, f"{TEXT_FORMS} ({error})") from None
+        raise ConfigError("executor", text, TEXT_FORMS)
+
+    def __str__(self) -> str:
+        if self.kind == "seq":
+            return "seq"
+        if self.kind == "dec":
+            return "dec" if self.generation_frames == 1 else f"dec:{self.generation_frames}"
+        if self.kind == "par":
+            return f"par:{self.workers}"
+        text = f"auras:{self.pp_perception}+{self.pp_generation}:f{self.fetch_offset}:a{self.alpha:g}"
+        return text + (":private" if self.context_mode == "private" else "")
+
+    @property
+    def name(self) -> str:
+        """The label tables print: the canonical text form."""
+        return str(self)
+
+    # -- what it means -------------------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        """L: the most requests in flight."""
+        if self.kind == "par":
+            return self.workers
+        if self.kind == "dec":
+            return 1 + self.generation_frames
+        if self.kind == "auras":
+            return self.pp_perception + self.pp_generation
+        return 1
+
+    def pipeline_config(self, frame_period: float | None = None) -> PipelineConfig:
+        if self.kind != "auras":
+            raise ConfigError("executor", str(self), "an auras:P+G executor for a pipeline configuration")
+        if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
+            raise ConfigError("alpha", self.alpha, "a finite number (0 = uniform partition)")
+        return PipelineConfig(self.pp_perception, self.pp_generation, self.fetch_offset, float(self.alpha),
+                              frame_period, self.context_mode)
+
+
+def make_runner(spec: ExecutorSpec, agent: Agent, source: ObservationSource, clock: Clock, *,
+                frame_period: float | None = None, recorder: MetricsRecorder | None = None,
+                on_decision: DecisionSink | None = None, **kwargs: Any) -> Runner:
+    """The runner that executes ``spec``: the one factory every entry point uses. ``kwargs`` go to
+    the Auras pipeline (e.g. ``context=`` a public context the caller owns)."""
+    common = dict(frame_period=frame_period, recorder=recorder, on_decision=on_decision)
+    if spec.kind == "seq":
+        return SequentialRunner(agent, source, clock, **common)
+    if spec.kind == "dec":
+        return DecoupledRunner(agent, source, clock, generation_frames=spec.generation_frames, **common)
+    if spec.kind == "par":
+        return ParallelRunner(agent, source, clock, spec.workers, **common)
+    return AurasPipeline(agent, spec.pipeline_config(frame_period), source, clock,
+                         recorder=recorder, on_decision=on_decision, **kwargs)

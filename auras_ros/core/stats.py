@@ -1,0 +1,85 @@
+"""The statistics every table reports, in one place: percentiles, rates and interval CV, Wilson and
+bootstrap intervals, and the median-with-spread of repeated benchmark runs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (linear interpolation); NaN for no values."""
+    return float(np.percentile(values, q)) if len(values) else math.nan
+
+
+def rate(times: Sequence[float]) -> float:
+    """Events per second over the span of their times: (n - 1) / (last - first); NaN below two."""
+    if len(times) < 2 or times[-1] <= times[0]:
+        return math.nan
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def interval_cv(times: Sequence[float]) -> float:
+    """Coefficient of variation (std / mean) of the intervals between consecutive times."""
+    intervals = np.diff(np.asarray(times, float))
+    if len(intervals) < 2 or intervals.mean() <= 0:
+        return math.nan
+    return float(intervals.std() / intervals.mean())
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a success rate."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def paired_ratio_ci(ours: Sequence[bool], seq: Sequence[bool], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of success(ours) / success(SEQ), resampling episodes (same
+    seeds on both sides, so they resample together)."""
+    a, b = np.asarray(ours, float), np.asarray(seq, float)
+    if len(a) == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), (resamples, len(a)))
+    num, den = a[idx].mean(axis=1), b[idx].mean(axis=1)
+    ratios = num[den > 0] / den[den > 0]
+    if len(ratios) == 0:
+        return (math.nan, math.nan)
+    return (float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5)))
+
+
+def bootstrap_mean_ci(values: Sequence[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of the mean."""
+    v = np.asarray(values, float)
+    if len(v) == 0:
+        return (math.nan, math.nan)
+    idx = np.random.default_rng(seed).integers(0, len(v), (resamples, len(v)))
+    means = v[idx].mean(axis=1)
+    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Repeated measurements of one quantity: the median and the range, so noise stays visible."""
+
+    median: float
+    low: float
+    high: float
+    repeats: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> "Spread":
+        finite = [v for v in values if math.isfinite(v)]
+        if not finite:
+            return cls(math.nan, math.nan, math.nan, 0)
+        return cls(float(np.median(finite)), min(finite), max(finite), len(finite))
+
+    def __str__(self) -> str:
+        return f"{self.median:.3g} [{self.low:.3g}–{self.high:.3g}]"
