@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from auras_ros.core.stages import AgentOutput
+from auras_ros.core.stats import cv, mean, percentile, rate
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,6 @@ class RunMetrics:
     in_flight_mean: float = 0.0
     drops: dict[str, int] = field(default_factory=dict)
     cancels: dict[str, int] = field(default_factory=dict)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else math.nan
 
 
 class MetricsRecorder:
@@ -126,21 +123,20 @@ class MetricsRecorder:
     def _summarize(self) -> RunMetrics:
         times = sorted(self._decision_times)
         intervals = list(np.diff(times)) if len(times) > 1 else []
-        duration = times[-1] - times[0] if len(times) > 1 else 0.0
-        mean = float(np.mean(intervals)) if intervals else math.nan
+        interval_mean = mean(intervals)
         return RunMetrics(
             decisions=len(times),
-            duration=duration,
-            decisions_per_s=(len(times) - 1) / duration if duration > 0 else math.nan,
-            interval_mean=mean,
-            interval_cv=float(np.std(intervals)) / mean if intervals and mean > 0 else math.nan,
-            interval_p99=_percentile(intervals, 99),
-            interval_spread=(max(intervals) - min(intervals)) / mean if intervals and mean > 0 else math.nan,
-            age_p50=_percentile(self._ages, 50),
-            age_p99=_percentile(self._ages, 99),
-            stage_latency={k: Percentiles(_percentile(v, 50), _percentile(v, 99)) for k, v in self._stages.items()},
+            duration=times[-1] - times[0] if len(times) > 1 else 0.0,
+            decisions_per_s=rate(times),
+            interval_mean=interval_mean,
+            interval_cv=cv(intervals),
+            interval_p99=percentile(intervals, 99),
+            interval_spread=(max(intervals) - min(intervals)) / interval_mean if intervals and interval_mean > 0 else math.nan,
+            age_p50=percentile(self._ages, 50),
+            age_p99=percentile(self._ages, 99),
+            stage_latency={k: Percentiles(percentile(v, 50), percentile(v, 99)) for k, v in self._stages.items()},
             in_flight_max=max(self._in_flight, default=0),
-            in_flight_mean=float(np.mean(self._in_flight)) if self._in_flight else 0.0,
+            in_flight_mean=mean(self._in_flight) if self._in_flight else 0.0,
             drops=dict(self._drops),
             cancels=dict(self._cancels),
         )

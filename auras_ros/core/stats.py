@@ -22,12 +22,22 @@ def rate(times: Sequence[float]) -> float:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
-def interval_cv(times: Sequence[float]) -> float:
-    """Coefficient of variation (std / mean) of the intervals between consecutive times."""
-    intervals = np.diff(np.asarray(times, float))
-    if len(intervals) < 2 or intervals.mean() <= 0:
+def cv(values: Sequence[float]) -> float:
+    """Coefficient of variation: population std / mean; NaN for no values or a mean <= 0."""
+    v = np.asarray(values, float)
+    if len(v) == 0 or v.mean() <= 0:
         return math.nan
-    return float(intervals.std() / intervals.mean())
+    return float(v.std() / v.mean())
+
+
+def interval_cv(times: Sequence[float]) -> float:
+    """Coefficient of variation of the intervals between consecutive times (NaN below two times)."""
+    return cv(np.diff(np.asarray(times, float)))
+
+
+def mean(values: Sequence[float]) -> float:
+    """The arithmetic mean; NaN for no values."""
+    return float(np.mean(values)) if len(values) else math.nan
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
