@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+import torch
+
+from auras_ros.core.errors import InputError
 
 PERCEPT_KEY = "percept"
 """Public-context key under which perception writes its output."""
@@ -105,6 +108,29 @@ class Agent(Protocol):
         """A whole request's generation on one fixed percept, by the fastest honest sequential path
         (AR: prefill + KV-cache decode). The SEQ, DEC and PAR baselines use it."""
         ...
+
+    def percept_to_tensor(self, percept: Any) -> Any:
+        """The one tensor (``torch.Tensor``) that carries this agent's percept across a topic."""
+        ...
+
+    def percept_from_tensor(self, tensor: Any) -> Any:
+        """The percept back from its tensor. A tensor of another dtype or shape than this agent's
+        percept raises :class:`~auras_ros.core.errors.InputError` naming what arrived and what was
+        expected, so a receiver can refuse it before admission."""
+        ...
+
+
+def expect_tensor(value: Any, shape: tuple[int, ...], dtype: Any, what: str, where: str) -> Any:
+    """``value`` if it is a torch tensor of exactly ``shape`` and ``dtype``, else an InputError."""
+    if not isinstance(value, torch.Tensor):
+        raise InputError(what, where, f"a torch.Tensor {_tensor_text(shape, dtype)}", type(value).__name__)
+    if tuple(value.shape) != tuple(shape) or value.dtype != dtype:
+        raise InputError(what, where, _tensor_text(shape, dtype), _tensor_text(tuple(value.shape), value.dtype))
+    return value
+
+
+def _tensor_text(shape: tuple[int, ...], dtype: Any) -> str:
+    return f"{str(dtype).removeprefix('torch.')}{list(shape)}"
 
 
 def perceive_all(agent: Agent, observation: Observation, num_stages: int = 1) -> Any:

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from auras_ros.core.errors import ConfigError, InputError
-from auras_ros.core.stages import PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation
+from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation,
+                                   expect_tensor)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,12 @@ class SyntheticAgent:
 
     def finish(self, state: Any) -> AgentOutput:
         return AgentOutput(action=state[: self.config.action_dim].double().numpy().copy())
+
+    def percept_to_tensor(self, percept: Any) -> torch.Tensor:
+        return percept
+
+    def percept_from_tensor(self, tensor: Any) -> torch.Tensor:
+        return expect_tensor(tensor, (self.config.generation_width,), torch.float32, "percept", "SyntheticAgent")
 
     def generate_request(self, percept: Any, request_id: int) -> AgentOutput:
         state = self.init_request(request_id).unsqueeze(0)

@@ -23,6 +23,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, CLIPVi
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.models.ar_config import ARConfig, tiny_clip
 from auras_ros.models.ar_vla import ARVLAAgent, build_projector, default_dtype
+from auras_ros.models.checkpoint_files import read_json_object, read_weights
 
 CONFIG_FILE = "ar_config.json"
 PROJECTOR_FILE = "projector.safetensors"
@@ -73,19 +74,23 @@ def _projector_from(state: dict[str, torch.Tensor]) -> torch.nn.Sequential:
 def load_checkpoint(directory: str | Path, device: str | None = None, dtype: str | None = None) -> ARVLAAgent:
     directory = Path(directory)
     _require(directory)
-    fields: dict[str, Any] = json.loads((directory / CONFIG_FILE).read_text())
-    image_size = fields.pop("image_size")
-    vision_cfg = AutoConfig.from_pretrained(directory / "vision", local_files_only=True)
-    lm_cfg = AutoConfig.from_pretrained(directory / "lm", local_files_only=True)
+    stored = read_json_object(directory / CONFIG_FILE, (*SCALAR_FIELDS, "image_size"))
+    fields = {name: stored[name] for name in SCALAR_FIELDS}
+    image_size = stored["image_size"]
+    vision_cfg, lm_cfg = (read_weights(directory / part / "config.json",
+                                       lambda p: AutoConfig.from_pretrained(p.parent, local_files_only=True),
+                                       "a transformers config written by save_checkpoint")
+                          for part in ("vision", "lm"))
     if int(vision_cfg.image_size) != int(image_size):
         raise ConfigError("image_size", image_size, f"the vision tower's image_size {vision_cfg.image_size}")
     if dtype is not None:
         fields["dtype"] = dtype
     config = ARConfig(vision=vision_cfg, lm=lm_cfg, device=device or "cpu", **fields)
     vision_cls = CLIPVisionModel if vision_cfg.model_type == "clip_vision_model" else SiglipVisionModel
-    vision = vision_cls.from_pretrained(directory / "vision", local_files_only=True)
-    lm = AutoModelForCausalLM.from_pretrained(directory / "lm", local_files_only=True)
-    projector = _projector_from(load_file(str(directory / PROJECTOR_FILE)))
+    expected = "weights written by save_checkpoint"
+    vision = read_weights(directory / "vision", lambda p: vision_cls.from_pretrained(p, local_files_only=True), expected)
+    lm = read_weights(directory / "lm", lambda p: AutoModelForCausalLM.from_pretrained(p, local_files_only=True), expected)
+    projector = _projector_from(read_weights(directory / PROJECTOR_FILE, lambda p: load_file(str(p)), expected))
     return ARVLAAgent(config, vision, projector, lm)
 
 

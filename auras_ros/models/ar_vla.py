@@ -27,7 +27,8 @@ from torch import nn
 from transformers import AutoModelForCausalLM, CLIPVisionModel, DynamicCache, PreTrainedModel, SiglipVisionModel
 
 from auras_ros.core.errors import ConfigError, InputError
-from auras_ros.core.stages import PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation
+from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation,
+                                   expect_tensor)
 from auras_ros.models.action_bins import ActionBins
 from auras_ros.models.ar_config import ARConfig
 from auras_ros.models.inputs import as_image_tensor, check_finite
@@ -214,6 +215,19 @@ class ARVLAAgent:
         else:
             tokens = self.kv_cache_decode(percept)
         return self.finish(tokens)
+
+    def percept_to_tensor(self, percept: Any) -> torch.Tensor:
+        return self.check_percept(percept, "ARVLAAgent.percept_to_tensor")
+
+    def percept_from_tensor(self, tensor: Any) -> torch.Tensor:
+        shape = (1, self.config.context_length, int(self.config.lm.hidden_size))
+        percept = expect_tensor(tensor, shape, self.dtype, "percept tensor", "ARVLAAgent.percept_from_tensor")
+        return check_finite(percept.to(self.device), "percept", "ARVLAAgent.percept_from_tensor")
+
+    @property
+    def chunk_rows(self) -> int:
+        """Rows of its action chunk to play before replanning: the l_a tokens read as (vx, vy) rows."""
+        return self.config.action_dims // 2
 
     # ---- building blocks (also used by the GPU bench, which captures them as CUDA graphs) ------
 

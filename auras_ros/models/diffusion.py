@@ -34,7 +34,9 @@ import torch
 from torch import nn
 
 from auras_ros.core.errors import ConfigError, InputError, one_of
-from auras_ros.core.stages import PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation
+from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation,
+                                   expect_tensor)
+from auras_ros.models.checkpoint_files import read_json_object, read_weights
 from auras_ros.models.denoiser import ConditionalUnet1D
 from auras_ros.models.inputs import as_image_tensor, check_finite
 from auras_ros.models.resnet import ResNet18Encoder
@@ -341,6 +343,23 @@ class DiffusionPolicyAgent:
                 sample = self._denoise(sample, ks, cond, noise)
         return self._finish(DiffusionState(request_id, self.config.n_steps, sample[0], state.noise), stream)
 
+    def percept_to_tensor(self, percept: Any) -> torch.Tensor:
+        if not isinstance(percept, DiffusionPercept):
+            raise InputError("percept", "DiffusionPolicyAgent.percept_to_tensor", "a DiffusionPercept", type(percept).__name__)
+        if percept.ready is not None:
+            percept.ready.synchronize()  # a reader on another stream or host must see it written
+        return percept.cond
+
+    def percept_from_tensor(self, tensor: Any) -> DiffusionPercept:
+        where = "DiffusionPolicyAgent.percept_from_tensor"
+        cond = expect_tensor(tensor, (self.config.cond_dim,), self.dtype, "percept tensor (H_o)", where)
+        return DiffusionPercept(check_finite(cond.to(self.device), "percept", where))
+
+    @property
+    def chunk_rows(self) -> int:
+        """Rows of its action chunk to play before replanning (Diffusion Policy's n_action_steps)."""
+        return self.config.n_action_steps
+
     # -- checkpoints -----------------------------------------------------------------------------
 
     def save(self, directory: str | Path) -> Path:
@@ -359,21 +378,22 @@ class DiffusionPolicyAgent:
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (path / name).is_file():
                 raise InputError(f"checkpoint file {name!r}", where, "a file written by DiffusionPolicyAgent.save", "missing")
-        try:
-            meta = json.loads((path / CONFIG_FILE).read_text())
-        except json.JSONDecodeError as error:
-            raise InputError(f"checkpoint file {CONFIG_FILE!r}", where, "valid JSON", str(error)) from error
-        if not isinstance(meta, dict) or meta.get("kind") != CHECKPOINT_KIND:
-            raise InputError(f"checkpoint kind in {CONFIG_FILE!r}", where, repr(CHECKPOINT_KIND), meta.get("kind") if isinstance(meta, dict) else meta)
+        meta = read_json_object(path / CONFIG_FILE, ("kind", "config"))
+        if meta["kind"] != CHECKPOINT_KIND:
+            raise ConfigError(f"'kind' in {path / CONFIG_FILE}", meta["kind"], repr(CHECKPOINT_KIND))
+        if not isinstance(meta["config"], dict):
+            raise ConfigError(f"'config' in {path / CONFIG_FILE}", meta["config"], "a JSON object of DiffusionPolicyConfig fields")
         config = dataclasses.replace(DiffusionPolicyConfig.from_json(meta["config"]), **overrides)
         config.validate()
         with torch.random.fork_rng(devices=[]):
             model = DiffusionPolicy(config)
-        weights = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        weights = read_weights(path / WEIGHTS_FILE, lambda p: torch.load(p, map_location="cpu", weights_only=True),
+                               "a state_dict written by DiffusionPolicyAgent.save")
         try:
             model.load_state_dict(weights)
         except RuntimeError as error:
-            raise InputError(f"checkpoint file {WEIGHTS_FILE!r}", where, f"weights that fit {CONFIG_FILE!r}", str(error).splitlines()[0]) from error
+            raise ConfigError("checkpoint file", str(path / WEIGHTS_FILE),
+                              f"weights that fit {CONFIG_FILE} ({' '.join(str(error).split())[:300]})") from None
         return cls(config, model)
 
     # -- internals ---------------------------------------------------------------------------------

@@ -40,8 +40,8 @@ def build_agent(model: str, device: str = "cpu") -> Agent:
 
 
 def percept_to_tensor(percept: Any) -> torch.Tensor:
-    """The tensor that carries a percept across a topic (every agent's percept is one tensor, or wraps
-    one as ``.cond`` for the diffusion policy)."""
+    """Kept for the perception node until it calls ``agent.percept_to_tensor(percept)``, which owns
+    this (and waits for the percept's CUDA event)."""
     if isinstance(percept, torch.Tensor):
         return percept
     cond = getattr(percept, "cond", None)
@@ -51,8 +51,5 @@ def percept_to_tensor(percept: Any) -> torch.Tensor:
 
 
 def percept_from_tensor(agent: Agent, tensor: torch.Tensor) -> Any:
-    """The agent's percept type back from its tensor."""
-    from auras_ros.models.diffusion import DiffusionPercept, DiffusionPolicyAgent
-    if isinstance(agent, DiffusionPolicyAgent):
-        return DiffusionPercept(tensor.to(agent.device, agent.dtype))
-    return tensor
+    """Kept for the nodes until they call ``agent.percept_from_tensor`` themselves."""
+    return agent.percept_from_tensor(tensor)

@@ -68,6 +68,26 @@ def test_image_size_mismatch_is_a_config_error(saved, tmp_path: Path) -> None:
         load_checkpoint(directory)
 
 
+@pytest.mark.parametrize("damaged", ["projector.safetensors", "lm/model.safetensors", "vision/model.safetensors"])
+def test_truncated_weights_name_the_file(saved, tmp_path: Path, damaged: str) -> None:
+    directory = _copy(saved[1], tmp_path / "ckpt")
+    path = directory / damaged
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ConfigError, match="weights written by save_checkpoint") as error:
+        load_checkpoint(directory)
+    assert error.value.value.startswith(str(directory / damaged.split("/")[0]))
+
+
+def test_config_without_its_keys_names_the_file(saved, tmp_path: Path) -> None:
+    directory = _copy(saved[1], tmp_path / "ckpt")
+    fields = json.loads((directory / "ar_config.json").read_text())
+    del fields["action_token_ids"], fields["image_size"]
+    (directory / "ar_config.json").write_text(json.dumps(fields))
+    with pytest.raises(ConfigError, match=r"\(missing 'action_token_ids', 'image_size'\)") as error:
+        load_checkpoint(directory)
+    assert error.value.value == str(directory / "ar_config.json")
+
+
 def test_missing_directory_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="checkpoint directory"):
         load_checkpoint(tmp_path / "nowhere")

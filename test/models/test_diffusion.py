@@ -258,9 +258,29 @@ def test_checkpoint_weights_that_do_not_fit(agent: DiffusionPolicyAgent, tmp_pat
     meta = json.loads((tmp_path / CONFIG_FILE).read_text())
     meta["config"]["encoder_width"] = 16
     (tmp_path / CONFIG_FILE).write_text(json.dumps(meta))
-    with pytest.raises(InputError) as error:
+    with pytest.raises(ConfigError, match="size mismatch") as error:
         DiffusionPolicyAgent.load(tmp_path)
-    assert WEIGHTS_FILE in error.value.what
+    assert error.value.value == str(tmp_path / WEIGHTS_FILE)
+
+
+def test_truncated_weights_name_the_file(agent: DiffusionPolicyAgent, tmp_path: Path) -> None:
+    agent.save(tmp_path)
+    weights = tmp_path / WEIGHTS_FILE
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ConfigError, match="a state_dict written by DiffusionPolicyAgent.save") as error:
+        DiffusionPolicyAgent.load(tmp_path)
+    assert error.value.value == str(weights)
+
+
+@pytest.mark.parametrize("text,missing", [('{"kind": "auras_ros.diffusion_policy"}', "(missing 'config')"), ("{}", "(missing 'kind', 'config')"),
+                                          ("[1, 2]", "not a JSON list"), ('{"kind": ', "JSONDecodeError")])
+def test_config_without_its_keys_names_the_file(agent: DiffusionPolicyAgent, tmp_path: Path, text: str,
+                                                missing: str) -> None:
+    agent.save(tmp_path)
+    (tmp_path / CONFIG_FILE).write_text(text)
+    with pytest.raises(ConfigError, match="a JSON object with 'kind', 'config'") as error:
+        DiffusionPolicyAgent.load(tmp_path)
+    assert error.value.value == str(tmp_path / CONFIG_FILE) and missing in error.value.allowed
 
 
 def test_checkpoint_unknown_config_field(agent: DiffusionPolicyAgent, tmp_path: Path) -> None:
