@@ -17,6 +17,7 @@ Defaults of the Auras knobs: fetch_offset 0, alpha 0, public context.
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 from dataclasses import dataclass
@@ -123,6 +124,14 @@ class ExecutorSpec:
             raise ConfigError("alpha", self.alpha, "a finite number (0 = uniform partition)")
         return PipelineConfig(self.pp_perception, self.pp_generation, self.fetch_offset, float(self.alpha),
                               frame_period, self.context_mode)
+
+
+def executor_argument(text: str) -> ExecutorSpec:
+    """``type=`` of a command-line option taking executor specs: argparse shows the ConfigError's text."""
+    try:
+        return ExecutorSpec.parse(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def make_runner(spec: ExecutorSpec, agent: Agent, source: ObservationSource, clock: Clock, *,

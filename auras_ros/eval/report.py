@@ -13,16 +13,54 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 
 from auras_ros.core.partition import skew_partition  # noqa: E402
-from auras_ros.eval.closed_loop import (ConfigResult, Evaluation, headline, load_evaluation, success_cells,  # noqa: E402
-                                        table)
+from auras_ros.eval.results import (ConfigResult, Evaluation, RealTimeEvaluation, headline,  # noqa: E402
+                                    load_evaluation, load_realtime)
+
+
+def success_cells(r: ConfigResult) -> str:
+    """The table cells every report shares: executor, L, success with its CI, % of SEQ with its CI."""
+    return (f"| {r.name} | {r.in_flight} | {r.success_rate:.2f} | {r.success_ci[0]:.2f}–{r.success_ci[1]:.2f} "
+            f"| {100 * r.ratio_to_seq:.0f}% [{100 * r.ratio_ci[0]:.0f}–{100 * r.ratio_ci[1]:.0f}] ")
+
+
+def table(evaluation: Evaluation) -> str:
+    """The paper's '% of original accuracy at N x throughput' table, as Markdown."""
+    lines = [
+        "| executor | L | success | 95% CI | % of SEQ [95% CI] | decisions/frame | decisions/s (wall) | x SEQ | age p50/p99 (frames) | age p50/p99 (ms) | interval CV | time to success (frames) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in evaluation.results:
+        lines.append(
+            success_cells(r) + f"| {r.decisions_per_frame:.2f} | {r.decisions_per_s:.1f} | {r.throughput_vs_seq:.2f} "
+            f"| {r.age_p50_frames:.0f}/{r.age_p99_frames:.0f} | {1000 * r.age_p50_s:.0f}/{1000 * r.age_p99_s:.0f} "
+            f"| {r.interval_cv:.2f} | {r.mean_time_to_success:.1f} |")
+    return "\n".join(lines)
+
+
+def realtime_table(evaluation: RealTimeEvaluation) -> str:
+    period_ms = 1000 * evaluation.world_period_s
+    lines = [
+        "| executor | L | success | 95% CI | % of SEQ [95% CI] | decisions/s [95% CI] | x SEQ | "
+        f"age p50/p99 (ms) | age p50/p99 (world frames of {period_ms:.1f} ms) | interval CV | "
+        "time to success (frames) | world overruns/episode |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for rt in evaluation.results:
+        r = rt.config
+        lines.append(
+            success_cells(r) + f"| {rt.decisions_per_s:.1f} [{rt.decisions_per_s_ci[0]:.1f}–{rt.decisions_per_s_ci[1]:.1f}] "
+            f"| {rt.decisions_vs_seq:.2f} | {1000 * r.age_p50_s:.0f}/{1000 * r.age_p99_s:.0f} "
+            f"| {r.age_p50_frames:.1f}/{r.age_p99_frames:.1f} | {r.interval_cv:.2f} "
+            f"| {r.mean_time_to_success:.1f} | {rt.overruns_per_episode:.1f} |")
+    return "\n".join(lines)
 
 
 def _family(r: ConfigResult) -> str:
-    if r.kind != "auras":
-        return r.kind.upper()
-    p = r.pipeline
-    private = " private" if p["context_mode"] == "private" else ""
-    return f"Auras f{p['fetch_offset']} a{p['alpha']:g}{private}"
+    p = r.executor
+    if p.kind != "auras":
+        return p.kind
+    private = ":private" if p.context_mode == "private" else ""
+    return f"auras:f{p.fetch_offset}:a{p.alpha:g}{private}"
 
 
 def _by_family(results: list[ConfigResult]) -> dict[str, list[ConfigResult]]:
@@ -36,7 +74,7 @@ def _by_family(results: list[ConfigResult]) -> dict[str, list[ConfigResult]]:
 def _plot_vs_l(evaluation: Evaluation, value, ylabel: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     seq = next(r for r in evaluation.results if r.kind == "seq")
-    ax.axhline(value(seq), color="k", linestyle="--", label="SEQ")
+    ax.axhline(value(seq), color="k", linestyle="--", label="seq")
     for family, runs in _by_family(evaluation.results).items():
         # Several degree splits share one L: plot the best of them at that L.
         best: dict[int, float] = {}
@@ -100,13 +138,13 @@ def alpha_table(evaluation: Evaluation, iterations: int | None = None) -> str:
     """The α sweep (paper §6.4): each Auras configuration's iterations per generation stage, success
     and throughput; SEQ first as the reference."""
     lines = [
-        "| method | L | success | 95% CI | % of SEQ [95% CI] | iterations per stage (earliest → latest) | time to success (frames) | tracking error | decisions/frame | decisions/s (wall) | x SEQ |",
+        "| executor | L | success | 95% CI | % of SEQ [95% CI] | iterations per stage (earliest → latest) | time to success (frames) | tracking error | decisions/frame | decisions/s (wall) | x SEQ |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in evaluation.results:
         split = "–"
         if r.kind == "auras" and iterations is not None:
-            split = "/".join(str(n) for n in skew_partition(iterations, r.pipeline["pp_generation"], r.pipeline["alpha"]))
+            split = "/".join(str(n) for n in skew_partition(iterations, r.executor.pp_generation, r.executor.alpha))
         lines.append(
             success_cells(r) + f"| {split} | {r.mean_time_to_success:.1f} | {r.tracking_error:.3f} | {r.decisions_per_frame:.2f} "
             f"| {r.decisions_per_s:.1f} | {r.throughput_vs_seq:.2f} |")
@@ -118,11 +156,11 @@ def _plot_alpha(evaluation: Evaluation, path: Path) -> None:
     groups: dict[str, list[ConfigResult]] = {}
     for r in evaluation.results:
         if r.kind == "auras":
-            p = r.pipeline
-            groups.setdefault(f"Auras({p['pp_perception']}+{p['pp_generation']}, f{p['fetch_offset']})", []).append(r)
+            p = r.executor
+            groups.setdefault(f"auras:{p.pp_perception}+{p.pp_generation}:f{p.fetch_offset}", []).append(r)
     for label, runs in groups.items():
-        runs = sorted(runs, key=lambda r: r.pipeline["alpha"])
-        alphas = [r.pipeline["alpha"] for r in runs]
+        runs = sorted(runs, key=lambda r: r.executor.alpha)
+        alphas = [r.executor.alpha for r in runs]
         axes[0].plot(alphas, [r.mean_time_to_success for r in runs], marker="o", label=label)
         axes[1].plot(alphas, [r.decisions_per_s for r in runs], marker="o", label=label)
     axes[0].set_ylabel("time to success (frames)")
@@ -136,10 +174,10 @@ def _plot_alpha(evaluation: Evaluation, path: Path) -> None:
     plt.close(fig)
 
 
-def _plot_realtime(rt, path: Path) -> None:
+def _plot_realtime(rt: RealTimeEvaluation, path: Path) -> None:
     """Real-time: success (95% CI), decisions/s (95% CI) and observation age (ms) per method."""
     results = [r.config for r in rt.results]
-    names = [r.name.replace(", a0", "").replace("Auras", "A") for r in results]
+    names = [r.name.replace(":a0", "").replace("auras:", "") for r in results]
     colors = ["gray" if r.kind == "seq" else "tab:green" if r.kind == "auras" else "tab:red" if r.kind == "par"
               else "tab:orange" for r in results]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
@@ -170,7 +208,8 @@ def _plot_realtime(rt, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(evaluation: Evaluation, directory: Path, realtime=None, alpha: Evaluation | None = None,
+def write_report(evaluation: Evaluation, directory: Path, realtime: RealTimeEvaluation | None = None,
+                 alpha: Evaluation | None = None,
                  iterations: int | None = None, commands: dict[str, str] | None = None) -> Path:
     """The frame-stepped report; with ``realtime`` (a RealTimeEvaluation) and ``alpha`` (a frame-stepped
     α sweep) their sections too. ``commands``: the command line that produced each part, shown."""
@@ -214,8 +253,6 @@ def write_report(evaluation: Evaluation, directory: Path, realtime=None, alpha: 
                        ("Observation age at actuation", "ages"), ("SEQ vs Auras", "seq_vs_auras")):
         lines += [f"## {title}", "", f"![{title}]({plots[key].name})", ""]
     if realtime is not None:
-        from auras_ros.eval.realtime import realtime_table
-
         rt_plot = directory / f"{stem}_realtime.png"
         _plot_realtime(realtime, rt_plot)
         lat = realtime.seq_latency_ms
@@ -232,7 +269,7 @@ def write_report(evaluation: Evaluation, directory: Path, realtime=None, alpha: 
             f"{lat['p99']:.1f} ms; in the runs SEQ acted on images p50 {seq_rt.age_p50_frames:.1f} / p99 "
             f"{seq_rt.age_p99_frames:.1f} world frames old (camera wait + latency + other jobs). The speed is "
             f"chosen so that this sits at the edge of what the task tolerates: frame-stepped, ages of 2 frames "
-            f"keep full success and 3 frames lose most of it (PAR(3), DEC(2) in the table above). "
+            f"keep full success and 3 frames lose most of it (par:3, dec:2 in the table above). "
             f"{len(realtime.seeds)} seeded episodes "
             f"(seeds {realtime.seeds[0]}..{realtime.seeds[-1]}); each seed runs every method back to back in a "
             f"shuffled order, so SEQ and each configuration share the machine's conditions (2 cores shared "
@@ -280,8 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     """Re-render the report from the JSON the evaluation commands wrote (no episodes are run)."""
     import argparse
 
-    from auras_ros.eval.closed_loop import load_policy
-    from auras_ros.eval.realtime import load_realtime
+    from auras_ros.eval.policies import load_policy
 
     parser = argparse.ArgumentParser(description="Write the Markdown + PNG report from evaluation JSON.")
     parser.add_argument("--policy", default="diffusion")
@@ -291,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     evaluation = load_evaluation(d / f"{args.policy}.json")
     realtime = load_realtime(d / f"{args.policy}_realtime.json") if (d / f"{args.policy}_realtime.json").exists() else None
     alpha = load_evaluation(d / f"{args.policy}_alpha.json") if (d / f"{args.policy}_alpha.json").exists() else None
-    iterations = load_policy(args.policy)[0].generation_iterations if alpha is not None else None
+    iterations = load_policy(args.policy).generation_iterations if alpha is not None else None
     commands_file = d / f"{args.policy}_commands.json"
     commands = json.loads(commands_file.read_text()) if commands_file.exists() else None
     print(f"report: {write_report(evaluation, d, realtime, alpha, iterations, commands)}")

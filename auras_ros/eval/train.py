@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         agent, loss = train_ar(demos, config)
         save_checkpoint(agent, out)
     seconds = time.perf_counter() - started
-    info = {"policy": args.policy, "init": str(args.init) if args.init else None, "train": asdict(config), "demos": asdict(DemoConfig(episodes=args.episodes)),
+    info = {"policy": args.policy, "init": "continued from an earlier checkpoint of this recipe" if args.init else None, "train": asdict(config), "demos": asdict(DemoConfig(episodes=args.episodes)),
             "samples": len(demos.actions), "final_loss": loss, "seconds": round(seconds, 1),
             "torch": torch.__version__}
     if args.policy == "ar":

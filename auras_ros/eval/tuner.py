@@ -17,16 +17,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from auras_ros.core.pipeline import PipelineConfig
+from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.stages import Agent
-from auras_ros.eval.closed_loop import POLICIES, RunSpec, load_policy, measure_wall, run_episode
+from auras_ros.core.stats import mean
+from auras_ros.eval.episodes import SEQ, measure_wall, run_episode
+from auras_ros.eval.policies import add_policy_arguments, load_policy
 from auras_ros.eval.task import CatchTask
 
-ThroughputFn = Callable[[RunSpec], float]
+ThroughputFn = Callable[[ExecutorSpec], float]
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class TunerConfig:
 
 @dataclass
 class Candidate:
-    spec: RunSpec
+    spec: ExecutorSpec
     throughput_vs_seq: float
     success_rate: float = math.nan  # NaN: not checked (missed the throughput target)
 
@@ -63,30 +64,29 @@ def cost_model(perception_s: float, iteration_s: float, iterations: int) -> Thro
     """Decisions/s from stage costs (a merged/batched iteration costs as much as one; no contention):
     SEQ = 1 / (P + n·s); Auras frame = P/pp_p + (n/pp_g)·s at fetch 0, max of the two at fetch −1."""
 
-    def throughput(spec: RunSpec) -> float:
+    def throughput(spec: ExecutorSpec) -> float:
         if spec.kind == "seq":
             return 1.0 / (perception_s + iterations * iteration_s)
-        p = spec.pipeline
-        per_stage = math.ceil(iterations / p.pp_generation) * iteration_s
-        perception = perception_s / p.pp_perception
-        frame = perception + per_stage if p.fetch_offset == 0 else max(perception, per_stage)
+        per_stage = math.ceil(iterations / spec.pp_generation) * iteration_s
+        perception = perception_s / spec.pp_perception
+        frame = perception + per_stage if spec.fetch_offset == 0 else max(perception, per_stage)
         return 1.0 / frame
 
     return throughput
 
 
-def candidates(agent: Agent, config: TunerConfig) -> list[RunSpec]:
+def candidates(agent: Agent, config: TunerConfig) -> list[ExecutorSpec]:
     specs = []
     for p, g, f, a in itertools.product(config.pp_perception, config.pp_generation, config.fetch_offsets, config.alphas):
         if p + g <= config.max_in_flight and p <= agent.max_perception_stages and g <= agent.generation_iterations:
             if a != 0.0 and g == 1:
                 continue  # α only moves iterations between generation stages
-            specs.append(RunSpec("auras", pipeline=PipelineConfig(p, g, f, float(a))))
+            specs.append(ExecutorSpec("auras", p, g, f, float(a)))
     return specs
 
 
-def success_rate(agent: Agent, spec: RunSpec, task: CatchTask, seeds: list[int], execute_rows: int) -> float:
-    return float(np.mean([run_episode(agent, spec, task, seed, execute_rows).success for seed in seeds]))
+def success_rate(agent: Agent, spec: ExecutorSpec, task: CatchTask, seeds: list[int], execute_rows: int) -> float:
+    return mean([run_episode(agent, spec, task, seed, execute_rows).success for seed in seeds])
 
 
 def tune(agent: Agent, config: TunerConfig, execute_rows: int, throughput: ThroughputFn,
@@ -95,11 +95,11 @@ def tune(agent: Agent, config: TunerConfig, execute_rows: int, throughput: Throu
     own = task is None
     task = CatchTask() if task is None else task
     seeds = list(range(config.seed0, config.seed0 + config.episodes))
-    seq_rate = throughput(RunSpec("seq"))
+    seq_rate = throughput(SEQ)
     found = [Candidate(spec, throughput(spec) / seq_rate) for spec in candidates(agent, config)]
     passing = [c for c in found if c.throughput_vs_seq >= config.target]
     bar = tqdm(total=len(passing) + 1, desc="tuner: accuracy in the simulator", disable=not progress)
-    seq_success = success_rate(agent, RunSpec("seq"), task, seeds, execute_rows)
+    seq_success = success_rate(agent, SEQ, task, seeds, execute_rows)
     bar.update(1)
     for c in passing:
         c.success_rate = success_rate(agent, c.spec, task, seeds, execute_rows)
@@ -114,7 +114,7 @@ def tune(agent: Agent, config: TunerConfig, execute_rows: int, throughput: Throu
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Grid-search the Auras degrees for a throughput target.")
-    parser.add_argument("--policy", choices=POLICIES, required=True)
+    add_policy_arguments(parser)
     parser.add_argument("--target", type=float, default=2.5, help="decisions/s as a multiple of SEQ's")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--max-in-flight", type=int, default=8)
@@ -122,13 +122,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    agent, rows = load_policy(args.policy)
+    agent = load_policy(args.policy, args.checkpoint)
     alphas = (0.0, 1.0, 2.0) if args.policy == "diffusion" else (0.0,)
     config = TunerConfig(args.target, alphas=alphas, max_in_flight=args.max_in_flight, episodes=args.episodes)
     task = CatchTask()
     frames = [task.reset(s).data for s in range(4)]
     task.close()
-    result = tune(agent, config, rows, lambda spec: measure_wall(agent, spec, frames, args.wall_decisions))
+    result = tune(agent, config, agent.chunk_rows,
+                  lambda spec: measure_wall(agent, spec, frames, args.wall_decisions).decisions_per_s)
     print(f"SEQ success {result.seq_success:.2f}")
     for c in sorted(result.candidates, key=lambda c: -c.throughput_vs_seq):
         checked = f"success {c.success_rate:.2f}" if c.meets_target else "below target"

@@ -8,7 +8,7 @@ bag), so both produce the very same frames for the same seeds.
 ``(vx, vy)`` rows, row-major: element ``2i`` and ``2i+1`` are the normalized velocity command of row ``i``
 (``[-1, 1]`` per axis, times the task's ``max_speed`` in units/s; values outside are clipped, non-finite
 ones stop the agent). A trailing odd element is ignored, so the 7-vector of a 7-DoF agent reads as 3 rows.
-Chunks execute receding-horizon exactly as in :mod:`auras_ros.eval.closed_loop` (its
+Chunks execute receding-horizon exactly as in :mod:`auras_ros.eval.actuation` (its
 :class:`ChunkExecutor`): a new decision replaces the chunk and its row 0 plays in the next world step,
 later steps without a new decision play rows 1, 2, ... up to ``execute_rows``, then the last played row
 holds; before the first decision of an episode the agent stands still.
@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from auras_ros.core.errors import ConfigError
-from auras_ros.eval.closed_loop import ChunkExecutor
+from auras_ros.eval.actuation import ChunkExecutor
 from auras_ros.eval.task import CatchTask, EpisodeScore, TaskConfig, WorldState
 
 TIME0 = 1.0

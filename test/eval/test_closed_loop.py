@@ -1,5 +1,6 @@
-"""Closed loop through the core executors: determinism, bookkeeping with the expert as an agent,
-the public context against stale private contexts, the tuner, the report."""
+"""Closed loop through the core executors: determinism, bookkeeping with the expert as an agent (it
+perceives only the observation it is handed), the public context against stale private contexts, the
+tuner, the report."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from auras_ros.core.pipeline import PipelineConfig
-from auras_ros.eval.closed_loop import (ChunkExecutor, RunSpec, evaluate, headline, paired_ratio_ci, run_episode,
-                                        wilson)
+from auras_ros.core.clock import SimClock
+from auras_ros.core.spec import ExecutorSpec, make_runner
+from auras_ros.core.stats import paired_ratio_ci, wilson
+from auras_ros.eval.actuation import ChunkExecutor
+from auras_ros.eval.episodes import evaluate, run_episode
 from auras_ros.eval.oracle import ExpertAgent, IdleAgent
-from auras_ros.eval.task import CatchTask, TaskConfig
+from auras_ros.eval.results import headline
+from auras_ros.eval.task import CatchTask, TaskConfig, TaskSource
 from auras_ros.eval.tuner import TunerConfig, cost_model, tune
 from auras_ros.models.diffusion import DiffusionPolicyAgent, tiny
 
 SEEDS = range(6)
+SEQ = ExecutorSpec("seq")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +40,7 @@ def test_same_seed_same_actions_through_the_pipeline():
     torch.set_num_threads(1)
     task = CatchTask(TaskConfig(image_size=32, max_frames=12))
     agent = DiffusionPolicyAgent(tiny(n_steps=4))
-    spec = RunSpec("auras", pipeline=PipelineConfig(1, 2, 0, 0.0))
+    spec = ExecutorSpec.parse("auras:1+2:f0:a0")
     a = run_episode(agent, spec, task, 5, 4, keep_actions=True)
     b = run_episode(agent, spec, task, 5, 4, keep_actions=True)
     task.close()
@@ -45,12 +50,12 @@ def test_same_seed_same_actions_through_the_pipeline():
 
 
 def test_expert_through_the_executors_succeeds_and_idle_fails(task):
-    expert = ExpertAgent(task)
-    results = [run_episode(expert, RunSpec("seq"), task, s, 1) for s in SEEDS]
+    expert = ExpertAgent(task.config)
+    results = [run_episode(expert, SEQ, task, s, 1) for s in SEEDS]
     assert all(r.success for r in results)
     assert all(r.ages_frames == pytest.approx([1.0] * r.decisions) for r in results)  # SEQ acts on this frame's image
     assert all(r.success_frame == r.frames for r in results)
-    idle = [run_episode(IdleAgent(task), RunSpec("seq"), task, s, 1) for s in SEEDS]
+    idle = [run_episode(IdleAgent(task.config), SEQ, task, s, 1) for s in SEEDS]
     assert not any(r.success for r in idle)
     assert all(r.frames == task.config.max_frames for r in idle)
 
@@ -58,13 +63,39 @@ def test_expert_through_the_executors_succeeds_and_idle_fails(task):
 def test_public_context_restores_what_stale_requests_lose(task):
     """The method's claim on a policy that is exactly the expert: at L = 4, the Auras pipeline keeps
     SEQ's success, while PAR(4) and naive pipelining (private context) act on 4-frame-old images."""
-    expert = ExpertAgent(task)
-    seq = rate(expert, RunSpec("seq"), task)
-    auras = rate(expert, RunSpec("auras", pipeline=PipelineConfig(1, 3, 0, 0.0)), task)
-    naive = rate(expert, RunSpec("auras", pipeline=PipelineConfig(1, 3, 0, 0.0, context_mode="private")), task)
-    par = rate(expert, RunSpec("par", workers=4), task)
+    expert = ExpertAgent(task.config)
+    seq = rate(expert, SEQ, task)
+    auras = rate(expert, ExecutorSpec.parse("auras:1+3:f0:a0"), task)
+    naive = rate(expert, ExecutorSpec.parse("auras:1+3:f0:a0:private"), task)
+    par = rate(expert, ExecutorSpec.parse("par:4"), task)
     assert seq == 1.0 and auras == 1.0
     assert par <= 0.5 and naive <= 0.5
+
+
+class DelayedSource:
+    """The task's camera three frames late: what an executor that feeds perception an old
+    observation would hand the agent."""
+
+    def __init__(self, task: CatchTask, delay: int = 3) -> None:
+        self.task, self.delay, self.history = task, delay, []
+
+    def latest(self, now):
+        self.history.append(self.task.observation())
+        return self.history[max(0, len(self.history) - 1 - self.delay)]
+
+
+def test_the_expert_acts_on_the_observation_it_is_handed(task):
+    """SEQ fed a three-frame-old observation fails where SEQ fed the current one succeeds: the
+    headline test above can only pass if the executor feeds perception the right observation."""
+    expert = ExpertAgent(task.config)
+    for source, expected in ((TaskSource, True), (DelayedSource, False)):
+        task.reset(0)
+        runner = make_runner(SEQ, expert, source(task), SimClock(), frame_period=task.config.frame_period)
+        executor = ChunkExecutor(1)
+        while not task.done:
+            task.step(executor.next(runner.step()))
+        runner.close()
+        assert task.score.success is expected
 
 
 def test_chunk_executor_plays_rows_then_holds():
@@ -89,7 +120,7 @@ def test_statistics():
 
 
 def test_tuner_returns_a_configuration_meeting_its_target(task):
-    expert = ExpertAgent(task, iterations=4)
+    expert = ExpertAgent(task.config, iterations=4)
     model = cost_model(perception_s=0.001, iteration_s=0.004, iterations=4)
     config = TunerConfig(target=2.0, pp_perception=(1,), pp_generation=(1, 2, 4), fetch_offsets=(0, -1),
                          episodes=4)
@@ -105,18 +136,18 @@ def test_tuner_returns_a_configuration_meeting_its_target(task):
 def test_evaluate_and_report(tmp_path, task):
     from auras_ros.eval.report import write_report
 
-    expert = ExpertAgent(task)
-    specs = [RunSpec("seq"), RunSpec("par", workers=3), RunSpec("auras", pipeline=PipelineConfig(1, 2, 0, 0.0))]
+    expert = ExpertAgent(task.config)
+    specs = [ExecutorSpec.parse(text) for text in ("seq", "par:3", "auras:1+2:f0:a0")]
     ev = evaluate(expert, "expert", specs, episodes=3, execute_rows=1, wall_decisions=5, wall_repeats=1,
                   progress=False, task=task)
     names = [r.name for r in ev.results]
-    assert names == ["SEQ", "PAR(3)", "Auras(1+2, f0, a0)"]
+    assert names == ["seq", "par:3", "auras:1+2:f0:a0"]
     seq, par, auras = ev.results
     assert seq.ratio_to_seq == 1.0 and auras.success_rate == 1.0
     assert par.age_p50_frames == pytest.approx(3.0) and auras.age_p50_frames == pytest.approx(1.0)
     assert headline(ev).name == auras.name
     path = write_report(ev, tmp_path)
     text = path.read_text()
-    assert "| SEQ | 1 |" in text and "Auras(1+2, f0, a0)" in text
+    assert "| seq | 1 |" in text and "| auras:1+2:f0:a0 | 3 |" in text
     assert all((tmp_path / f"expert_{p}.png").stat().st_size > 1000
                for p in ("success_vs_L", "throughput_vs_L", "observation_age", "seq_vs_auras"))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from auras_ros.core.errors import ConfigError
-from auras_ros.eval.task import CatchTask, RealTimeWorld, TaskConfig, expert_rollout
+from auras_ros.eval.realtime_world import RealTimeWorld
+from auras_ros.eval.task import CatchTask, TaskConfig, expert_rollout
 
 
 @pytest.fixture(scope="module")

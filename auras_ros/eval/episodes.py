@@ -1,0 +1,272 @@
+"""Running episodes: every executor (an :class:`ExecutorSpec`, built by ``core.spec.make_runner``)
+against the catch task, frame-stepped or in wall time, and its wall-clock throughput.
+
+**Frame-stepped** (the paper's protocol): the task is the pipeline's ObservationSource (``latest(now)``
+is the current render stamped with the sim time), the executor runs on a :class:`SimClock`, and each
+frame goes: ``runner.step()`` (it observes the world as it is now and returns the decisions that left
+in this frame) → the :class:`ChunkExecutor` picks this frame's command → the world steps once. So every
+executor gets one world step per frame, and only what it acts on (how stale) differs.
+
+**Real time**: the world is a :class:`RealTimeWorld` (a thread steps it every ``frame_period / speed``
+wall seconds). The executor runs on a :class:`WallClock` as fast as it can, taking the newest camera
+frame (:class:`CameraFeed`); each decision applies the moment it leaves (:class:`RealTimeActuator`,
+the same receding-horizon rule). So the age of what the agent acts on is wall time, and costs frames.
+
+**Throughput**: decisions per wall second come from a short wall-clock run of the same agent and
+executor (frames as fast as possible, a camera that always has a new image), measured per executor
+on this machine, in interleaved repeats.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from dataclasses import asdict
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from auras_ros.core.clock import SimClock, WallClock
+from auras_ros.core.metrics import Decision, MetricsRecorder, RunMetrics
+from auras_ros.core.spec import ExecutorSpec, make_runner
+from auras_ros.core.stages import Agent, Observation
+from auras_ros.core.stats import mean
+from auras_ros.eval.actuation import ChunkExecutor
+from auras_ros.eval.realtime_world import RealTimeWorld
+from auras_ros.eval.results import (EpisodeResult, Evaluation, RealTimeEpisode, RealTimeEvaluation, summarize,
+                                    summarize_realtime)
+from auras_ros.eval.task import CatchTask, TaskConfig, TaskSource
+
+SEQ = ExecutorSpec("seq")
+
+
+def with_seq_first(specs: Sequence[ExecutorSpec]) -> list[ExecutorSpec]:
+    """SEQ is every comparison's reference: always run, always first."""
+    return [SEQ] + [s for s in specs if s.kind != "seq"]
+
+
+# ---- frame-stepped ---------------------------------------------------------------------------------
+
+def run_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed: int, execute_rows: int,
+                keep_actions: bool = False) -> EpisodeResult:
+    task.reset(seed)
+    period = task.config.frame_period
+    runner = make_runner(spec, agent, TaskSource(task), SimClock(), frame_period=period)
+    executor = ChunkExecutor(execute_rows)
+    ages: list[float] = []
+    frames_of_decisions: list[int] = []
+    actions: list[list[float]] = []
+    try:
+        while not task.done:
+            decisions = runner.step()
+            for d in decisions:
+                ages.append(d.age / period)
+                frames_of_decisions.append(task.frame)
+            action = executor.next(decisions)
+            if keep_actions:
+                actions.append([float(v) for v in action])
+            task.step(action)
+    finally:
+        runner.close()
+    score = task.score
+    return EpisodeResult(seed, score.success, score.frames, score.success_frame, score.tracking_error,
+                         len(ages), ages, [float(v) for v in np.diff(frames_of_decisions)], actions)
+
+
+class FreshCamera:
+    """A camera faster than the agent: every ask gets a new frame (replayed renders, stamped now)."""
+
+    def __init__(self, frames: list[Any], clock: WallClock) -> None:
+        self._frames = frames
+        self._clock = clock
+        self._seq = -1
+
+    def latest(self, now: float) -> Observation:
+        self._seq += 1
+        return Observation(self._seq, self._clock.now(), self._frames[self._seq % len(self._frames)])
+
+
+def measure_wall(agent: Agent, spec: ExecutorSpec, frames: list[Any], decisions: int = 40) -> RunMetrics:
+    """A wall-clock run of ``spec`` on this machine (fill-up decisions not counted)."""
+    clock = WallClock()
+    recorder = MetricsRecorder(warmup_decisions=spec.in_flight)
+    runner = make_runner(spec, agent, FreshCamera(frames, clock), clock, recorder=recorder)
+    try:
+        # On a wall clock PAR and DEC run their own threads inside run(); SEQ and Auras step frames.
+        runner.run(decisions=decisions)
+    finally:
+        runner.close()
+    return recorder.summary()
+
+
+def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes: int, execute_rows: int,
+             task_config: TaskConfig = TaskConfig(), seed0: int = 0, wall_decisions: int = 40,
+             wall_repeats: int = 3, progress: bool = True, task: CatchTask | None = None) -> Evaluation:
+    """Every spec on the same seeds, SEQ first. ``task``: the world to run in (an agent with privileged
+    state must read this one); by default a new one."""
+    specs = with_seq_first(specs)
+    own = task is None
+    task = CatchTask(task_config) if task is None else task
+    seeds = list(range(seed0, seed0 + episodes))
+    per_spec: dict[ExecutorSpec, list[EpisodeResult]] = {}
+    bar = tqdm(total=len(specs) * episodes, desc=f"closed loop ({policy})", disable=not progress)
+    for spec in specs:
+        runs = []
+        for seed in seeds:
+            runs.append(run_episode(agent, spec, task, seed, execute_rows))
+            bar.update(1)
+            bar.set_postfix(config=spec.name, success=f"{mean([r.success for r in runs]):.2f}")
+        per_spec[spec] = runs
+    bar.close()
+    frames = [task.reset(s).data for s in seeds[:8]]  # renders of the episodes feed the wall-clock camera
+    if own:
+        task.close()
+    period = task.config.frame_period
+    results = [summarize(spec, per_spec[spec], per_spec[SEQ], period) for spec in specs]
+    if wall_decisions > 0:
+        rates: dict[ExecutorSpec, list[float]] = {spec: [] for spec in specs}
+        bar = tqdm(total=len(specs) * wall_repeats, desc="wall-clock throughput", disable=not progress)
+        for _ in range(wall_repeats):  # interleaved repeats: machine load drifts, so SEQ is re-measured too
+            for spec in specs:
+                rates[spec].append(measure_wall(agent, spec, frames, wall_decisions).decisions_per_s)
+                bar.update(1)
+        bar.close()
+        seq_rate = statistics.median(rates[SEQ])
+        for spec, result in zip(specs, results):
+            result.decisions_per_s = statistics.median(rates[spec])
+            result.throughput_vs_seq = result.decisions_per_s / seq_rate
+    return Evaluation(policy, asdict(task.config), seeds, execute_rows, torch.get_num_threads(), results)
+
+
+# ---- real time ---------------------------------------------------------------------------------------
+
+class CameraFeed:
+    """The real-time world as the executor's ObservationSource: the newest render; if the caller has
+    already had it, wait (at most ``timeout``) for the next one instead of spinning."""
+
+    def __init__(self, world: RealTimeWorld, timeout: float) -> None:
+        self.world = world
+        self.timeout = timeout
+        self._handed = -1
+        self._lock = threading.Lock()
+
+    def latest(self, now: float) -> Observation | None:
+        observation = self.world.latest(now)
+        if observation is not None and observation.seq <= self._handed and not self.world.done:
+            self.world.wait_newer(self._handed, self.timeout)
+            observation = self.world.latest(now)
+        if observation is not None:
+            with self._lock:
+                self._handed = max(self._handed, observation.seq)
+        return observation
+
+
+class RealTimeActuator:
+    """Decisions into the real-time world: row 0 of a new chunk is applied when the decision leaves
+    (it plays from the world's next step); each later step without a newer decision plays the next
+    row (up to ``execute_rows``), then the last played row holds."""
+
+    def __init__(self, world: RealTimeWorld, execute_rows: int) -> None:
+        self.world = world
+        self._executor = ChunkExecutor(execute_rows)
+        self._fresh = False  # a new chunk's row 0 is set and has not played a step yet
+        self.decisions: list[Decision] = []
+        self.arrival_frames: list[int] = []  # world frame (steps done) when each decision was applied
+
+    def on_decision(self, decision: Decision) -> None:
+        def apply(task: CatchTask) -> None:  # under the world's lock: no step runs meanwhile
+            task.apply(self._executor.next([decision]))
+            self._fresh = True
+            self.decisions.append(decision)
+            self.arrival_frames.append(task.frame)
+
+        if not self.world.done:
+            self.world.act(apply)
+
+    def on_tick(self) -> np.ndarray | None:
+        """Called by the world under its lock before each step."""
+        if self.decisions and not self._fresh:
+            return self._executor.next([])
+        self._fresh = False
+        return None  # row 0 of the newest chunk (already applied), or standing still before any decision
+
+
+def run_realtime_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed: int, execute_rows: int,
+                         speed: float, max_wall_s: float | None = None) -> RealTimeEpisode:
+    """One episode of ``spec`` against the world running in wall time; returns when the world ends
+    (success or ``max_frames``) and the executor has stopped."""
+    clock = WallClock()
+    actuator: RealTimeActuator | None = None
+    world = RealTimeWorld(task, clock_now=clock.now, speed=speed, on_tick=lambda: actuator.on_tick())
+    actuator = RealTimeActuator(world, execute_rows)
+    source = CameraFeed(world, timeout=2 * world.period)
+    runner = make_runner(spec, agent, source, clock, recorder=MetricsRecorder(), on_decision=actuator.on_decision)
+    limit = max_wall_s if max_wall_s is not None else 20 * task.config.max_frames * world.period + 10
+    errors: list[BaseException] = []
+
+    def drive() -> None:
+        try:
+            # SEQ and Auras step frames here; DEC and PAR run their own threads inside run().
+            runner.run(decisions=10 ** 9)
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+            world.stop()
+
+    started = clock.now()
+    world.start(seed)
+    driver = threading.Thread(target=drive, name=f"realtime-{spec.name}")
+    driver.start()
+    world.join(timeout=limit)
+    score = world.stop()
+    wall = clock.now() - started
+    runner.stop()
+    driver.join()
+    runner.close()
+    if errors:
+        raise errors[0]
+    period = world.period
+    ages = [d.age / period for d in actuator.decisions]
+    times = [d.decision_time for d in actuator.decisions]
+    episode = EpisodeResult(seed, score.success, score.frames, score.success_frame, score.tracking_error,
+                            len(ages), ages, [float(v) / period for v in np.diff(times)])
+    return RealTimeEpisode(episode, wall, world.overruns)
+
+
+def measure_seq_latency(agent: Agent, frames: list[Any], requests: int = 30) -> dict:
+    """SEQ's decision latency (perception + whole generation), ms, on this machine now."""
+    stages = measure_wall(agent, SEQ, frames, requests).stage_latency
+    p50 = sum(stages[s].p50 for s in ("perception", "generation"))
+    p99 = sum(stages[s].p99 for s in ("perception", "generation"))
+    return {"p50": 1000 * p50, "p99": 1000 * p99,
+            "perception_p50": 1000 * stages["perception"].p50, "generation_p50": 1000 * stages["generation"].p50}
+
+
+def evaluate_realtime(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes: int, execute_rows: int,
+                      speed: float, task_config: TaskConfig = TaskConfig(), seed0: int = 0,
+                      warmup: bool = True, progress: bool = True, task: CatchTask | None = None,
+                      latency: dict | None = None) -> RealTimeEvaluation:
+    """Every spec on the same seeds, interleaved per seed in a seeded shuffled order (so SEQ and each
+    executor share the machine's conditions); SEQ is always run."""
+    specs = with_seq_first(specs)
+    task = CatchTask(task_config) if task is None else task
+    seeds = list(range(seed0, seed0 + episodes))
+    if latency is None:
+        latency = measure_seq_latency(agent, [task.reset(s).data for s in seeds[:4]])
+    if warmup:  # first calls of each executor (thread pools, merged batch shapes) are not measured
+        for spec in specs:
+            run_realtime_episode(agent, spec, task, 10 ** 6, execute_rows, speed)
+    runs: dict[ExecutorSpec, list[RealTimeEpisode]] = {s: [] for s in specs}
+    order_rng = np.random.default_rng(seed0)
+    bar = tqdm(total=len(specs) * episodes, desc=f"real-time closed loop ({policy}, speed {speed:g})",
+               disable=not progress)
+    for seed in seeds:
+        for i in order_rng.permutation(len(specs)):
+            runs[specs[i]].append(run_realtime_episode(agent, specs[i], task, seed, execute_rows, speed))
+            bar.update(1)
+    bar.close()
+    period = task.config.frame_period / speed
+    results = [summarize_realtime(spec, runs[spec], runs[SEQ], period) for spec in specs]
+    return RealTimeEvaluation(policy, asdict(task.config), speed, period, latency, seeds, execute_rows,
+                              torch.get_num_threads(), results)
