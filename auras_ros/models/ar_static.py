@@ -1,5 +1,4 @@
-"""Static-shape pieces of the AR agent for CUDA graphs: a graph wrapper for any static-shape call, the
-SEQ decoder over a StaticCache, and the per-frame pair (perception, merged forward) of the Auras loop.
+"""The AR agent's SEQ decoder over a StaticCache, its one-token decode step a CUDA graph on a GPU.
 
 Explicit 4-D attention masks and position ids are passed to the LM so that nothing depends on how a
 given transformers version derives them from the cache (5.17 and 5.24 differ in the cache's keyword).
@@ -7,52 +6,29 @@ given transformers version derives them from the cache (5.17 and 5.24 differ in 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Protocol
 
 import torch
 from transformers import StaticCache
 
-if TYPE_CHECKING:
-    from auras_ros.models.ar_vla import ARVLAAgent
+from auras_ros.models.graphs import CapturedCall
 
 
-class CapturedCall:
-    """``fn`` reading and writing fixed tensors, replayed as one CUDA graph (or called eagerly on CPU).
+class DecoderParts(Protocol):
+    """What the decoder uses of :class:`auras_ros.models.ar_vla.ARVLAAgent` (which imports this module)."""
 
-    The first ``warmup`` calls run eagerly on a side stream, as PyTorch requires before capture.
-    If capture fails (an op that syncs with the host), the call stays eager and ``error`` says why.
-    """
+    config: Any
+    device: torch.device
+    dtype: torch.dtype
+    lm: Any
+    backbone: Any
+    token_embedding: Any
+    cache_kwarg: str
 
-    def __init__(self, fn: Callable[[], None], device: torch.device, use_graph: bool, warmup: int = 2) -> None:
-        self.fn = fn
-        self.device = device
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.error: str | None = None
-        if not (use_graph and device.type == "cuda"):
-            return
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(warmup):
-                fn()
-        torch.cuda.current_stream(device).wait_stream(side)
-        try:
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                fn()
-            self.graph = graph
-        except Exception as exc:  # capture is an optimisation: fall back to eager, but say so
-            self.error = f"{type(exc).__name__}: {exc}"[:300]
-            torch.cuda.synchronize(device)
-
-    def __call__(self) -> None:
-        if self.graph is not None:
-            self.graph.replay()
-        else:
-            self.fn()
+    def greedy_action_tokens(self, hidden: torch.Tensor) -> torch.Tensor: ...
 
 
-def new_static_cache(lm_config, max_len: int, device: torch.device, dtype: torch.dtype) -> StaticCache:
+def new_static_cache(lm_config: Any, max_len: int, device: torch.device, dtype: torch.dtype) -> StaticCache:
     try:
         return StaticCache(config=lm_config, max_cache_len=max_len)
     except TypeError:  # transformers 4.x signature
@@ -62,7 +38,7 @@ def new_static_cache(lm_config, max_len: int, device: torch.device, dtype: torch
 class StaticDecoder:
     """Greedy prefill + decode on a StaticCache; on CUDA the one-token decode step is a CUDA graph."""
 
-    def __init__(self, agent: "ARVLAAgent", use_cuda_graph: bool) -> None:
+    def __init__(self, agent: DecoderParts, use_cuda_graph: bool) -> None:
         self.agent = agent
         cfg = agent.config
         self.l = cfg.context_length
@@ -116,34 +92,3 @@ class StaticDecoder:
             self.token.copy_(self.next_token)
             self.position.add_(1)
         return torch.cat(tokens)
-
-
-class FrameGraphs:
-    """Static buffers and the two per-frame calls of the AR agent, each a CUDA graph on the GPU:
-    ``perception`` (image → percept) and ``merged`` (gen_in, X_A → X_A over all l_a positions: the merged
-    forward's shape n_v + n_l + l_a − 1 is the same every frame, whatever L is). One set of buffers
-    serves every in-flight request; the executor copies the percept into ``gen_in`` when its fetch
-    offset says so (−1: before the next perception overwrites ``percept``)."""
-
-    def __init__(self, agent: ARVLAAgent, use_graphs: bool) -> None:
-        cfg = agent.config
-        self.agent = agent
-        size = cfg.image_size
-        self.image = torch.zeros(size, size, 3, dtype=torch.uint8, device=agent.device)
-        self.percept = torch.zeros(1, cfg.context_length, int(cfg.lm.hidden_size), dtype=agent.dtype, device=agent.device)
-        self.gen_in = torch.zeros_like(self.percept)
-        self.x_a = agent.initial_action_tokens()
-        with torch.inference_mode():
-            self.perception = CapturedCall(self._perceive, agent.device, use_graphs)
-            self.merged = CapturedCall(self._merge, agent.device, use_graphs)
-        self.x_a.copy_(agent.initial_action_tokens())
-
-    def _perceive(self) -> None:
-        self.percept.copy_(self.agent.perception_forward(self.image))
-
-    def _merge(self) -> None:
-        l_a = self.agent.config.action_dims
-        self.x_a.copy_(self.agent.merged_action_tokens(self.gen_in, self.x_a, l_a))
-
-    def errors(self) -> str:
-        return "; ".join(f"{n} graph failed ({c.error})" for n, c in (("perception", self.perception), ("merged", self.merged)) if c.error)

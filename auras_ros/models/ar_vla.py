@@ -19,6 +19,7 @@ bin centre of one action dimension (:mod:`auras_ros.models.action_bins`):
 from __future__ import annotations
 
 import inspect
+import threading
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -31,6 +32,8 @@ from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, G
                                    expect_tensor)
 from auras_ros.models.action_bins import ActionBins
 from auras_ros.models.ar_config import ARConfig
+from auras_ros.models.ar_static import StaticDecoder
+from auras_ros.models.graphs import GraphedFunction
 from auras_ros.models.inputs import as_image_tensor, check_finite
 
 ACTION_TOKENS_KEY = "action_tokens"
@@ -84,9 +87,16 @@ class ARVLAAgent:
     :attr:`generation_stream`, so an executor that calls them from two threads overlaps them on the GPU;
     each call waits for its own stream before returning, so its result is ready to use.
     :meth:`generate_request` runs on the caller's current stream (PAR workers bring their own).
+
+    ``graphs`` (default: on when the device is CUDA): one-slice perception, the merged generation
+    forward (always over all l_a positions, so its shape is the same every frame) and the SEQ decode
+    (StaticCache) run over fixed buffers, replayed as CUDA graphs on a GPU, so the executors, the
+    generation node and the benchmarks all run the same launch-free path. On the CPU ``graphs=True``
+    runs the same buffers eagerly (what the tests check).
     """
 
-    def __init__(self, config: ARConfig, vision_tower: PreTrainedModel, projector: nn.Module, lm: PreTrainedModel) -> None:
+    def __init__(self, config: ARConfig, vision_tower: PreTrainedModel, projector: nn.Module, lm: PreTrainedModel,
+                 graphs: bool | None = None) -> None:
         self.config = config
         self.device = torch.device(config.device)
         self.dtype = config.torch_dtype
@@ -117,17 +127,21 @@ class ARVLAAgent:
         if self.device.type == "cuda":
             self.perception_stream = torch.cuda.Stream(self.device)
             self.generation_stream = torch.cuda.Stream(self.device)
-        self._static_decoder: Any = None
+        self.graphs = self.device.type == "cuda" if graphs is None else graphs
+        l_a = config.action_dims
+        self._perception_graph = GraphedFunction(self.perception_forward, self.device)
+        self._merged_graph = GraphedFunction(lambda percept, x_a: self.merged_action_tokens(percept, x_a, l_a), self.device)
+        self._decoders = threading.local()  # a StaticCache per calling thread (PAR workers decode at once)
 
     @classmethod
-    def from_config(cls, config: ARConfig, seed: int = 0) -> "ARVLAAgent":
+    def from_config(cls, config: ARConfig, seed: int = 0, graphs: bool | None = None) -> "ARVLAAgent":
         """Random weights, built on the target device in the target dtype."""
         torch.manual_seed(seed)
         with torch.device(config.device), default_dtype(config.torch_dtype):
             vision = build_vision_tower(config)
             projector = build_projector(int(config.vision.hidden_size), int(config.lm.hidden_size))
             lm = build_lm(config)
-        return cls(config, vision, projector, lm)
+        return cls(config, vision, projector, lm, graphs)
 
     # ---- the Agent protocol -------------------------------------------------------------------
 
@@ -146,13 +160,13 @@ class ARVLAAgent:
         if not 0 <= stage < num_stages:
             raise ConfigError("stage", stage, f"0..{num_stages - 1}")
         with self._on(self.perception_stream):
-            if stage == 0:
-                hidden = self.embed_image(self._image_of(carry))
+            if num_stages == 1 and self.graphs:
+                out = self._perception_graph(self._image_of(carry).to(self.device))
             else:
-                hidden = self._check_carry(carry)
-            lo, hi = self._layer_bounds(num_stages)[stage : stage + 2]
-            hidden = self.run_vision_layers(hidden, lo, hi)
-            out = self.finish_perception(hidden) if stage == num_stages - 1 else hidden
+                hidden = self.embed_image(self._image_of(carry)) if stage == 0 else self._check_carry(carry)
+                lo, hi = self._layer_bounds(num_stages)[stage : stage + 2]
+                hidden = self.run_vision_layers(hidden, lo, hi)
+                out = self.finish_perception(hidden) if stage == num_stages - 1 else hidden
         self._wait(self.perception_stream)
         return out
 
@@ -191,8 +205,11 @@ class ARVLAAgent:
         with self._on(self.generation_stream):
             if self.generation_stream is not None:
                 percept.record_stream(self.generation_stream)
-            n_positions = max(step.end for step in steps)
-            predicted = self.merged_action_tokens(percept, x_a, n_positions)
+            if self.graphs:  # all l_a positions: one shape every frame; causal masking keeps served ones exact
+                n_positions, predicted = l_a, self._merged_graph(percept, x_a)
+            else:
+                n_positions = max(step.end for step in steps)
+                predicted = self.merged_action_tokens(percept, x_a, n_positions)
             served = torch.zeros(l_a, dtype=torch.bool, device=self.device)
             for step in steps:
                 served[step.begin : step.end] = True
@@ -210,7 +227,7 @@ class ARVLAAgent:
     def generate_request(self, percept: Any, request_id: int) -> AgentOutput:
         """Greedy prefill + KV-cache decode on a fixed percept (the honest SEQ path)."""
         percept = self.check_percept(percept, "ARVLAAgent.generate_request")
-        if self.config.seq_cache == "static":
+        if self.graphs or self.config.seq_cache == "static":
             tokens = self.static_decoder().decode(percept)
         else:
             tokens = self.kv_cache_decode(percept)
@@ -229,7 +246,7 @@ class ARVLAAgent:
         """Rows of its action chunk to play before replanning: the l_a tokens read as (vx, vy) rows."""
         return self.config.action_dims // 2
 
-    # ---- building blocks (also used by the GPU bench, which captures them as CUDA graphs) ------
+    # ---- building blocks ---------------------------------------------------------------------------
 
     def initial_action_tokens(self) -> torch.Tensor:
         return torch.full((self.config.action_dims,), self.bins.mid_token, dtype=torch.long, device=self.device)
@@ -292,12 +309,18 @@ class ARVLAAgent:
             tokens.append(token)
         return torch.cat(tokens)
 
-    def static_decoder(self) -> Any:
-        if self._static_decoder is None:
-            from auras_ros.models.ar_static import StaticDecoder
+    def static_decoder(self) -> StaticDecoder:
+        """This thread's decoder (its own StaticCache and, on CUDA, its own decode-step graph)."""
+        decoder = getattr(self._decoders, "decoder", None)
+        if decoder is None:
+            decoder = self._decoders.decoder = StaticDecoder(self, use_cuda_graph=self.device.type == "cuda")
+        return decoder
 
-            self._static_decoder = StaticDecoder(self, use_cuda_graph=self.device.type == "cuda")
-        return self._static_decoder
+    def graph_errors(self) -> list[str]:
+        """Why a CUDA-graph capture of this thread fell back to eager (empty when all captured)."""
+        decoder = getattr(self._decoders, "decoder", None)
+        step = [decoder.step.error] if decoder is not None and decoder.step is not None and decoder.step.error else []
+        return self._perception_graph.errors + self._merged_graph.errors + step
 
     # ---- checks -------------------------------------------------------------------------------
 

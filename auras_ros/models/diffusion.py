@@ -38,6 +38,7 @@ from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, G
                                    expect_tensor)
 from auras_ros.models.checkpoint_files import read_json_object, read_weights
 from auras_ros.models.denoiser import ConditionalUnet1D
+from auras_ros.models.graphs import GraphedFunction
 from auras_ros.models.inputs import as_image_tensor, check_finite
 from auras_ros.models.resnet import ResNet18Encoder
 from auras_ros.models.schedule import make_schedule
@@ -226,9 +227,16 @@ def request_seed(seed: int, request_id: int) -> int:
 
 
 class DiffusionPolicyAgent:
-    """Implements :class:`auras_ros.core.stages.Agent` for a Diffusion-Policy-shaped model."""
+    """Implements :class:`auras_ros.core.stages.Agent` for a Diffusion-Policy-shaped model.
 
-    def __init__(self, config: DiffusionPolicyConfig, model: DiffusionPolicy | None = None) -> None:
+    ``graphs`` (default: on when the device is CUDA): each denoising iteration runs over fixed
+    buffers per batch size, replayed as a CUDA graph on a GPU, so a frame's many small kernels are
+    not launch-bound; the executors, the generation node and the benchmarks run this same path. On
+    the CPU ``graphs=True`` runs the same buffers eagerly (what the tests check).
+    """
+
+    def __init__(self, config: DiffusionPolicyConfig, model: DiffusionPolicy | None = None,
+                 graphs: bool | None = None) -> None:
         config.validate()
         self.config = config
         self.device = torch.device(config.device)
@@ -250,6 +258,8 @@ class DiffusionPolicyAgent:
         # their own streams as in the paper instead of queueing on one.
         self._request_streams = threading.local()
         self._units = list(self.model.encoder.units)
+        self.graphs = self.device.type == "cuda" if graphs is None else graphs
+        self._denoise_graph = GraphedFunction(self._denoise_step, self.device)
 
     # -- the Agent protocol --------------------------------------------------------------------
 
@@ -371,7 +381,7 @@ class DiffusionPolicyAgent:
         return path
 
     @classmethod
-    def load(cls, directory: str | Path, **overrides: Any) -> "DiffusionPolicyAgent":
+    def load(cls, directory: str | Path, graphs: bool | None = None, **overrides: Any) -> "DiffusionPolicyAgent":
         """Load from a local directory written by :meth:`save`; ``overrides`` may change e.g. device or dtype."""
         path = Path(directory)
         where = f"DiffusionPolicyAgent.load({str(path)!r})"
@@ -394,7 +404,7 @@ class DiffusionPolicyAgent:
         except RuntimeError as error:
             raise ConfigError("checkpoint file", str(path / WEIGHTS_FILE),
                               f"weights that fit {CONFIG_FILE} ({' '.join(str(error).split())[:300]})") from None
-        return cls(config, model)
+        return cls(config, model, graphs)
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -488,5 +498,10 @@ class DiffusionPolicyAgent:
 
     def _denoise(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         """One denoising iteration for a batch of samples (B, horizon, action_dim), row r at iteration ks[r]."""
+        args = (samples, ks, cond) if noise is None else (samples, ks, cond, noise)
+        return self._denoise_graph(*args) if self.graphs else self._denoise_step(*args)
+
+    def _denoise_step(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor,
+                      noise: torch.Tensor | None = None) -> torch.Tensor:
         eps = self.model.denoiser(samples, self.timesteps[ks], cond.expand(samples.shape[0], -1))
         return self.schedule.step(samples, eps, ks, noise)

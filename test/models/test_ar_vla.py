@@ -248,19 +248,3 @@ def test_mismatched_parts_raise_config_error(llama_agent: ARVLAAgent) -> None:
         ARVLAAgent(agent.config, agent.vision_tower, build_projector(32, 48), agent.lm)
     with pytest.raises(ConfigError, match="projector.in_features"):
         ARVLAAgent(agent.config, agent.vision_tower, build_projector(16, 64), agent.lm)
-
-
-def test_frame_graphs_eager_on_cpu_match_the_agent(llama_agent: ARVLAAgent) -> None:
-    """The static-buffer frame calls used on the GPU compute what perceive/generate compute."""
-    from auras_ros.models.ar_static import FrameGraphs
-
-    agent = llama_agent
-    graphs = FrameGraphs(agent, use_graphs=False)
-    graphs.image.copy_(torch.from_numpy(image(30)))
-    graphs.perception()
-    percept = perceive_all(agent, Observation(0, 0.0, image(30)))
-    torch.testing.assert_close(graphs.percept, percept, rtol=0, atol=0)
-    graphs.gen_in.copy_(graphs.percept)
-    for _ in range(agent.config.action_dims):
-        graphs.merged()
-    assert tuple(graphs.x_a.tolist()) == agent.generate_request(percept, 0).tokens
