@@ -185,7 +185,6 @@ class DecoupledRunner(Runner):
         super().__init__(agent, source, clock, **kwargs)
         self.generation_frames = generation_frames
         self.context = PublicContext([KeySpec(PERCEPT_KEY)], clock)
-        self._busy_until: int | None = None
         self._pending: tuple[Decision, Any] | None = None
 
     def _perceive_latest(self) -> bool:
