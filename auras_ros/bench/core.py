@@ -8,7 +8,8 @@ Runs SEQ, DEC, PAR and the Auras pipeline at several degrees through the shipped
 each the median [min–max] of decisions/s, its ratio to SEQ within each repeat, decision-interval CV
 and p99, and observation age p50/p99; then the executor's own overhead per frame against a bare
 loop doing the same calls. torch runs one thread per stage so that two stages really use two cores.
-``--load N`` runs N competing busy-loop processes for the whole measurement.
+``--load N`` runs N competing busy-loop processes for the whole measurement (``--load-nice 19``: as
+background jobs that the benchmark preempts).
 """
 
 from __future__ import annotations
@@ -107,9 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     agent = SyntheticAgent(config)
     print(f"workload: perception {config.perception_layers} layers, generation {config.iterations} iterations "
           f"(~{args.perception_ms:g} ms + ~{args.generation_ms:g} ms per request), torch threads per stage: 1, "
-          f"{args.repeats} interleaved repeats of {args.decisions} decisions, competing busy processes: {args.load}",
+          f"{args.repeats} interleaved repeats of {args.decisions} decisions, competing busy processes: {args.load} "
+          f"(nice {args.load_nice})",
           flush=True)
-    with busy_load(args.load):
+    with busy_load(args.load, args.load_nice):
         rows = interleaved(specs, args.repeats, lambda spec: measure(spec, agent, scene, args.decisions, CAMERA_HZ, period),
                            log=lambda line: print(line, file=sys.stderr, flush=True))
         overhead = overhead_us(args.repeats)
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {text:<20} {spread}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"workload": asdict(config), "load": args.load, "repeats": args.repeats,
+            json.dump({"workload": asdict(config), "load": args.load, "load_nice": args.load_nice, "repeats": args.repeats,
                        "decisions": args.decisions, "rows": [row.summary() for row in rows],
                        "overhead_us": {k: vars(v) for k, v in overhead.items()}}, f, indent=2, default=str)
     return 0

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     rows: list[Row] = []
     described: dict[str, str] = {}
-    with busy_load(args.load):
+    with busy_load(args.load, args.load_nice):
         for name in args.families:
             described[name], family_rows = bench_family(FAMILIES[name], args.executors, args.ls, args.decisions,
                                                        args.repeats, args.tiny,

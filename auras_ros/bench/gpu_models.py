@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes: list[str] = []
     rows: list[Row] = []
     deadline = start + args.budget_s
-    with busy_load(args.load):
+    with busy_load(args.load, args.load_nice):
         for family in args.families:
             rows += bench_family(family, args, device, deadline, notes)
     print()

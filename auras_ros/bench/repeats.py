@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -34,12 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser, decisions: int) -> None:
     parser.add_argument("--decisions", type=int, default=decisions, help="decisions measured per run")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per executor (median [min-max])")
     parser.add_argument("--load", type=int, default=0, help="competing busy-loop processes during the runs")
+    parser.add_argument("--load-nice", type=int, default=0,
+                        help="niceness of those processes (19: background jobs that the robot stack preempts)")
     parser.add_argument("--json", help="also write the rows here")
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.decisions < 3 or args.repeats < 1 or args.load < 0:
-        parser.error("--decisions >= 3, --repeats >= 1 and --load >= 0")
+    if args.decisions < 3 or args.repeats < 1 or args.load < 0 or not 0 <= args.load_nice <= 19:
+        parser.error("--decisions >= 3, --repeats >= 1, --load >= 0 and --load-nice in 0..19")
 
 
 def with_seq_first(specs: Sequence[ExecutorSpec]) -> list[ExecutorSpec]:
@@ -127,10 +130,13 @@ def table(rows: Sequence[Row], lead: Sequence[str] = ()) -> str:
 
 
 @contextlib.contextmanager
-def busy_load(processes: int) -> Iterator[list[subprocess.Popen]]:
-    """``processes`` competing busy loops (each keeps one core busy) for the duration."""
+def busy_load(processes: int, nice: int = 0) -> Iterator[list[subprocess.Popen]]:
+    """``processes`` competing busy loops (each keeps one core busy) at niceness ``nice``, for the
+    duration."""
     loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
     try:
+        for loop in loops:
+            os.setpriority(os.PRIO_PROCESS, loop.pid, nice)
         yield loops
     finally:
         for loop in loops:

@@ -21,8 +21,8 @@ from typing import Any
 from auras_ros.core.clock import Clock
 from auras_ros.core.context import KeySpec, PublicContext
 from auras_ros.core.errors import ConfigError, InputError
-from auras_ros.core.metrics import Decision, MetricsRecorder, RunMetrics
-from auras_ros.core.runner import DecisionSink, Runner
+from auras_ros.core.metrics import Decision, RunMetrics
+from auras_ros.core.runner import Runner
 from auras_ros.core.sources import ObservationSource
 from auras_ros.core.stages import PERCEPT_KEY, Agent, AgentOutput, Observation, perceive_all
 

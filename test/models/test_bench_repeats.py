@@ -3,6 +3,7 @@ its range, the time budget and the competing load."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -51,6 +52,7 @@ def test_no_new_round_after_the_deadline():
 
 
 def test_busy_load_runs_for_the_block_and_is_cleaned_up():
-    with busy_load(1) as loops:
+    with busy_load(1, nice=19) as loops:
         assert len(loops) == 1 and loops[0].poll() is None
+        assert os.getpriority(os.PRIO_PROCESS, loops[0].pid) == 19
     assert loops[0].poll() is not None
