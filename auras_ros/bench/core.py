@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from dataclasses import asdict, replace
@@ -27,7 +26,7 @@ import torch
 from auras_ros.bench.repeats import add_arguments, busy_load, check_arguments, interleaved, measure, table
 from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.stages import PERCEPT_KEY, GenerationStep, Observation, perceive_all
-from auras_ros.core.stats import Spread
+from auras_ros.core.stats import Spread, percentile
 from auras_ros.core.workload import SyntheticAgent, SyntheticConfig
 
 CAMERA_HZ = 1000.0  # faster than any executor here, so every frame finds a new observation
@@ -71,7 +70,7 @@ def bare_loop_frame_ms(agent: SyntheticAgent, frames: int) -> float:
         result = agent.generate({PERCEPT_KEY: percept}, [GenerationStep(0, state, 0, agent.generation_iterations)])
         agent.finish(result.states[0])
         times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e3
+    return percentile(times, 50) * 1e3
 
 
 def overhead_us(repeats: int, frames: int = 2000) -> dict[str, Spread]:

@@ -19,7 +19,6 @@ on this machine, in interleaved repeats.
 
 from __future__ import annotations
 
-import statistics
 import threading
 from dataclasses import asdict
 from typing import Any, Sequence
@@ -32,7 +31,7 @@ from auras_ros.core.clock import SimClock, WallClock
 from auras_ros.core.metrics import Decision, MetricsRecorder, RunMetrics
 from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stages import Agent, Observation
-from auras_ros.core.stats import mean
+from auras_ros.core.stats import Spread, mean
 from auras_ros.eval.actuation import ChunkExecutor
 from auras_ros.eval.realtime_world import RealTimeWorld
 from auras_ros.eval.results import (EpisodeResult, Evaluation, RealTimeEpisode, RealTimeEvaluation, summarize,
@@ -133,9 +132,9 @@ def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes:
                 rates[spec].append(measure_wall(agent, spec, frames, wall_decisions).decisions_per_s)
                 bar.update(1)
         bar.close()
-        seq_rate = statistics.median(rates[SEQ])
+        seq_rate = Spread.of(rates[SEQ]).median
         for spec, result in zip(specs, results):
-            result.decisions_per_s = statistics.median(rates[spec])
+            result.decisions_per_s = Spread.of(rates[spec]).median
             result.throughput_vs_seq = result.decisions_per_s / seq_rate
     return Evaluation(policy, asdict(task.config), seeds, execute_rows, torch.get_num_threads(), results)
 

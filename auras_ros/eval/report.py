@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 
 from auras_ros.core.partition import skew_partition  # noqa: E402
+from auras_ros.core.stats import percentile  # noqa: E402
 from auras_ros.eval.results import (ConfigResult, Evaluation, RealTimeEvaluation, headline,  # noqa: E402
                                     load_evaluation, load_realtime)
 
@@ -190,7 +191,7 @@ def _plot_realtime(rt: RealTimeEvaluation, path: Path) -> None:
                                for r in rt.results]).T)
     axes[1].set_ylabel("decisions / s (95% CI)")
     period_ms = 1000 * rt.world_period_s
-    top = max((np.percentile(r.ages_frames, 99) for r in results if r.ages_frames), default=1) * period_ms
+    top = max((percentile(r.ages_frames, 99) for r in results if r.ages_frames), default=1) * period_ms
     bins = np.linspace(0, top, 30)
     auras = [(r.success_rate, d.decisions_per_s, i) for i, (r, d) in enumerate(zip(results, rt.results)) if r.kind == "auras"]
     shown = {i for i, r in enumerate(results) if r.kind in ("seq", "par")} | ({max(auras)[2]} if auras else set())

@@ -4,15 +4,12 @@ tuner, the report."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 
 from auras_ros.core.clock import SimClock
 from auras_ros.core.spec import ExecutorSpec, make_runner
-from auras_ros.core.stats import paired_ratio_ci, wilson
 from auras_ros.eval.actuation import ChunkExecutor
 from auras_ros.eval.episodes import evaluate, run_episode
 from auras_ros.eval.oracle import ExpertAgent, IdleAgent
@@ -108,15 +105,6 @@ def test_chunk_executor_plays_rows_then_holds():
     assert np.array_equal(ex.next([]), [0, 0])  # nothing decided yet: stand still
     played = [ex.next([decision]).tolist()] + [ex.next([]).tolist() for _ in range(4)]
     assert played == [[0, 1], [2, 3], [4, 5], [4, 5], [4, 5]]
-
-
-def test_statistics():
-    lo, hi = wilson(8, 10)
-    assert 0.4 < lo < 0.8 < hi < 1.0
-    assert wilson(0, 5)[0] == 0.0
-    lo, hi = paired_ratio_ci([True] * 10, [True] * 10)
-    assert lo == hi == 1.0
-    assert all(math.isnan(v) for v in paired_ratio_ci([True] * 3, [False] * 3))
 
 
 def test_tuner_returns_a_configuration_meeting_its_target(task):
