@@ -19,7 +19,6 @@ are printed side by side (Markdown, and with ``--report`` also errors.png and ev
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from auras_ros.core.sources import StampedHistory
 from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stages import Agent, Observation
 from auras_ros.sim.bag import SIM_TOPIC_MAP, BagFrame, BagInfo, TopicMap, camera_frames, check_bag, state_samples
-from auras_ros.sim.scoring import ActionRecord, ActionScorer, markdown, summarize, write_report
+from auras_ros.sim.scoring import ActionRecord, ActionScorer, actions_digest, markdown, summarize, write_report
 
 
 class BagSource:
@@ -74,11 +73,9 @@ def run_executor(info: BagInfo, agent: Agent, spec: ExecutorSpec, frame_period: 
     source = BagSource(info)
     clock = SimClock(start=min(info.camera_stamps))
     scorer = ActionScorer(info.reference)
-    digest = hashlib.sha256()
 
     def on_decision(decision: Decision) -> None:
         action = np.asarray(decision.output.action, dtype=np.float64).ravel()
-        digest.update(action.tobytes())
         scorer.add_action(ActionRecord(decision.request_id, decision.observation_stamp, decision.decision_time,
                                        decision.age, time.perf_counter(), tuple(float(v) for v in action)))
 
@@ -91,7 +88,7 @@ def run_executor(info: BagInfo, agent: Agent, spec: ExecutorSpec, frame_period: 
     finally:
         runner.close()
     scorer.flush(final=True)
-    return {"scored": scorer.scored, "unmatched": scorer.unmatched, "digest": digest.hexdigest()[:16],
+    return {"scored": scorer.scored, "unmatched": scorer.unmatched, "digest": actions_digest(scorer.records),
             "frames": runner.frame}
 
 

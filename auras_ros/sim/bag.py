@@ -121,7 +121,8 @@ class TopicMap:
         try:
             values = yaml.safe_load(Path(path).read_text())
         except (OSError, yaml.YAMLError) as error:
-            raise InputError("topic map file", str(path), "a readable YAML mapping", str(error)) from None
+            raise InputError("topic map file", str(path), "a readable YAML mapping (write field paths with "
+                             "brackets as block list items or quoted)", " ".join(str(error).split())) from None
         if not isinstance(values, dict):
             raise InputError("topic map file", str(path), "a YAML mapping", type(values).__name__)
         return cls.from_dict(values, str(path))

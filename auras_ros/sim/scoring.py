@@ -16,6 +16,7 @@ per second (wall time) and the observation age p50/p99.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -97,10 +98,12 @@ class ActionScorer:
     def __init__(self, reference: ReferenceSeries) -> None:
         self.reference = reference
         self._pending: list[ActionRecord] = []
+        self.records: list[ActionRecord] = []  # every action received, scored or not
         self.scored: list[ScoredAction] = []
         self.unmatched = 0  # actions whose observation precedes every reference sample
 
     def add_action(self, record: ActionRecord) -> None:
+        self.records.append(record)
         self._pending.append(record)
         self.flush()
 
@@ -133,6 +136,16 @@ class ActionScorer:
             return None
         return ScoredAction(record.request_id, record.observation_stamp, record.decision_stamp, record.age,
                             record.wall, tuple(errors), float(np.linalg.norm(finite)), max(stamps))
+
+
+def actions_digest(records: Sequence[ActionRecord]) -> str:
+    """A fingerprint of the decisions themselves (request, observation stamp, action bytes), in request
+    order: equal for two runs exactly when they decided the same actions on the same observations."""
+    digest = hashlib.sha256()
+    for r in sorted(records, key=lambda r: r.request_id):
+        digest.update(np.asarray([r.request_id, round(r.observation_stamp * 1e9)], dtype=np.int64).tobytes())
+        digest.update(np.asarray(r.action, dtype=np.float64).tobytes())
+    return digest.hexdigest()[:16]
 
 
 # ---- summaries --------------------------------------------------------------------------------------
