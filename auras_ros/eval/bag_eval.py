@@ -38,14 +38,17 @@ from auras_ros.sim.scoring import ActionRecord, ActionScorer, actions_digest, ma
 
 class BagSource:
     """The bag's camera as an ObservationSource: ``latest(now)`` is the newest image sensed at or before
-    ``now`` (joined with the robot state of the same stamp when the topic map names a state topic)."""
+    ``now``; with ``join_state`` joined with the robot state sensed at its stamp (else the newest before),
+    as the perception node's ``state_topic`` does, for policies that take one."""
 
-    def __init__(self, info: BagInfo) -> None:
+    def __init__(self, info: BagInfo, join_state: bool = False) -> None:
         self._frames: Iterator[BagFrame] = camera_frames(info)
         self._next: BagFrame | None = next(self._frames, None)
         self._latest: Observation | None = None
         self._states: StampedHistory | None = None
-        if info.state:
+        if join_state:
+            if not info.state:
+                raise ConfigError("--join-state", True, "a topic map that names the robot's state topic")
             self._states = StampedHistory(max(len(info.camera_stamps), 1))
             for stamp, position in state_samples(info):
                 self._states.add(stamp, position)
@@ -68,9 +71,9 @@ class BagSource:
         return {"image": frame.pixels, "state": found[0] if found is not None else None}
 
 
-def run_executor(info: BagInfo, agent: Agent, spec: ExecutorSpec, frame_period: float) -> dict:
+def run_executor(info: BagInfo, agent: Agent, spec: ExecutorSpec, frame_period: float, join_state: bool = False) -> dict:
     """One executor over the whole bag; its scored actions, unmatched count and action digest."""
-    source = BagSource(info)
+    source = BagSource(info, join_state)
     clock = SimClock(start=min(info.camera_stamps))
     scorer = ActionScorer(info.reference)
 
@@ -88,15 +91,15 @@ def run_executor(info: BagInfo, agent: Agent, spec: ExecutorSpec, frame_period: 
     finally:
         runner.close()
     scorer.flush(final=True)
-    return {"scored": scorer.scored, "unmatched": scorer.unmatched, "digest": actions_digest(scorer.records),
+    return {"scored": scorer.scored, "records": scorer.records, "unmatched": scorer.unmatched, "digest": actions_digest(scorer.records),
             "frames": runner.frame}
 
 
 def evaluate(bag: Path, topic_map: TopicMap, agent: Agent, specs: list[ExecutorSpec],
-             frame_period: float | None = None) -> tuple[BagInfo, float, dict[str, dict]]:
+             frame_period: float | None = None, join_state: bool = False) -> tuple[BagInfo, float, dict[str, dict]]:
     info = check_bag(bag, topic_map, need_reference=True)
     period = frame_period if frame_period is not None else info.frame_period
-    return info, period, {spec.name: run_executor(info, agent, spec, period) for spec in specs}
+    return info, period, {spec.name: run_executor(info, agent, spec, period, join_state) for spec in specs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--executors", nargs="+", default=["seq", "auras:1+2"], help="executor specs, e.g. seq auras:1+5:f0")
     parser.add_argument("--frame-period", type=float, help="seconds per frame (default: the camera's median interval)")
+    parser.add_argument("--join-state", action="store_true",
+                        help="join the topic map's state to each image (policies that take the robot state)")
     parser.add_argument("--report", type=Path, help="write report.md, errors.png and evaluation.json here")
     args = parser.parse_args(argv)
     try:
@@ -116,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--frame-period", args.frame_period, "seconds > 0")
         from auras_ros.models.factory import build_agent
         agent = build_agent(args.model, args.device)
-        info, period, runs = evaluate(args.bag, topic_map, agent, specs, args.frame_period)
+        info, period, runs = evaluate(args.bag, topic_map, agent, specs, args.frame_period, args.join_state)
     except (ConfigError, InputError) as error:
         print(f"bag_eval: {error}", file=sys.stderr)
         return 2
