@@ -36,7 +36,7 @@ ARGUMENTS = {
     "transport": ("inline", "tensor transport: inline, shm (or in_process when composed)"),
     "composed": ("false", "run every agent stage in one process"),
     "readers": ("1", "the player starts once this many nodes read the camera topic (and the evaluator "
-                     "reads auras/action)"),
+                     "is ready)"),
     "report_dir": ("", "evaluator: write report.md, errors.png, evaluation.json here at shutdown"),
 }
 
@@ -58,7 +58,7 @@ def generate_launch_description() -> LaunchDescription:
           for name, (default, text) in ARGUMENTS.items()),
         Node(package="auras_ros", executable="bag_player", name="bag_player",
              parameters=[{"bag": arg["bag"], "topic_map": arg["topic_map"], "replay": arg["replay"],
-                          "rate": arg["rate"], "readers": arg["readers"], "action_readers": 1}], output="screen"),
+                          "rate": arg["rate"], "readers": arg["readers"], "evaluators": 1}], output="screen"),
         Node(package="auras_ros", executable="evaluator_node", name="evaluator_node",
              parameters=[{"bag": arg["bag"], "topic_map": arg["topic_map"], "report_dir": arg["report_dir"],
                           "label": arg["mode"], **sim_time}], output="screen"),

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import String
 
@@ -46,6 +47,7 @@ PARAMS = (
     Param("summary_every", 10, "publish eval/summary after this many newly scored actions", low=1, high=10**6),
 )
 LIVE_FRAME_PERIOD = 0.05  # the simulator's default world frame
+READY_TOPIC = "eval/ready"
 
 
 class EvaluatorNode(Node):
@@ -66,6 +68,18 @@ class EvaluatorNode(Node):
         self._reported = 0
         self.summary_pub = self.create_publisher(String, "eval/summary", SCORES)
         self.create_subscription(AgentAction, m.ACTION_TOPIC, self._on_action, ORDERED)
+        # A player waits for this before replaying: the evaluator has discovered the action publisher, so
+        # its subscription takes the first decisions (a reader drops data from writers it has not matched).
+        self.ready_pub = self.create_publisher(String, READY_TOPIC, SCORES)
+        # On the steady clock: under use_sim_time the bag's /clock only starts once the player does.
+        self._ready_timer = self.create_timer(0.05, self._announce_ready, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.get_logger().info(f"scoring auras/action against {self.reference.topic} ({self.reference.samples} "
+                               f"samples so far), fields {list(self.reference.fields)}")
+
+    def _announce_ready(self) -> None:
+        if self.count_publishers(m.ACTION_TOPIC) > 0:  # graph changes wake no callback: poll
+            self.ready_pub.publish(String(data=self.get_fully_qualified_name()))
+            self._ready_timer.cancel()
 
     def _on_state(self, msg: SimState) -> None:
         self.reference.add(to_seconds(msg.header.stamp), [field_value(msg, path) for path in self.reference.fields])
@@ -79,7 +93,10 @@ class EvaluatorNode(Node):
         self._maybe_summarize()
 
     def summary(self) -> dict:
+        ids = [r.request_id for r in self.scorer.records]
         return {"actions": self.actions, "actions_digest": actions_digest(self.scorer.records),
+                # Request ids count up from 0: the ones never seen were lost before this node.
+                "actions_missed": max(ids) + 1 - len(set(ids)) if ids else 0,
                 "reference_samples": self.reference.samples, "unmatched": self.scorer.unmatched,
                 **summarize(self.scorer.scored, self.reference, self.frame_period)}
 
@@ -93,6 +110,9 @@ class EvaluatorNode(Node):
         summary = self.summary()
         problems = [what for what, n in ((f"no reference on {self.reference.topic}", self.reference.samples),
                                          ("no AgentAction on auras/action", self.actions)) if n == 0]
+        if summary["actions_missed"]:
+            self.get_logger().warning(f"{summary['actions_missed']} actions (by request id) never arrived: "
+                                      "the report leaves them out")
         if problems or not self.scorer.scored:
             reason = "; ".join(problems) or "no action could be matched to a reference at or before its observation"
             print(f"evaluator_node: FAILED: {reason}; no report written", file=sys.stderr, flush=True)
@@ -101,7 +121,8 @@ class EvaluatorNode(Node):
             self.get_logger().info(f"scored {len(self.scorer.scored)} actions against {self.reference.topic}")
         if self.params["report_dir"]:
             meta = {"source": f"auras/action vs {self.params['bag'] or 'the live simulator'}",
-                    "actions_received": self.actions, "actions_digest": summary["actions_digest"],
+                    "actions_received": self.actions, "actions_missed": summary["actions_missed"],
+                    "actions_digest": summary["actions_digest"],
                     **({"reason": summary["reason"]} if "reason" in summary else {})}
             run = {"scored": self.scorer.scored, "unmatched": self.scorer.unmatched}
             write_report({self.params["label"]: run}, self.reference, Path(self.params["report_dir"]),

@@ -23,8 +23,9 @@ Two replay modes:
   declares the image dropped (counted, logged) and the replay moves on.
 - ``timed``: the recorded pacing, ``rate`` bag seconds per wall second, with /clock published at
   ``clock_rate`` Hz while waiting.
-Publishing starts once ``readers`` nodes subscribe to the camera topic (and, stepped, the frame ticks
-are there). The player exits 0 at the bag's end.
+Publishing starts once ``readers`` nodes subscribe to the camera topic, ``evaluators`` evaluator nodes
+announced on ``eval/ready`` that they see the action publisher, and (stepped) the frame ticks are there.
+The player exits 0 at the bag's end.
 """
 
 from __future__ import annotations
@@ -37,14 +38,15 @@ import rclpy
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import UInt64
+from std_msgs.msg import String, UInt64
 
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import LATEST_RELIABLE, SENSOR_LATEST
 from auras_ros.nodes.runner import run_node
 from auras_ros.sim import messages as m
 from auras_ros.sim.bag import COMPRESSED, IMAGE, JOINT_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, raw_messages
-from auras_ros.sim.sim_node import TICKS
+from auras_ros.sim.evaluator_node import READY_TOPIC
+from auras_ros.sim.sim_node import SCORES, TICKS
 
 # The only classes the player publishes with: the graph's inputs. A bag's type names are never imported.
 GRAPH_TYPES = {IMAGE: Image, COMPRESSED: CompressedImage, JOINT_STATE: JointState}
@@ -60,8 +62,8 @@ PARAMS = (
     Param("step_timeout", 10.0, "stepped: wall seconds to wait for the next frame before declaring the "
           "image dropped", low=0.1, high=3600.0),
     Param("readers", 1, "start once this many nodes subscribe to the camera topic", low=0, high=1000),
-    Param("action_readers", 0, "and once this many nodes subscribe to auras/action (e.g. the evaluator), "
-          "so none misses the first decisions", low=0, high=1000),
+    Param("evaluators", 0, "and once this many evaluator nodes announced on eval/ready that they see the "
+          "action publisher, so none misses the first decisions", low=0, high=1000),
     Param("start_timeout", 60.0, "wall seconds to wait for those readers", low=0.0, high=3600.0),
 )
 
@@ -84,6 +86,8 @@ class BagPlayer(Node):
         self._taken = -1  # the frame that asked for the last published image
         if self.stepped:
             self.create_subscription(UInt64, m.TICK_TOPIC, self._on_tick, LATEST_RELIABLE)
+        self._evaluators: set[str] = set()
+        self.create_subscription(String, READY_TOPIC, lambda msg: self._evaluators.add(msg.data), SCORES)
         self.published = 0
         self.images = 0
         self.dropped = 0
@@ -106,14 +110,16 @@ class BagPlayer(Node):
 
     def _ready(self) -> bool:
         return self.count_subscribers(self.camera_topic) >= self.params["readers"] and (
-            self.count_subscribers(m.ACTION_TOPIC) >= self.params["action_readers"]) and (
+            len(self._evaluators) >= self.params["evaluators"]) and (
             not self.stepped or self.count_publishers(m.TICK_TOPIC) > 0)
 
     def play(self) -> int:
         p = self.params
         if not self._spin_until(self._ready, p["start_timeout"]):
             ticks = " and a generation node's frame ticks on auras/frame (lockstep: true)" if self.stepped else ""
-            self.get_logger().error(f"no {p['readers']} readers of {self.camera_topic}{ticks} within {p['start_timeout']:g} s")
+            evaluators = f", {p['evaluators']} evaluators ready" if p["evaluators"] else ""
+            self.get_logger().error(f"no {p['readers']} readers of {self.camera_topic}{evaluators}{ticks} "
+                                    f"within {p['start_timeout']:g} s")
             return 3
         self._publish_clock(self.info.start_ns)
         if self.stepped:

@@ -42,8 +42,16 @@ def test_two_stepped_replays_give_identical_actions(mode, pp_generation, monkeyp
     # One frame per image: SEQ decides every image; Auras' last pp_generation requests are still in flight
     # when the bag ends (no later image starts another frame).
     assert first["actions_received"] == FRAMES - (pp_generation if mode == "auras" else 0), output
-    assert first["actions_digest"] == second["actions_digest"]
+    assert first["actions_digest"] == second["actions_digest"] and first["actions_missed"] == 0
     assert first["ok"] and first["reference"]["topic"] == CMD_VEL
     run = first["runs"][mode]
     assert [d["field"] for d in run["per_dimension"]] == ["linear.x", "angular.z"]
     assert all(s["reference_stamp"] <= s["observation_stamp"] for s in run["scored"])
+
+
+def test_undecodable_images_are_skipped_counted_and_logged(monkeypatch, ros_env, listener, tmp_path):
+    bag = write_robot_bag(tmp_path / "bag", RobotBag(frames=FRAMES, undecodable=(2, 5)))
+    result, output = replay(bag, {"mode": "seq"}, monkeypatch, ros_env, listener, tmp_path / "run")
+    assert "camera message 2 does not decode, skipped: " in output and "camera message 5 does not decode" in output
+    assert f"replayed {FRAMES - 2} images" in output and "2 undecodable images skipped, 0 declared dropped" in output
+    assert result["actions_received"] == FRAMES - 2 and result["actions_missed"] == 0, output
