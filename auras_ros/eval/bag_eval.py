@@ -25,15 +25,20 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import torch
 
 from auras_ros.core.clock import SimClock
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.metrics import Decision
 from auras_ros.core.sources import StampedHistory
 from auras_ros.core.spec import ExecutorSpec, make_runner
+from auras_ros.core.stats import rate
 from auras_ros.core.stages import Agent, Observation
 from auras_ros.sim.bag import SIM_TOPIC_MAP, BagFrame, BagInfo, TopicMap, camera_frames, check_bag, state_samples
 from auras_ros.sim.scoring import ActionRecord, ActionScorer, actions_digest, markdown, summarize, write_report
+
+
+STAMP_TOLERANCE = 1e-6  # s
 
 
 class BagSource:
@@ -58,7 +63,8 @@ class BagSource:
         return self._next is None
 
     def latest(self, now: float) -> Observation | None:
-        while self._next is not None and self._next.stamp <= now:
+        # A frame's start lands on an image's stamp up to float rounding of the clock's sums.
+        while self._next is not None and self._next.stamp <= now + STAMP_TOLERANCE:
             frame = self._next
             self._latest = Observation(frame.index, frame.stamp, self._data(frame))
             self._next = next(self._frames, None)
@@ -95,11 +101,22 @@ def run_executor(info: BagInfo, agent: Agent, spec: ExecutorSpec, frame_period: 
             "frames": runner.frame}
 
 
-def evaluate(bag: Path, topic_map: TopicMap, agent: Agent, specs: list[ExecutorSpec],
-             frame_period: float | None = None, join_state: bool = False) -> tuple[BagInfo, float, dict[str, dict]]:
+def evaluate(bag: Path, topic_map: TopicMap, agent: Agent, specs: list[ExecutorSpec], frame_period: float | None = None,
+             join_state: bool = False, repeats: int = 1) -> tuple[BagInfo, float, dict[str, dict]]:
+    """Every executor on the bag, ``repeats`` times interleaved (so they share the machine's load alike).
+    The first repeat is scored; each run's decisions/s is kept in ``rates``; a repeat that decides
+    differently (it never should: frame-stepped) raises RuntimeError."""
     info = check_bag(bag, topic_map, need_reference=True)
     period = frame_period if frame_period is not None else info.frame_period
-    return info, period, {spec.name: run_executor(info, agent, spec, period, join_state) for spec in specs}
+    runs: dict[str, dict] = {}
+    for _ in range(repeats):
+        for spec in specs:
+            run = run_executor(info, agent, spec, period, join_state)
+            first = runs.setdefault(spec.name, {**run, "rates": []})
+            if run["digest"] != first["digest"]:
+                raise RuntimeError(f"{spec.name} decided differently on a repeat of {bag}: {run['digest']} != {first['digest']}")
+            first["rates"].append(rate(sorted(r.wall for r in run["records"])))
+    return info, period, runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frame-period", type=float, help="seconds per frame (default: the camera's median interval)")
     parser.add_argument("--join-state", action="store_true",
                         help="join the topic map's state to each image (policies that take the robot state)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run the executors this many times, interleaved: decisions/s as median [min–max]")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: each stage's thread on a core)")
     parser.add_argument("--report", type=Path, help="write report.md, errors.png and evaluation.json here")
     args = parser.parse_args(argv)
     try:
@@ -119,12 +139,20 @@ def main(argv: list[str] | None = None) -> int:
         specs = [ExecutorSpec.parse(text) for text in args.executors]
         if args.frame_period is not None and not args.frame_period > 0:
             raise ConfigError("--frame-period", args.frame_period, "seconds > 0")
+        for name in ("threads", "repeats"):
+            if getattr(args, name) < 1:
+                raise ConfigError(f"--{name}", getattr(args, name), "an integer >= 1")
+        torch.set_num_threads(args.threads)
         from auras_ros.models.factory import build_agent
         agent = build_agent(args.model, args.device)
-        info, period, runs = evaluate(args.bag, topic_map, agent, specs, args.frame_period, args.join_state)
+        info, period, runs = evaluate(args.bag, topic_map, agent, specs, args.frame_period, args.join_state,
+                                      args.repeats)
     except (ConfigError, InputError) as error:
         print(f"bag_eval: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        print(f"bag_eval: FAILED: {error}", file=sys.stderr)
+        return 1
     skipped = f", {len(info.bad_images)} undecodable images skipped" if info.bad_images else ""
     print(f"bag {args.bag}: {info.images} images on {info.camera} ({info.camera_type}){skipped}; frame "
           f"{period * 1000:g} ms; model {args.model}")

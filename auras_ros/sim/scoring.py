@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from auras_ros.core.stats import percentile, rate
+from auras_ros.core.stats import Spread, percentile, rate
 
 
 @dataclass
@@ -181,20 +181,34 @@ def _cell(value: float, digits: int = 3) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _throughput(runs: dict[str, dict]) -> tuple[list[str], dict[str, list[str]]]:
+    """Decisions/s per run: one number, or with repeats ``rates`` (interleaved runs) the median [min–max]
+    and the ratio to the first run's executor, repeat by repeat."""
+    first = next(iter(runs.values()))
+    if "rates" not in first:
+        return ["decisions/s"], {name: [_cell(run["summary"]["decisions_per_s"], 1)] for name, run in runs.items()}
+    base = next(iter(runs))
+    return (["decisions/s", f"x {base}"],
+            {name: [str(Spread.of(run["rates"])),
+                    str(Spread.of([r / b for r, b in zip(run["rates"], first["rates"])]))] for name, run in runs.items()})
+
+
 def markdown(runs: dict[str, dict], reference: ReferenceSeries, frame_period: float, meta: dict) -> str:
     """The side-by-side table of every run, then each run's error by observation age."""
     dims = next(iter(runs.values()))["summary"]["per_dimension"]
-    head = ["executor", "actions", "decisions/s", "age p50 ms", "age p99 ms", "error mean"]
+    throughput_head, throughput = _throughput(runs)
+    head = ["executor", "actions", *throughput_head, "age p50 ms", "age p99 ms", "error mean"]
     head += [f"MAE [{d['index']}] {d['field']}" for d in dims]
     lines = [f"# Actions against the recorded reference ({meta.get('source', '?')})", "",
              f"Reference: {reference.topic} ({reference.msgtype}); action index i is compared with "
              f"{', '.join(f'[{i}] {p} x {s:g}' for i, (p, s) in enumerate(zip(reference.fields, reference.scale)) if p)} "
              "at the action's observation stamp (newest reference at or before it). Decisions/s are wall time "
-             "on this machine; ages are on the graph's clock (bag time).", "",
+             "on this machine (with repeats: median [min–max] of interleaved runs, and the ratio to the first "
+             "executor repeat by repeat); ages are on the graph's clock (bag time).", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, run in runs.items():
         s = run["summary"]
-        row = [name, str(s["actions"]), _cell(s["decisions_per_s"], 1), _cell(s["age_p50_s"] * 1000, 1),
+        row = [name, str(s["actions"]), *throughput[name], _cell(s["age_p50_s"] * 1000, 1),
                _cell(s["age_p99_s"] * 1000, 1), _cell(s["error_mean"])]
         row += [_cell(d["mae"]) for d in s["per_dimension"]]
         lines.append("| " + " | ".join(row) + " |")
@@ -239,11 +253,22 @@ def write_report(runs: dict[str, dict], reference: ReferenceSeries, directory: P
     result = {"ok": ok, **meta, "frame_period": frame_period,
               "reference": {"topic": reference.topic, "type": reference.msgtype, "fields": list(reference.fields),
                             "scale": list(reference.scale), "samples": reference.samples},
-              "runs": {name: {**run["summary"], "unmatched": run.get("unmatched", 0),
+              "runs": {name: {**run["summary"], "unmatched": run.get("unmatched", 0), "rates": run.get("rates"),
                               "scored": [asdict(s) for s in run["scored"]]} for name, run in runs.items()}}
     if ok:
         (directory / "report.md").write_text(markdown(runs, reference, frame_period, meta))
         _plot(runs, frame_period, directory / "errors.png")
-    (directory / "evaluation.json").write_text(json.dumps(result, indent=1, sort_keys=True))
+    (directory / "evaluation.json").write_text(json.dumps(_strict(result), indent=1, sort_keys=True))
     return result
+
+
+def _strict(value: object) -> object:
+    """Strict JSON: NaN and infinity (a statistic of nothing) become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
 
