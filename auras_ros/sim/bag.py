@@ -128,16 +128,26 @@ class TopicMap:
         return cls.from_dict(values, str(path))
 
 
-def parse_field(path: str) -> list[str | int]:
-    """``points[0].positions[elbow]`` → ["points", 0, "positions", "elbow" as a joint name]."""
-    tokens: list[str | int] = []
+@dataclass(frozen=True)
+class JointName:
+    """An index written as a joint's name: its position in the message's ``name`` or ``joint_names``."""
+
+    name: str
+
+
+def parse_field(path: str) -> list[str | int | JointName]:
+    """``points[0].positions[elbow]`` → ["points", 0, "positions", JointName("elbow")]."""
+    tokens: list[str | int | JointName] = []
     position = 0
     for match in _PATH_TOKEN.finditer(path):
         if match.start() != position:
             break
         name, index = match.groups()
-        tokens.append(name if name is not None else (int(index) if index.strip().lstrip("-").isdigit()
-                                                     else ("joint", index.strip())))  # type: ignore[arg-type]
+        if name is not None:
+            tokens.append(name)
+        else:
+            index = index.strip()
+            tokens.append(int(index) if index.lstrip("-").isdigit() else JointName(index))
         position = match.end()
     if position != len(path) or not tokens or not isinstance(tokens[0], str):
         raise InputError("reference field", "topic map", "a field path like linear.x, position[2], "
@@ -153,11 +163,11 @@ def field_value(msg: Any, path: str) -> float:
         if isinstance(token, str):
             value = getattr(value, token)
             continue
-        if isinstance(token, tuple):  # a joint by name: its index in the message's name list
+        if isinstance(token, JointName):
             names = list(getattr(msg, "name", None) or getattr(msg, "joint_names", None) or [])
-            if token[1] not in names:
+            if token.name not in names:
                 return float("nan")
-            token = names.index(token[1])
+            token = names.index(token.name)
         if not -len(value) <= token < len(value):
             return float("nan")
         value = value[token]
