@@ -6,8 +6,10 @@ robot followed, the simulator's expert action) with one field per action index. 
 with the reference **at its observation stamp**: per dimension, the newest reference value sensed at or
 before the stamp of the observation the action was decided on. The per-dimension error is
 ``scale[i] * action[i] - reference[i]``; the action's error is the Euclidean norm over the dimensions
-that have a reference. An action waits until a reference sample later than its observation has arrived
-(then its reference is final), or the run ends.
+that have a reference. The same error against the reference at the action's decision stamp shows what
+acting late costs (the observation's reference is what the policy should have done; the decision's is
+what the robot was doing by then). An action waits until a reference sample later than its decision has
+arrived (then both references are final), or the run ends.
 
 Every run reports per-dimension error (mean absolute, RMS), error against observation age, decisions
 per second (wall time) and the observation age p50/p99.
@@ -92,6 +94,9 @@ class ScoredAction:
     errors: tuple[float, ...]  # per action index with a reference field; NaN where none was sensed yet
     error: float  # Euclidean norm over the finite per-dimension errors
     reference_stamp: float  # the newest reference stamp used
+    # The same against the reference at the decision stamp: what acting late costs when the robot's
+    # reference moves on while the observation ages.
+    error_at_decision: float
 
 
 class ActionScorer:
@@ -112,7 +117,7 @@ class ActionScorer:
         latest = self.reference.latest
         keep = []
         for record in self._pending:
-            if not final and record.observation_stamp >= latest:
+            if not final and record.decision_stamp >= latest:
                 keep.append(record)
                 continue
             scored = self._score(record)
@@ -122,20 +127,27 @@ class ActionScorer:
                 self.scored.append(scored)
         self._pending = keep
 
-    def _score(self, record: ActionRecord) -> ScoredAction | None:
+    def _errors(self, record: ActionRecord, stamp: float) -> tuple[list[float], list[float]]:
+        """Per dimension ``scale * action - reference`` at ``stamp`` (NaN without one), and the stamps used."""
         errors, stamps = [], []
         for dim, (path, scale) in enumerate(zip(self.reference.fields, self.reference.scale)):
-            found = self.reference.at(dim, record.observation_stamp) if path else None
+            found = self.reference.at(dim, stamp) if path else None
             if found is None or dim >= len(record.action):
                 errors.append(math.nan)
                 continue
             errors.append(scale * record.action[dim] - found[0])
             stamps.append(found[1])
+        return errors, stamps
+
+    def _score(self, record: ActionRecord) -> ScoredAction | None:
+        errors, stamps = self._errors(record, record.observation_stamp)
         finite = [e for e in errors if math.isfinite(e)]
         if not finite:
             return None
+        late = [e for e in self._errors(record, record.decision_stamp)[0] if math.isfinite(e)]
         return ScoredAction(record.request_id, record.observation_stamp, record.decision_stamp, record.age,
-                            record.wall, tuple(errors), float(np.linalg.norm(finite)), max(stamps))
+                            record.wall, tuple(errors), float(np.linalg.norm(finite)), max(stamps),
+                            float(np.linalg.norm(late)))
 
 
 def actions_digest(records: Sequence[ActionRecord]) -> str:
@@ -174,6 +186,7 @@ def summarize(scored: Sequence[ScoredAction], reference: ReferenceSeries, frame_
     return {"actions": len(scored), "decisions_per_s": rate(sorted(s.wall for s in scored)),
             "age_p50_s": percentile(ages, 50), "age_p99_s": percentile(ages, 99),
             "error_mean": float(np.mean(errors)) if errors else math.nan, "error_p50": percentile(errors, 50),
+            "error_at_decision_mean": float(np.mean([s.error_at_decision for s in scored])) if scored else math.nan,
             "per_dimension": dims, "by_age": age_table(scored, frame_period) if scored else []}
 
 
@@ -197,7 +210,7 @@ def markdown(runs: dict[str, dict], reference: ReferenceSeries, frame_period: fl
     """The side-by-side table of every run, then each run's error by observation age."""
     dims = next(iter(runs.values()))["summary"]["per_dimension"]
     throughput_head, throughput = _throughput(runs)
-    head = ["executor", "actions", *throughput_head, "age p50 ms", "age p99 ms", "error mean"]
+    head = ["executor", "actions", *throughput_head, "age p50 ms", "age p99 ms", "error mean", "error at decision"]
     head += [f"MAE [{d['index']}] {d['field']}" for d in dims]
     lines = [f"# Actions against the recorded reference ({meta.get('source', '?')})", "",
              f"Reference: {reference.topic} ({reference.msgtype}); action index i is compared with "
@@ -209,7 +222,7 @@ def markdown(runs: dict[str, dict], reference: ReferenceSeries, frame_period: fl
     for name, run in runs.items():
         s = run["summary"]
         row = [name, str(s["actions"]), *throughput[name], _cell(s["age_p50_s"] * 1000, 1),
-               _cell(s["age_p99_s"] * 1000, 1), _cell(s["error_mean"])]
+               _cell(s["age_p99_s"] * 1000, 1), _cell(s["error_mean"]), _cell(s["error_at_decision_mean"])]
         row += [_cell(d["mae"]) for d in s["per_dimension"]]
         lines.append("| " + " | ".join(row) + " |")
     for name, run in runs.items():

@@ -107,6 +107,9 @@ def test_bag_eval_scores_at_the_observation_stamp_and_repeats_exactly(tmp_path):
             action = next(r.action for r in first[name]["records"] if r.request_id == s.request_id)
             assert s.errors[0] == pytest.approx(0.5 * action[0] - (0.2 + 0.01 * (i - 1)))
             assert s.errors[1] == pytest.approx(1.0 * action[1] + 0.3)
+            if name == "seq":  # decided one frame later, when image i's own command (Twist i) was in force
+                assert s.decision_stamp == pytest.approx(s.observation_stamp + PERIOD_S)
+                assert s.error_at_decision == pytest.approx(math.hypot(0.5 * action[0] - (0.2 + 0.01 * i), action[1] + 0.3))
     # Auras' pipeline decides later than SEQ on the same frames: older observations at the decision.
     ages = {name: sorted(s.age for s in run["scored"]) for name, run in first.items()}
     assert ages["auras:1+3:f0:a0"][-1] > ages["seq"][-1]
