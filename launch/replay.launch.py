@@ -1,12 +1,16 @@
-"""Replay a recorded simulator bag through the Auras agent graph, scored by the evaluator.
+"""Replay any robot's rosbag2 bag through the Auras agent graph, scored by the evaluator.
 
-    ros2 launch auras_ros replay.launch.py bag:=/path/to/bag model:=<checkpoint dir> mode:=auras \
-        pp_generation:=2 report_dir:=/tmp/auras_replay
+    ros2 launch auras_ros replay.launch.py bag:=/path/to/bag \
+        topic_map:=$(ros2 pkg prefix auras_ros)/share/auras_ros/config/topic_map_mobile_base.yaml \
+        model:=<checkpoint dir> mode:=auras pp_generation:=2 report_dir:=/tmp/auras_replay
 
-bag_player publishes the bag's camera/image_raw and sim/state at their recorded timing with /clock
-from bag time; every other node runs on use_sim_time, so decision stamps and observation ages are in
-bag time. The evaluator scores every AgentAction against the recorded expert action at its actuation
-time. Record a bag with `python -m auras_ros.sim.record --episodes N --out DIR`.
+bag_player publishes the bag's camera (and robot state) as the topic map says, with /clock from bag
+time; every other node runs on use_sim_time, so decision stamps and observation ages are in bag time.
+``replay:=stepped`` (default) hands the graph one image per generation frame (the generation node runs in
+lockstep), so two replays give identical actions; ``replay:=timed`` keeps the recorded pacing at
+``rate``. The evaluator scores every AgentAction against the bag's reference topic at the action's
+observation stamp. Without a topic map the simulator's own topics are used (record such a bag with
+`python -m auras_ros.sim.record --episodes N --out DIR`).
 Parameters come from config/auras.yaml; the launch arguments override the most used ones.
 """
 
@@ -21,32 +25,43 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 ARGUMENTS = {
-    "bag": ("", "rosbag2 directory recorded by auras_ros.sim.record (required)"),
-    "rate": ("1.0", "replay speed"),
+    "bag": ("", "rosbag2 directory, mcap or sqlite3 (required)"),
+    "topic_map": (None, "YAML topic map (default: config/topic_map_sim.yaml, the simulator's topics; "
+                        "config/ has a mobile base's and an arm's)"),
+    "replay": ("stepped", "stepped: one image per generation frame, deterministic; timed: recorded pacing"),
+    "rate": ("1.0", "timed replay speed"),
     "model": ("synthetic", "agent preset or local checkpoint directory"),
     "mode": ("auras", "executor: auras, seq, dec or par"),
     "pp_generation": ("2", "pipeline degree of generation (L = 1 + pp_generation)"),
     "transport": ("inline", "tensor transport: inline, shm (or in_process when composed)"),
     "composed": ("false", "run every agent stage in one process"),
-    "readers": ("1", "the player starts once this many nodes read camera/image_raw"),
+    "readers": ("1", "the player starts once this many nodes read the camera topic (and the evaluator "
+                     "is ready)"),
     "report_dir": ("", "evaluator: write report.md, errors.png, evaluation.json here at shutdown"),
 }
 
 
 def generate_launch_description() -> LaunchDescription:
-    params = os.path.join(get_package_share_directory("auras_ros"), "config", "auras.yaml")
+    config = os.path.join(get_package_share_directory("auras_ros"), "config")
+    params = os.path.join(config, "auras.yaml")
+    defaults = {"topic_map": os.path.join(config, "topic_map_sim.yaml")}
     arg = {name: LaunchConfiguration(name) for name in ARGUMENTS}
     sim_time = {"use_sim_time": True}
+    # A policy that takes the robot state: set perception_node's state_topic to joint_states (auras.yaml).
     shared = {"model": arg["model"], "transport": arg["transport"], **sim_time}
-    generation = {**shared, "mode": arg["mode"], "pp_generation": arg["pp_generation"], "frame_period": 0.0}
+    # lockstep: every frame waits for a new image (what stepped replay answers to; harmless when timed).
+    generation = {**shared, "mode": arg["mode"], "pp_generation": arg["pp_generation"], "frame_period": 0.0,
+                  "lockstep": True}
     distributed = UnlessCondition(arg["composed"])
     return LaunchDescription([
-        *(DeclareLaunchArgument(name, default_value=default, description=text)
+        *(DeclareLaunchArgument(name, default_value=defaults.get(name, default), description=text)
           for name, (default, text) in ARGUMENTS.items()),
         Node(package="auras_ros", executable="bag_player", name="bag_player",
-             parameters=[{"bag": arg["bag"], "rate": arg["rate"], "readers": arg["readers"]}], output="screen"),
+             parameters=[{"bag": arg["bag"], "topic_map": arg["topic_map"], "replay": arg["replay"],
+                          "rate": arg["rate"], "readers": arg["readers"], "evaluators": 1}], output="screen"),
         Node(package="auras_ros", executable="evaluator_node", name="evaluator_node",
-             parameters=[{"report_dir": arg["report_dir"], **sim_time}], output="screen"),
+             parameters=[{"bag": arg["bag"], "topic_map": arg["topic_map"], "report_dir": arg["report_dir"],
+                          "label": arg["mode"], **sim_time}], output="screen"),
         Node(package="auras_ros", executable="perception_node", name="perception_node",
              parameters=[params, shared], condition=distributed, output="screen"),
         Node(package="auras_ros", executable="context_node", name="context_node",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import UInt64
 
 from auras_ros.core.errors import InputError
@@ -22,10 +22,11 @@ from auras_ros.core.sources import StampedHistory
 from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all
 from auras_ros.models.factory import build_agent, percept_to_tensor
 from auras_ros.msg import Percept, PipelineStats
+from auras_ros.nodes.images import to_rgb
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
-from auras_ros.nodes.ros_convert import image_to_rgb, metrics_to_stats, to_duration, to_seconds
+from auras_ros.nodes.ros_convert import metrics_to_stats, to_duration, to_seconds
 from auras_ros.nodes.runner import run_node
 
 STATE_HISTORY = 16  # robot states kept to pair with images by stamp
@@ -56,6 +57,9 @@ class PerceptionNode(Node):
         self.stats_publisher = self.create_publisher(PipelineStats, "auras/perception_stats", ORDERED)
         self.create_subscription(Image, "camera/image_raw", self._on_image, SENSOR_LATEST,
                                  callback_group=self.perception_group)
+        # image_transport's name for the same stream compressed: a robot's JPEG/PNG camera needs no republisher.
+        self.create_subscription(CompressedImage, "camera/image_raw/compressed", self._on_image, SENSOR_LATEST,
+                                 callback_group=self.perception_group)
         self._states = StampedHistory(STATE_HISTORY)  # joint positions by sensor stamp
         if self.params["state_topic"]:
             self.create_subscription(JointState, self.params["state_topic"], self._on_state, ORDERED,
@@ -70,7 +74,7 @@ class PerceptionNode(Node):
         self._frame = 0
         self.spans: list[tuple[float, float]] = []  # (start, end) of each perception, for overlap checks
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image | CompressedImage) -> None:
         self._latest = msg
         self._seq += 1
         if self.params["trigger"] == "image":
@@ -105,7 +109,7 @@ class PerceptionNode(Node):
         self._perceived_seq = seq
         started = time.perf_counter()
         try:
-            pixels = image_to_rgb(msg, self.params["max_image_pixels"], "perception_node image")
+            pixels = to_rgb(msg, self.params["max_image_pixels"], "perception_node image")
             stamp = to_seconds(msg.header.stamp)
             percept = perceive_all(self.agent, Observation(seq, stamp, self._observation_data(pixels, stamp)))
         except InputError as error:

@@ -9,11 +9,9 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from sensor_msgs.msg import Image
 
-from auras_ros.core.errors import InputError
 from auras_ros.core.metrics import Decision, RunMetrics
 from auras_ros.msg import AgentAction, PipelineStats
-
-ENCODINGS = ("rgb8", "bgr8", "mono8")
+from auras_ros.nodes.images import ENCODINGS, image_to_rgb  # noqa: F401  (decoding lives in images.py)
 
 
 def to_seconds(stamp: Time | Duration) -> float:
@@ -33,28 +31,6 @@ def to_time(seconds: float) -> Time:
 def to_duration(seconds: float) -> Duration:
     sec, nanosec = _split(seconds)
     return Duration(sec=sec, nanosec=nanosec)
-
-
-def image_to_rgb(msg: Image, max_pixels: int, where: str) -> np.ndarray:
-    """An HxWx3 uint8 RGB array (a copy) from a sensor_msgs/Image, or InputError."""
-    if msg.encoding not in ENCODINGS:
-        raise InputError("image encoding", where, " or ".join(ENCODINGS), msg.encoding)
-    if msg.height == 0 or msg.width == 0:
-        raise InputError("image size", where, "a non-empty image", f"{msg.width}x{msg.height}")
-    if msg.height * msg.width > max_pixels:
-        raise InputError("image size", where, f"at most {max_pixels} pixels", f"{msg.width}x{msg.height}")
-    channels = 1 if msg.encoding == "mono8" else 3
-    if msg.step < msg.width * channels or len(msg.data) != msg.step * msg.height:
-        raise InputError("image data length", where, f"step*height = {msg.step}*{msg.height} bytes with "
-                         f"step >= {msg.width * channels}", len(msg.data))
-    rows = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, (bytes, np.ndarray)) else msg.data,
-                         dtype=np.uint8).reshape(msg.height, msg.step)
-    pixels = rows[:, : msg.width * channels].reshape(msg.height, msg.width, channels)
-    if msg.encoding == "bgr8":
-        pixels = pixels[:, :, ::-1]
-    elif msg.encoding == "mono8":
-        pixels = np.repeat(pixels, 3, axis=2)
-    return np.array(pixels)  # a writable copy: the message's buffer is read-only and reused
 
 
 def rgb_to_image(pixels: np.ndarray, stamp: Time, frame_id: str) -> Image:

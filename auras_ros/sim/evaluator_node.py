@@ -1,20 +1,28 @@
-"""evaluator_node: scores every AgentAction (auras/action) against the ground-truth expert action
-(sim/state) at its actuation time, and reports the error against observation age.
+"""evaluator_node: scores every AgentAction (auras/action) against what the robot did at the action's
+observation stamp, and reports error per dimension and against observation age, decisions per second
+and observation age p50/p99.
 
-How actions are scored: :mod:`auras_ros.sim.scoring`. ``eval/summary`` (std_msgs/String, JSON) reports
-the running numbers after every ``summary_every`` scored actions; at shutdown the node writes
-report.md (table), errors.png (plot) and evaluation.json into ``report_dir``. If no ground truth or no
-action arrived it writes only evaluation.json with ``"ok": false`` and the reason, and says so on
-stderr: never a report that looks like a result.
+The reference comes from the replayed bag itself (``bag`` + ``topic_map``: the topic and one field per
+action index, read ROS-free with :mod:`auras_ros.sim.bag`, so it needs no topic of its own on the graph
+and the bag's /cmd_vel never collides with the robot's), or, without a bag, live from the simulator's
+``sim/state`` (the expert's action). How actions are scored: :mod:`auras_ros.sim.scoring`, the code
+``python -m auras_ros.eval.bag_eval`` uses too.
+
+``eval/summary`` (std_msgs/String, JSON) reports the running numbers after every ``summary_every`` scored
+actions; at shutdown the node writes report.md, errors.png and evaluation.json into ``report_dir``. If no
+reference or no action arrived it writes only evaluation.json with ``"ok": false`` and the reason, and
+says so on stderr: never a report that looks like a result.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import String
 
@@ -24,42 +32,73 @@ from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.nodes.runner import run_node
 from auras_ros.sim import messages as m
-from auras_ros.sim.scoring import ActionScorer, age_table, write_report
+from auras_ros.sim.bag import SIM_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, field_value
+from auras_ros.sim.scoring import ActionRecord, ActionScorer, ReferenceSeries, actions_digest, summarize, write_report
 from auras_ros.sim.sim_node import SCORES, TICKS
 
 PARAMS = (
+    Param("bag", "", "the replayed bag, whose reference topic the actions are scored against "
+          "('': the live simulator's sim/state)"),
+    Param("topic_map", "", "YAML topic map naming the reference and its fields ('': the simulator's)"),
     Param("report_dir", "", "write report.md, errors.png and evaluation.json here at shutdown ('': no files)"),
-    Param("frame_period", 0.05, "seconds per world frame, to express ages in frames", low=1e-4, high=10.0),
+    Param("frame_period", 0.0, "seconds per frame, to express ages in frames (0: the bag camera's median "
+          "interval, or 0.05 s live)", low=0.0, high=10.0),
+    Param("label", "graph", "the run's name in the report (e.g. the executor)"),
     Param("summary_every", 10, "publish eval/summary after this many newly scored actions", low=1, high=10**6),
 )
+LIVE_FRAME_PERIOD = 0.05  # the simulator's default world frame
+READY_TOPIC = "eval/ready"
 
 
 class EvaluatorNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("evaluator_node", **kwargs)
-        self.params = declare(self, PARAMS)
-        self.scorer = ActionScorer()
+        self.params = p = declare(self, PARAMS)
+        topic_map = TopicMap.load(p["topic_map"]) if p["topic_map"] else SIM_TOPIC_MAP
+        self.frame_period = p["frame_period"] or LIVE_FRAME_PERIOD
+        if p["bag"]:
+            info = check_bag(p["bag"], topic_map, need_reference=True)  # BagError: refuses to start
+            self.reference = info.reference
+            self.frame_period = p["frame_period"] or info.frame_period
+        else:
+            self.reference = ReferenceSeries(m.STATE_TOPIC, SIM_STATE, topic_map.reference_fields, topic_map.scale)
+            self.create_subscription(SimState, m.STATE_TOPIC, self._on_state, TICKS)
+        self.scorer = ActionScorer(self.reference)
         self.actions = 0
         self._reported = 0
         self.summary_pub = self.create_publisher(String, "eval/summary", SCORES)
-        self.create_subscription(SimState, m.STATE_TOPIC, self._on_state, TICKS)
         self.create_subscription(AgentAction, m.ACTION_TOPIC, self._on_action, ORDERED)
+        # A player waits for this before replaying: the evaluator has discovered the action publisher, so
+        # its subscription takes the first decisions (a reader drops data from writers it has not matched).
+        self.ready_pub = self.create_publisher(String, READY_TOPIC, SCORES)
+        # On the steady clock: under use_sim_time the bag's /clock only starts once the player does.
+        self._ready_timer = self.create_timer(0.05, self._announce_ready, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.get_logger().info(f"scoring auras/action against {self.reference.topic} ({self.reference.samples} "
+                               f"samples so far), fields {list(self.reference.fields)}")
+
+    def _announce_ready(self) -> None:
+        if self.count_publishers(m.ACTION_TOPIC) > 0:  # graph changes wake no callback: poll
+            self.ready_pub.publish(String(data=self.get_fully_qualified_name()))
+            self._ready_timer.cancel()
 
     def _on_state(self, msg: SimState) -> None:
-        self.scorer.add_expert(to_seconds(msg.header.stamp), msg.expert_action)
+        self.reference.add(to_seconds(msg.header.stamp), [field_value(msg, path) for path in self.reference.fields])
+        self.scorer.flush()
         self._maybe_summarize()
 
     def _on_action(self, msg: AgentAction) -> None:
         self.actions += 1
-        self.scorer.add_action(msg.request_id, to_seconds(msg.header.stamp), to_seconds(msg.observation_age),
-                               msg.action)
+        self.scorer.add_action(ActionRecord(msg.request_id, to_seconds(msg.observation_stamp), to_seconds(msg.header.stamp),
+                                            to_seconds(msg.observation_age), time.monotonic(), tuple(msg.action)))
         self._maybe_summarize()
 
     def summary(self) -> dict:
-        scored = self.scorer.scored
-        return {"scored": len(scored), "actions": self.actions, "ground_truth": self.scorer.samples,
-                "unmatched": self.scorer.unmatched,
-                "by_age": age_table(scored, self.params["frame_period"]) if scored else []}
+        ids = [r.request_id for r in self.scorer.records]
+        return {"actions": self.actions, "actions_digest": actions_digest(self.scorer.records),
+                # Request ids count up from 0: the ones never seen were lost before this node.
+                "actions_missed": max(ids) + 1 - len(set(ids)) if ids else 0,
+                "reference_samples": self.reference.samples, "unmatched": self.scorer.unmatched,
+                **summarize(self.scorer.scored, self.reference, self.frame_period)}
 
     def _maybe_summarize(self) -> None:
         if len(self.scorer.scored) - self._reported >= self.params["summary_every"]:
@@ -69,18 +108,25 @@ class EvaluatorNode(Node):
     def finish(self) -> dict:
         self.scorer.flush(final=True)
         summary = self.summary()
-        problems = [what for what, n in (("no ground truth on sim/state", self.scorer.samples),
+        problems = [what for what, n in ((f"no reference on {self.reference.topic}", self.reference.samples),
                                          ("no AgentAction on auras/action", self.actions)) if n == 0]
+        if summary["actions_missed"]:
+            self.get_logger().warning(f"{summary['actions_missed']} actions (by request id) never arrived: "
+                                      "the report leaves them out")
         if problems or not self.scorer.scored:
-            reason = "; ".join(problems) or "no action could be matched to ground truth at or before its stamp"
+            reason = "; ".join(problems) or "no action could be matched to a reference at or before its observation"
             print(f"evaluator_node: FAILED: {reason}; no report written", file=sys.stderr, flush=True)
             summary["reason"] = reason
         else:
-            self.get_logger().info(f"scored {len(self.scorer.scored)} actions against the expert")
+            self.get_logger().info(f"scored {len(self.scorer.scored)} actions against {self.reference.topic}")
         if self.params["report_dir"]:
-            meta = {"source": "auras/action vs sim/state", "unmatched": self.scorer.unmatched,
-                    "ground_truth": self.scorer.samples, **({"reason": summary["reason"]} if "reason" in summary else {})}
-            write_report(self.scorer.scored, Path(self.params["report_dir"]), self.params["frame_period"], meta)
+            meta = {"source": f"auras/action vs {self.params['bag'] or 'the live simulator'}",
+                    "actions_received": self.actions, "actions_missed": summary["actions_missed"],
+                    "actions_digest": summary["actions_digest"],
+                    **({"reason": summary["reason"]} if "reason" in summary else {})}
+            run = {"scored": self.scorer.scored, "unmatched": self.scorer.unmatched}
+            write_report({self.params["label"]: run}, self.reference, Path(self.params["report_dir"]),
+                         self.frame_period, meta)
         return summary
 
     def destroy_node(self) -> None:
