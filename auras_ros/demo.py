@@ -31,6 +31,7 @@ from std_msgs.msg import String
 from auras_ros.core.stats import wilson
 from auras_ros.launching import node_command, private_ros_env, stop_process
 from auras_ros.msg import AgentAction
+from auras_ros.nodes.action_outputs import GATED_ACTION_TOPIC
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.sim.sim_node import SCORES
@@ -91,8 +92,10 @@ def run_episodes(executor_spec: Executor, args: argparse.Namespace, env: dict[st
              "state_topic": "joint_states",  # the policy also takes the agent's position
              # In a frame-stepped world frame t reads O_t, as in the paper's frame-stepped runs.
              "lockstep": frame_world, "fetch_offset": 0 if frame_world else -1}
+    # The world executes what the safety gate (action_node) lets through, so the gate sits in the loop.
+    agent["outputs"] = ["agent_action"]
     sim = {"mode": args.world, "seed": args.seed, "episodes": args.episodes, "control": "agent",
-           "wait_for_action": False, "action_readers": 1}
+           "wait_for_action": False, "action_readers": 1, "action_topic": GATED_ACTION_TOPIC}
     # Keyed by node name too: config/auras.yaml's node-specific entries would beat a wildcard one.
     agent_params.write_text(yaml.safe_dump({"/**": {"ros__parameters": agent},
                                             "/generation_node": {"ros__parameters": dict(agent)}}))
@@ -104,10 +107,10 @@ def run_episodes(executor_spec: Executor, args: argparse.Namespace, env: dict[st
         agent_params.write_text(yaml.safe_dump({key: {"ros__parameters": {**agent, "transport": "shm"}}
                                                 for key in ("/**", "/generation_node")}))
         commands += [node_command("auras_ros", exe, name=exe, params_files=[config, str(agent_params)])
-                     for exe in ("perception_node", "context_node", "generation_node")]
+                     for exe in ("perception_node", "context_node", "generation_node", "action_node")]
     else:
         commands.append(node_command("auras_ros", "auras_composed", params_files=[config, str(agent_params)],
-                                     arguments=["--no-camera", "--no-action"]))
+                                     arguments=["--no-camera"]))
     run = Run(executor_spec.name)
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))
