@@ -92,20 +92,20 @@ def run_episodes(executor_spec: Executor, args: argparse.Namespace, env: dict[st
              "state_topic": "joint_states",  # the policy also takes the agent's position
              # In a frame-stepped world frame t reads O_t, as in the paper's frame-stepped runs.
              "lockstep": frame_world, "fetch_offset": 0 if frame_world else -1}
-    # The world executes what the safety gate (action_node) lets through, so the gate sits in the loop.
-    agent["outputs"] = ["agent_action"]
     sim = {"mode": args.world, "seed": args.seed, "episodes": args.episodes, "control": "agent",
            "wait_for_action": False, "action_readers": 1, "action_topic": GATED_ACTION_TOPIC}
     # Keyed by node name too: config/auras.yaml's node-specific entries would beat a wildcard one.
+    # The world executes what the safety gate (action_node) lets through, so the gate sits in the loop.
+    gate = {"/action_node": {"ros__parameters": {"outputs": ["agent_action"], "use_sim_time": True}}}
     agent_params.write_text(yaml.safe_dump({"/**": {"ros__parameters": agent},
-                                            "/generation_node": {"ros__parameters": dict(agent)}}))
+                                            "/generation_node": {"ros__parameters": dict(agent)}, **gate}))
     sim_params.write_text(yaml.safe_dump({"/**": {"ros__parameters": sim}}))
     config = str(Path(get_package_share_directory("auras_ros"), "config", "auras.yaml"))
     commands = [node_command("auras_ros", "sim_node", name="sim_node", params_files=[str(sim_params)])]
     if args.distributed:
         # One process per stage; tensors cross processes in shared memory.
-        agent_params.write_text(yaml.safe_dump({key: {"ros__parameters": {**agent, "transport": "shm"}}
-                                                for key in ("/**", "/generation_node")}))
+        agent_params.write_text(yaml.safe_dump({**{key: {"ros__parameters": {**agent, "transport": "shm"}}
+                                                   for key in ("/**", "/generation_node")}, **gate}))
         commands += [node_command("auras_ros", exe, name=exe, params_files=[config, str(agent_params)])
                      for exe in ("perception_node", "context_node", "generation_node", "action_node")]
     else:

@@ -92,13 +92,12 @@ def main(args: list[str] | None = None) -> int:
     parser.add_argument("--no-action", action="store_true", help="no action node (safety gate and robot outputs)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run on)")
     parser.add_argument("--live", action="store_true", help="print each PipelineStats window as it is published")
-    options = parser.parse_args(remove_ros_args(argv)[1:])
-
     registry = HandleRegistry()
     nodes: list[Node] = []
     spinners = None
     try:
         init_rclpy(argv, signal_handler_options=SignalHandlerOptions.NO)
+        options = parser.parse_args(remove_ros_args(argv)[1:])
         nodes = start_nodes(lambda cli_args: compose(
             registry, camera=not options.no_camera, action=not options.no_action,
             on_stats=print_live if options.live else None, **({"cli_args": cli_args} if cli_args else {})), argv)

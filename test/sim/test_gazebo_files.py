@@ -13,7 +13,7 @@ import yaml
 from ament_index_python.packages import get_package_share_directory
 
 from auras_ros.eval.task import TaskConfig
-from auras_ros.nodes import action_node, perception_node
+from auras_ros.nodes import action_outputs, perception_node
 from auras_ros.sim import messages as m
 from launch_stub import load_launch_file, nodes_of
 
@@ -53,7 +53,8 @@ def test_bridge_maps_what_the_world_publishes_onto_what_the_nodes_use():
     assert bridge[m.CLOCK_TOPIC]["ros_type_name"] == m.TYPES[m.CLOCK_TOPIC] and bridge[m.CLOCK_TOPIC]["direction"] == "GZ_TO_ROS"
     assert bridge["cmd_vel"]["ros_type_name"] == "geometry_msgs/msg/Twist" and bridge["cmd_vel"]["direction"] == "ROS_TO_GZ"
     assert 'create_subscription(Image, "camera/image_raw"' in inspect.getsource(perception_node)
-    assert 'create_publisher(Twist, "cmd_vel"' in inspect.getsource(action_node)
+    # gazebo.launch.py selects the plain Twist output of the action node (checked below).
+    assert 'create_lifecycle_publisher(TwistStamped if stamped else Twist, "cmd_vel"' in inspect.getsource(action_outputs)
     for entry in bridge.values():
         package, _, name = entry["ros_type_name"].split("/")
         assert getattr(importlib.import_module(f"{package}.msg"), name)
@@ -70,3 +71,5 @@ def test_gazebo_launch_file_points_at_installed_files(monkeypatch):
         params = [p for p in node.get("parameters", []) if isinstance(p, dict)]
         if node["package"] == "auras_ros":
             assert any(p.get("use_sim_time") is True for p in params), node["executable"]
+    action = next(p for n in nodes if n["executable"] == "action_node" for p in n["parameters"] if isinstance(p, dict))
+    assert action["outputs"] == ["twist"]  # what the bridge's cmd_vel entry carries
