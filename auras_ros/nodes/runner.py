@@ -21,6 +21,9 @@ from auras_ros.core.errors import ConfigError, InputError
 
 # Parameters every rclpy node has, declared by rclpy itself.
 ROS_PARAMETERS = ("use_sim_time", "start_type_description_service")
+# An unknown parameter this close to a declared one (difflib ratio), and this long, is a typo.
+TYPO_CUTOFF = 0.9
+TYPO_MIN_LENGTH = 6
 
 
 def spin_until(node: Node, done: Callable[[], bool], timeout_s: float) -> bool:
@@ -70,30 +73,18 @@ def _options(ros_args: list[str], *flags: str) -> list[str]:
     return [value for flag, value in zip(ros_args, ros_args[1:]) if flag in flags]
 
 
-def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(params, dict):
-        return {prefix[:-1]: params}
-    return {k: v for key, value in params.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
-
-
-def check_params_files(ros_args: list[str]) -> dict[str, dict[str, Any]]:
-    """Each --params-file read as ROS would: {node key: {parameter: value}}; a ConfigError naming the
-    file for one that is missing, unreadable or not a ROS parameters file (rcl would only print a
-    traceback)."""
-    entries: dict[str, dict[str, Any]] = {}
+def check_params_files(ros_args: list[str]) -> None:
+    """A ConfigError naming a --params-file that is missing, unreadable or not a ROS parameters file
+    (rcl would only raise an error with a traceback)."""
     for path in _options(ros_args, "--params-file"):
-        expected = "a readable YAML file of {node name or /**: {ros__parameters: {name: value}}}"
+        expected = "a readable YAML mapping of {node name or /**: {ros__parameters: {name: value}}}"
         try:
             content = yaml.safe_load(Path(path).read_text())
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ConfigError("--params-file", path, f"{expected} ({reason})") from None
-        if not isinstance(content, dict) or not all(
-                isinstance(v, dict) and isinstance(v.get("ros__parameters"), dict) for v in content.values()):
-            raise ConfigError("--params-file", path, expected)
-        for key, value in content.items():
-            entries.setdefault(str(key), {}).update(_flatten(value["ros__parameters"]))
-    return entries
+        if not isinstance(content, dict) or not all(isinstance(v, dict) for v in content.values()):
+            raise ConfigError("--params-file", path, expected)  # rcl's own check names no file
 
 
 def command_line_overrides(ros_args: list[str]) -> list[str]:
@@ -104,37 +95,42 @@ def command_line_overrides(ros_args: list[str]) -> list[str]:
     return ["--ros-args", *(arg for p in plain for arg in ("-p", p))] if plain else []
 
 
-def check_unknown_parameters(nodes: list[Node], ros_args: list[str], entries: dict[str, dict[str, Any]]) -> None:
-    """A ConfigError for an override no node of this process declares that is a typo: addressed to
-    one of them by name, or close to a declared name. Other undeclared wildcard entries belong to
-    other nodes (one params file serves the whole graph), so they pass."""
+def typo_of(name: str, declared: Iterable[str]) -> str | None:
+    """The declared name that ``name`` most likely misspells, or None. Short names are too close to
+    each other (mode, model) to tell a typo from another node's parameter; a test checks that no
+    parameter of one node looks like a typo of another's."""
+    if len(name) < TYPO_MIN_LENGTH:
+        return None
+    close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=TYPO_CUTOFF)
+    return close[0] if close else None
+
+
+def check_unknown_parameters(nodes: list[Node], ros_args: list[str]) -> None:
+    """A ConfigError for an override no node of this process declares that is a typo: addressed to one
+    of them on the command line (`-p node:name:=value`), or close to a declared name. Other undeclared
+    entries pass: one params file (and launch_ros's parameter dicts) serve several nodes."""
     declared = {name for node in nodes for name in node.list_parameters([], 0).names}
     for node in nodes:
-        addressed = {name for key, params in entries.items()
-                     if key.lstrip("/") in (node.get_name(), node.get_fully_qualified_name().lstrip("/"))
-                     for name in params}
-        addressed |= {p.split(":=", 1)[0].split(":", 1)[1] for p in _options(ros_args, "-p", "--param")
-                      if p.split(":=", 1)[0].split(":", 1)[0] == node.get_name()}
+        addressed = {p.split(":=", 1)[0].split(":", 1)[1] for p in _options(ros_args, "-p", "--param")
+                     if p.split(":=", 1)[0].split(":", 1)[0] == node.get_name()}
         # rclpy keeps every override meant for this node there; it has no public view of them.
         overrides = getattr(node, "_parameter_overrides", {})
         for name in sorted(set(overrides) - declared - set(ROS_PARAMETERS)):
-            close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.85)
+            close = typo_of(name, declared)
             if name.startswith("qos_overrides.") or not (name in addressed or close):
                 continue
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            hint = f" (did you mean {close}?)" if close else ""
             raise ConfigError(f"{node.get_name()}.{name}", overrides[name].value,
                               f"a parameter {node.get_name()} declares{hint}; this one is unknown")
 
 
 def start_nodes(make_nodes: Callable[[list[str]], list[Node]], argv: list[str]) -> list[Node]:
     """The process's nodes, made with the command line's plain -p overrides as node-local arguments;
-    a ConfigError for a params file that cannot be read or a parameter no node declares. Call after
-    rclpy.init."""
+    a ConfigError for a parameter no node declares. Call after init_rclpy."""
     ros_args = ros_arguments(argv)
-    entries = check_params_files(ros_args)
     nodes = make_nodes(command_line_overrides(ros_args))
     try:
-        check_unknown_parameters(nodes, ros_args, entries)
+        check_unknown_parameters(nodes, ros_args)
     except ConfigError:
         for node in reversed(nodes):
             node.destroy_node()
