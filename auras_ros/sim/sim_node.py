@@ -166,9 +166,10 @@ class SimNode(Node):
         """Start once the graph can hear the world; re-send the current frame after a stall."""
         if self.current is None:
             gated = self.params["action_topic"] != m.ACTION_TOPIC
+            # One reader of auras/action is this node, or the safety gate that feeds it.
             ready = self.count_subscribers(m.IMAGE_TOPIC) > 0 and (
                 not self.frame_mode or self.count_publishers(m.TICK_TOPIC) > 0) and (
-                self.count_subscribers(m.ACTION_TOPIC) - (0 if gated else 1) >= self.params["action_readers"]) and (
+                self.count_subscribers(m.ACTION_TOPIC) - 1 >= self.params["action_readers"]) and (
                 not gated or self.count_publishers(self.params["action_topic"]) > 0)
             if ready:
                 self._publish(self.world.start())
