@@ -37,6 +37,8 @@ ARGUMENTS = {
     "wait_for_action": ("false", "frame mode: strict lockstep for executors deciding every frame (seq)"),
     "action_readers": ("1", "the world starts once this many nodes read auras/action (1: the evaluator)"),
     "report_dir": ("", "evaluator: write report.md, errors.png, evaluation.json here at shutdown"),
+    "action_topic": ("auras/gated_action", "what the world executes: the safety gate's output, or auras/action "
+                     "(raw, without the gate: to measure what the gate changes)"),
 }
 
 
@@ -51,7 +53,7 @@ def generate_launch_description() -> LaunchDescription:
            "execute_rows": arg["execute_rows"], "wait_for_action": arg["wait_for_action"],
            "action_readers": arg["action_readers"],
            # The world executes what the safety gate lets through (its stops included).
-           "action_topic": "auras/gated_action"}
+           "action_topic": arg["action_topic"]}
     action = {**sim_time, "outputs": ["agent_action"]}
     distributed = UnlessCondition(arg["composed"])
     return LaunchDescription([
