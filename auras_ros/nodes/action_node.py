@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from auras_ros.core.errors import ConfigError
@@ -28,6 +29,8 @@ from auras_ros.nodes.params import Param, declare, read
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.nodes.runner import run_node
+
+STOP_ACK_TIMEOUT_S = 1.0
 
 PARAMS = (
     Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
@@ -116,6 +119,10 @@ class ActionNode(LifecycleNode):
         self._destroy_watchdog()
         if self.gate is not None:
             self._send(self.gate.stop())
+            for output in self.outputs:
+                # A process about to exit must not take its stop command with it: wait for the readers'
+                # acknowledgement (bounded: a reader that is gone acknowledges nothing).
+                output.publisher.wait_for_all_acked(Duration(seconds=STOP_ACK_TIMEOUT_S))
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:

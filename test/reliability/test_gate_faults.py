@@ -60,3 +60,19 @@ def test_sigkill_upstream_of_the_gate_ends_in_a_stop_command(victim, monkeypatch
         codes, output = processes.stop(grace_s=10.0)
     assert codes[gate] == 0, output
     assert "watchdog stops so far: 1" in output
+
+
+def test_sigint_of_the_composed_process_ends_with_a_stop_command(monkeypatch, ros_env, listener, tmp_path):
+    """The composed process drives the gate's lifecycle: its shutdown deactivates the gate, which means
+    a stop command, delivered before the process exits."""
+    description = load_launch_file(LAUNCH_FILE, monkeypatch)
+    arguments = launch_arguments(description, {"source": str(nodes_conftest.DEMO_FRAMES), "composed": "true",
+                                               "outputs": "[twist_stamped]"})
+    twists = listener.record(TwistStamped, "cmd_vel", ORDERED)
+    with nodes_conftest.Processes(nodes_conftest.launch_commands(description, arguments, tmp_path), ros_env,
+                                  tmp_path) as processes:
+        assert listener.spin_until(lambda: sum(map(_moving, twists)) >= 3, 90.0, processes.procs), processes.output()
+        codes, output = processes.stop(grace_s=10.0)
+    assert codes == [0], output
+    # Delivered before the exit (the gate waits for the acknowledgement), read here afterwards.
+    assert listener.spin_until(lambda: not _moving(twists[-1]), 10.0)
