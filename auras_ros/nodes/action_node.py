@@ -78,7 +78,8 @@ class ActionNode(LifecycleNode):
         self.config_error: ConfigError | None = None
         self._last_source: AgentAction | None = None
         self._watchdog = None
-        self.inactive_drops = 0
+        self.control_period = 0.0  # set by configure
+        self.inactive_drops = 0  # actions that arrived while not active
         self.create_subscription(AgentAction, "auras/action", self._on_action, ORDERED)
         if self.get_parameter("autostart").value if autostart is None else autostart:
             self.start()
