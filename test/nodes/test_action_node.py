@@ -145,3 +145,15 @@ def test_configure_refuses_a_gate_that_cannot_map_and_waits_without_autostart(be
     node.set_parameters([Parameter("joint_names", value=["x", "y"])])
     node.start()
     assert node.active and node.gate.config.row_width == 2
+
+
+def test_with_deceleration_the_stop_is_a_ramp_down(bench: Bench) -> None:
+    twists = bench.record(Twist, "cmd_vel")
+    bench.start({"index.linear.x": 0, "action_timeout": 0.2, "control_period": 0.05, "deceleration": 2.0})
+    assert bench.spin_until(bench.connected)
+    bench.send([0.8])
+    assert bench.spin_until(lambda: len(twists) >= 2 and twists[-1].linear.x == 0.0)
+    speeds = [t.linear.x for t in twists]
+    assert speeds[0] == 0.8 and speeds[-1] == 0.0
+    assert len(speeds) >= 4  # at least two ramp steps between (0.8 at 2.0/s in 0.05 s steps: up to 7)
+    assert all(a > b for a, b in zip(speeds, speeds[1:]))  # monotonic, never back up
