@@ -3,7 +3,8 @@ with the shipped diffusion policy, SEQ then Auras on the same seeded episodes.
 
 For each executor, two processes on a private ROS domain (localhost only): `sim_node` (frame-stepped:
 the world advances one step per pipeline frame, so success does not depend on this machine's speed)
-and `auras_composed` (perception, context and generation nodes in one process, on use_sim_time).
+and `auras_composed` (perception, context, generation and action nodes in one process, on use_sim_time);
+the world executes what the action node's safety gate lets through (auras/gated_action).
 The demo listens to the decisions and the episode scores and prints, for each, success, decisions
 per wall second and observation age, then the ratios. `--executors seq par:3 dec auras:4 --world
 realtime` compares any set of executors through the ROS nodes on the same seeds. `--frames-demo` runs the graph on the frames
