@@ -57,6 +57,8 @@ class TwistMapping:
 
 
 class Output(Protocol):
+    publisher: Any  # a lifecycle publisher: it publishes only while the node is active
+
     def send(self, command: Command, source: AgentAction, now: Time) -> None: ...
 
 
