@@ -3,7 +3,8 @@ with the shipped diffusion policy, SEQ then Auras on the same seeded episodes.
 
 For each executor, two processes on a private ROS domain (localhost only): `sim_node` (frame-stepped:
 the world advances one step per pipeline frame, so success does not depend on this machine's speed)
-and `auras_composed` (perception, context and generation nodes in one process, on use_sim_time).
+and `auras_composed` (perception, context, generation and action nodes in one process, on use_sim_time);
+the world executes what the action node's safety gate lets through (auras/gated_action).
 The demo listens to the decisions and the episode scores and prints, for each, success, decisions
 per wall second and observation age, then the ratios. `--executors seq par:3 dec auras:4 --world
 realtime` compares any set of executors through the ROS nodes on the same seeds. `--frames-demo` runs the graph on the frames
@@ -31,6 +32,7 @@ from std_msgs.msg import String
 from auras_ros.core.stats import wilson
 from auras_ros.launching import node_command, private_ros_env, stop_process
 from auras_ros.msg import AgentAction
+from auras_ros.nodes.action_outputs import GATED_ACTION_TOPIC
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.sim.sim_node import SCORES
@@ -92,22 +94,24 @@ def run_episodes(executor_spec: Executor, args: argparse.Namespace, env: dict[st
              # In a frame-stepped world frame t reads O_t, as in the paper's frame-stepped runs.
              "lockstep": frame_world, "fetch_offset": 0 if frame_world else -1}
     sim = {"mode": args.world, "seed": args.seed, "episodes": args.episodes, "control": "agent",
-           "wait_for_action": False, "action_readers": 1}
+           "wait_for_action": False, "action_readers": 1, "action_topic": GATED_ACTION_TOPIC}
     # Keyed by node name too: config/auras.yaml's node-specific entries would beat a wildcard one.
+    # The world executes what the safety gate (action_node) lets through, so the gate sits in the loop.
+    gate = {"/action_node": {"ros__parameters": {"outputs": ["agent_action"], "use_sim_time": True}}}
     agent_params.write_text(yaml.safe_dump({"/**": {"ros__parameters": agent},
-                                            "/generation_node": {"ros__parameters": dict(agent)}}))
+                                            "/generation_node": {"ros__parameters": dict(agent)}, **gate}))
     sim_params.write_text(yaml.safe_dump({"/**": {"ros__parameters": sim}}))
     config = str(Path(get_package_share_directory("auras_ros"), "config", "auras.yaml"))
     commands = [node_command("auras_ros", "sim_node", name="sim_node", params_files=[str(sim_params)])]
     if args.distributed:
         # One process per stage; tensors cross processes in shared memory.
-        agent_params.write_text(yaml.safe_dump({key: {"ros__parameters": {**agent, "transport": "shm"}}
-                                                for key in ("/**", "/generation_node")}))
+        agent_params.write_text(yaml.safe_dump({**{key: {"ros__parameters": {**agent, "transport": "shm"}}
+                                                   for key in ("/**", "/generation_node")}, **gate}))
         commands += [node_command("auras_ros", exe, name=exe, params_files=[config, str(agent_params)])
-                     for exe in ("perception_node", "context_node", "generation_node")]
+                     for exe in ("perception_node", "context_node", "generation_node", "action_node")]
     else:
         commands.append(node_command("auras_ros", "auras_composed", params_files=[config, str(agent_params)],
-                                     arguments=["--no-camera", "--no-action"]))
+                                     arguments=["--no-camera"]))
     run = Run(executor_spec.name)
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))

@@ -1,7 +1,7 @@
 """The Auras agent graph on a robot: camera, perception, context, generation and action nodes.
 
     ros2 launch auras_ros auras.launch.py source:=/dev/video0 model:=synthetic pp_generation:=2 \
-        policy:=hold transport:=shm composed:=false
+        policy:=hold transport:=shm composed:=false outputs:="[twist_stamped]"
 
 Parameters come from config/auras.yaml; the launch arguments override the most used ones.
 composed:=true runs all stages in one process (auras_composed) with in-process tensor handles.
@@ -25,6 +25,8 @@ ARGUMENTS = {
     "policy": ("hold", "staleness policy of the percept key: hold, drop, wait or error"),
     "transport": ("inline", "tensor transport: inline, shm (or in_process when composed)"),
     "composed": ("false", "run every stage in one process"),
+    "outputs": ("[twist]", "robot command types through the safety gate, a YAML list of: twist, twist_stamped "
+                "(diff_drive_controller since Jazzy), joint_trajectory (joint_trajectory_controller), agent_action"),
 }
 
 
@@ -34,6 +36,7 @@ def generate_launch_description() -> LaunchDescription:
     shared = {"model": arg["model"], "transport": arg["transport"], "percept.policy": arg["policy"]}
     generation = {**shared, "mode": arg["mode"], "pp_generation": arg["pp_generation"]}
     camera = {"source": arg["source"]}
+    action = {"outputs": arg["outputs"]}
     distributed = UnlessCondition(arg["composed"])
     return LaunchDescription([
         *(DeclareLaunchArgument(name, default_value=default, description=text)
@@ -46,10 +49,12 @@ def generate_launch_description() -> LaunchDescription:
              parameters=[params, shared], condition=distributed, output="screen"),
         Node(package="auras_ros", executable="generation_node", name="generation_node",
              parameters=[params, generation], condition=distributed, output="screen"),
+        # A lifecycle node: autostart (config/auras.yaml) configures and activates it, since launch_ros
+        # lifecycle events are not available everywhere; a lifecycle manager sets autostart false.
         Node(package="auras_ros", executable="action_node", name="action_node",
-             parameters=[params], condition=distributed, output="screen"),
+             parameters=[params, action], condition=distributed, output="screen"),
         # No name: a __node remap would rename every node in the process.
         Node(package="auras_ros", executable="auras_composed",
-             parameters=[params, {**generation, **camera, "transport": "in_process"}],
+             parameters=[params, {**generation, **camera, **action, "transport": "in_process"}],
              condition=IfCondition(arg["composed"]), output="screen"),
     ])

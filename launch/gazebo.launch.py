@@ -32,7 +32,8 @@ def generate_launch_description() -> LaunchDescription:
     arg = {name: LaunchConfiguration(name) for name in ARGUMENTS}
     sim_time = {"use_sim_time": True}
     shared = {"model": arg["model"], "transport": arg["transport"], **sim_time}
-    action = {**sim_time, "index.linear.x": 0, "index.linear.y": 1, "index.angular.z": -1,
+    # Gazebo's velocity plugin takes plain Twist (config/gz_bridge.yaml); every command passes the gate.
+    action = {**sim_time, "outputs": ["twist"], "index.linear.x": 0, "index.linear.y": 1, "index.angular.z": -1,
               "scale.linear.x": arg["max_speed"], "scale.linear.y": arg["max_speed"]}
     return LaunchDescription([
         *(DeclareLaunchArgument(name, default_value=default, description=text)

@@ -6,7 +6,9 @@
 sim_node is the camera (camera/image_raw) and the world clock (/clock): every agent node runs on
 use_sim_time, so stamps and observation ages are in world time (in frame mode: whole frames). In
 sim_mode:=frame the world steps once per generation frame tick (auras/frame); in sim_mode:=realtime it
-steps in wall time. The evaluator scores every AgentAction against the expert at its actuation time.
+steps in wall time. The world executes the safety gate's output (action_node, auras/gated_action), so
+the gate's stops act in the loop. The evaluator scores every AgentAction against the expert at its
+actuation time.
 Parameters come from config/auras.yaml; the launch arguments override the most used ones.
 """
 
@@ -35,6 +37,8 @@ ARGUMENTS = {
     "wait_for_action": ("false", "frame mode: strict lockstep for executors deciding every frame (seq)"),
     "action_readers": ("1", "the world starts once this many nodes read auras/action (1: the evaluator)"),
     "report_dir": ("", "evaluator: write report.md, errors.png, evaluation.json here at shutdown"),
+    "action_topic": ("auras/gated_action", "what the world executes: the safety gate's output, or auras/action "
+                     "(raw, without the gate: to measure what the gate changes)"),
 }
 
 
@@ -47,7 +51,10 @@ def generate_launch_description() -> LaunchDescription:
     sim = {"mode": arg["sim_mode"], "seed": arg["seed"], "episodes": arg["episodes"],
            "max_frames": arg["max_frames"], "control": arg["control"],
            "execute_rows": arg["execute_rows"], "wait_for_action": arg["wait_for_action"],
-           "action_readers": arg["action_readers"]}
+           "action_readers": arg["action_readers"],
+           # The world executes what the safety gate lets through (its stops included).
+           "action_topic": arg["action_topic"]}
+    action = {**sim_time, "outputs": ["agent_action"]}
     distributed = UnlessCondition(arg["composed"])
     return LaunchDescription([
         *(DeclareLaunchArgument(name, default_value=default, description=text)
@@ -61,8 +68,10 @@ def generate_launch_description() -> LaunchDescription:
              parameters=[params, shared], condition=distributed, output="screen"),
         Node(package="auras_ros", executable="generation_node", name="generation_node",
              parameters=[params, generation], condition=distributed, output="screen"),
+        Node(package="auras_ros", executable="action_node", name="action_node",
+             parameters=[params, action], condition=distributed, output="screen"),
         # No name: a __node remap would rename every node in the process.
-        Node(package="auras_ros", executable="auras_composed", arguments=["--no-camera", "--no-action"],
-             parameters=[params, {**generation, "transport": "in_process"}],
+        Node(package="auras_ros", executable="auras_composed", arguments=["--no-camera"],
+             parameters=[params, {**generation, **action, "transport": "in_process"}],
              condition=IfCondition(arg["composed"]), output="screen"),
     ])

@@ -1,66 +1,194 @@
-"""action_node: turns AgentAction into a robot command (geometry_msgs/Twist) through a configurable
-mapping, and holds the robot still when an action's observation is too old to act on."""
+"""action_node: the safety gate between generation and the robot, as a managed (lifecycle) node.
+
+AgentActions from ``auras/action`` pass :class:`auras_ros.core.safety.SafetyGate` (age on this node's
+clock from the observation stamp, finite, in range, mappable) and leave through the selected
+``outputs`` (:mod:`auras_ros.nodes.action_outputs`); a watchdog every ``control_period`` commands a
+stop (or a ramp down) when nothing was accepted for ``action_timeout``.
+
+Lifecycle: configure checks the parameters and builds the gate and the outputs; activate starts
+actuation (the watchdog runs, actions pass); deactivate commands a stop, then stops actuation;
+cleanup drops the outputs. With ``autostart`` (default) the node configures and activates itself,
+since a plain launch file cannot send lifecycle events here; a lifecycle manager sets it false and
+drives ``~/change_state``. SIGINT/SIGTERM deactivate (a stop command) before exiting.
+"""
 
 from __future__ import annotations
 
 import sys
 from typing import Any
 
-from geometry_msgs.msg import Twist
-from rclpy.node import Node
+from rclpy.duration import Duration
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
+from auras_ros.core.errors import ConfigError
+from auras_ros.core.safety import STOP, Command, GateConfig, SafetyGate
 from auras_ros.msg import AgentAction
-from auras_ros.nodes.params import Param, declare
+from auras_ros.nodes.action_outputs import (
+    OUTPUTS, TRAJECTORY_FIELDS, TWIST_FIELDS, GatedActionOutput, Output, TrajectoryOutput, TwistMapping, TwistOutput)
+from auras_ros.nodes.params import Param, declare, read
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.nodes.runner import run_node
 
-TWIST_FIELDS = ("linear.x", "linear.y", "linear.z", "angular.x", "angular.y", "angular.z")
+STOP_ACK_TIMEOUT_S = 1.0
 
 PARAMS = (
+    Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
+    Param("outputs", ["twist"], "what the gated commands are published as", choices=OUTPUTS),
+    Param("control_period", 0.05, "seconds between watchdog checks, and between trajectory points",
+          low=0.001, high=10.0),
+    Param("action_timeout", 0.5, "seconds without an accepted action before the robot is stopped",
+          low=0.001, high=60.0),
+    Param("max_observation_age", 0.5, "seconds; an action whose observation is older (on this node's "
+          "clock, from its observation stamp) is refused", low=0.001, high=60.0),
+    Param("future_tolerance", 0.1, "seconds an observation stamp may lie ahead of this node's clock",
+          low=0.0, high=10.0),
+    Param("action_min", -1.0, "lowest accepted value of any action element", low=-1e6, high=0.0),
+    Param("action_max", 1.0, "highest accepted value of any action element", low=0.0, high=1e6),
+    Param("deceleration", 0.0, "action units per second of the ramp down after a timeout (0: stop at once)",
+          low=0.0, high=1e6),
+    Param("joint_names", ["joint_0", "joint_1"], "joint_trajectory: the joints, one action chunk column each"),
+    Param("trajectory_field", "positions", "joint_trajectory: what the chunk rows are", choices=TRAJECTORY_FIELDS),
     *(Param(f"index.{f}", -1, f"action element mapped to Twist {f} (-1: always 0)", low=-1, high=1023)
       for f in TWIST_FIELDS),
     *(Param(f"scale.{f}", 1.0, f"factor applied to Twist {f}", low=-1e6, high=1e6) for f in TWIST_FIELDS),
-    Param("max_observation_age", 0.0, "seconds; an older action commands a stop instead (0: no limit)",
-          low=0.0, high=60.0),
 )
 
 
-def action_to_twist(action: list[float], index: dict[str, int], scale: dict[str, float]) -> Twist:
-    twist = Twist()
-    for field in TWIST_FIELDS:
-        i = index[field]
-        value = scale[field] * action[i] if 0 <= i < len(action) else 0.0
-        group, axis = field.split(".")
-        setattr(getattr(twist, group), axis, float(value))
-    return twist
+def gate_config(p: dict[str, Any], mapping: TwistMapping) -> GateConfig:
+    """The gate for these parameters: the outputs chosen decide what length an action needs."""
+    twist = {"twist", "twist_stamped"} & set(p["outputs"])
+    trajectory = "joint_trajectory" in p["outputs"]
+    if trajectory and not p["joint_names"]:
+        raise ConfigError("action_node.joint_names", p["joint_names"], "at least one joint name")
+    return GateConfig(action_timeout=p["action_timeout"], max_observation_age=p["max_observation_age"],
+                      future_tolerance=p["future_tolerance"], action_min=p["action_min"],
+                      action_max=p["action_max"], deceleration=p["deceleration"],
+                      min_length=mapping.min_length if twist else 1,
+                      row_width=len(p["joint_names"]) if trajectory else 1)
 
 
-class ActionNode(Node):
-    def __init__(self, **kwargs: Any) -> None:
+class ActionNode(LifecycleNode):
+    def __init__(self, autostart: bool | None = None, **kwargs: Any) -> None:
+        """``autostart`` overrides the parameter (the composed process drives the transitions itself)."""
         super().__init__("action_node", **kwargs)
-        params = declare(self, PARAMS)
-        self.index = {f: params[f"index.{f}"] for f in TWIST_FIELDS}
-        self.scale = {f: params[f"scale.{f}"] for f in TWIST_FIELDS}
-        self.max_age = params["max_observation_age"]
-        self.stale_stops = 0
-        self.publisher = self.create_publisher(Twist, "cmd_vel", ORDERED)
+        declare(self, PARAMS)  # a bad value stops the node here, before any transition
+        self.gate: SafetyGate | None = None
+        self.outputs: list[Output] = []
+        self.config_error: ConfigError | None = None
+        self._last_source: AgentAction | None = None
+        self._watchdog = None
+        self.control_period = 0.0  # set by configure
+        self.inactive_drops = 0  # actions that arrived while not active
         self.create_subscription(AgentAction, "auras/action", self._on_action, ORDERED)
+        if self.get_parameter("autostart").value if autostart is None else autostart:
+            self.start()
+
+    def start(self) -> None:
+        """configure + activate; a ConfigError if configure refused the parameters."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise self.config_error or ConfigError("action_node", "configure", "a successful configure transition")
+        self.trigger_activate()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            p = read(self, PARAMS)
+            mapping = TwistMapping({f: p[f"index.{f}"] for f in TWIST_FIELDS}, {f: p[f"scale.{f}"] for f in TWIST_FIELDS})
+            self.gate = SafetyGate(gate_config(p, mapping))
+        except ConfigError as error:
+            self.config_error = error
+            self.get_logger().error(f"configure refused: {error}")
+            return TransitionCallbackReturn.FAILURE
+        self.control_period = p["control_period"]
+        makers = {"twist": lambda: TwistOutput(self, mapping, stamped=False),
+                  "twist_stamped": lambda: TwistOutput(self, mapping, stamped=True),
+                  "joint_trajectory": lambda: TrajectoryOutput(self, p["joint_names"], p["trajectory_field"],
+                                                               p["control_period"]),
+                  "agent_action": lambda: GatedActionOutput(self)}
+        self.outputs = [makers[name]() for name in dict.fromkeys(p["outputs"])]
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)
+        # On the node's clock: with use_sim_time the watchdog counts world time.
+        self._watchdog = self.create_timer(self.control_period, self._on_watchdog)
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # Deactivate means stop: the stop goes out while the publishers still publish.
+        self._destroy_watchdog()
+        if self.gate is not None:
+            self._send(self.gate.stop())
+            for output in self.outputs:
+                # A process about to exit must not take its stop command with it: wait for the readers'
+                # acknowledgement (bounded: a reader that is gone acknowledges nothing).
+                output.publisher.wait_for_all_acked(Duration(seconds=STOP_ACK_TIMEOUT_S))
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for output in self.outputs:
+            self.destroy_lifecycle_publisher(output.publisher)
+        self.outputs = []
+        self.gate = None
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._watchdog is not None:
+            self.on_deactivate(state)
+        return TransitionCallbackReturn.SUCCESS
+
+    @property
+    def active(self) -> bool:
+        return self._watchdog is not None
+
+    # -- gate ---------------------------------------------------------------------------------------
+    def _seconds(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_action(self, msg: AgentAction) -> None:
-        age = to_seconds(msg.observation_age)
-        if self.max_age and age > self.max_age:
-            # Safety tied to staleness: never act on a world that old.
-            self.stale_stops += 1
-            self.get_logger().warning(f"action {msg.request_id}: observation age {age:.3f} s > "
-                                      f"{self.max_age:.3f} s, commanding a stop", throttle_duration_sec=2.0)
-            self.publisher.publish(Twist())
+        if not self.active or self.gate is None:
+            self.inactive_drops += 1  # not actuating: nothing may reach the robot
             return
-        self.publisher.publish(action_to_twist(list(msg.action), self.index, self.scale))
+        now = self._seconds()
+        # The sender's observation_age is never read: the age is judged here, on this node's clock.
+        verdict = self.gate.offer(msg.action, to_seconds(msg.observation_stamp), now)
+        if isinstance(verdict, str):
+            self.get_logger().warning(
+                f"action {msg.request_id} refused ({verdict}): observation {now - to_seconds(msg.observation_stamp):.3f} s "
+                f"old on this clock, {len(msg.action)} elements; refused so far: {dict(self.gate.refused)}",
+                throttle_duration_sec=2.0)
+            return
+        self._last_source = msg
+        self._send(verdict)
+
+    def _on_watchdog(self) -> None:
+        command = self.gate.tick(self._seconds())
+        if command is not None:
+            if command.kind == STOP:
+                self.get_logger().warning(f"no fresh action for {self.gate.config.action_timeout:g} s: "
+                                          f"robot stopped (watchdog stops so far: {self.gate.timeouts})")
+            self._send(command)
+
+    def _send(self, command: Command) -> None:
+        source = self._last_source if self._last_source is not None else AgentAction()
+        now = self.get_clock().now().to_msg()
+        for output in self.outputs:
+            output.send(command, source, now)
+
+    def _destroy_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self.destroy_timer(self._watchdog)
+            self._watchdog = None
+
+    def shutdown(self) -> None:
+        """Stop the robot (deactivate) if actuating; for the process's exit."""
+        if self.active:
+            self.trigger_deactivate()
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(ActionNode, args=args)
+    return run_node(ActionNode, args=args, before_exit=ActionNode.shutdown)
 
 
 if __name__ == "__main__":

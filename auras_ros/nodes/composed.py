@@ -30,7 +30,7 @@ from auras_ros.nodes.camera_node import CameraNode
 from auras_ros.nodes.context_node import ContextNode
 from auras_ros.nodes.generation_node import GenerationNode
 from auras_ros.nodes.perception_node import PerceptionNode
-from auras_ros.nodes.runner import stop_requested
+from auras_ros.nodes.runner import init_rclpy, start_nodes, stop_requested
 from auras_ros.nodes.spinners import NodeSpinners
 from auras_ros.transport import HandleRegistry
 
@@ -62,7 +62,9 @@ def compose(registry: HandleRegistry, *, camera: bool = True, action: bool = Tru
         if camera:
             nodes.append(CameraNode(**node_kwargs))
         if action:
-            nodes.append(ActionNode(**node_kwargs))
+            # The process drives the gate's lifecycle: configure (a bad parameter raises) and activate now.
+            nodes.append(ActionNode(autostart=False, **node_kwargs))
+            nodes[-1].start()
     except Exception:
         for node in reversed(nodes):
             node.destroy_node()
@@ -71,11 +73,14 @@ def compose(registry: HandleRegistry, *, camera: bool = True, action: bool = Tru
 
 
 def stop_composed(spinners: NodeSpinners | None, nodes: list[Node]) -> None:
-    """The generation node's own threads first, then the executors' callbacks, then the nodes."""
+    """The generation node's own threads first, then the executors' callbacks, the gate's stop, then the nodes."""
     if nodes:
         nodes[0].stop()
     if spinners is not None:
         spinners.shutdown()
+    for node in nodes:
+        if isinstance(node, ActionNode):
+            node.shutdown()  # deactivate: a stop command, once no callback runs any more
     for node in reversed(nodes):
         node.destroy_node()
 
@@ -84,18 +89,18 @@ def main(args: list[str] | None = None) -> int:
     argv = sys.argv if args is None else args
     parser = argparse.ArgumentParser(prog="auras_composed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-camera", action="store_true", help="images come from another process")
-    parser.add_argument("--no-action", action="store_true", help="no Twist output node")
+    parser.add_argument("--no-action", action="store_true", help="no action node (safety gate and robot outputs)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run on)")
     parser.add_argument("--live", action="store_true", help="print each PipelineStats window as it is published")
-    options = parser.parse_args(remove_ros_args(argv)[1:])
-
-    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     registry = HandleRegistry()
     nodes: list[Node] = []
     spinners = None
     try:
-        nodes = compose(registry, camera=not options.no_camera, action=not options.no_action,
-                        on_stats=print_live if options.live else None)
+        init_rclpy(argv, signal_handler_options=SignalHandlerOptions.NO)
+        options = parser.parse_args(remove_ros_args(argv)[1:])
+        nodes = start_nodes(lambda cli_args: compose(
+            registry, camera=not options.no_camera, action=not options.no_action,
+            on_stats=print_live if options.live else None, **({"cli_args": cli_args} if cli_args else {})), argv)
         generation = nodes[0]
         with stop_requested() as stop:
             spinners = NodeSpinners(nodes).start()
@@ -104,7 +109,7 @@ def main(args: list[str] | None = None) -> int:
             print(json.dumps(summary(generation)), flush=True)
         return 0
     except (ConfigError, InputError) as error:
-        print(f"auras_composed: {error}", file=sys.stderr, flush=True)
+        print(f"auras_composed: refusing to start: {error}", file=sys.stderr, flush=True)
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0

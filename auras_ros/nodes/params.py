@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterValueException, ParameterUninitializedException
+from rclpy.exceptions import (
+    InvalidParameterTypeException, InvalidParameterValueException, ParameterUninitializedException)
 from rclpy.node import Node
 
 from auras_ros.core.errors import ConfigError, one_of
@@ -27,7 +28,10 @@ class Param:
     choices: tuple[Any, ...] | None = None
 
     def descriptor(self) -> ParameterDescriptor:
-        descriptor = ParameterDescriptor(description=self.description)
+        # A float or a string accepts an integer (YAML and -p write 1 for 1.0, 0 for the camera "0");
+        # check() converts and bounds it.
+        descriptor = ParameterDescriptor(description=self.description,
+                                         dynamic_typing=isinstance(self.default, (float, str)))
         if self.choices is not None:
             descriptor.additional_constraints = one_of(self.choices)
         if isinstance(self.default, bool) or (self.low is None and self.high is None):
@@ -44,17 +48,33 @@ class Param:
 
     def check(self, value: Any, node_name: str) -> Any:
         field = f"{node_name}.{self.name}"
-        if isinstance(self.default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)  # YAML writes 1 for 1.0
+        if isinstance(value, int) and not isinstance(value, bool) and isinstance(self.default, (float, str)):
+            value = type(self.default)(value)  # YAML writes 1 for 1.0, and 0 for the device "0"
         if type(value) is not type(self.default) and not (isinstance(self.default, list)):
             raise ConfigError(field, value, f"a {type(self.default).__name__}")
-        if self.choices is not None and value not in self.choices:
+        if isinstance(self.default, list):
+            value = list(value)
+            if any(type(item) is not type(self.default[0]) for item in value) if self.default else False:
+                raise ConfigError(field, value, f"a list of {type(self.default[0]).__name__}")
+            if self.choices is not None and any(item not in self.choices for item in value):
+                raise ConfigError(field, value, "a list of " + one_of(self.choices))
+        elif self.choices is not None and value not in self.choices:
             raise ConfigError(field, value, one_of(self.choices))
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if math.isnan(value) or (self.low is not None and value < self.low) or (
                     self.high is not None and value > self.high):
                 raise ConfigError(field, value, f"a number in [{self.low}, {self.high}]")
         return value
+
+
+_ROS_TYPE = {bool: "a bool (true or false)", int: "an integer", float: "a float", str: "a string",
+             list: "a list"}
+
+
+def _override(node: Node, name: str) -> Any:
+    # rclpy keeps the refused override only there; there is no public view of it.
+    override = getattr(node, "_parameter_overrides", {}).get(name)
+    return override.value if override is not None else None
 
 
 def declare(node: Node, params: Iterable[Param]) -> dict[str, Any]:
@@ -69,7 +89,17 @@ def declare(node: Node, params: Iterable[Param]) -> dict[str, Any]:
             raise ConfigError(f"{node.get_name()}.{param.name}", str(error).split("(", 1)[-1].split(")", 1)[0],
                               f"a value accepted by its descriptor: {param.description}"
                               + (f" in [{param.low}, {param.high}]" if param.low is not None else "")) from None
+        except InvalidParameterTypeException as error:
+            # e.g. -p pp_generation:=two, or 1 for a float (write 1.0).
+            raise ConfigError(f"{node.get_name()}.{param.name}", _override(node, param.name),
+                              f"{_ROS_TYPE[type(param.default)]}: {param.description}") from None
         except (ParameterUninitializedException, TypeError) as error:
             raise ConfigError(f"{node.get_name()}.{param.name}", None, f"a {type(param.default).__name__}: {error}") from None
         values[param.name] = param.check(value, node.get_name())
     return values
+
+
+def read(node: Node, params: Iterable[Param]) -> dict[str, Any]:
+    """The current, validated values of ``params`` declared earlier (e.g. at a lifecycle configure,
+    after the parameters may have been set anew)."""
+    return {p.name: p.check(node.get_parameter(p.name).value, node.get_name()) for p in params}

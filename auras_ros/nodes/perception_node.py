@@ -108,10 +108,13 @@ class PerceptionNode(Node):
             return
         self._perceived_seq = seq
         started = time.perf_counter()
+        out = Percept()
         try:
             pixels = to_rgb(msg, self.params["max_image_pixels"], "perception_node image")
             stamp = to_seconds(msg.header.stamp)
             percept = perceive_all(self.agent, Observation(seq, stamp, self._observation_data(pixels, stamp)))
+            # Inside the try: a percept larger than an shm slot is refused and counted, not a crash.
+            self.codec.encode(percept_to_tensor(percept), out.tensor)
         except InputError as error:
             self.recorder.drop(f"bad_input:{error.what}")
             self.get_logger().warning(f"rejected image {seq}: {error}", throttle_duration_sec=2.0)
@@ -120,13 +123,11 @@ class PerceptionNode(Node):
         self.spans.append((started, started + elapsed))
         del self.spans[:-1000]
         self.recorder.stage("perception", elapsed)
-        out = Percept()
         out.header = msg.header
         out.observation_seq = seq
         out.key = PERCEPT_KEY
         out.frame = self._frame % 2**32
         out.perception_latency = to_duration(elapsed)
-        self.codec.encode(percept_to_tensor(percept), out.tensor)
         self.publisher.publish(out)
 
     def _publish_stats(self) -> None:

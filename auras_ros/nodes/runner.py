@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import signal
 import sys
 import threading
 import time
-from typing import Callable, Iterator, Optional
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import rclpy
+import yaml
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
 
 from auras_ros.core.errors import ConfigError, InputError
+
+# Parameters every rclpy node has, declared by rclpy itself.
+ROS_PARAMETERS = ("use_sim_time", "start_type_description_service")
+# An unknown parameter this close to a declared one (difflib ratio), and this long, is a typo.
+TYPO_CUTOFF = 0.9
+TYPO_MIN_LENGTH = 6
 
 
 def spin_until(node: Node, done: Callable[[], bool], timeout_s: float) -> bool:
@@ -47,24 +56,117 @@ def spin_until_stopped(executor: Executor, stop: threading.Event, deadline: Opti
         executor.spin_once(timeout_sec=0.1)
 
 
-def run_node(make_node: Callable[[], Node], work: Optional[Callable[[Node], int]] = None,
-             args: Optional[list[str]] = None) -> int:
+def ros_arguments(argv: Iterable[str]) -> list[str]:
+    """The arguments between --ros-args and the next --, for every such section."""
+    found, inside = [], False
+    for arg in argv:
+        if arg == "--ros-args":
+            inside = True
+        elif arg == "--":
+            inside = False
+        elif inside:
+            found.append(arg)
+    return found
+
+
+def _options(ros_args: list[str], *flags: str) -> list[str]:
+    return [value for flag, value in zip(ros_args, ros_args[1:]) if flag in flags]
+
+
+def check_params_files(ros_args: list[str]) -> None:
+    """A ConfigError naming a --params-file that is missing, unreadable or not a ROS parameters file
+    (rcl would only raise an error with a traceback)."""
+    for path in _options(ros_args, "--params-file"):
+        expected = "a readable YAML mapping of {node name or /**: {ros__parameters: {name: value}}}"
+        try:
+            content = yaml.safe_load(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ConfigError("--params-file", path, f"{expected} ({reason})") from None
+        if not isinstance(content, dict) or not all(isinstance(v, dict) for v in content.values()):
+            raise ConfigError("--params-file", path, expected)  # rcl's own check names no file
+
+
+def command_line_overrides(ros_args: list[str]) -> list[str]:
+    """The plain `-p name:=value` overrides, as node-local arguments: given to the node itself they
+    rank above its node-specific entries in a params file, so the command line wins, as users expect
+    (given globally, rcl ranks them below those entries)."""
+    plain = [p for p in _options(ros_args, "-p", "--param") if ":" not in p.split(":=", 1)[0]]
+    return ["--ros-args", *(arg for p in plain for arg in ("-p", p))] if plain else []
+
+
+def typo_of(name: str, declared: Iterable[str]) -> str | None:
+    """The declared name that ``name`` most likely misspells, or None. Short names are too close to
+    each other (mode, model) to tell a typo from another node's parameter; a test checks that no
+    parameter of one node looks like a typo of another's."""
+    if len(name) < TYPO_MIN_LENGTH:
+        return None
+    close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=TYPO_CUTOFF)
+    return close[0] if close else None
+
+
+def check_unknown_parameters(nodes: list[Node], ros_args: list[str]) -> None:
+    """A ConfigError for an override no node of this process declares that is a typo: addressed to one
+    of them on the command line (`-p node:name:=value`), or close to a declared name. Other undeclared
+    entries pass: one params file (and launch_ros's parameter dicts) serve several nodes."""
+    declared = {name for node in nodes for name in node.list_parameters([], 0).names}
+    for node in nodes:
+        addressed = {p.split(":=", 1)[0].split(":", 1)[1] for p in _options(ros_args, "-p", "--param")
+                     if p.split(":=", 1)[0].split(":", 1)[0] == node.get_name()}
+        # rclpy keeps every override meant for this node there; it has no public view of them.
+        overrides = getattr(node, "_parameter_overrides", {})
+        for name in sorted(set(overrides) - declared - set(ROS_PARAMETERS)):
+            close = typo_of(name, declared)
+            if name.startswith("qos_overrides.") or not (name in addressed or close):
+                continue
+            hint = f" (did you mean {close}?)" if close else ""
+            raise ConfigError(f"{node.get_name()}.{name}", overrides[name].value,
+                              f"a parameter {node.get_name()} declares{hint}; this one is unknown")
+
+
+def start_nodes(make_nodes: Callable[[list[str]], list[Node]], argv: list[str]) -> list[Node]:
+    """The process's nodes, made with the command line's plain -p overrides as node-local arguments;
+    a ConfigError for a parameter no node declares. Call after init_rclpy."""
+    ros_args = ros_arguments(argv)
+    nodes = make_nodes(command_line_overrides(ros_args))
+    try:
+        check_unknown_parameters(nodes, ros_args)
+    except ConfigError:
+        for node in reversed(nodes):
+            node.destroy_node()
+        raise
+    return nodes
+
+
+def init_rclpy(argv: list[str], **kwargs: Any) -> None:
+    """rclpy.init, with a params file problem as a ConfigError naming it instead of rcl's traceback."""
+    check_params_files(ros_arguments(argv))
+    try:
+        rclpy.init(args=argv, **kwargs)
+    except Exception as error:  # rclpy raises its RCLError for any bad --ros-args
+        raise ConfigError("--ros-args", " ".join(ros_arguments(argv)),
+                          f"valid ROS arguments ({str(error).splitlines()[0]})") from None
+
+
+def run_node(make_node: Callable[..., Node], work: Optional[Callable[[Node], int]] = None,
+             args: Optional[list[str]] = None, before_exit: Optional[Callable[[Node], None]] = None) -> int:
     """Create the node, run work(node) (default: spin until SIGINT/SIGTERM), return an exit code.
 
     SIGINT and SIGTERM end a plain spin with code 0. A node with finite work that gets
-    interrupted returns 1, because its work did not finish.
+    interrupted returns 1, because its work did not finish. A start-up error (bad parameter, params
+    file, model) prints one line and returns 2. ``before_exit`` runs after the spin, while the node
+    can still publish (the action node's stop command).
     """
-    if work is None:
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    else:
-        rclpy.init(args=args)
+    argv = sys.argv if args is None else args
+    name = getattr(make_node, "__name__", "node")
     node = None
     try:
         try:
-            node = make_node()
+            init_rclpy(argv, **({"signal_handler_options": SignalHandlerOptions.NO} if work is None else {}))
+            node = start_nodes(lambda cli_args: [make_node(cli_args=cli_args) if cli_args else make_node()], argv)[0]
         except (ConfigError, InputError) as error:
             # A bad parameter or model: one clear line, and the node refuses to start.
-            print(f"{getattr(make_node, '__name__', 'node')}: refusing to start: {error}", file=sys.stderr, flush=True)
+            print(f"{name}: refusing to start: {error}", file=sys.stderr, flush=True)
             return 2
         if work is None:
             executor = SingleThreadedExecutor()
@@ -72,6 +174,8 @@ def run_node(make_node: Callable[[], Node], work: Optional[Callable[[Node], int]
             with stop_requested() as stop:
                 spin_until_stopped(executor, stop)
             executor.shutdown()
+            if before_exit is not None:
+                before_exit(node)
             return 0
         return work(node)
     except (KeyboardInterrupt, ExternalShutdownException):

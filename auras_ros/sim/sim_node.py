@@ -3,8 +3,9 @@
 Publishes, per world frame: ``/clock`` (rosgraph_msgs/Clock, the world's sim time), ``sim/state``
 (auras_ros/SimState: ground truth and the scripted expert's action) and ``camera/image_raw``
 (sensor_msgs/Image rgb8 from the top camera, stamped with the frame's sim time); ``sim/score``
-(std_msgs/String, JSON) at every episode's end and a summary after the last. Consumes ``auras/action``
-(AgentAction); how its vector maps to the task's command and how chunks play: :mod:`auras_ros.sim.world`.
+(std_msgs/String, JSON) at every episode's end and a summary after the last. Consumes AgentActions on
+``action_topic``: ``auras/action`` straight from generation, or ``auras/gated_action``, what the safety gate
+(action_node) let through, with its stop commands; how a vector maps to the task's command and how chunks play: :mod:`auras_ros.sim.world`.
 
 Two time modes (parameter ``mode``):
 - ``frame``: frame-stepped. The world advances one step per pipeline frame: on each generation frame
@@ -64,6 +65,8 @@ PARAMS = (
     Param("stall_timeout", 2.0, "frame mode: wall seconds without a tick before the current frame is sent "
           "again (a lost best-effort image); 0: never", low=0.0, high=3600.0),
     Param("camera_frame_id", "camera", "frame_id of the published images"),
+    Param("action_topic", m.ACTION_TOPIC, "the AgentActions executed: auras/action (raw), or the safety gate's "
+          "auras/gated_action (action_node with output agent_action)"),
     Param("action_readers", 0, "start only once this many other nodes subscribe to auras/action "
           "(e.g. the evaluator), so none misses the first decisions", low=0, high=1000),
 )
@@ -80,7 +83,7 @@ class SimNode(Node):
         self.image_pub = self.create_publisher(Image, m.IMAGE_TOPIC, SENSOR_LATEST)
         self.joints_pub = self.create_publisher(JointState, m.JOINTS_TOPIC, TICKS)
         self.score_pub = self.create_publisher(String, m.SCORE_TOPIC, SCORES)
-        self.create_subscription(AgentAction, m.ACTION_TOPIC, self._on_action, ORDERED)
+        self.create_subscription(AgentAction, p["action_topic"], self._on_action, ORDERED)
         self.frame_mode = p["mode"] == "frame"
         if self.frame_mode:
             self.create_subscription(UInt64, m.TICK_TOPIC, self._on_tick, TICKS)
@@ -104,7 +107,9 @@ class SimNode(Node):
 
     def _advance(self, decisions: list[AgentAction]) -> None:
         scored = len(self.world.scores)
-        frame = self.world.advance(decision(a.request_id, a.action) for a in decisions)
+        # Newest request id wins; on a tie (the gate's stop carries the id of the action it ends) the
+        # one that arrived last, so the arrival order is reversed here.
+        frame = self.world.advance(decision(a.request_id, a.action) for a in reversed(decisions))
         self._progress = time.monotonic()
         for score in self.world.scores[scored:]:
             self.get_logger().info(f"episode {score['episode']} (seed {score['seed']}): success={score['success']} "
@@ -160,9 +165,12 @@ class SimNode(Node):
     def _watch(self) -> None:
         """Start once the graph can hear the world; re-send the current frame after a stall."""
         if self.current is None:
+            gated = self.params["action_topic"] != m.ACTION_TOPIC
+            # One reader of auras/action is this node, or the safety gate that feeds it.
             ready = self.count_subscribers(m.IMAGE_TOPIC) > 0 and (
                 not self.frame_mode or self.count_publishers(m.TICK_TOPIC) > 0) and (
-                self.count_subscribers(m.ACTION_TOPIC) - 1 >= self.params["action_readers"])
+                self.count_subscribers(m.ACTION_TOPIC) - 1 >= self.params["action_readers"]) and (
+                not gated or self.count_publishers(self.params["action_topic"]) > 0)
             if ready:
                 self._publish(self.world.start())
                 self._progress = time.monotonic()

@@ -26,6 +26,7 @@ import mmap
 import os
 import re
 import secrets
+import stat
 import struct
 import threading
 import weakref
@@ -189,12 +190,23 @@ class _Segment:
     """A reader's read-only mapping of one publisher's segment, with its layout checked."""
 
     def __init__(self, name: str, shm_dir: str, where: str) -> None:
+        # The name comes from a message, and any local user can create a file under that name:
+        # never follow a link, never block (a FIFO's open would wait for a writer forever), and map
+        # only a regular file of our own user (what ShmPool creates).
         try:
-            self.fd = os.open(os.path.join(shm_dir, name), os.O_RDONLY)
+            self.fd = os.open(os.path.join(shm_dir, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             raise SegmentMissing(name) from None
+        except OSError as error:  # ELOOP: a symbolic link; EACCES: not ours to read
+            raise InputError("shm_name", where, "a regular file of this user in " + shm_dir,
+                             f"{name} ({error.strerror})") from None
         try:
-            size = os.fstat(self.fd).st_size
+            status = os.fstat(self.fd)
+            if not stat.S_ISREG(status.st_mode) or status.st_uid != os.geteuid():
+                kind = "a regular file" if stat.S_ISREG(status.st_mode) else "not a regular file"
+                raise InputError("shm_name", where, f"a regular file of this user (uid {os.geteuid()})",
+                                 f"{name} ({kind}, owner uid {status.st_uid})")
+            size = status.st_size
             if size < _HEADER_BYTES:
                 raise InputError("shm_name", where, "an auras shared-memory segment", f"{name} ({size} bytes)")
             self.mm = mmap.mmap(self.fd, size, access=mmap.ACCESS_READ)

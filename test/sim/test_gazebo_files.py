@@ -90,3 +90,5 @@ def test_gazebo_launch_file_points_at_installed_files(monkeypatch):
         params = [p for p in node.get("parameters", []) if isinstance(p, dict)]
         if node["package"] == "auras_ros":
             assert any(p.get("use_sim_time") is True for p in params), node["executable"]
+    action = next(p for n in nodes if n["executable"] == "action_node" for p in n["parameters"] if isinstance(p, dict))
+    assert action["outputs"] == ["twist"]  # what the bridge's cmd_vel entry carries

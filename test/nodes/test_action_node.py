@@ -1,0 +1,159 @@
+"""The action node in this process: a lifecycle node whose gate refuses stale, forged-age, non-finite and
+out-of-range actions (counted), publishes the robot's own types, and stops the robot on a timeout and on
+deactivation."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator
+
+import pytest
+import rclpy
+from geometry_msgs.msg import Twist, TwistStamped
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from trajectory_msgs.msg import JointTrajectory
+
+from auras_ros.core.errors import ConfigError
+from auras_ros.msg import AgentAction
+from auras_ros.nodes.action_node import ActionNode
+from auras_ros.nodes.action_outputs import GATED_ACTION_TOPIC
+from auras_ros.nodes.qos import ORDERED
+from auras_ros.nodes.ros_convert import to_duration, to_seconds, to_time
+
+
+class Bench:
+    """An ActionNode and a probe node on a private domain, spun from the test thread."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.probe = rclpy.create_node("gate_probe", context=self.context)
+        self.executor.add_node(self.probe)
+        self.actions = self.probe.create_publisher(AgentAction, "auras/action", ORDERED)
+        self.node: ActionNode | None = None
+
+    def start(self, overrides: dict[str, Any], autostart: bool | None = None) -> ActionNode:
+        self.node = ActionNode(context=self.context, autostart=autostart,
+                               parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        self.executor.add_node(self.node)
+        return self.node
+
+    def record(self, msg_type: type, topic: str) -> list[Any]:
+        received: list[Any] = []
+        self.probe.create_subscription(msg_type, topic, received.append, ORDERED)
+        return received
+
+    def send(self, action: list[float], age_s: float = 0.0, claimed_age_s: float = 0.0, request_id: int = 1) -> None:
+        now = to_seconds(self.node.get_clock().now().to_msg())
+        msg = AgentAction(action=action, request_id=request_id)
+        msg.header.stamp = to_time(now)
+        msg.header.frame_id = "base_link"
+        msg.observation_stamp = to_time(now - age_s)
+        msg.observation_age = to_duration(claimed_age_s)  # what the sender claims; never trusted
+        self.actions.publish(msg)
+
+    def spin_until(self, done, timeout_s: float = 20.0) -> bool:
+        deadline = self.node.get_clock().now().nanoseconds + int(timeout_s * 1e9)  # a hang guard only
+        while not done() and self.node.get_clock().now().nanoseconds < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+        return done()
+
+    def connected(self) -> bool:
+        return self.actions.get_subscription_count() > 0
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        for node in (self.node, self.probe):
+            if node is not None:
+                node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture
+def bench(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    bench = Bench(int(ros_env["ROS_DOMAIN_ID"]))
+    yield bench
+    bench.close()
+
+
+def test_bad_actions_are_refused_counted_and_never_reach_cmd_vel(bench: Bench) -> None:
+    twists = bench.record(Twist, "cmd_vel")
+    node = bench.start({"index.linear.x": 0, "index.angular.z": 1, "action_timeout": 30.0})
+    assert bench.spin_until(bench.connected)
+    bench.send([0.1, 0.2], age_s=10.0, claimed_age_s=0.01)  # the issue's forged age: stamps 10 s old
+    bench.send([math.nan, 0.2])
+    bench.send([math.inf, 0.2])
+    bench.send([3.0, 0.2])
+    bench.send([0.5])  # angular.z maps element 1: too short
+    bench.send([0.5, -0.5], request_id=7)  # the one good action
+    assert bench.spin_until(lambda: len(twists) >= 1 and node.gate.accepted == 1)
+    assert dict(node.gate.refused) == {"stale": 1, "non_finite": 2, "out_of_range": 1, "bad_length": 1}
+    assert len(twists) == 1 and (twists[0].linear.x, twists[0].angular.z) == (0.5, -0.5)
+
+
+def test_watchdog_commands_a_stop_when_actions_stop_and_deactivate_stops_too(bench: Bench) -> None:
+    twists = bench.record(TwistStamped, "cmd_vel")
+    node = bench.start({"outputs": ["twist_stamped"], "index.linear.x": 0, "action_timeout": 0.3})
+    assert bench.spin_until(bench.connected)
+    bench.send([0.7])
+    assert bench.spin_until(lambda: len(twists) >= 2)  # the action, then the watchdog's stop
+    moved, stopped = twists[:2]
+    assert moved.twist.linear.x == 0.7 and stopped.twist.linear.x == 0.0
+    assert moved.header.frame_id == stopped.header.frame_id == "base_link"
+    # Stamped on the gate's clock: the stop left no earlier than action_timeout after the action.
+    assert to_seconds(stopped.header.stamp) - to_seconds(moved.header.stamp) >= 0.3
+    assert node.gate.timeouts == 1
+    bench.send([0.4])
+    assert bench.spin_until(lambda: len(twists) >= 3)
+    node.trigger_deactivate()
+    assert bench.spin_until(lambda: len(twists) >= 4)
+    assert twists[3].twist.linear.x == 0.0  # deactivate means stop
+    bench.send([0.9])  # inactive: nothing reaches the robot
+    assert bench.spin_until(lambda: node.inactive_drops == 1)
+    assert len(twists) == 4
+
+
+def test_joint_trajectory_carries_the_chunk_rows_and_holds_on_stop(bench: Bench) -> None:
+    trajectories = bench.record(JointTrajectory, "joint_trajectory")
+    gated = bench.record(AgentAction, GATED_ACTION_TOPIC)
+    bench.start({"outputs": ["joint_trajectory", "agent_action"], "joint_names": ["a", "b"],
+                 "control_period": 0.1, "action_timeout": 0.3})
+    assert bench.spin_until(bench.connected)
+    bench.send([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], request_id=5)
+    assert bench.spin_until(lambda: len(trajectories) >= 2 and len(gated) >= 2)
+    plan, hold = trajectories[:2]
+    assert plan.joint_names == ["a", "b"]
+    assert [list(p.positions) for p in plan.points] == [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]
+    assert [to_seconds(p.time_from_start) for p in plan.points] == pytest.approx([0.1, 0.2, 0.3])
+    assert [list(p.positions) for p in hold.points] == [[0.1, 0.2]]  # never empty: holds the first point
+    assert gated[0].request_id == 5 and list(gated[0].action) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    assert gated[1].request_id == 5 and list(gated[1].action) == [0.0] * 6  # the stop, for the simulator
+
+
+def test_configure_refuses_a_gate_that_cannot_map_and_waits_without_autostart(bench: Bench) -> None:
+    node = bench.start({"outputs": ["joint_trajectory"]}, autostart=False)
+    assert not node.active  # a lifecycle manager would drive it
+    # Out of its descriptor's range: refused at once, the old value stays.
+    assert not node.set_parameters([Parameter("action_timeout", value=0.0)])[0].successful
+    node.set_parameters([Parameter("joint_names", Parameter.Type.STRING_ARRAY, [])])
+    with pytest.raises(ConfigError) as error:
+        node.start()  # configure checks what the parameters are now
+    assert not node.active and "joint_names" in str(error.value)
+    node.set_parameters([Parameter("joint_names", value=["x", "y"])])
+    node.start()
+    assert node.active and node.gate.config.row_width == 2
+
+
+def test_with_deceleration_the_stop_is_a_ramp_down(bench: Bench) -> None:
+    twists = bench.record(Twist, "cmd_vel")
+    bench.start({"index.linear.x": 0, "action_timeout": 0.2, "control_period": 0.05, "deceleration": 2.0})
+    assert bench.spin_until(bench.connected)
+    bench.send([0.8])
+    assert bench.spin_until(lambda: len(twists) >= 2 and twists[-1].linear.x == 0.0)
+    speeds = [t.linear.x for t in twists]
+    assert speeds[0] == 0.8 and speeds[-1] == 0.0
+    assert len(speeds) >= 4  # at least two ramp steps between (0.8 at 2.0/s in 0.05 s steps: up to 7)
+    assert all(a > b for a, b in zip(speeds, speeds[1:]))  # monotonic, never back up

@@ -1,0 +1,87 @@
+"""The safety gate in the simulator's closed loop (launch/sim.launch.py): without a fault it changes
+nothing the world executes, so make run's results stay what they were without it; after a fault it is
+what stops the world's agent."""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+from pathlib import Path
+
+from std_msgs.msg import String
+
+from auras_ros.msg import SimState
+from auras_ros.nodes.ros_convert import to_seconds
+from auras_ros.sim.sim_node import SCORES, TICKS
+
+_spec = importlib.util.spec_from_file_location("sim_helpers", Path(__file__).parents[1] / "sim" / "sim_helpers.py")
+sim_helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sim_helpers)
+
+
+def _episode(action_topic: str, monkeypatch, ros_env, tmp_path: Path) -> dict:
+    tmp_path.mkdir(parents=True)
+    listener = sim_helpers.Listener(int(ros_env["ROS_DOMAIN_ID"]))
+    try:
+        scores = listener.record(String, "sim/score", SCORES)
+        # SEQ in strict lockstep: a seeded run repeats exactly, so any difference is the gate's.
+        overrides = {"mode": "seq", "seed": "5", "episodes": "1", "max_frames": "30", "wait_for_action": "true", "composed": "true",
+                     "action_readers": "1", "action_topic": action_topic}
+        with sim_helpers.start_launch_file("sim.launch.py", overrides, monkeypatch, ros_env, tmp_path) as processes:
+            done = lambda: sim_helpers.scores_of(scores)[1] is not None  # noqa: E731
+            assert listener.spin_until(done, 120.0, processes.procs), processes.output()
+            codes, output = processes.stop(grace_s=5.0)
+        assert codes == [0] * len(codes), output
+        (episode,), _ = sim_helpers.scores_of(scores)
+        return episode
+    finally:
+        listener.close()
+
+
+def test_without_a_fault_the_world_executes_the_same_commands_through_the_gate(monkeypatch, ros_env, tmp_path):
+    raw = _episode("auras/action", monkeypatch, ros_env, tmp_path / "raw")
+    gated = _episode("auras/gated_action", monkeypatch, ros_env, tmp_path / "gated")
+    assert raw["frames"] == 30 and raw["actions"] >= 25
+    # applied_digest hashes every command the world applied, in order.
+    assert gated == raw
+
+
+def _commands_after_sigkill_of_generation(action_topic: str, monkeypatch, ros_env, tmp_path: Path):
+    """(sim time of the kill, [(sim time, applied command)] of the world frames after it), real-time world."""
+    tmp_path.mkdir(parents=True)
+    listener = sim_helpers.Listener(int(ros_env["ROS_DOMAIN_ID"]))
+    try:
+        states = listener.record(SimState, "sim/state", TICKS)
+        overrides = {"sim_mode": "realtime", "mode": "seq", "seed": "7", "episodes": "1", "max_frames": "100000",
+                     "composed": "false", "action_readers": "0", "action_topic": action_topic}
+        with sim_helpers.start_launch_file("sim.launch.py", overrides, monkeypatch, ros_env, tmp_path) as processes:
+            moving = lambda: sum(any(s.applied_action) for s in states) >= 10  # noqa: E731
+            assert listener.spin_until(moving, 120.0, processes.procs), processes.output()
+            generation = next(p for p in processes.procs if "generation_node" in p.args[0])
+            generation.send_signal(signal.SIGKILL)
+            killed_at = to_seconds(states[-1].header.stamp)  # the world's clock at the kill (within a frame)
+            later = lambda: to_seconds(states[-1].header.stamp) >= killed_at + WINDOW_S  # noqa: E731
+            assert listener.spin_until(later, 60.0), processes.output()
+            processes.stop(grace_s=5.0)
+        return killed_at, [(to_seconds(s.header.stamp), tuple(s.applied_action)) for s in states
+                           if to_seconds(s.header.stamp) > killed_at]
+    finally:
+        listener.close()
+
+
+WINDOW_S = 2.0  # sim seconds watched after the kill
+
+
+def test_after_sigkill_of_generation_only_the_gated_world_stops(monkeypatch, ros_env, tmp_path):
+    """The effect of the gate in the loop: without it the world holds the last command for ever after the
+    generation node dies; through it the command becomes zero after action_timeout and stays zero."""
+    raw_kill, raw = _commands_after_sigkill_of_generation("auras/action", monkeypatch, ros_env, tmp_path / "raw")
+    gated_kill, gated = _commands_after_sigkill_of_generation("auras/gated_action", monkeypatch, ros_env,
+                                                              tmp_path / "gated")
+    assert all(any(command) for _, command in raw), raw  # the raw world never stops
+    stopped = [t for t, command in gated if not any(command)]
+    assert stopped, gated
+    first_stop = stopped[0]
+    assert all(not any(command) for t, command in gated if t >= first_stop)  # and stays stopped
+    print(f"gated world: command zero {first_stop - gated_kill:.2f} sim s after SIGKILL of generation; "
+          f"raw world: still moving {raw[-1][0] - raw_kill:.2f} sim s after it")
