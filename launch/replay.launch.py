@@ -25,7 +25,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 ARGUMENTS = {
-    "bag": ("", "rosbag2 directory, mcap or sqlite3 (required)"),
+    "bag": (None, "rosbag2 directory, mcap or sqlite3 (required: no default)"),
     "topic_map": (None, "YAML topic map (default: config/topic_map_sim.yaml, the simulator's topics; "
                         "config/ has a mobile base's and an arm's)"),
     "replay": ("stepped", "stepped: one image per generation frame, deterministic; timed: recorded pacing"),
@@ -37,7 +37,8 @@ ARGUMENTS = {
     "composed": ("false", "run every agent stage in one process"),
     "readers": ("1", "the player starts once this many nodes read the camera topic (and the evaluator "
                      "is ready)"),
-    "report_dir": ("", "evaluator: write report.md, errors.png, evaluation.json here at shutdown"),
+    # Not empty: launch_ros reads an empty substitution as YAML null, which no parameter takes.
+    "report_dir": ("auras_replay_report", "evaluator: write report.md, errors.png, evaluation.json here at shutdown"),
 }
 
 

@@ -35,10 +35,8 @@ from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stats import rate
 from auras_ros.core.stages import Agent, Observation
 from auras_ros.sim.bag import SIM_TOPIC_MAP, BagFrame, BagInfo, TopicMap, camera_frames, check_bag, state_samples
-from auras_ros.sim.scoring import ActionRecord, ActionScorer, actions_digest, markdown, summarize, write_report
-
-
-STAMP_TOLERANCE = 1e-6  # s
+from auras_ros.sim.scoring import (STAMP_TOLERANCE, ActionRecord, ActionScorer, actions_digest, markdown, summarize,
+                                   write_report)
 
 
 class BagSource:
@@ -63,7 +61,6 @@ class BagSource:
         return self._next is None
 
     def latest(self, now: float) -> Observation | None:
-        # A frame's start lands on an image's stamp up to float rounding of the clock's sums.
         while self._next is not None and self._next.stamp <= now + STAMP_TOLERANCE:
             frame = self._next
             self._latest = Observation(frame.index, frame.stamp, self._data(frame))

@@ -296,6 +296,8 @@ def find_topic(topics: dict[str, str], name: str) -> str | None:
 def check_bag(path: Path | str, topic_map: TopicMap = SIM_TOPIC_MAP, need_reference: bool = True) -> BagInfo:
     """Open and read the whole bag once; BagError naming what is missing (topics, types, reference) or
     broken (damaged files, undecodable messages) before anything is published or scored."""
+    if not str(path):
+        raise BagError("''", "no bag given: expected a rosbag2 directory")
     path = Path(path)
     if not path.exists():
         raise BagError(path, "does not exist")

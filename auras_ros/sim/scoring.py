@@ -30,6 +30,11 @@ import numpy as np
 from auras_ros.core.stats import Spread, percentile, rate
 
 
+# Stamps that differ by less are one instant: a frame-stepped clock's sums land on a sensor's stamps only
+# up to float rounding.
+STAMP_TOLERANCE = 1e-6  # s
+
+
 @dataclass
 class ReferenceSeries:
     """What the robot did: per action index, the values of its reference field by sensor stamp."""
@@ -68,7 +73,7 @@ class ReferenceSeries:
 
     def at(self, dim: int, stamp: float) -> tuple[float, float] | None:
         """(value, its stamp) of dimension ``dim`` sensed at or before ``stamp``, or None."""
-        i = bisect.bisect_right(self._stamps[dim], stamp) - 1
+        i = bisect.bisect_right(self._stamps[dim], stamp + STAMP_TOLERANCE) - 1
         return (self._values[dim][i], self._stamps[dim][i]) if i >= 0 else None
 
 
