@@ -37,8 +37,9 @@ def fault_reason(error: BaseException) -> str:
 class FrameFaults:
     """Exceptions caught at the frame boundary, counted by reason for the run's whole life.
 
-    ``fatal`` turns true once ``fatal_after`` frames in a row failed for the same reason: the runner
-    can no longer work, and its owner should say so and exit rather than stay up doing nothing.
+    ``fatal`` turns true once ``fatal_after`` faults came with no decision in between: the runner can
+    no longer work, and its owner should say so and exit rather than stay up doing nothing. (Frames
+    with nothing to do in between do not reset it: only a decision shows the runner works.)
     """
 
     def __init__(self, fatal_after: int = 20) -> None:
@@ -54,12 +55,13 @@ class FrameFaults:
     def record(self, error: BaseException) -> str:
         reason = fault_reason(error)
         with self._lock:
-            self.consecutive = self.consecutive + 1 if reason == self.last_reason else 1
+            self.consecutive += 1
             self.counts[reason] += 1
             self.last_error, self.last_reason = error, reason
         return reason
 
     def succeeded(self) -> None:
+        """A decision left: the runner works."""
         with self._lock:
             self.consecutive = 0
             self.last_reason = None
@@ -169,10 +171,11 @@ class Runner:
             reason = self.faults.record(error)
             self.recorder.drop(reason)
             self.cancel_in_flight(reason)
-            self.frame += 1
-            self._frame_start = None
+            self.begin_frame()  # no-op when the frame had begun: the failed frame still takes its tick
+            self.end_frame()
             return []
-        self.faults.succeeded()
+        if decisions:
+            self.faults.succeeded()
         return decisions
 
     def run_guarded(self, decisions: int) -> None:

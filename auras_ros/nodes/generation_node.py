@@ -168,7 +168,7 @@ class GenerationNode(Node):
             self.get_logger().error(f"frame failed ({faults.last_reason}): {faults.last_error!r}",
                                     throttle_duration_sec=2.0)
         if faults.fatal:
-            self.health.fatal(f"{faults.consecutive} frames in a row failed: {faults.last_error!r}")
+            self.health.fatal(f"{faults.consecutive} frames failed with no decision between: {faults.last_error!r}")
             self._running.clear()
 
     def _health(self) -> Status:

@@ -140,7 +140,7 @@ class PerceptionNode(Node):
         self.recorder.drop(reason)
         self.get_logger().error(f"perception of image {seq} failed ({reason}): {error!r}", throttle_duration_sec=2.0)
         if self.faults.fatal:
-            self.health.fatal(f"{self.faults.consecutive} images in a row failed: {error!r}")
+            self.health.fatal(f"{self.faults.consecutive} images failed with none perceived between: {error!r}")
 
     def _health(self) -> Status:
         if self.faults.consecutive:
