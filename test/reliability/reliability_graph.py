@@ -7,16 +7,20 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
 import rclpy
 import torch
 from ament_index_python.packages import get_package_share_directory
+from builtin_interfaces.msg import Time
 from rclpy.executors import SingleThreadedExecutor
 
 from auras_ros.launching import node_command, stop_process
-from auras_ros.msg import ContextEntry, ContextState
+from auras_ros.msg import ContextEntry, ContextState, PipelineStats
+from auras_ros.nodes.payload import PayloadCodec
+from auras_ros.nodes.ros_convert import to_time
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_FRAMES = REPO / "data" / "demo_frames"
@@ -125,3 +129,19 @@ def context_state(codec: Any, tensor: torch.Tensor | None, *, stamp: Any, seq: i
     msg = ContextState()
     msg.entries.append(entry)
     return msg
+
+
+def drops(stats: list[PipelineStats]) -> Counter[str]:
+    """Drops by reason, summed over every PipelineStats window received."""
+    total: Counter[str] = Counter()
+    for window in stats:
+        total.update(dict(zip(window.drop_reasons, window.drop_counts)))
+    return total
+
+
+def inline_codec() -> PayloadCodec:
+    return PayloadCodec({"transport": "inline", "shm_slots": 2, "shm_slot_bytes": 1})
+
+
+def now_stamp(probe: Probe, offset_s: float = 0.0) -> Time:
+    return to_time(probe.node.get_clock().now().nanoseconds * 1e-9 + offset_s)
