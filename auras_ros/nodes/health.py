@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 
 from auras_ros.nodes.qos import ORDERED
@@ -76,3 +77,15 @@ def wait_stopped_or_failed(stop: threading.Event, nodes: list[Node], timeout: fl
         left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
         if left <= 0 or stop.wait(left):
             return
+
+
+def counting_losses(node: Node, topic: str, count: Callable[[int], None]) -> SubscriptionEventCallbacks:
+    """Event callbacks for a subscription to ``topic`` that count the messages DDS lost before they
+    reached it (e.g. a 48 MB image over best effort, lost in fragments), instead of losing them quietly."""
+
+    def lost(info: Any) -> None:
+        count(info.total_count_change)
+        node.get_logger().warning(f"{info.total_count} messages on {topic} lost in transport so far "
+                                  "(too large for the transport, or the link dropped them)", throttle_duration_sec=2.0)
+
+    return SubscriptionEventCallbacks(message_lost=lost)

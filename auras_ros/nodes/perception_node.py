@@ -23,7 +23,7 @@ from auras_ros.core.sources import StampedHistory, new_source_id
 from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all
 from auras_ros.models.factory import build_agent, percept_to_tensor
 from auras_ros.msg import Percept, PipelineStats
-from auras_ros.nodes.health import OK, WARN, Health, Status
+from auras_ros.nodes.health import OK, WARN, Health, Status, counting_losses
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
@@ -57,7 +57,9 @@ class PerceptionNode(Node):
         self.publisher = self.create_publisher(Percept, "auras/percept", LATEST_RELIABLE)
         self.stats_publisher = self.create_publisher(PipelineStats, "auras/perception_stats", ORDERED)
         self.create_subscription(Image, "camera/image_raw", self._on_image, SENSOR_LATEST,
-                                 callback_group=self.perception_group)
+                                 callback_group=self.perception_group,
+                                 event_callbacks=counting_losses(self, "camera/image_raw",
+                                                                 lambda n: self.recorder.drop("lost:image", n)))
         self._states = StampedHistory(STATE_HISTORY)  # joint positions by sensor stamp
         if self.params["state_topic"]:
             self.create_subscription(JointState, self.params["state_topic"], self._on_state, ORDERED,
