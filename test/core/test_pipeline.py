@@ -13,6 +13,7 @@ from auras_ros.core.metrics import MetricsRecorder
 from auras_ros.core.partition import stage_ranges
 from auras_ros.core.pipeline import AurasPipeline, PipelineConfig
 from auras_ros.core.sources import LatestObservation, PeriodicCamera
+from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stages import PERCEPT_KEY, Observation
 
 from core_helpers import FRAME, TINY, RecordingAgent
@@ -276,3 +277,41 @@ def test_a_restarted_source_is_taken_at_once_whatever_its_old_seq() -> None:
     # L = 2: the first decision leaves in frame 1 and reads the freshest percept; none is held back.
     assert [d.observation_seq for d in decisions] == [5001, 1, 2]
     assert pipeline.recorder.summary().drops["source_restart"] == 1
+
+
+class _FaultyWorker(RecordingAgent):
+    """Fails the whole request ``request_id`` on a worker thread (DEC's and PAR's run whole requests)."""
+
+    def __init__(self, request_id: int) -> None:
+        super().__init__()
+        self.fail_request = request_id
+
+    def generate_request(self, percept, request_id):
+        if request_id == self.fail_request:
+            raise RuntimeError("worker fault")
+        return super().generate_request(percept, request_id)
+
+
+@pytest.mark.parametrize("text", ["dec", "par:2"])
+def test_a_dead_worker_is_counted_and_the_workers_start_again(text: str) -> None:
+    clock = WallClock()
+    camera = PeriodicCamera(200.0, lambda seq, stamp: seq * 0.01, start=clock.now())
+    runner = make_runner(ExecutorSpec.parse(text), _FaultyWorker(request_id=3), camera, clock)
+    try:
+        runner.run_guarded(decisions=10)
+    finally:
+        runner.close()
+    assert runner.faults.counts["frame_error:RuntimeError"] == 1
+    assert runner.recorder.decisions_recorded >= 10  # the workers came back and decided
+
+
+def test_a_fault_in_the_perception_pool_is_caught_at_the_frame_boundary() -> None:
+    class FaultyPerception(RecordingAgent):
+        def perceive(self, carry, stage, num_stages):
+            if stage == 0 and carry.seq == 3:
+                raise RuntimeError("perception worker fault")
+            return super().perceive(carry, stage, num_stages)
+
+    pipeline, decisions = _guarded(FaultyPerception(), frames=12, config=PipelineConfig(2, 2, -1, frame_period=FRAME))
+    assert pipeline.faults.counts["frame_error:RuntimeError"] == 1
+    assert max(d.frame for d in decisions) >= 10
