@@ -19,6 +19,7 @@ from auras_ros.core.errors import InputError
 from auras_ros.core.sources import new_source_id
 from auras_ros.msg import ContextEntry, ContextState, Percept
 from auras_ros.nodes.context_keys import ContextKey, declare_context_keys
+from auras_ros.nodes.health import OK, Health, Status
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
@@ -62,6 +63,7 @@ class ContextNode(Node):
                                      callback_group=self.context_group)
         self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
                           callback_group=self.context_group)
+        self.health = Health(self, self._health, self.params["diagnostics_period"], callback_group=self.context_group)
 
     def _on_message(self, key: ContextKey, msg: Any) -> None:
         where = f"context_node key {key.spec.key!r} on {key.topic}"
@@ -146,6 +148,10 @@ class ContextNode(Node):
                 ("rejected", sum(n for r, n in self.rejected.items() if r.startswith(f"{key.spec.key}:"))))]
             array.status.append(status)
         self.diagnostics.publish(array)
+
+    def _health(self) -> Status:
+        return Status(OK, "holding the public context", {"writes": sum(self.writes.values()),
+                                                           "rejected": sum(self.rejected.values())})
 
     def destroy_node(self) -> None:
         self.codec.close()

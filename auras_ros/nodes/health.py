@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -89,3 +90,13 @@ def counting_losses(node: Node, topic: str, count: Callable[[int], None]) -> Sub
                                   "(too large for the transport, or the link dropped them)", throttle_duration_sec=2.0)
 
     return SubscriptionEventCallbacks(message_lost=lost)
+
+
+def end_node(node: Node, reason: str, error: BaseException) -> None:
+    """A node's executor thread met an exception no callback caught: the node's health ends it (ERROR,
+    exit FATAL_EXIT) when it has one; otherwise the exception goes on, as in a process of its own."""
+    health = getattr(node, "health", None)
+    if not isinstance(health, Health):
+        raise error
+    node.get_logger().error("".join(traceback.format_exception(error)))
+    health.fatal(reason)
