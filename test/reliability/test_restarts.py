@@ -34,10 +34,13 @@ def test_each_killed_and_restarted_node_brings_actions_back(ros_env, tmp_path) -
         # the other nodes discover it.
         assert probe.spin_until(lambda: actions and actions[-1].observation_seq >= 300, running()), graph.output()
 
+        old_source, old_version = None, None
         for victim in ("perception_node", "context_node", "generation_node"):
             seen = len(actions)
             highest_seq = max(a.observation_seq for a in actions)
-            old_source, old_version = percepts[-1].source_id, contexts[-1].version
+            # What the old nodes last said (the probe may not have heard a restarted node yet).
+            old_source = percepts[-1].source_id if percepts else old_source
+            old_version = contexts[-1].version if contexts else old_version
             for received in (percepts, percept_times, contexts, context_times):
                 received.clear()
             restarted_at = time.monotonic()
@@ -53,7 +56,7 @@ def test_each_killed_and_restarted_node_brings_actions_back(ros_env, tmp_path) -
                 f"{victim}: {len(actions) - seen} actions after restart, seqs {[a.observation_seq for a in actions[seen:]][-30:]}, highest before {highest_seq}\n{graph.output()}")
             first_message = {
                 "perception_node": _first(percepts, percept_times, lambda m: m.source_id != old_source),
-                "context_node": _first(contexts, context_times, lambda m: m.version < old_version),
+                "context_node": _first(contexts, context_times, lambda m: old_version is not None and m.version < old_version),
                 "generation_node": action_times[seen]}[victim]
             first_action = _first(actions[seen:], action_times[seen:], resumed)
             print(f"{victim}: first message {first_message - restarted_at:.2f} s after the restart "
