@@ -5,6 +5,7 @@ on /diagnostics and exits non-zero. The context node's ``wait`` policy never blo
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -102,9 +103,12 @@ def test_a_generation_node_that_can_no_longer_work_says_error_and_exits_non_zero
     with NodeProcesses(ros_env, tmp_path) as graph, Probe(int(ros_env["ROS_DOMAIN_ID"])) as probe:
         generation = GenerationUnderTest(graph, probe, **{"percept.policy": "error", "percept.max_age": 0.5})
         # Every percept is stale: every frame fails, no decision ever leaves.
+        first_sent = time.monotonic()
         probe.spin_until(lambda: generation.proc.poll() is not None,
                          each=lambda: generation.send(torch.zeros(WIDTH), age_s=30.0))
         assert generation.proc.wait(timeout=30) == FATAL_EXIT, graph.output()
+        print(f"exited {FATAL_EXIT} {time.monotonic() - first_sent:.2f} s after the first of "
+              f"{generation.seq} stale percepts")
         errors = [s for a in generation.diagnostics for s in a.status
                   if s.name == "auras_ros/generation_node" and s.level == DiagnosticStatus.ERROR]
         assert errors and "stale" in errors[-1].message, (generation.diagnostics, graph.output())
