@@ -133,12 +133,41 @@ def _same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def check_sensor_stamp(stamp: float, previous: float | None, now: float, tolerance: float, where: str) -> None:
-    """Sensor stamps must not lie in the future nor go backwards for one key."""
-    if stamp > now + tolerance:
-        raise InputError("stamp", where, f"not after now + {tolerance} s ({now:.6f})", round(stamp, 6))
-    if previous is not None and stamp < previous:
-        raise InputError("stamp", where, f"not before the key's previous stamp {previous:.6f}", round(stamp, 6))
+MAX_SEQ = 2**53  # a sequence number at or above this is absurd: 285,000 years of frames at 1 kHz
+
+
+class SourceOrder:
+    """The order of one key's observations: by sensor stamp, within one run of their source.
+
+    A source draws an id at each start (``Percept.source_id``); a new id restarts the ordering, so a
+    restarted perception node (seq from 1 again) or a bag replayed from the top (stamps from the past
+    again) is taken from its first message on, instead of after its numbers pass the old run's.
+    Absurd values are refused: a seq outside [0, MAX_SEQ), a stamp that is not finite or lies beyond
+    now + ``future_tolerance`` (one of those would otherwise hold every later message back).
+    """
+
+    def __init__(self, future_tolerance: float) -> None:
+        if not isinstance(future_tolerance, (int, float)) or not 0 <= future_tolerance < math.inf:
+            raise ConfigError("future_tolerance", future_tolerance, "a finite number of seconds >= 0")
+        self._tolerance = float(future_tolerance)
+        self._last: tuple[int, float] | None = None  # (source, stamp) of the last admitted observation
+        self.restarts = 0
+
+    def admit(self, source: int, seq: int, stamp: float, now: float, where: str) -> bool:
+        """Check one observation; InputError names what is wrong. True when it starts a new source run."""
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < MAX_SEQ:
+            raise InputError("observation_seq", where, "an integer in [0, 2**53)", seq)
+        if not isinstance(stamp, (int, float)) or not math.isfinite(stamp):
+            raise InputError("stamp", where, "a finite sensor time in seconds", stamp)
+        if stamp > now + self._tolerance:
+            raise InputError("stamp", where, f"not after now + {self._tolerance} s ({now:.6f})", round(stamp, 6))
+        last = self._last
+        restart = last is not None and last[0] != source
+        if last is not None and not restart and stamp < last[1]:
+            raise InputError("stamp", where, f"not before the source's previous stamp {last[1]:.6f}", round(stamp, 6))
+        self._last = (source, float(stamp))
+        self.restarts += restart
+        return restart
 
 
 class PublicContext:
@@ -222,9 +251,13 @@ class PublicContext:
                 return entry
         return None
 
-    def read(self, key: str, *, frame: int | None = None, fetch_offset: int = 0) -> ContextRead:
+    def read(self, key: str, *, frame: int | None = None, fetch_offset: int = 0, block: bool = True) -> ContextRead:
         """Read ``key`` as generation in ``frame`` sees it: the newest entry written in frame
-        ``frame + fetch_offset`` or earlier (``frame=None``: the newest entry), judged by its policy."""
+        ``frame + fetch_offset`` or earlier (``frame=None``: the newest entry), judged by its policy.
+
+        ``block=False`` never sleeps: a ``wait`` key that is not fresh reads as WAIT_TIMEOUT at once.
+        A reader that only reports the context (the context node) must not stall the thread that
+        also takes its writes."""
         if fetch_offset not in FETCH_OFFSETS:
             raise ConfigError("fetch_offset", fetch_offset, one_of(FETCH_OFFSETS))
         spec = self.spec(key)
@@ -240,6 +273,8 @@ class PublicContext:
             return ContextRead(key, None, age, Verdict.DROPPED)
         if spec.policy is Policy.ERROR:
             raise StaleContextError(key, age, spec.max_age)
+        if not block:
+            return ContextRead(key, None, age, Verdict.WAIT_TIMEOUT)
         return self._wait_fresh(spec, frame, fetch_offset)
 
     def _wait_fresh(self, spec: KeySpec, frame: int | None, fetch_offset: int) -> ContextRead:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import Counter
 from typing import Callable
 
 from auras_ros.core.clock import Clock
-from auras_ros.core.errors import ConfigError
+from auras_ros.core.context import StaleContextError
+from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.metrics import Decision, MetricsRecorder, RunMetrics
 from auras_ros.core.sources import ObservationSource
 from auras_ros.core.stages import Agent, Observation
@@ -23,6 +25,56 @@ def check_frame_period(frame_period: float | None, clock: Clock) -> float | None
     return frame_period
 
 
+def fault_reason(error: BaseException) -> str:
+    """A bounded name for what went wrong, to count faults by: the key or field, never the message."""
+    if isinstance(error, StaleContextError):
+        return f"stale_error:{error.key}"
+    if isinstance(error, InputError):
+        return f"bad_input:{error.what}"
+    return f"frame_error:{type(error).__name__}"
+
+
+class FrameFaults:
+    """Exceptions caught at the frame boundary, counted by reason for the run's whole life.
+
+    ``fatal`` turns true once ``fatal_after`` faults came with no decision in between: the runner can
+    no longer work, and its owner should say so and exit rather than stay up doing nothing. (Frames
+    with nothing to do in between do not reset it: only a decision shows the runner works.)
+    """
+
+    def __init__(self, fatal_after: int = 20) -> None:
+        if isinstance(fatal_after, bool) or not isinstance(fatal_after, int) or fatal_after < 1:
+            raise ConfigError("fatal_after", fatal_after, "an integer >= 1")
+        self.fatal_after = fatal_after
+        self.counts: Counter[str] = Counter()
+        self.last_error: BaseException | None = None
+        self.last_reason: str | None = None
+        self.consecutive = 0
+        self._lock = threading.Lock()
+
+    def record(self, error: BaseException) -> str:
+        reason = fault_reason(error)
+        with self._lock:
+            self.consecutive += 1
+            self.counts[reason] += 1
+            self.last_error, self.last_reason = error, reason
+        return reason
+
+    def succeeded(self) -> None:
+        """A decision left: the runner works."""
+        with self._lock:
+            self.consecutive = 0
+            self.last_reason = None
+
+    @property
+    def fatal(self) -> bool:
+        return self.consecutive >= self.fatal_after
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
 class Runner:
     """Base of the Auras pipeline and the baselines: one ``step()`` is one frame (or one request)."""
 
@@ -35,7 +87,8 @@ class Runner:
         self.frame_period = check_frame_period(frame_period, clock)
         self.recorder = recorder if recorder is not None else MetricsRecorder()
         self._on_decision = on_decision
-        self._last_seq = -1
+        self._last_taken: tuple[int, float] | None = None  # (seq, stamp) of the last observation taken
+        self.faults = FrameFaults()
         self._next_request_id = 0
         self.frame = 0
         self._frame_start: float | None = None
@@ -43,17 +96,25 @@ class Runner:
 
     # -- intake ----------------------------------------------------------------------------------
     def take_observation(self, allow_repeat: bool = False) -> Observation | None:
-        """The freshest observation if it is new; skipped ones are counted as superseded."""
+        """The freshest observation if it is new; skipped ones are counted as superseded.
+
+        New means another (seq, stamp) than the last one taken, not a larger seq: a source that
+        restarted numbers from 0 again, and its first observation must be taken at once (a
+        restart is counted), not after its seq passed the old source's maximum.
+        """
         observation = self.source.latest(self.clock.now())
         if observation is None:
             self.recorder.drop("no_observation")
             return None
-        if observation.seq <= self._last_seq and not allow_repeat:
+        last = self._last_taken
+        if last == (observation.seq, observation.stamp) and not allow_repeat:
             self.recorder.drop("no_new_observation")
             return None
-        if observation.seq > self._last_seq + 1 and self._last_seq >= 0:
-            self.recorder.drop("superseded", observation.seq - self._last_seq - 1)
-        self._last_seq = max(self._last_seq, observation.seq)
+        if last is not None and observation.seq < last[0]:
+            self.recorder.drop("source_restart")
+        elif last is not None and observation.seq > last[0] + 1:
+            self.recorder.drop("superseded", observation.seq - last[0] - 1)
+        self._last_taken = (observation.seq, observation.stamp)
         return observation
 
     def new_request_id(self) -> int:
@@ -95,6 +156,41 @@ class Runner:
     # -- the loop --------------------------------------------------------------------------------
     def step(self) -> list[Decision]:
         raise NotImplementedError
+
+    def cancel_in_flight(self, reason: str) -> None:
+        """Drop the requests held across frames (counted); a runner that holds none has nothing to do."""
+
+    def guarded_step(self) -> list[Decision]:
+        """One frame, with any exception caught at the frame boundary: counted by reason in the
+        recorder and in ``faults``, the frame's in-flight requests cancelled (their state may be
+        half-updated), and the next frame starts afresh. A thread that runs frames calls this, so one
+        bad input never ends it; ``faults.fatal`` says when it should give up."""
+        try:
+            decisions = self.step()
+        except Exception as error:  # noqa: BLE001 - the frame boundary: every fault is counted, none ends the clock
+            reason = self.faults.record(error)
+            self.recorder.drop(reason)
+            self.cancel_in_flight(reason)
+            self.begin_frame()  # no-op when the frame had begun: the failed frame still takes its tick
+            self.end_frame()
+            return []
+        if decisions:
+            self.faults.succeeded()
+        return decisions
+
+    def run_guarded(self, decisions: int) -> None:
+        """``run`` in a thread of its own (DEC and PAR on a wall clock): an exception from a worker
+        is counted and the workers start again, until ``stop()`` or ``faults.fatal``."""
+        while not self._stop.is_set() and not self.faults.fatal:
+            if self.recorder.decisions_recorded >= decisions:
+                return
+            before = self.recorder.decisions_recorded
+            try:
+                self.run(decisions=decisions)
+            except Exception as error:  # noqa: BLE001 - a dead worker is counted and replaced
+                if self.recorder.decisions_recorded > before:
+                    self.faults.succeeded()  # it worked for a while: not the same fault on every attempt
+                self.recorder.drop(self.faults.record(error))
 
     def run(self, decisions: int | None = None, frames: int | None = None) -> RunMetrics:
         """Step until ``decisions`` decisions (after the recorder's warm-up) or ``frames`` frames."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import secrets
 import threading
 from typing import Any, Callable, Protocol
 
@@ -17,26 +18,32 @@ class ObservationSource(Protocol):
 
 
 class LatestObservation:
-    """A push source (e.g. fed by a camera subscription): keeps only the newest observation, as a
-    KEEP_LAST 1 subscription does. Thread-safe."""
+    """A push source (e.g. fed by a subscription): keeps only the newest observation, as a KEEP_LAST 1
+    subscription does. The pusher decides what is newer (see ``context.SourceOrder``): sequence numbers
+    restart with their source, so they cannot order observations here. Thread-safe."""
 
     def __init__(self) -> None:
         self._latest: Observation | None = None
+        self._version = 0  # observations pushed so far: what ``wait_newer`` waits on, never a seq
         self._arrived = threading.Condition()
 
     def push(self, observation: Observation) -> None:
         with self._arrived:
-            if self._latest is None or observation.seq > self._latest.seq:
-                self._latest = observation
-                self._arrived.notify_all()
+            self._latest = observation
+            self._version += 1
+            self._arrived.notify_all()
 
     def latest(self, now: float) -> Observation | None:
         return self._latest
 
-    def wait_newer(self, seq: int, timeout: float) -> bool:
-        """Block until an observation newer than ``seq`` is there, or ``timeout`` seconds pass."""
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def wait_newer(self, version: int, timeout: float) -> bool:
+        """Block until an observation was pushed after ``version``, or ``timeout`` seconds pass."""
         with self._arrived:
-            return self._arrived.wait_for(lambda: self._latest is not None and self._latest.seq > seq, timeout)
+            return self._arrived.wait_for(lambda: self._version > version, timeout)
 
 
 class PeriodicCamera:
@@ -89,3 +96,9 @@ class StampedHistory:
             if not self._values:
                 return None
             return self._values[max(self._values)], False
+
+
+def new_source_id() -> int:
+    """An id a publishing node draws at each start, so its readers know its sequence numbers and
+    stamps began again (see ``context.SourceOrder``); never 0, which messages leave for 'unset'."""
+    return secrets.randbits(63) | 1

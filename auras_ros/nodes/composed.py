@@ -29,6 +29,7 @@ from auras_ros.nodes.action_node import ActionNode
 from auras_ros.nodes.camera_node import CameraNode
 from auras_ros.nodes.context_node import ContextNode
 from auras_ros.nodes.generation_node import GenerationNode
+from auras_ros.nodes.health import exit_code, wait_stopped_or_failed
 from auras_ros.nodes.perception_node import PerceptionNode
 from auras_ros.nodes.runner import init_rclpy, start_nodes, stop_requested
 from auras_ros.nodes.spinners import NodeSpinners
@@ -104,10 +105,10 @@ def main(args: list[str] | None = None) -> int:
         generation = nodes[0]
         with stop_requested() as stop:
             spinners = NodeSpinners(nodes).start()
-            stop.wait(options.duration if options.duration > 0 else None)
+            wait_stopped_or_failed(stop, nodes, options.duration if options.duration > 0 else None)
         if options.duration > 0:
             print(json.dumps(summary(generation)), flush=True)
-        return 0
+        return exit_code(nodes)
     except (ConfigError, InputError) as error:
         print(f"auras_composed: refusing to start: {error}", file=sys.stderr, flush=True)
         return 2

@@ -14,10 +14,12 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
-from auras_ros.core.context import ContextRead, PublicContext, StaleContextError, Verdict, check_sensor_stamp
+from auras_ros.core.context import ContextRead, PublicContext, SourceOrder, StaleContextError, Verdict
 from auras_ros.core.errors import InputError
+from auras_ros.core.sources import new_source_id
 from auras_ros.msg import ContextEntry, ContextState, Percept
 from auras_ros.nodes.context_keys import ContextKey, declare_context_keys
+from auras_ros.nodes.health import OK, Health, Status
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
@@ -49,6 +51,9 @@ class ContextNode(Node):
         self.stale_reads: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()
         self.version = 0
+        self.source_id = new_source_id()  # the run of the values this node senses itself (text, joints)
+        self._orders = {k.spec.key: SourceOrder(self.params["future_tolerance"]) for k in self.keys}
+        self._sources: dict[str, int] = {}  # key -> source_id of its newest entry
         self.context_group = MutuallyExclusiveCallbackGroup()  # protects the context writes and snapshots
         self.publisher = self.create_publisher(ContextState, "auras/context", LATCHED)
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", ORDERED)
@@ -58,40 +63,41 @@ class ContextNode(Node):
                                      callback_group=self.context_group)
         self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
                           callback_group=self.context_group)
+        self.health = Health(self, self._health, self.params["diagnostics_period"], callback_group=self.context_group)
 
     def _on_message(self, key: ContextKey, msg: Any) -> None:
         where = f"context_node key {key.spec.key!r} on {key.topic}"
         try:
-            value, stamp, seq = self._value_of(key, msg, where)
-            history = self.public_context.history(key.spec.key)
-            check_sensor_stamp(stamp, history[-1].stamp if history else None, self.clock.now(),
-                        self.params["future_tolerance"], where)
+            value, stamp, seq, source = self._value_of(key, msg, where)
+            if self._orders[key.spec.key].admit(source, seq, stamp, self.clock.now(), where):
+                self.get_logger().info(f"{where}: a new source run (restarted publisher), ordering restarts")
         except InputError as error:
             self.rejected[f"{key.spec.key}:{error.what}"] += 1
             self.get_logger().warning(f"rejected: {error}", throttle_duration_sec=2.0)
             return
         self.public_context.write(key.spec.key, value, stamp=stamp, seq=seq)
+        self._sources[key.spec.key] = source
         self.writes[key.spec.key] += 1
         self.version += 1
         self.publisher.publish(self._snapshot())
 
-    def _value_of(self, key: ContextKey, msg: Any, where: str) -> tuple[Any, float, int]:
+    def _value_of(self, key: ContextKey, msg: Any, where: str) -> tuple[Any, float, int, int]:
         if key.type == "percept":
             if msg.key != key.spec.key:
                 raise InputError("percept key", where, repr(key.spec.key), msg.key)
             # Forwarded as it came (a handle stays a handle): the context node never needs the tensor.
-            return msg.tensor, to_seconds(msg.header.stamp), msg.observation_seq
+            return msg.tensor, to_seconds(msg.header.stamp), msg.observation_seq, msg.source_id
         if key.type == "joint_state":
             positions = [float(p) for p in msg.position]
             if not all(math.isfinite(p) for p in positions):
                 raise InputError("joint positions", where, "finite numbers", positions)
-            return positions, to_seconds(msg.header.stamp), self.writes[key.spec.key]
+            return positions, to_seconds(msg.header.stamp), self.writes[key.spec.key], self.source_id
         # Plain text carries no header: it is sensed when it arrives.
-        return msg.data, self.clock.now(), self.writes[key.spec.key]
+        return msg.data, self.clock.now(), self.writes[key.spec.key], self.source_id
 
     def _read(self, key: str) -> ContextRead:
         try:
-            read = self.public_context.read(key)
+            read = self.public_context.read(key, block=False)  # a wait policy blocks generation, never this thread
         except StaleContextError:
             history = self.public_context.history(key)
             read = ContextRead(key, None, self.clock.now() - history[-1].stamp, Verdict.DROPPED)
@@ -115,6 +121,7 @@ class ContextNode(Node):
             if latest:
                 entry.stamp = to_time(latest[-1].stamp)
                 entry.observation_seq = latest[-1].seq
+                entry.source_id = self._sources[key.spec.key]
                 entry.age = to_duration(max(self.clock.now() - latest[-1].stamp, 0.0))
             if read.entry is not None:
                 value = read.entry.value
@@ -141,6 +148,10 @@ class ContextNode(Node):
                 ("rejected", sum(n for r, n in self.rejected.items() if r.startswith(f"{key.spec.key}:"))))]
             array.status.append(status)
         self.diagnostics.publish(array)
+
+    def _health(self) -> Status:
+        return Status(OK, "holding the public context", {"writes": sum(self.writes.values()),
+                                                           "rejected": sum(self.rejected.values())})
 
     def destroy_node(self) -> None:
         self.codec.close()

@@ -20,7 +20,7 @@ from rclpy.node import Node
 from std_msgs.msg import UInt64
 
 from auras_ros.core.baselines import DecoupledRunner, ParallelRunner, SequentialRunner
-from auras_ros.core.context import PublicContext
+from auras_ros.core.context import PublicContext, SourceOrder
 from auras_ros.core.errors import InputError
 from auras_ros.core.external import ExternalPerception
 from auras_ros.core.metrics import Decision, MetricsRecorder
@@ -32,6 +32,7 @@ from auras_ros.models.factory import build_agent, percept_from_tensor
 from auras_ros.models.inputs import check_finite
 from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
 from auras_ros.nodes.context_keys import declare_context_keys
+from auras_ros.nodes.health import OK, WARN, Health, Status
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
@@ -58,6 +59,7 @@ PARAMS = (
           "observation that tick produced before running the frame (frame_period 0 only)"),
     Param("action_frame_id", "base_link", "frame_id of the published actions"),
     Param("stats_period", 1.0, "seconds between PipelineStats reports", low=0.1, high=3600.0),
+    Param("future_tolerance", 0.05, "seconds a sensor stamp may lie ahead of this node's clock", low=0.0, high=60.0),
     *transport_params(),
 )
 
@@ -81,6 +83,7 @@ class GenerationNode(Node):
         self.runner = self._make_runner()
         self.spans: list[tuple[float, float]] = []  # (start, end) of each frame's generation, for overlap checks
         self._last_seen: dict[str, tuple[int, float]] = {}
+        self._orders = {key: SourceOrder(self.params["future_tolerance"]) for key in self.public_context.keys}
         self.in_flight_max = 0
 
         # Callback groups named for what they protect: the frame clock (the executor's state), the
@@ -94,6 +97,7 @@ class GenerationNode(Node):
         self.create_subscription(ContextState, "auras/context", self._on_context, LATCHED,
                                  callback_group=self.context_group)
         self.create_timer(self.params["stats_period"], self._publish_stats, callback_group=self.stats_group)
+        self.health = Health(self, self._health, self.params["stats_period"], callback_group=self.stats_group)
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
         self._running.set()
@@ -121,10 +125,13 @@ class GenerationNode(Node):
 
     # -- the frame clock -----------------------------------------------------------------------------
     def _frame(self, tick: bool = True) -> None:
+        if self.health.failed.is_set():
+            return  # the process is on its way out (nodes/health.py)
         if tick:
             self.ticks.publish(UInt64(data=self.runner.frame))
         started = time.perf_counter()
-        self.runner.step()
+        self.runner.guarded_step()
+        self._check_faults()
         if isinstance(self.runner, AurasPipeline):
             self.in_flight_max = max(self.in_flight_max, self.runner.in_flight)
         self.spans.append((started, time.perf_counter()))
@@ -137,8 +144,8 @@ class GenerationNode(Node):
         observation; the frame runs once its percept arrived, so generation in frame t reads O_t as in
         the paper (fetch_offset 0) and the decision acts one frame later.
         """
-        admitted = -1
-        while self._running.is_set():
+        admitted = self.percepts.version
+        while self._running.is_set() and not self.health.failed.is_set():
             if self.params["lockstep"]:
                 self.ticks.publish(UInt64(data=self.runner.frame))
                 if not self.percepts.wait_newer(admitted, timeout=0.5):
@@ -147,12 +154,29 @@ class GenerationNode(Node):
                 idle = not isinstance(self.runner, AurasPipeline) or self.runner.in_flight == 0
                 if idle and not self.percepts.wait_newer(admitted, timeout=0.1):
                     continue
-            latest = self.percepts.latest(0.0)
-            admitted = latest.seq if latest is not None else admitted
+            admitted = self.percepts.version
             self._frame(tick=not self.params["lockstep"])
 
     def _run_threaded(self) -> None:
-        self.runner.run(decisions=sys.maxsize)
+        self.runner.run_guarded(decisions=sys.maxsize)
+        self._check_faults()
+
+    def _check_faults(self) -> None:
+        """A fault already counted at the frame boundary: log it (throttled); give up when it repeats."""
+        faults = self.runner.faults
+        if faults.consecutive:
+            self.get_logger().error(f"frame failed ({faults.last_reason}): {faults.last_error!r}",
+                                    throttle_duration_sec=2.0)
+        if faults.fatal:
+            self.health.fatal(f"{faults.consecutive} frames failed with no decision between: {faults.last_error!r}")
+            self._running.clear()
+
+    def _health(self) -> Status:
+        faults = self.runner.faults
+        values = {"frames": self.runner.frame, **faults.counts}
+        if faults.consecutive:
+            return Status(WARN, f"last frame failed: {faults.last_reason}", values)
+        return Status(OK, "generating", values)
 
     def _publish_decision(self, decision: Decision) -> None:
         self.run_recorder.decision(decision)
@@ -167,6 +191,17 @@ class GenerationNode(Node):
             if self._last_seen.get(entry.key) == (seq, stamp) or entry.key not in self.public_context.keys:
                 continue
             self._last_seen[entry.key] = (seq, stamp)
+            if entry.verdict == ContextEntry.VERDICT_REJECTED:
+                # The context node's policy forbids its use (too old): it forwards no value, which
+                # is not a bad payload; generation goes on with what it has and its own policy.
+                self.recorder.drop(f"context_rejected:{entry.key}")
+                continue
+            try:
+                self._orders[entry.key].admit(entry.source_id, seq, stamp, self.clock.now(), f"generation_node {entry.key!r}")
+            except InputError as error:
+                self.recorder.drop(f"bad_origin:{entry.key}")
+                self.get_logger().warning(f"rejected context entry {entry.key!r}: {error}", throttle_duration_sec=2.0)
+                continue
             try:
                 value = self.codec.decode(entry.value)
                 if isinstance(value, torch.Tensor):

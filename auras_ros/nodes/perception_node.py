@@ -18,11 +18,13 @@ from std_msgs.msg import UInt64
 
 from auras_ros.core.errors import InputError
 from auras_ros.core.metrics import MetricsRecorder
-from auras_ros.core.sources import StampedHistory
+from auras_ros.core.runner import FrameFaults
+from auras_ros.core.sources import StampedHistory, new_source_id
 from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all
 from auras_ros.models.factory import build_agent, percept_to_tensor
 from auras_ros.msg import Percept, PipelineStats
 from auras_ros.nodes.images import to_rgb
+from auras_ros.nodes.health import OK, WARN, Health, Status, counting_losses
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
@@ -55,11 +57,12 @@ class PerceptionNode(Node):
         self.perception_group = MutuallyExclusiveCallbackGroup()
         self.publisher = self.create_publisher(Percept, "auras/percept", LATEST_RELIABLE)
         self.stats_publisher = self.create_publisher(PipelineStats, "auras/perception_stats", ORDERED)
-        self.create_subscription(Image, "camera/image_raw", self._on_image, SENSOR_LATEST,
-                                 callback_group=self.perception_group)
         # image_transport's name for the same stream compressed: a robot's JPEG/PNG camera needs no republisher.
-        self.create_subscription(CompressedImage, "camera/image_raw/compressed", self._on_image, SENSOR_LATEST,
-                                 callback_group=self.perception_group)
+        for image_type, topic in ((Image, "camera/image_raw"), (CompressedImage, "camera/image_raw/compressed")):
+            self.create_subscription(image_type, topic, self._on_image, SENSOR_LATEST,
+                                     callback_group=self.perception_group,
+                                     event_callbacks=counting_losses(self, topic,
+                                                                     lambda n: self.recorder.drop("lost:image", n)))
         self._states = StampedHistory(STATE_HISTORY)  # joint positions by sensor stamp
         if self.params["state_topic"]:
             self.create_subscription(JointState, self.params["state_topic"], self._on_state, ORDERED,
@@ -68,6 +71,9 @@ class PerceptionNode(Node):
             self.create_subscription(UInt64, "auras/frame", self._on_frame, LATEST_RELIABLE,
                                      callback_group=self.perception_group)
         self.create_timer(self.params["stats_period"], self._publish_stats)
+        self.source_id = new_source_id()
+        self.faults = FrameFaults()
+        self.health = Health(self, self._health, self.params["stats_period"])
         self._latest: Image | None = None
         self._seq = 0
         self._perceived_seq = -1
@@ -119,16 +125,33 @@ class PerceptionNode(Node):
             self.recorder.drop(f"bad_input:{error.what}")
             self.get_logger().warning(f"rejected image {seq}: {error}", throttle_duration_sec=2.0)
             return
+        except Exception as error:  # noqa: BLE001 - any fault is counted at the image boundary, the next image runs
+            self._fault(error, seq)
+            return
+        self.faults.succeeded()
         elapsed = time.perf_counter() - started
         self.spans.append((started, started + elapsed))
         del self.spans[:-1000]
         self.recorder.stage("perception", elapsed)
         out.header = msg.header
         out.observation_seq = seq
+        out.source_id = self.source_id
         out.key = PERCEPT_KEY
         out.frame = self._frame % 2**32
         out.perception_latency = to_duration(elapsed)
         self.publisher.publish(out)
+
+    def _fault(self, error: Exception, seq: int) -> None:
+        reason = self.faults.record(error)
+        self.recorder.drop(reason)
+        self.get_logger().error(f"perception of image {seq} failed ({reason}): {error!r}", throttle_duration_sec=2.0)
+        if self.faults.fatal:
+            self.health.fatal(f"{self.faults.consecutive} images failed with none perceived between: {error!r}")
+
+    def _health(self) -> Status:
+        if self.faults.consecutive:
+            return Status(WARN, f"last perception failed: {self.faults.last_reason}", dict(self.faults.counts))
+        return Status(OK, "perceiving", dict(self.faults.counts))
 
     def _publish_stats(self) -> None:
         metrics = self.recorder.take_window()

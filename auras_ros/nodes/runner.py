@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import rclpy
 import yaml
@@ -18,6 +18,7 @@ from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
 
 from auras_ros.core.errors import ConfigError, InputError
+from auras_ros.nodes.health import exit_code, failed_nodes
 
 # Parameters every rclpy node has, declared by rclpy itself.
 ROS_PARAMETERS = ("use_sim_time", "start_type_description_service")
@@ -51,8 +52,10 @@ def stop_requested() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def spin_until_stopped(executor: Executor, stop: threading.Event, deadline: Optional[float] = None) -> None:
-    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+def spin_until_stopped(executor: Executor, stop: threading.Event, deadline: Optional[float] = None,
+                       nodes: Sequence[Node] = ()) -> None:
+    """Spin until a signal, the deadline, or one of ``nodes`` can no longer work (nodes/health.py)."""
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline) and not failed_nodes(nodes):
         executor.spin_once(timeout_sec=0.1)
 
 
@@ -172,11 +175,11 @@ def run_node(make_node: Callable[..., Node], work: Optional[Callable[[Node], int
             executor = SingleThreadedExecutor()
             executor.add_node(node)
             with stop_requested() as stop:
-                spin_until_stopped(executor, stop)
+                spin_until_stopped(executor, stop, nodes=[node])
             executor.shutdown()
             if before_exit is not None:
                 before_exit(node)
-            return 0
+            return exit_code([node])  # non-zero when the node ended because it could no longer work
         return work(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         print(f"{node.get_name() if node else 'node'}: interrupted before its work finished", flush=True)

@@ -17,6 +17,8 @@ from typing import Any, Sequence
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
+from auras_ros.nodes.health import end_node
+
 
 class NodeSpinners:
     def __init__(self, nodes: Sequence[Node], context: Any = None) -> None:
@@ -26,13 +28,17 @@ class NodeSpinners:
             executor = SingleThreadedExecutor(context=context)
             executor.add_node(node)
             self.executors.append(executor)
-        self.threads = [threading.Thread(target=self._spin, args=(executor,), name=f"spin-{node.get_name()}",
+        self.threads = [threading.Thread(target=self._spin, args=(node, executor), name=f"spin-{node.get_name()}",
                                          daemon=True)
                         for node, executor in zip(nodes, self.executors)]
 
-    def _spin(self, executor: SingleThreadedExecutor) -> None:
+    def _spin(self, node: Node, executor: SingleThreadedExecutor) -> None:
         while not self._stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
+            try:
+                executor.spin_once(timeout_sec=0.1)
+            except Exception as error:  # noqa: BLE001 - else this thread would end silently, the process still up
+                end_node(node, f"a callback raised {error!r}", error)
+                return
 
     def start(self) -> "NodeSpinners":
         for thread in self.threads:

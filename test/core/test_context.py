@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from auras_ros.core.clock import SimClock, WallClock
-from auras_ros.core.context import KeySpec, Policy, PublicContext, StaleContextError, Verdict
-from auras_ros.core.errors import ConfigError
+from auras_ros.core.context import KeySpec, Policy, PublicContext, SourceOrder, StaleContextError, Verdict
+from auras_ros.core.errors import ConfigError, InputError
 
 stamps = st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=12)
 
@@ -171,3 +171,32 @@ def test_bad_fetch_offset_and_unknown_key() -> None:
         context.read("k", frame=0, fetch_offset=1)
     with pytest.raises(ConfigError, match="key='nope'"):
         context.read("nope")
+
+
+def test_wait_without_blocking_answers_at_once() -> None:
+    context = PublicContext([KeySpec("k", max_age=0.1, policy=Policy.WAIT, wait_timeout=3600.0)], WallClock())
+    context.write("k", 1, stamp=WallClock().now() - 10.0, seq=0)
+    read = context.read("k", block=False)  # would sleep an hour if it waited
+    assert read.verdict is Verdict.WAIT_TIMEOUT and read.entry is None and read.age > 0.1
+
+
+def test_a_new_source_restarts_the_order_of_stamps() -> None:
+    order = SourceOrder(future_tolerance=0.05)
+    assert order.admit(source=1, seq=5000, stamp=100.0, now=100.0, where="test") is False
+    with pytest.raises(InputError, match="previous stamp"):
+        order.admit(source=1, seq=1, stamp=50.0, now=100.0, where="test")  # same source, going back
+    assert order.admit(source=2, seq=1, stamp=50.0, now=100.0, where="test") is True  # a restarted publisher
+    assert order.admit(source=2, seq=2, stamp=51.0, now=100.0, where="test") is False
+    assert order.restarts == 1
+
+
+@pytest.mark.parametrize("seq, stamp, what", [
+    (2**63, 1.0, "observation_seq"), (-1, 1.0, "observation_seq"), (2**53, 1.0, "observation_seq"),
+    (1, math.inf, "stamp"), (1, math.nan, "stamp"), (1, 1e18, "stamp"),
+])
+def test_absurd_seq_and_stamps_are_refused_and_do_not_hold_later_ones_back(seq: int, stamp: float, what: str) -> None:
+    order = SourceOrder(future_tolerance=0.05)
+    with pytest.raises(InputError) as error:
+        order.admit(source=1, seq=seq, stamp=stamp, now=10.0, where="test")
+    assert error.value.what == what
+    assert order.admit(source=1, seq=1, stamp=9.0, now=10.0, where="test") is False

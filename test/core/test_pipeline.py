@@ -12,8 +12,9 @@ from auras_ros.core.errors import ConfigError
 from auras_ros.core.metrics import MetricsRecorder
 from auras_ros.core.partition import stage_ranges
 from auras_ros.core.pipeline import AurasPipeline, PipelineConfig
-from auras_ros.core.sources import PeriodicCamera
-from auras_ros.core.stages import PERCEPT_KEY
+from auras_ros.core.sources import LatestObservation, PeriodicCamera
+from auras_ros.core.spec import ExecutorSpec, make_runner
+from auras_ros.core.stages import PERCEPT_KEY, Observation
 
 from core_helpers import FRAME, TINY, RecordingAgent
 
@@ -200,3 +201,117 @@ def test_pipeline_refuses_more_perception_slices_than_the_agent_has() -> None:
 def test_a_simulated_clock_needs_a_frame_period() -> None:
     with pytest.raises(ConfigError, match="frame_period"):
         AurasPipeline(RecordingAgent(), PipelineConfig(1, 1), PeriodicCamera(20, lambda s, t: 0.1), SimClock())
+
+
+class _FailingOnce(RecordingAgent):
+    """Raises in the merged generation call of one chosen frame, as a percept of the wrong shape does."""
+
+    def __init__(self, fail_frames: set[int]) -> None:
+        super().__init__()
+        self.fail_frames = fail_frames
+
+    def generate(self, context, steps):
+        if self.pipeline.frame in self.fail_frames:
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (1x7 and 32x32)")
+        return super().generate(context, steps)
+
+
+def _guarded(agent: RecordingAgent, frames: int, config: PipelineConfig = PipelineConfig(1, 2, 0, frame_period=FRAME)):
+    clock = SimClock()
+    decisions = []
+    pipeline = AurasPipeline(agent, config, PeriodicCamera(1 / FRAME, lambda seq, stamp: seq * 0.01), clock,
+                             on_decision=decisions.append)
+    agent.pipeline = pipeline
+    try:
+        for _ in range(frames):
+            pipeline.guarded_step()
+    finally:
+        pipeline.close()
+    return pipeline, decisions
+
+
+def test_an_exception_in_a_frame_is_counted_and_the_next_frames_run() -> None:
+    pipeline, decisions = _guarded(_FailingOnce({4}), frames=12)
+    drops = pipeline.recorder.summary().drops
+    assert drops["frame_error:RuntimeError"] == 1 and pipeline.faults.counts["frame_error:RuntimeError"] == 1
+    assert pipeline.recorder.summary().cancels  # the half-run requests were cancelled, counted
+    assert max(d.frame for d in decisions) >= 10  # decisions kept leaving after the fault
+    assert not pipeline.faults.fatal and pipeline.faults.consecutive == 0
+
+
+def test_the_same_fault_on_every_frame_becomes_fatal() -> None:
+    agent = _FailingOnce(set(range(1000)))
+    pipeline, decisions = _guarded(agent, frames=40)
+    assert decisions == []
+    assert pipeline.faults.fatal and pipeline.faults.last_reason == "frame_error:RuntimeError"
+
+
+def test_stale_error_policy_is_counted_at_the_frame_boundary() -> None:
+    config = PipelineConfig(1, 1, 0, frame_period=FRAME)
+    clock = SimClock()
+    context = PublicContext([KeySpec(PERCEPT_KEY, max_age=FRAME / 2, policy=Policy.ERROR)], clock)
+    source = LatestObservation()
+    pipeline = AurasPipeline(RecordingAgent(), config, source, clock, context=context)
+    try:
+        for seq in range(5):
+            source.push(Observation(seq, clock.now() - 10.0, 0.0))  # sensed long ago: stale on arrival
+            pipeline.guarded_step()
+    finally:
+        pipeline.close()
+    assert pipeline.faults.counts["stale_error:percept"] >= 2  # each generation read raised; none ended the clock
+    assert pipeline.frame == 5
+
+
+def test_a_restarted_source_is_taken_at_once_whatever_its_old_seq() -> None:
+    clock = SimClock()
+    source = LatestObservation()
+    decisions = []
+    pipeline = AurasPipeline(RecordingAgent(), PipelineConfig(1, 1, 0, frame_period=FRAME), source, clock,
+                             on_decision=decisions.append)
+    try:
+        for seq in (5000, 5001, 1, 2):  # the source restarts numbering after 5001
+            source.push(Observation(seq, clock.now(), 0.0))
+            pipeline.step()
+    finally:
+        pipeline.close()
+    # L = 2: the first decision leaves in frame 1 and reads the freshest percept; none is held back.
+    assert [d.observation_seq for d in decisions] == [5001, 1, 2]
+    assert pipeline.recorder.summary().drops["source_restart"] == 1
+
+
+class _FaultyWorker(RecordingAgent):
+    """Fails the whole request ``request_id`` on a worker thread (DEC's and PAR's run whole requests)."""
+
+    def __init__(self, request_id: int) -> None:
+        super().__init__()
+        self.fail_request = request_id
+
+    def generate_request(self, percept, request_id):
+        if request_id == self.fail_request:
+            raise RuntimeError("worker fault")
+        return super().generate_request(percept, request_id)
+
+
+@pytest.mark.parametrize("text", ["dec", "par:2"])
+def test_a_dead_worker_is_counted_and_the_workers_start_again(text: str) -> None:
+    clock = WallClock()
+    camera = PeriodicCamera(200.0, lambda seq, stamp: seq * 0.01, start=clock.now())
+    runner = make_runner(ExecutorSpec.parse(text), _FaultyWorker(request_id=3), camera, clock)
+    try:
+        runner.run_guarded(decisions=10)
+    finally:
+        runner.close()
+    assert runner.faults.counts["frame_error:RuntimeError"] == 1
+    assert runner.recorder.decisions_recorded >= 10  # the workers came back and decided
+
+
+def test_a_fault_in_the_perception_pool_is_caught_at_the_frame_boundary() -> None:
+    class FaultyPerception(RecordingAgent):
+        def perceive(self, carry, stage, num_stages):
+            if stage == 0 and carry.seq == 3:
+                raise RuntimeError("perception worker fault")
+            return super().perceive(carry, stage, num_stages)
+
+    pipeline, decisions = _guarded(FaultyPerception(), frames=12, config=PipelineConfig(2, 2, -1, frame_period=FRAME))
+    assert pipeline.faults.counts["frame_error:RuntimeError"] == 1
+    assert max(d.frame for d in decisions) >= 10

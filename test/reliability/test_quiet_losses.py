@@ -1,0 +1,22 @@
+"""Quiet losses are counted: an image too large for the transport, lost by DDS on its way to the
+perception node, shows as ``lost:image`` in the perception stats instead of disappearing."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from auras_ros.msg import PipelineStats
+from auras_ros.nodes.qos import ORDERED
+from reliability_graph import NodeProcesses, Probe, drops
+
+
+def test_a_48_mb_image_lost_in_transport_is_counted(ros_env, tmp_path) -> None:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "big.png"), np.zeros((4000, 4000, 3), np.uint8))  # 48 MB as rgb8
+    with NodeProcesses(ros_env, tmp_path) as graph, Probe(int(ros_env["ROS_DOMAIN_ID"])) as probe:
+        stats: list[PipelineStats] = probe.record(PipelineStats, "auras/perception_stats", ORDERED)
+        procs = [graph.start("perception_node", stats_period=0.5),
+                 graph.start("camera_node", source=str(frames), rate_hz=2.0)]
+        assert probe.spin_until(lambda: drops(stats)["lost:image"] >= 1, procs), graph.output()
