@@ -1,11 +1,13 @@
 """auras_composed: camera, perception, context, generation and action nodes in ONE process.
 
 The embedded default and the fast path on one GPU: one model instance shared by perception and
-generation, tensors passed as in-process handles (no copy crosses a topic), and one executor thread per
-node (nodes/spinners.py), so each stage's callbacks run beside the others' and perception and
-generation overlap.
+generation, messages handed between the nodes as objects (nodes/local_delivery.py: nothing is
+serialized on the critical path, while every topic is still published for outside subscribers),
+tensors as in-process handles, and one executor thread per node (nodes/spinners.py), so each stage's
+callbacks run beside the others' and perception and generation overlap.
 
-    auras_composed [--no-camera] [--no-action] [--duration S] --ros-args --params-file config/auras.yaml
+    auras_composed [--no-camera] [--no-action] [--duration S] [--executor events|single]
+        --ros-args --params-file config/auras.yaml
 
 With ``--duration`` it stops after S seconds and prints one JSON line of the run's numbers.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from typing import Any, Callable
 
 import rclpy
@@ -29,18 +32,16 @@ from auras_ros.nodes.action_node import ActionNode
 from auras_ros.nodes.camera_node import CameraNode
 from auras_ros.nodes.context_node import ContextNode
 from auras_ros.nodes.generation_node import GenerationNode
+from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.perception_node import PerceptionNode
 from auras_ros.nodes.runner import stop_requested
-from auras_ros.nodes.spinners import NodeSpinners
+from auras_ros.nodes.spinners import DEFAULT_EXECUTOR, EXECUTORS, NodeSpinners
 from auras_ros.transport import HandleRegistry
 
 
 def summary(generation: GenerationNode) -> dict:
-    m = generation.run_recorder.summary()
-    return {"mode": generation.params["mode"], "pp_generation": generation.params["pp_generation"],
-            "decisions": m.decisions, "decisions_per_s": m.decisions_per_s, "interval_cv": m.interval_cv,
-            "interval_p99_s": m.interval_p99, "age_p50_s": m.age_p50, "age_p99_s": m.age_p99,
-            "in_flight_max": generation.in_flight_max}
+    """The run's numbers: totals over the whole run, percentiles over its newest decisions."""
+    return {"executor": str(generation.spec), **asdict(generation.run.summary())}
 
 
 def print_live(stats: PipelineStats) -> None:
@@ -50,17 +51,20 @@ def print_live(stats: PipelineStats) -> None:
 
 
 def compose(registry: HandleRegistry, *, camera: bool = True, action: bool = True, agent: Any = None,
-            on_stats: Callable[[PipelineStats], None] | None = None, **node_kwargs: Any) -> list[Node]:
+            on_stats: Callable[[PipelineStats], None] | None = None, delivery: LocalDelivery | None = None,
+            **node_kwargs: Any) -> list[Node]:
     """The agent graph's nodes for one process, generation first. ``node_kwargs`` go to every node
-    (e.g. ``context=``, ``parameter_overrides=``)."""
-    generation = GenerationNode(agent=agent, registry=registry, on_stats=on_stats, **node_kwargs)
+    (e.g. ``context=``, ``parameter_overrides=``); ``delivery`` (one is made if None) lets further
+    nodes of this process, e.g. a listener, take part in local delivery."""
+    delivery = delivery if delivery is not None else LocalDelivery()
+    generation = GenerationNode(agent=agent, registry=registry, delivery=delivery, on_stats=on_stats, **node_kwargs)
     nodes: list[Node] = [generation]
     try:
         # One model for both stages: perception and generation share its weights.
-        nodes.append(PerceptionNode(agent=generation.agent, registry=registry, **node_kwargs))
-        nodes.append(ContextNode(registry=registry, **node_kwargs))
+        nodes.append(PerceptionNode(agent=generation.agent, registry=registry, delivery=delivery, **node_kwargs))
+        nodes.append(ContextNode(registry=registry, delivery=delivery, **node_kwargs))
         if camera:
-            nodes.append(CameraNode(**node_kwargs))
+            nodes.append(CameraNode(delivery=delivery, **node_kwargs))
         if action:
             nodes.append(ActionNode(**node_kwargs))
     except Exception:
@@ -87,6 +91,8 @@ def main(args: list[str] | None = None) -> int:
     parser.add_argument("--no-action", action="store_true", help="no Twist output node")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run on)")
     parser.add_argument("--live", action="store_true", help="print each PipelineStats window as it is published")
+    parser.add_argument("--executor", choices=tuple(EXECUTORS), default=DEFAULT_EXECUTOR,
+                        help="the single-threaded executor each node spins in (bench.ros_overhead compares them)")
     options = parser.parse_args(remove_ros_args(argv)[1:])
 
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
@@ -98,7 +104,7 @@ def main(args: list[str] | None = None) -> int:
                         on_stats=print_live if options.live else None)
         generation = nodes[0]
         with stop_requested() as stop:
-            spinners = NodeSpinners(nodes).start()
+            spinners = NodeSpinners(nodes, executor=options.executor).start()
             stop.wait(options.duration if options.duration > 0 else None)
         if options.duration > 0:
             print(json.dumps(summary(generation)), flush=True)

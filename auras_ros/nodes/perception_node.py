@@ -22,6 +22,7 @@ from auras_ros.core.sources import StampedHistory
 from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all
 from auras_ros.models.factory import build_agent, percept_to_tensor
 from auras_ros.msg import Percept, PipelineStats
+from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
@@ -43,7 +44,8 @@ PARAMS = (
 
 
 class PerceptionNode(Node):
-    def __init__(self, agent: Any = None, registry: Any = None, **kwargs: Any) -> None:
+    def __init__(self, agent: Any = None, registry: Any = None, delivery: LocalDelivery | None = None,
+                 **kwargs: Any) -> None:
         super().__init__("perception_node", **kwargs)
         self.params = declare(self, PARAMS)
         self.agent = agent if agent is not None else build_agent(self.params["model"], self.params["device"])
@@ -52,23 +54,23 @@ class PerceptionNode(Node):
         # One group for everything perception touches: its callbacks never overlap each other, but run
         # beside generation's in a multi-threaded executor.
         self.perception_group = MutuallyExclusiveCallbackGroup()
-        self.publisher = self.create_publisher(Percept, "auras/percept", LATEST_RELIABLE)
-        self.stats_publisher = self.create_publisher(PipelineStats, "auras/perception_stats", ORDERED)
-        self.create_subscription(Image, "camera/image_raw", self._on_image, SENSOR_LATEST,
-                                 callback_group=self.perception_group)
+        delivery = delivery if delivery is not None else LocalDelivery()
+        self.publisher = delivery.publisher(self, Percept, "auras/percept", LATEST_RELIABLE)
+        self.stats_publisher = delivery.publisher(self, PipelineStats, "auras/perception_stats", ORDERED)
+        delivery.subscription(self, Image, "camera/image_raw", self._on_image, SENSOR_LATEST,
+                              callback_group=self.perception_group)
         self._states = StampedHistory(STATE_HISTORY)  # joint positions by sensor stamp
         if self.params["state_topic"]:
             self.create_subscription(JointState, self.params["state_topic"], self._on_state, ORDERED,
                                      callback_group=self.perception_group)
         if self.params["trigger"] == "frame":
-            self.create_subscription(UInt64, "auras/frame", self._on_frame, LATEST_RELIABLE,
-                                     callback_group=self.perception_group)
+            delivery.subscription(self, UInt64, "auras/frame", self._on_frame, LATEST_RELIABLE,
+                                  callback_group=self.perception_group)
         self.create_timer(self.params["stats_period"], self._publish_stats)
         self._latest: Image | None = None
         self._seq = 0
         self._perceived_seq = -1
         self._frame = 0
-        self.spans: list[tuple[float, float]] = []  # (start, end) of each perception, for overlap checks
 
     def _on_image(self, msg: Image) -> None:
         self._latest = msg
@@ -113,8 +115,6 @@ class PerceptionNode(Node):
             self.get_logger().warning(f"rejected image {seq}: {error}", throttle_duration_sec=2.0)
             return
         elapsed = time.perf_counter() - started
-        self.spans.append((started, started + elapsed))
-        del self.spans[:-1000]
         self.recorder.stage("perception", elapsed)
         out = Percept()
         out.header = msg.header

@@ -1,4 +1,4 @@
-"""Executor threading for nodes that share one process: one SingleThreadedExecutor per node, each
+"""Executor threading for nodes that share one process: one single-threaded executor per node, each
 spinning in a thread of its own, so each stage's callbacks run beside the others'.
 
 Why not one MultiThreadedExecutor with a callback group per stage: with rclpy 7.1.6 (Jazzy), measured
@@ -6,7 +6,12 @@ here with the composed graph (camera at 20 Hz, synthetic model), the MultiThread
 loop kept one core busy re-checking entities whose callback group was busy, starving every other
 callback: the camera published 29 of 120 frames in 6 s and an action's observation age reached
 0.8 s p50. One executor per node ran the same graph at 121/120 frames with a 7 ms p50 age, and used
-a third of the CPU. Within a node, callbacks still run one at a time, as in a MutuallyExclusive group.
+a third of the CPU. Within a node, callbacks run one at a time, so local delivery
+(nodes/local_delivery.py) may run a message as a task of the node's executor.
+
+Which single-threaded executor is chosen by ``python -m auras_ros.bench.ros_overhead`` (the README
+records the numbers): ``events`` (rclpy.experimental.EventsExecutor, event-driven, no wait-set
+rebuild per callback) or ``single`` (rclpy's SingleThreadedExecutor).
 """
 
 from __future__ import annotations
@@ -15,22 +20,30 @@ import threading
 from typing import Any, Sequence
 
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
+
+from auras_ros.core.errors import ConfigError, one_of
+
+EXECUTORS = {"events": EventsExecutor, "single": SingleThreadedExecutor}
+DEFAULT_EXECUTOR = "events"
 
 
 class NodeSpinners:
-    def __init__(self, nodes: Sequence[Node], context: Any = None) -> None:
+    def __init__(self, nodes: Sequence[Node], context: Any = None, executor: str = DEFAULT_EXECUTOR) -> None:
+        if executor not in EXECUTORS:
+            raise ConfigError("executor", executor, one_of(tuple(EXECUTORS)))
         self._stop = threading.Event()
         self.executors = []
         for node in nodes:
-            executor = SingleThreadedExecutor(context=context)
-            executor.add_node(node)
-            self.executors.append(executor)
-        self.threads = [threading.Thread(target=self._spin, args=(executor,), name=f"spin-{node.get_name()}",
+            spinner = EXECUTORS[executor](context=context)
+            spinner.add_node(node)
+            self.executors.append(spinner)
+        self.threads = [threading.Thread(target=self._spin, args=(spinner,), name=f"spin-{node.get_name()}",
                                          daemon=True)
-                        for node, executor in zip(nodes, self.executors)]
+                        for node, spinner in zip(nodes, self.executors)]
 
-    def _spin(self, executor: SingleThreadedExecutor) -> None:
+    def _spin(self, executor: Any) -> None:
         while not self._stop.is_set():
             executor.spin_once(timeout_sec=0.1)
 

@@ -22,6 +22,7 @@ from auras_ros.msg import AgentAction, ContextEntry, ContextState, Percept
 from auras_ros.nodes.camera_node import CameraNode
 from auras_ros.nodes.context_node import ContextNode
 from auras_ros.nodes.generation_node import GenerationNode
+from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.perception_node import PerceptionNode
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED, SENSOR_LATEST
 from auras_ros.nodes.spinners import NodeSpinners
@@ -80,18 +81,41 @@ def graph(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[
     graph.close()
 
 
+class TimedAgent(SyntheticAgent):
+    """Records when its perception and generation run, so the test sees the overlap through the agent
+    it hands the nodes rather than through state kept in the nodes."""
+
+    def __init__(self, config: SyntheticConfig) -> None:
+        super().__init__(config)
+        self.perceptions: list[tuple[float, float]] = []
+        self.generations: list[tuple[float, float]] = []
+
+    def perceive(self, carry: Any, stage: int, num_stages: int) -> Any:
+        started = time.perf_counter()
+        out = super().perceive(carry, stage, num_stages)
+        self.perceptions.append((started, time.perf_counter()))
+        return out
+
+    def generate(self, context: Any, steps: Any) -> Any:
+        started = time.perf_counter()
+        out = super().generate(context, steps)
+        self.generations.append((started, time.perf_counter()))
+        return out
+
+
 def test_perception_and_generation_callbacks_overlap(graph: Graph) -> None:
-    registry = HandleRegistry()
+    registry, delivery = HandleRegistry(), LocalDelivery()
     shared = {"transport": "in_process", "stats_period": 3600.0}
     # Generation slower than the camera (each request about 3 camera periods), so requests are always
     # in flight and every perception happens while some generation frame runs.
-    agent = SyntheticAgent(SyntheticConfig(iterations=256))
-    generation = graph.add(GenerationNode, {**shared, "pp_generation": 2}, agent=agent, registry=registry)
-    perception = graph.add(PerceptionNode, shared, agent=agent, registry=registry)
-    graph.add(ContextNode, {"transport": "in_process"}, registry=registry)
-    graph.add(CameraNode, {"source": str(DEMO_FRAMES), "rate_hz": 60.0})
-    assert graph.spin_until(lambda: len(perception.spans) >= 30 and len(generation.spans) >= 30)
-    overlapping = [(p, g) for p in perception.spans for g in generation.spans if p[0] < g[1] and g[0] < p[1]]
+    agent = TimedAgent(SyntheticConfig(iterations=256))
+    graph.add(GenerationNode, {**shared, "pp_generation": 2}, agent=agent, registry=registry, delivery=delivery)
+    graph.add(PerceptionNode, shared, agent=agent, registry=registry, delivery=delivery)
+    graph.add(ContextNode, {"transport": "in_process"}, registry=registry, delivery=delivery)
+    graph.add(CameraNode, {"source": str(DEMO_FRAMES), "rate_hz": 60.0}, delivery=delivery)
+    assert graph.spin_until(lambda: len(agent.perceptions) >= 30 and len(agent.generations) >= 30)
+    overlapping = [(p, g) for p in list(agent.perceptions) for g in list(agent.generations)
+                   if p[0] < g[1] and g[0] < p[1]]
     assert overlapping, "perception never ran while a generation frame was running"
 
 
@@ -189,6 +213,7 @@ def test_generation_rejects_nan_and_malformed_payloads_and_keeps_running(graph: 
     ("pp_generation:=0", "generation_node.pp_generation"),
     ("mode:=fastest", "'auras', 'seq', 'dec', 'par'"),
     ("fetch_offset:=1", "generation_node.fetch_offset"),
+    ("executor:=auras:0+2", "executor"),
     ("percept.policy:=sometimes", "percept.policy"),
 ])
 def test_a_bad_parameter_stops_the_node_with_one_clear_line(parameter: str, shown: str, ros_env) -> None:
