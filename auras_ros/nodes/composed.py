@@ -52,19 +52,24 @@ def print_live(stats: PipelineStats) -> None:
 
 def compose(registry: HandleRegistry, *, camera: bool = True, action: bool = True, agent: Any = None,
             on_stats: Callable[[PipelineStats], None] | None = None, delivery: LocalDelivery | None = None,
-            **node_kwargs: Any) -> list[Node]:
+            local_delivery: bool = True, **node_kwargs: Any) -> list[Node]:
     """The agent graph's nodes for one process, generation first. ``node_kwargs`` go to every node
     (e.g. ``context=``, ``parameter_overrides=``); ``delivery`` (one is made if None) lets further
-    nodes of this process, e.g. a listener, take part in local delivery."""
-    delivery = delivery if delivery is not None else LocalDelivery()
-    generation = GenerationNode(agent=agent, registry=registry, delivery=delivery, on_stats=on_stats, **node_kwargs)
+    nodes of this process, e.g. a listener, take part in local delivery. ``local_delivery=False``
+    makes every message cross DDS, as between processes (what bench.ros_overhead compares)."""
+    shared = delivery if delivery is not None else LocalDelivery()
+
+    def own() -> LocalDelivery:
+        return shared if local_delivery else LocalDelivery()
+
+    generation = GenerationNode(agent=agent, registry=registry, delivery=own(), on_stats=on_stats, **node_kwargs)
     nodes: list[Node] = [generation]
     try:
         # One model for both stages: perception and generation share its weights.
-        nodes.append(PerceptionNode(agent=generation.agent, registry=registry, delivery=delivery, **node_kwargs))
-        nodes.append(ContextNode(registry=registry, delivery=delivery, **node_kwargs))
+        nodes.append(PerceptionNode(agent=generation.agent, registry=registry, delivery=own(), **node_kwargs))
+        nodes.append(ContextNode(registry=registry, delivery=own(), **node_kwargs))
         if camera:
-            nodes.append(CameraNode(delivery=delivery, **node_kwargs))
+            nodes.append(CameraNode(delivery=own(), **node_kwargs))
         if action:
             nodes.append(ActionNode(**node_kwargs))
     except Exception:
