@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import subprocess
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
-import rclpy
 import torch
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
@@ -25,60 +23,9 @@ from auras_ros.nodes.generation_node import GenerationNode
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.perception_node import PerceptionNode
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED, SENSOR_LATEST
-from auras_ros.nodes.spinners import NodeSpinners
 from auras_ros.nodes.ros_convert import rgb_to_image, to_time
 from auras_ros.transport import HandleRegistry
-from conftest import DEMO_FRAMES
-
-
-class Graph:
-    """Nodes of the agent graph in this process, on a private domain, spun by a multi-threaded executor."""
-
-    def __init__(self, domain_id: int) -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.nodes: list[Any] = []
-        self.spinners: NodeSpinners | None = None
-
-    def add(self, node_class: type, overrides: dict[str, Any], **kwargs: Any) -> Any:
-        assert self.spinners is None, "add every node before the graph starts spinning"
-        node = node_class(context=self.context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
-                          **kwargs)
-        self.nodes.append(node)
-        return node
-
-    def probe(self, name: str) -> rclpy.node.Node:
-        """A plain node of the test's own, to publish bad input and read what the graph says."""
-        node = rclpy.create_node(name, context=self.context)
-        self.nodes.append(node)
-        return node
-
-    def spin_until(self, done, timeout_s: float = 60.0) -> bool:
-        """Spin every node in its own thread (as the composed process does) until done() holds."""
-        if self.spinners is None:
-            self.spinners = NodeSpinners(self.nodes, context=self.context).start()
-        deadline = time.monotonic() + timeout_s  # a hang guard, not a measurement
-        while not done() and time.monotonic() < deadline:
-            time.sleep(0.01)  # polls a condition the node threads change; no event to await across them
-        return done()
-
-    def close(self) -> None:
-        for node in self.nodes:
-            if isinstance(node, GenerationNode):
-                node.stop()
-        if self.spinners is not None:
-            self.spinners.shutdown()
-        for node in reversed(self.nodes):
-            node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-
-
-@pytest.fixture
-def graph(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Graph]:
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    graph = Graph(int(ros_env["ROS_DOMAIN_ID"]))
-    yield graph
-    graph.close()
+from conftest import DEMO_FRAMES, Graph
 
 
 class TimedAgent(SyntheticAgent):
