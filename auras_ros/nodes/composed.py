@@ -41,7 +41,9 @@ from auras_ros.transport import HandleRegistry
 
 def summary(generation: GenerationNode) -> dict:
     """The run's numbers: totals over the whole run, percentiles over its newest decisions."""
-    return {"executor": str(generation.spec), **asdict(generation.run.summary())}
+    spec = generation.spec
+    return {"executor": str(spec), "mode": spec.kind, "pp_perception": spec.pp_perception,
+            "pp_generation": spec.pp_generation, **asdict(generation.run.summary())}
 
 
 def print_live(stats: PipelineStats) -> None:
