@@ -44,6 +44,7 @@ from auras_ros.nodes.runner import run_node
 from auras_ros.transport import PayloadUnavailable
 
 MODES = ("auras", "seq", "dec", "par")
+PERCEPT_WAIT_S = 0.1  # a frame waits this long for a new percept before it runs without one
 
 PARAMS = (
     Param("model", "synthetic", "agent preset (synthetic, diffusion-tiny, ar-tiny) or local checkpoint directory"),
@@ -65,6 +66,10 @@ PARAMS = (
     Param("workers", 2, "PAR: requests run by independent workers", low=1, high=64),
     Param("lockstep", False, "frame-stepped worlds: after each frame tick, wait for the percept of the "
           "observation that tick produced before running the frame (frame_period 0 only)"),
+    Param("frame_per_percept", False, "real time: every frame waits for a new percept (at most "
+          f"{PERCEPT_WAIT_S:g} s) even while requests are in flight, so each frame admits a fresh observation "
+          "and requests advance one stage per camera frame, as in the core's real-time runs; false: frames run "
+          "back to back while requests are in flight"),
     Param("action_frame_id", "base_link", "frame_id of the published actions"),
     Param("stats_period", 1.0, "seconds between PipelineStats reports", low=0.1, high=3600.0),
     *transport_params(),
@@ -150,8 +155,9 @@ class GenerationNode(Node):
                     continue  # the tick or the image was lost: ask again
             else:
                 idle = not isinstance(self.runner, AurasPipeline) or self.runner.in_flight == 0
-                if idle and not self.percepts.wait_newer(admitted, timeout=0.1):
-                    continue
+                if (idle or self.params["frame_per_percept"]) and not self.percepts.wait_newer(
+                        admitted, timeout=PERCEPT_WAIT_S) and idle:
+                    continue  # nothing to admit and nothing in flight
             latest = self.percepts.latest(0.0)
             admitted = latest.seq if latest is not None else admitted
             self._frame(tick=not self.params["lockstep"])
