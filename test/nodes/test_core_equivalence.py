@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import UInt64
 

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
 
 from auras_ros.core.workload import SyntheticAgent, SyntheticConfig
 from auras_ros.launching import node_command
