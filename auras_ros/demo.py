@@ -72,7 +72,7 @@ def agent_params(spec: ExecutorSpec, args: argparse.Namespace) -> dict:
             "use_sim_time": True, "frame_period": 0.0, "stats_period": 3600.0,
             "state_topic": "joint_states",  # the policy also takes the agent's position
             # In a frame-stepped world each frame waits for its own observation, as in the paper.
-            "lockstep": frame_world, "frame_per_percept": args.frame_per_percept and not frame_world}
+            "lockstep": frame_world, "frame_per_percept": args.frame_per_percept}
 
 
 def run_block(spec: ExecutorSpec, seed: int, episodes: int, args: argparse.Namespace, env: dict[str, str],
@@ -194,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="frame: one world step per pipeline frame; realtime: the world steps in wall time")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="realtime world: world frames per 50 ms of wall time (3: three times as fast)")
-    parser.add_argument("--frame-per-percept", action="store_true",
-                        help="realtime world: each frame waits for a new percept (generation_node.frame_per_percept)")
+    parser.add_argument("--frames-back-to-back", dest="frame_per_percept", action="store_false",
+                        help="realtime world: frames run back to back while requests are in flight instead of "
+                             "one frame per new percept (generation_node.frame_per_percept false)")
     parser.add_argument("--block", type=int, default=1,
                         help="seeds per process start; every block runs each executor in a shuffled order")
     parser.add_argument("--distributed", action="store_true",
