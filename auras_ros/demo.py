@@ -139,6 +139,7 @@ def evaluate(specs: list[ExecutorSpec], args: argparse.Namespace) -> list[Result
     results = [Results(spec) for spec in specs]
     order = random.Random(args.seed)
     with private_ros_env() as env, tempfile.TemporaryDirectory() as tmp:
+        env["OMP_NUM_THREADS"] = str(args.threads)  # the node processes' torch
         for first in range(args.seed, args.seed + args.episodes, args.block):
             count = min(args.block, args.seed + args.episodes - first)
             for result in order.sample(results, len(results)):
@@ -201,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seeds per process start; every block runs each executor in a shuffled order")
     parser.add_argument("--distributed", action="store_true",
                         help="perception, context and generation as separate processes (shared memory)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads of every node process (eval.realtime's default too: two on a "
+                             "2-core machine with perception and generation in parallel stall each other)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per block before giving up")
     parser.add_argument("--frames-demo", action="store_true", help="the graph on data/demo_frames instead")
     args, rest = parser.parse_known_args(argv)

@@ -15,6 +15,11 @@ SEQ's throughput so no request waits for the previous one.
 A repeat measures the core and then every arrangement, in an order rotated from repeat to repeat (so a
 burst of other load hits each in turn); an arrangement's overhead in a repeat is its p50 (p99) minus
 the core's of that same repeat. Each row is the median of the repeats with their range.
+
+Torch runs ``--torch-threads`` intra-op threads (default 1) in the core, the composed graph and the
+node processes alike: on a loaded 2-core machine two threads made the same request take 10-100x
+longer at random (OpenMP barriers waiting for a preempted thread: core SEQ p50 2.8 ms with one
+thread, 200-250 ms with two), which would swamp the few milliseconds this benchmark measures.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Callable
 import cv2
 import numpy as np
 import rclpy
+import torch
 import yaml
 from rclpy.parameter import Parameter
 
@@ -179,13 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--camera-hz", type=float, default=20.0)
     parser.add_argument("--no-distributed", action="store_true", help="composed arrangements only")
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads everywhere")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.torch_threads)
     arrangements: list = [Composed(local, executor) for local in (True, False) for executor in EXECUTORS]
     if not args.no_distributed:
         arrangements.append(DISTRIBUTED)
     with private_ros_env() as env, tempfile.TemporaryDirectory() as tmp:
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = env["ROS_AUTOMATIC_DISCOVERY_RANGE"]
+        env["OMP_NUM_THREADS"] = str(args.torch_threads)  # the node processes' torch
         overheads = measure(arrangements, args.decisions, args.warmup, args.repeats, args.camera_hz, env, Path(tmp))
     rows = {name: (Spread.of([p50 * 1e3 for p50, _ in values]), Spread.of([p99 * 1e3 for _, p99 in values]))
             for name, values in overheads.items()}
