@@ -6,7 +6,7 @@ serialized on the critical path, while every topic is still published for outsid
 tensors as in-process handles, and one executor thread per node (nodes/spinners.py), so each stage's
 callbacks run beside the others' and perception and generation overlap.
 
-    auras_composed [--no-camera] [--no-action] [--duration S] [--executor events|single]
+    auras_composed [--no-camera] [--no-action] [--duration S] [--executor events|single|events-shared]
         --ros-args --params-file config/auras.yaml
 
 With ``--duration`` it stops after S seconds and prints one JSON line of the run's numbers.

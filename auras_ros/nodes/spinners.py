@@ -9,9 +9,12 @@ callback: the camera published 29 of 120 frames in 6 s and an action's observati
 a third of the CPU. Within a node, callbacks run one at a time, so local delivery
 (nodes/local_delivery.py) may run a message as a task of the node's executor.
 
-Which single-threaded executor is chosen by ``python -m auras_ros.bench.ros_overhead`` (the README
-records the numbers): ``events`` (rclpy.experimental.EventsExecutor, event-driven, no wait-set
-rebuild per callback) or ``single`` (rclpy's SingleThreadedExecutor).
+The arrangement is chosen by ``python -m auras_ros.bench.ros_overhead`` (the README records the
+numbers): ``events`` (an rclpy.experimental.EventsExecutor per node: event-driven, no wait-set rebuild
+per callback), ``single`` (rclpy's SingleThreadedExecutor per node) or ``events-shared`` (one
+EventsExecutor thread for every node: a message hop is a task in the same thread instead of waking
+another, while the generation node's frame clock still computes in a thread of its own, beside
+perception).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from rclpy.node import Node
 
 from auras_ros.core.errors import ConfigError, one_of
 
-EXECUTORS = {"events": EventsExecutor, "single": SingleThreadedExecutor}
+EXECUTORS = {"events": EventsExecutor, "single": SingleThreadedExecutor, "events-shared": EventsExecutor}
 DEFAULT_EXECUTOR = "events"
 
 
@@ -34,14 +37,16 @@ class NodeSpinners:
         if executor not in EXECUTORS:
             raise ConfigError("executor", executor, one_of(tuple(EXECUTORS)))
         self._stop = threading.Event()
+        groups = [list(nodes)] if executor == "events-shared" else [[node] for node in nodes]
         self.executors = []
-        for node in nodes:
+        for group in groups:
             spinner = EXECUTORS[executor](context=context)
-            spinner.add_node(node)
+            for node in group:
+                spinner.add_node(node)
             self.executors.append(spinner)
-        self.threads = [threading.Thread(target=self._spin, args=(spinner,), name=f"spin-{node.get_name()}",
+        self.threads = [threading.Thread(target=self._spin, args=(spinner,), name=f"spin-{group[0].get_name()}",
                                          daemon=True)
-                        for node, spinner in zip(nodes, self.executors)]
+                        for group, spinner in zip(groups, self.executors)]
 
     def _spin(self, executor: Any) -> None:
         while not self._stop.is_set():
