@@ -16,10 +16,13 @@ A repeat measures the core and then every arrangement, in an order rotated from 
 burst of other load hits each in turn); an arrangement's overhead in a repeat is its p50 (p99) minus
 the core's of that same repeat. Each row is the median of the repeats with their range.
 
-Torch runs ``--torch-threads`` intra-op threads (default 1) in the core, the composed graph and the
-node processes alike: on a loaded 2-core machine two threads made the same request take 10-100x
-longer at random (OpenMP barriers waiting for a preempted thread: core SEQ p50 2.8 ms with one
-thread, 200-250 ms with two), which would swamp the few milliseconds this benchmark measures.
+Torch's intra-op threads: set them for the whole run with ``OMP_NUM_THREADS`` (the node processes
+inherit it; the table's header prints the count). On this loaded 2-core machine two threads made
+core SEQ's p50 2.8 ms with one thread and 200-250 ms with two (OpenMP teams waiting for preempted
+threads). Use the variable, not ``torch.set_num_threads``: that sets only the calling thread's
+count, and with the nodes' threads left at two the composed graph's p50 rose from 6 to ~90 ms.
+
+    OMP_NUM_THREADS=1 python -m auras_ros.bench.ros_overhead
 """
 
 from __future__ import annotations
@@ -185,21 +188,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--camera-hz", type=float, default=20.0)
     parser.add_argument("--no-distributed", action="store_true", help="composed arrangements only")
-    parser.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads everywhere")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.torch_threads)
+
     arrangements: list = [Composed(local, executor) for local in (True, False) for executor in EXECUTORS]
     if not args.no_distributed:
         arrangements.append(DISTRIBUTED)
     with private_ros_env() as env, tempfile.TemporaryDirectory() as tmp:
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = env["ROS_AUTOMATIC_DISCOVERY_RANGE"]
-        env["OMP_NUM_THREADS"] = str(args.torch_threads)  # the node processes' torch
         overheads = measure(arrangements, args.decisions, args.warmup, args.repeats, args.camera_hz, env, Path(tmp))
     rows = {name: (Spread.of([p50 * 1e3 for p50, _ in values]), Spread.of([p99 * 1e3 for _, p99 in values]))
             for name, values in overheads.items()}
     print(f"\nROS overhead per decision over the core (SEQ, synthetic model, {args.decisions} decisions, "
-          f"median [min–max] of {args.repeats} interleaved repeats):\n")
+          f"{torch.get_num_threads()} torch threads, median [min–max] of {args.repeats} interleaved repeats):\n")
     print(f"| {'arrangement':<40} | {'overhead p50 ms':>20} | {'overhead p99 ms':>20} |")
     print(f"|{'-' * 42}|{'-' * 22}|{'-' * 22}|")
     for name, (p50, p99) in rows.items():
