@@ -1,20 +1,25 @@
 """The main job (`make run`): the composed agent closes the loop with the embedded MuJoCo simulator,
 with the shipped diffusion policy, SEQ then Auras on the same seeded episodes.
 
-For each executor, two processes on a private ROS domain (localhost only): `sim_node` (frame-stepped:
-the world advances one step per pipeline frame, so success does not depend on this machine's speed)
-and `auras_composed` (perception, context, generation and action nodes in one process, on use_sim_time);
-the world executes what the action node's safety gate lets through (auras/gated_action).
-The demo listens to the decisions and the episode scores and prints, for each, success, decisions
-per wall second and observation age, then the ratios. `--executors seq par:3 dec auras:4 --world
-realtime` compares any set of executors through the ROS nodes on the same seeds. `--frames-demo` runs the graph on the frames
-in data/demo_frames instead (no world to act in).
+For each executor and block of seeds, two processes on a private ROS domain (localhost only):
+`sim_node` and `auras_composed` (perception, context, generation and action nodes in one process, on
+use_sim_time); the world executes what the action node's safety gate lets through
+(`auras/gated_action`), so the gate sits in every measured loop. In the frame-stepped world
+(`--world frame`) the world advances one step per pipeline frame, so success does not depend on this machine's speed; in the real-time world (`--world realtime`)
+it steps in wall time, `--speed` times faster than its frame period, and a slow agent pays. Every
+executor plays the same seeds; blocks of `--block` seeds run every executor back to back in a seeded
+shuffled order, so all share the machine's conditions (as `eval.realtime` does). The demo prints, per
+executor, success with its Wilson interval, success against the first executor with a paired
+bootstrap interval, decisions per wall second and observation age. Executors use the one text form
+of `core.spec` (`seq`, `dec`, `par:3`, `auras:1+4:f0:a0`, ...). `--frames-demo` runs the graph on the
+frames in data/demo_frames instead (no world to act in).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import subprocess
 import sys
 import tempfile
@@ -29,7 +34,9 @@ from ament_index_python.packages import get_package_share_directory
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import String
 
-from auras_ros.core.stats import wilson
+from auras_ros.core.errors import ConfigError
+from auras_ros.core.spec import ExecutorSpec
+from auras_ros.core.stats import paired_ratio_ci, percentile, wilson
 from auras_ros.launching import node_command, private_ros_env, stop_process
 from auras_ros.msg import AgentAction
 from auras_ros.nodes.action_outputs import GATED_ACTION_TOPIC
@@ -43,76 +50,60 @@ FRAME_S = 0.05  # the task's world step: ages in sim time are whole multiples of
 
 
 @dataclass
-class Run:
-    mode: str
-    actions: list[tuple[float, float]] = field(default_factory=list)  # (wall receipt time, age in sim s)
-    summary: dict | None = None
+class Results:
+    """One executor over every block: episode outcomes by seed, and its actions' rates and ages."""
 
-    def row(self) -> dict:
-        times = np.array([t for t, _ in self.actions])
-        ages = np.array([a for _, a in self.actions]) / FRAME_S
-        low, high = wilson(self.summary["successes"], self.summary["episodes"])
-        return {"success_rate": self.summary["success_rate"], "episodes": self.summary["episodes"],
-                "success_ci": (low, high),
-                "decisions_per_s": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan"),
-                "age_p50_frames": float(np.percentile(ages, 50)), "age_p99_frames": float(np.percentile(ages, 99))}
+    spec: ExecutorSpec
+    success: dict[int, bool] = field(default_factory=dict)
+    success_frames: dict[int, int | None] = field(default_factory=dict)
+    rates: list[float] = field(default_factory=list)  # decisions per wall second, one per block
+    ages_frames: list[float] = field(default_factory=list)
 
-
-@dataclass(frozen=True)
-class Executor:
-    """One executor to compare: ``seq``, ``dec``, ``par:K`` (K workers) or ``auras:G`` (pp_generation G)."""
-
-    mode: str
-    degree: int = 0
-
-    @classmethod
-    def parse(cls, text: str) -> "Executor":
-        mode, _, degree = text.partition(":")
-        if mode not in ("seq", "dec", "par", "auras") or (mode in ("par", "auras")) != bool(degree) or (
-                degree and not degree.isdigit()):
-            raise argparse.ArgumentTypeError(f"executor {text!r}: expected seq, dec, par:K or auras:G")
-        return cls(mode, int(degree or 0))
-
-    @property
-    def name(self) -> str:
-        return {"seq": "SEQ", "dec": "DEC", "par": f"PAR({self.degree})", "auras": f"Auras (L={1 + self.degree})"}[self.mode]
-
-    def params(self) -> dict:
-        if self.mode == "auras":
-            return {"mode": "auras", "pp_generation": self.degree}
-        return {"mode": self.mode, "workers": self.degree} if self.mode == "par" else {"mode": self.mode}
+    def add_block(self, scores: list[dict], receipts: list[float], ages_s: list[float]) -> None:
+        for score in scores:
+            self.success[score["seed"]] = bool(score["success"])
+            self.success_frames[score["seed"]] = score.get("success_frame")
+        if len(receipts) > 1:
+            self.rates.append((len(receipts) - 1) / (receipts[-1] - receipts[0]))
+        self.ages_frames += [a / FRAME_S for a in ages_s]
 
 
-def run_episodes(executor_spec: Executor, args: argparse.Namespace, env: dict[str, str], workdir: Path) -> Run:
-    mode = executor_spec.mode
-    tag = f"{mode}{executor_spec.degree}"
-    agent_params, sim_params = workdir / f"{tag}_agent.yaml", workdir / f"{tag}_sim.yaml"
+def agent_params(spec: ExecutorSpec, args: argparse.Namespace) -> dict:
     frame_world = args.world == "frame"
-    agent = {"model": str(args.model), **executor_spec.params(), "transport": "in_process",
-             "use_sim_time": True, "frame_period": 0.0, "stats_period": 3600.0,
-             "state_topic": "joint_states",  # the policy also takes the agent's position
-             # In a frame-stepped world frame t reads O_t, as in the paper's frame-stepped runs.
-             "lockstep": frame_world, "fetch_offset": 0 if frame_world else -1}
-    sim = {"mode": args.world, "seed": args.seed, "episodes": args.episodes, "control": "agent",
-           "wait_for_action": False, "action_readers": 1, "action_topic": GATED_ACTION_TOPIC}
+    return {"model": str(args.model), "executor": str(spec), "transport": "shm" if args.distributed else "in_process",
+            "use_sim_time": True, "frame_period": 0.0, "stats_period": 3600.0,
+            "state_topic": "joint_states",  # the policy also takes the agent's position
+            # In a frame-stepped world each frame waits for its own observation, as in the paper.
+            "lockstep": frame_world, "frame_per_percept": args.frame_per_percept}
+
+
+def run_block(spec: ExecutorSpec, seed: int, episodes: int, args: argparse.Namespace, env: dict[str, str],
+              workdir: Path) -> tuple[list[dict], list[float], list[float]]:
+    """Episodes ``seed`` .. ``seed + episodes - 1`` of one executor; their scores, and each action's
+    wall receipt time and observation age (sim seconds)."""
+    tag = f"{spec}_{seed}".replace(":", "_").replace("+", "p")
+    agent_file, sim_file = workdir / f"{tag}_agent.yaml", workdir / f"{tag}_sim.yaml"
+    agent = agent_params(spec, args)
     # Keyed by node name too: config/auras.yaml's node-specific entries would beat a wildcard one.
     # The world executes what the safety gate (action_node) lets through, so the gate sits in the loop.
     gate = {"/action_node": {"ros__parameters": {"outputs": ["agent_action"], "use_sim_time": True}}}
-    agent_params.write_text(yaml.safe_dump({"/**": {"ros__parameters": agent},
-                                            "/generation_node": {"ros__parameters": dict(agent)}, **gate}))
-    sim_params.write_text(yaml.safe_dump({"/**": {"ros__parameters": sim}}))
+    agent_file.write_text(yaml.safe_dump({**{key: {"ros__parameters": dict(agent)} for key in ("/**", "/generation_node")},
+                                          **gate}))
+    sim_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
+        "mode": args.world, "seed": seed, "episodes": episodes, "control": "agent", "speed": args.speed,
+        "wait_for_action": False, "action_readers": 1, "action_topic": GATED_ACTION_TOPIC}}}))
     config = str(Path(get_package_share_directory("auras_ros"), "config", "auras.yaml"))
-    commands = [node_command("auras_ros", "sim_node", name="sim_node", params_files=[str(sim_params)])]
+    commands = [node_command("auras_ros", "sim_node", name="sim_node", params_files=[str(sim_file)])]
     if args.distributed:
-        # One process per stage; tensors cross processes in shared memory.
-        agent_params.write_text(yaml.safe_dump({**{key: {"ros__parameters": {**agent, "transport": "shm"}}
-                                                   for key in ("/**", "/generation_node")}, **gate}))
-        commands += [node_command("auras_ros", exe, name=exe, params_files=[config, str(agent_params)])
+        commands += [node_command("auras_ros", exe, name=exe, params_files=[config, str(agent_file)])
                      for exe in ("perception_node", "context_node", "generation_node", "action_node")]
     else:
-        commands.append(node_command("auras_ros", "auras_composed", params_files=[config, str(agent_params)],
+        commands.append(node_command("auras_ros", "auras_composed", params_files=[config, str(agent_file)],
                                      arguments=["--no-camera"]))
-    run = Run(executor_spec.name)
+    scores: list[dict] = []
+    receipts: list[float] = []
+    ages: list[float] = []
+    finished: list[dict] = []
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))
     node = rclpy.create_node("demo_listener", context=context)
@@ -120,15 +111,12 @@ def run_episodes(executor_spec: Executor, args: argparse.Namespace, env: dict[st
     executor.add_node(node)
 
     def on_action(msg: AgentAction) -> None:
-        run.actions.append((time.monotonic(), to_seconds(msg.observation_age)))
+        receipts.append(time.monotonic())
+        ages.append(to_seconds(msg.observation_age))
 
     def on_score(msg: String) -> None:
         score = json.loads(msg.data)
-        if score.get("summary"):
-            run.summary = score
-        else:
-            print(f"  [{run.mode}] episode {score.get('seed', '?')}: "
-                  f"{'success' if score.get('success') else 'no success'}", flush=True)
+        (finished if score.get("summary") else scores).append(score)
 
     node.create_subscription(AgentAction, "auras/action", on_action, ORDERED)
     node.create_subscription(String, "sim/score", on_score, SCORES)
@@ -136,7 +124,7 @@ def run_episodes(executor_spec: Executor, args: argparse.Namespace, env: dict[st
     procs = [subprocess.Popen(c, env=env, stdout=log, stderr=subprocess.STDOUT) for c, log in zip(commands, logs)]
     try:
         deadline = time.monotonic() + args.timeout  # a hang guard
-        while run.summary is None and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        while not finished and time.monotonic() < deadline and all(p.poll() is None for p in procs):
             executor.spin_once(timeout_sec=0.1)
     finally:
         codes = [stop_process(p, grace_s=5.0) for p in procs]
@@ -145,10 +133,58 @@ def run_episodes(executor_spec: Executor, args: argparse.Namespace, env: dict[st
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=context)
-    if run.summary is None or not run.actions:
+    if not finished or len(scores) != episodes:
         output = "\n".join((workdir / f"{tag}_{i}.log").read_text()[-3000:] for i in range(len(commands)))
-        raise SystemExit(f"demo: the {mode} run did not finish (exit codes {codes}); the nodes said:\n{output}")
-    return run
+        raise SystemExit(f"demo: {spec} on seeds {seed}..{seed + episodes - 1} did not finish "
+                         f"(exit codes {codes}); the nodes said:\n{output}")
+    return scores, receipts, ages
+
+
+def evaluate(specs: list[ExecutorSpec], args: argparse.Namespace) -> list[Results]:
+    results = [Results(spec) for spec in specs]
+    order = random.Random(args.seed)
+    with private_ros_env() as env, tempfile.TemporaryDirectory() as tmp:
+        env["OMP_NUM_THREADS"] = str(args.threads)  # the node processes' torch
+        for first in range(args.seed, args.seed + args.episodes, args.block):
+            count = min(args.block, args.seed + args.episodes - first)
+            for result in order.sample(results, len(results)):
+                scores, receipts, ages = run_block(result.spec, first, count, args, env, Path(tmp))
+                result.add_block(scores, receipts, ages)
+                print(f"  {str(result.spec):<22} seeds {first}..{first + count - 1}: "
+                      f"{sum(s['success'] for s in scores)}/{count} successes", flush=True)
+    return results
+
+
+def report(results: list[Results]) -> None:
+    base = results[0]
+    seeds = sorted(base.success)
+    base_rate = float(np.median(base.rates)) if base.rates else float("nan")
+    print(f"\n| {'executor':<22} | {'success':>7} | {'95% CI':>11} | {'vs ' + str(base.spec):>12} | {'paired 95% CI':>13} "
+          f"| {'frames to success':>17} | {'decisions/s':>11} | {'age p50 (frames)':>16} | {'age p99 (frames)':>16} |")
+    print(f"|{'-' * 24}|{'-' * 9}|{'-' * 13}|{'-' * 14}|{'-' * 15}|{'-' * 19}|{'-' * 13}|{'-' * 18}|{'-' * 18}|")
+    for r in results:
+        ours, theirs = [r.success[s] for s in seeds], [base.success[s] for s in seeds]
+        low, high = wilson(sum(ours), len(ours))
+        ratio = np.mean(ours) / np.mean(theirs) if any(theirs) else float("nan")
+        ratio_low, ratio_high = paired_ratio_ci(ours, theirs)
+        frames = [f for f in r.success_frames.values() if f is not None]
+        rate = float(np.median(r.rates)) if r.rates else float("nan")
+        print(f"| {str(r.spec):<22} | {np.mean(ours):>7.0%} | {f'{low:.2f}–{high:.2f}':>11} | {ratio:>12.0%} | "
+              f"{f'{ratio_low:.2f}–{ratio_high:.2f}':>13} | {np.mean(frames) if frames else float('nan'):>17.1f} | "
+              f"{rate:>11.1f} | {percentile(r.ages_frames, 50):>16.1f} | {percentile(r.ages_frames, 99):>16.1f} |")
+    for r in results[1:]:
+        share = np.mean([r.success[s] for s in seeds]) / np.mean([base.success[s] for s in seeds]) \
+            if any(base.success.values()) else float("nan")
+        rate = float(np.median(r.rates)) if r.rates else float("nan")
+        print(f"\n{r.spec} / {base.spec}: {share:.0%} of {base.spec}'s success at {rate / base_rate:.2f}x "
+              f"decisions per second (wall time, this machine)")
+
+
+def executor_arg(text: str) -> ExecutorSpec:
+    try:
+        return ExecutorSpec.parse(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,41 +192,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=POLICY, help="policy checkpoint directory")
     parser.add_argument("--episodes", type=int, default=6)
     parser.add_argument("--seed", type=int, default=100, help="seed of the first episode (the same for all)")
-    parser.add_argument("--executors", type=Executor.parse, nargs="+", default=[Executor("seq"), Executor("auras", 4)],
-                        help="seq, dec, par:K, auras:G (the first is the baseline of the ratios)")
+    parser.add_argument("--executors", type=executor_arg, nargs="+",
+                        default=[ExecutorSpec("seq"), ExecutorSpec("auras", 1, 4)],
+                        help="executors in the core.spec text form: seq, dec[:G], par:K, auras:P+G[:fO][:aA]"
+                             "[:private] (the first is the baseline of the ratios)")
     parser.add_argument("--world", choices=("frame", "realtime"), default="frame",
                         help="frame: one world step per pipeline frame; realtime: the world steps in wall time")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="realtime world: world frames per 50 ms of wall time (3: three times as fast)")
+    parser.add_argument("--frames-back-to-back", dest="frame_per_percept", action="store_false",
+                        help="realtime world: frames run back to back while requests are in flight instead of "
+                             "one frame per new percept (generation_node.frame_per_percept false)")
+    parser.add_argument("--block", type=int, default=1,
+                        help="seeds per process start; every block runs each executor in a shuffled order")
     parser.add_argument("--distributed", action="store_true",
                         help="perception, context and generation as separate processes (shared memory)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per executor before giving up")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads of every node process (eval.realtime's default too: two on a "
+                             "2-core machine with perception and generation in parallel stall each other)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per block before giving up")
     parser.add_argument("--frames-demo", action="store_true", help="the graph on data/demo_frames instead")
     args, rest = parser.parse_known_args(argv)
     if args.frames_demo:
         from auras_ros import frames_demo
         return frames_demo.main(rest)
-    if args.world == "frame" and any(e.mode in ("dec", "par") for e in args.executors):
+    if args.world == "frame" and any(e.kind in ("dec", "par") for e in args.executors):
         parser.error("dec and par run their own threads, not frames: compare them with --world realtime")
-    names = ", ".join(e.name for e in args.executors)
+    if args.world == "frame" and args.speed != 1.0:
+        parser.error("--speed is for the realtime world: the frame-stepped world has no wall-time speed")
+    if args.episodes < 1 or args.block < 1:
+        parser.error("--episodes and --block must be >= 1")
     layout = "distributed" if args.distributed else "composed"
+    speed = f" at speed {args.speed:g}" if args.world == "realtime" else ""
     print(f"closed loop: {args.model.name} policy, {args.episodes} episodes from seed {args.seed}, "
-          f"{args.world} world, through the ROS nodes ({layout}): {names}", flush=True)
-    with private_ros_env() as env, tempfile.TemporaryDirectory() as tmp:
-        rows = [(e.name, run_episodes(e, args, env, Path(tmp)).row()) for e in args.executors]
-    base = rows[0][1]
-    print()
-    print(f"| {'executor':<14} | {'success':>7} | {'95% CI':>11} | {'% of ' + rows[0][0]:>10} | {'decisions/s':>11} | {'x ' + rows[0][0]:>8} "
-          f"| {'age p50 (frames)':>16} | {'age p99 (frames)':>16} |")
-    print(f"|{'-' * 16}|{'-' * 9}|{'-' * 13}|{'-' * 12}|{'-' * 13}|{'-' * 10}|{'-' * 18}|{'-' * 18}|")
-    for name, r in rows:
-        share = r["success_rate"] / base["success_rate"] if base["success_rate"] else float("nan")
-        ci = f"{r['success_ci'][0]:.2f}–{r['success_ci'][1]:.2f}"
-        print(f"| {name:<14} | {r['success_rate']:>7.0%} | {ci:>11} | {share:>10.0%} | {r['decisions_per_s']:>11.1f} | "
-              f"{r['decisions_per_s'] / base['decisions_per_s']:>8.2f} | {r['age_p50_frames']:>16.1f} | "
-              f"{r['age_p99_frames']:>16.1f} |")
-    for name, r in rows[1:]:
-        share = r["success_rate"] / base["success_rate"] if base["success_rate"] else float("nan")
-        print(f"\n{name} / {rows[0][0]}: {share:.0%} of {rows[0][0]}'s success at "
-              f"{r['decisions_per_s'] / base['decisions_per_s']:.2f}x decisions per second (wall time, this machine)")
+          f"{args.world} world{speed}, through the ROS nodes ({layout}): "
+          f"{', '.join(str(e) for e in args.executors)}", flush=True)
+    report(evaluate(args.executors, args))
     return 0
 
 

@@ -5,7 +5,9 @@ wraps an agent so that the executors treat an arrived percept as an observation 
 already done: its single perception slice hands the percept through, so the pipeline writes it into
 the public context slot of the frame it arrived in and every in-flight generation step reads the
 freshest one, exactly as in the composed pipeline. ``fetch_offset`` keeps its meaning: -1 reads only
-percepts that arrived before this frame began.
+percepts that arrived before this frame began. With ``stages`` > 1 the arrived percept passes through
+that many slices, one per frame, so a graph with ``pp_perception`` P keeps the core's schedule: the
+observation admitted in frame t is written into the public context in frame t + P - 1.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from auras_ros.core.stages import Agent, AgentOutput, GenerationResult, Generati
 class ExternalPerception:
     """An :class:`Agent` whose perception happened elsewhere; generation is the wrapped agent's."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, stages: int = 1) -> None:
         self.agent = agent
+        self.stages = stages
 
     @property
     def generation_iterations(self) -> int:
@@ -28,13 +31,13 @@ class ExternalPerception:
 
     @property
     def max_perception_stages(self) -> int:
-        return 1
+        return self.stages
 
     def perceive(self, carry: Any, stage: int, num_stages: int) -> Any:
         if not isinstance(carry, Observation):
             raise InputError("carry", "ExternalPerception.perceive", "an Observation holding a percept",
                              type(carry).__name__)
-        return carry.data
+        return carry.data if stage == num_stages - 1 else carry
 
     def init_request(self, request_id: int) -> Any:
         return self.agent.init_request(request_id)

@@ -66,7 +66,7 @@ def _model_xml(config: TaskConfig) -> str:
     half = config.arena + 0.12
     # Top camera at height h with fovy 45 sees a half-width of h * tan(22.5°); frame the arena walls.
     height = half / math.tan(math.radians(22.5))
-    wall = f'type="box" rgba="0.3 0.3 0.3 1" contype="0" conaffinity="0"'
+    wall = 'type="box" rgba="0.3 0.3 0.3 1" contype="0" conaffinity="0"'
     return f"""
 <mujoco model="catch_moving_target">
   <option timestep="{config.frame_period / config.substeps}" gravity="0 0 0" integrator="implicitfast"/>

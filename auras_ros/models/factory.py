@@ -4,9 +4,6 @@ the CLI and the benchmarks. Nothing is fetched from a hub."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from auras_ros.core.errors import ConfigError, InputError, one_of
 from auras_ros.core.stages import Agent
@@ -38,18 +35,3 @@ def build_agent(model: str, device: str = "cpu") -> Agent:
                      f"{diffusion.CONFIG_FILE} + {diffusion.WEIGHTS_FILE} (diffusion) or {ar_checkpoint.CONFIG_FILE} (AR)",
                      sorted(p.name for p in path.iterdir()))
 
-
-def percept_to_tensor(percept: Any) -> torch.Tensor:
-    """Kept for the perception node until it calls ``agent.percept_to_tensor(percept)``, which owns
-    this (and waits for the percept's CUDA event)."""
-    if isinstance(percept, torch.Tensor):
-        return percept
-    cond = getattr(percept, "cond", None)
-    if isinstance(cond, torch.Tensor):
-        return cond
-    raise InputError("percept", "percept_to_tensor", "a tensor, or an object with a .cond tensor", type(percept).__name__)
-
-
-def percept_from_tensor(agent: Agent, tensor: torch.Tensor) -> Any:
-    """Kept for the nodes until they call ``agent.percept_from_tensor`` themselves."""
-    return agent.percept_from_tensor(tensor)

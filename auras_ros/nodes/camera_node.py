@@ -8,6 +8,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from auras_ros.nodes.frame_reader import FrameReader
+from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import SENSOR_LATEST
 from auras_ros.nodes.ros_convert import rgb_to_image
@@ -24,12 +25,13 @@ PARAMS = (
 
 
 class CameraNode(Node):
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, delivery: LocalDelivery | None = None, **kwargs) -> None:
         super().__init__("camera_node", **kwargs)
         self.params = declare(self, PARAMS)
         size = (self.params["width"], self.params["height"]) if self.params["width"] and self.params["height"] else None
         self.reader = FrameReader(self.params["source"], self.params["loop"], size)
-        self.publisher = self.create_publisher(Image, "camera/image_raw", SENSOR_LATEST)
+        delivery = delivery if delivery is not None else LocalDelivery()
+        self.publisher = delivery.publisher(self, Image, "camera/image_raw", SENSOR_LATEST)
         self.timer = self.create_timer(1.0 / self.params["rate_hz"], self._publish)
         self.published = 0
 

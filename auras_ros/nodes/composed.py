@@ -1,11 +1,13 @@
 """auras_composed: camera, perception, context, generation and action nodes in ONE process.
 
 The embedded default and the fast path on one GPU: one model instance shared by perception and
-generation, tensors passed as in-process handles (no copy crosses a topic), and one executor thread per
-node (nodes/spinners.py), so each stage's callbacks run beside the others' and perception and
-generation overlap.
+generation, messages handed between the nodes as objects (nodes/local_delivery.py: nothing is
+serialized on the critical path, while every topic is still published for outside subscribers),
+tensors as in-process handles, and one executor thread per node (nodes/spinners.py), so each stage's
+callbacks run beside the others' and perception and generation overlap.
 
-    auras_composed [--no-camera] [--no-action] [--duration S] --ros-args --params-file config/auras.yaml
+    auras_composed [--no-camera] [--no-action] [--duration S] [--executor events|single|events-shared]
+        --ros-args --params-file config/auras.yaml
 
 With ``--duration`` it stops after S seconds and prints one JSON line of the run's numbers.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from typing import Any, Callable
 
 import rclpy
@@ -30,18 +33,18 @@ from auras_ros.nodes.camera_node import CameraNode
 from auras_ros.nodes.context_node import ContextNode
 from auras_ros.nodes.generation_node import GenerationNode
 from auras_ros.nodes.health import exit_code, wait_stopped_or_failed
+from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.perception_node import PerceptionNode
 from auras_ros.nodes.runner import init_rclpy, start_nodes, stop_requested
-from auras_ros.nodes.spinners import NodeSpinners
+from auras_ros.nodes.spinners import DEFAULT_EXECUTOR, EXECUTORS, NodeSpinners
 from auras_ros.transport import HandleRegistry
 
 
 def summary(generation: GenerationNode) -> dict:
-    m = generation.run_recorder.summary()
-    return {"mode": generation.params["mode"], "pp_generation": generation.params["pp_generation"],
-            "decisions": m.decisions, "decisions_per_s": m.decisions_per_s, "interval_cv": m.interval_cv,
-            "interval_p99_s": m.interval_p99, "age_p50_s": m.age_p50, "age_p99_s": m.age_p99,
-            "in_flight_max": generation.in_flight_max}
+    """The run's numbers: totals over the whole run, percentiles over its newest decisions."""
+    spec = generation.spec
+    return {"executor": str(spec), "mode": spec.kind, "pp_perception": spec.pp_perception,
+            "pp_generation": spec.pp_generation, **asdict(generation.run.summary())}
 
 
 def print_live(stats: PipelineStats) -> None:
@@ -51,17 +54,25 @@ def print_live(stats: PipelineStats) -> None:
 
 
 def compose(registry: HandleRegistry, *, camera: bool = True, action: bool = True, agent: Any = None,
-            on_stats: Callable[[PipelineStats], None] | None = None, **node_kwargs: Any) -> list[Node]:
+            on_stats: Callable[[PipelineStats], None] | None = None, delivery: LocalDelivery | None = None,
+            local_delivery: bool = True, **node_kwargs: Any) -> list[Node]:
     """The agent graph's nodes for one process, generation first. ``node_kwargs`` go to every node
-    (e.g. ``context=``, ``parameter_overrides=``)."""
-    generation = GenerationNode(agent=agent, registry=registry, on_stats=on_stats, **node_kwargs)
+    (e.g. ``context=``, ``parameter_overrides=``); ``delivery`` (one is made if None) lets further
+    nodes of this process, e.g. a listener, take part in local delivery. ``local_delivery=False``
+    makes every message cross DDS, as between processes (what bench.ros_overhead compares)."""
+    shared = delivery if delivery is not None else LocalDelivery()
+
+    def own() -> LocalDelivery:
+        return shared if local_delivery else LocalDelivery()
+
+    generation = GenerationNode(agent=agent, registry=registry, delivery=own(), on_stats=on_stats, **node_kwargs)
     nodes: list[Node] = [generation]
     try:
         # One model for both stages: perception and generation share its weights.
-        nodes.append(PerceptionNode(agent=generation.agent, registry=registry, **node_kwargs))
-        nodes.append(ContextNode(registry=registry, **node_kwargs))
+        nodes.append(PerceptionNode(agent=generation.agent, registry=registry, delivery=own(), **node_kwargs))
+        nodes.append(ContextNode(registry=registry, delivery=own(), **node_kwargs))
         if camera:
-            nodes.append(CameraNode(**node_kwargs))
+            nodes.append(CameraNode(delivery=own(), **node_kwargs))
         if action:
             # The process drives the gate's lifecycle: configure (a bad parameter raises) and activate now.
             nodes.append(ActionNode(autostart=False, **node_kwargs))
@@ -93,6 +104,8 @@ def main(args: list[str] | None = None) -> int:
     parser.add_argument("--no-action", action="store_true", help="no action node (safety gate and robot outputs)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run on)")
     parser.add_argument("--live", action="store_true", help="print each PipelineStats window as it is published")
+    parser.add_argument("--executor", choices=tuple(EXECUTORS), default=DEFAULT_EXECUTOR,
+                        help="the executor each node spins in (bench.ros_overhead compares them)")
     registry = HandleRegistry()
     nodes: list[Node] = []
     spinners = None
@@ -104,7 +117,7 @@ def main(args: list[str] | None = None) -> int:
             on_stats=print_live if options.live else None, **({"cli_args": cli_args} if cli_args else {})), argv)
         generation = nodes[0]
         with stop_requested() as stop:
-            spinners = NodeSpinners(nodes).start()
+            spinners = NodeSpinners(nodes, executor=options.executor).start()
             wait_stopped_or_failed(stop, nodes, options.duration if options.duration > 0 else None)
         if options.duration > 0:
             print(json.dumps(summary(generation)), flush=True)

@@ -20,6 +20,7 @@ from auras_ros.core.sources import new_source_id
 from auras_ros.msg import ContextEntry, ContextState, Percept
 from auras_ros.nodes.context_keys import ContextKey, declare_context_keys
 from auras_ros.nodes.health import OK, Health, Status
+from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
@@ -40,7 +41,7 @@ PARAMS = (
 
 
 class ContextNode(Node):
-    def __init__(self, registry: Any = None, **kwargs: Any) -> None:
+    def __init__(self, registry: Any = None, delivery: LocalDelivery | None = None, **kwargs: Any) -> None:
         super().__init__("context_node", **kwargs)
         self.params = declare(self, PARAMS)
         self.keys = declare_context_keys(self)
@@ -55,12 +56,13 @@ class ContextNode(Node):
         self._orders = {k.spec.key: SourceOrder(self.params["future_tolerance"]) for k in self.keys}
         self._sources: dict[str, int] = {}  # key -> source_id of its newest entry
         self.context_group = MutuallyExclusiveCallbackGroup()  # protects the context writes and snapshots
-        self.publisher = self.create_publisher(ContextState, "auras/context", LATCHED)
+        delivery = delivery if delivery is not None else LocalDelivery()
+        self.publisher = delivery.publisher(self, ContextState, "auras/context", LATCHED)
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", ORDERED)
         for key in self.keys:
-            self.create_subscription(MESSAGE_TYPES[key.type], key.topic,
-                                     lambda msg, key=key: self._on_message(key, msg), LATEST_RELIABLE,
-                                     callback_group=self.context_group)
+            delivery.subscription(self, MESSAGE_TYPES[key.type], key.topic,
+                                  lambda msg, key=key: self._on_message(key, msg), LATEST_RELIABLE,
+                                  callback_group=self.context_group)
         self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
                           callback_group=self.context_group)
         self.health = Health(self, self._health, self.params["diagnostics_period"], callback_group=self.context_group)

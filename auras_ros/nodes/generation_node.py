@@ -2,8 +2,11 @@
 
 Percepts arrive through the context node's ContextState; each frame the executor admits the newest
 one as a request and runs every in-flight request's generation stage in one merged call reading the
-freshest public context (mode ``auras``), or one of the baselines (``seq``, ``dec``, ``par``) over the
-same agent, so the same launch compares them. Publishes AgentAction per decision, PipelineStats
+freshest public context (``auras``), or one of the baselines (``seq``, ``dec``, ``par``) over the
+same agent, so the same launch compares them. The executor is a ``core.spec.ExecutorSpec``: the
+``executor`` parameter in its text form, or else the separate ``mode``/``pp_*``/... parameters.
+Perception ran in the perception node; an admitted percept still passes ``pp_perception`` frame
+slots before the public context holds it, so every degree keeps the core's schedule. Publishes AgentAction per decision, PipelineStats
 periodically, and a frame tick for a frame-triggered perception node.
 """
 
@@ -11,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from typing import Any, Callable
 
 import torch
@@ -19,20 +21,21 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from std_msgs.msg import UInt64
 
-from auras_ros.core.baselines import DecoupledRunner, ParallelRunner, SequentialRunner
 from auras_ros.core.context import PublicContext, SourceOrder
 from auras_ros.core.errors import InputError
 from auras_ros.core.external import ExternalPerception
 from auras_ros.core.metrics import Decision, MetricsRecorder
-from auras_ros.core.pipeline import AurasPipeline, PipelineConfig
-from auras_ros.core.runner import Runner
+from auras_ros.core.pipeline import AurasPipeline
+from auras_ros.core.recent import RecentDecisions
 from auras_ros.core.sources import LatestObservation
+from auras_ros.core.spec import TEXT_FORMS, ExecutorSpec, make_runner
 from auras_ros.core.stages import PERCEPT_KEY, Observation
-from auras_ros.models.factory import build_agent, percept_from_tensor
+from auras_ros.models.factory import build_agent
 from auras_ros.models.inputs import check_finite
 from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
 from auras_ros.nodes.context_keys import declare_context_keys
 from auras_ros.nodes.health import OK, WARN, Health, Status
+from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
@@ -42,13 +45,20 @@ from auras_ros.nodes.runner import run_node
 from auras_ros.transport import PayloadUnavailable
 
 MODES = ("auras", "seq", "dec", "par")
+PERCEPT_WAIT_S = 0.1  # a frame waits this long for a new percept before it runs without one
 
 PARAMS = (
     Param("model", "synthetic", "agent preset (synthetic, diffusion-tiny, ar-tiny) or local checkpoint directory"),
     Param("device", "cpu", "torch device of the model", choices=("cpu", "cuda")),
+    Param("executor", "", f"the executor in its text form, {TEXT_FORMS}; empty: from mode, pp_perception, "
+          "pp_generation, fetch_offset, alpha, context_mode and workers"),
     Param("mode", "auras", "executor: the Auras pipeline or a baseline", choices=MODES),
+    Param("pp_perception", 1, "pipeline degree of perception: frames a percept spends before the public "
+          "context holds it", low=1, high=64),
     Param("pp_generation", 2, "pipeline degree of generation: frames a request spends in generation", low=1, high=64),
-    Param("fetch_offset", -1, "generation reads the context of frame t + fetch_offset", choices=(0, -1)),
+    Param("fetch_offset", 0, "generation reads the context of frame t + fetch_offset (0: the percept "
+          "admitted this frame; perception already ran beside generation, in the perception node)",
+          choices=(0, -1)),
     Param("alpha", 0.0, "skew of generation iterations towards later (fresher) stages", low=-10.0, high=10.0),
     Param("context_mode", "public", "public context (Auras) or each request's own percept (naive pipelining)",
           choices=("public", "private")),
@@ -57,6 +67,10 @@ PARAMS = (
     Param("workers", 2, "PAR: requests run by independent workers", low=1, high=64),
     Param("lockstep", False, "frame-stepped worlds: after each frame tick, wait for the percept of the "
           "observation that tick produced before running the frame (frame_period 0 only)"),
+    Param("frame_per_percept", True, "real time: every frame waits for a new percept (at most "
+          f"{PERCEPT_WAIT_S:g} s) even while requests are in flight, so each frame admits a fresh observation "
+          "and requests advance one stage per camera frame, as in the paper and the core's real-time runs; "
+          "false: frames run back to back while requests are in flight (measured worse: README)"),
     Param("action_frame_id", "base_link", "frame_id of the published actions"),
     Param("stats_period", 1.0, "seconds between PipelineStats reports", low=0.1, high=3600.0),
     Param("future_tolerance", 0.05, "seconds a sensor stamp may lie ahead of this node's clock", low=0.0, high=60.0),
@@ -64,12 +78,24 @@ PARAMS = (
 )
 
 
+def executor_spec(params: dict[str, Any]) -> ExecutorSpec:
+    """The node's executor: the ``executor`` text form if given, else the separate parameters."""
+    if params["executor"]:
+        return ExecutorSpec.parse(params["executor"])
+    mode = params["mode"]
+    if mode == "auras":
+        return ExecutorSpec("auras", params["pp_perception"], params["pp_generation"], params["fetch_offset"],
+                            params["alpha"], context_mode=params["context_mode"])
+    return ExecutorSpec(mode, workers=params["workers"] if mode == "par" else 1)
+
+
 class GenerationNode(Node):
-    def __init__(self, agent: Any = None, registry: Any = None,
+    def __init__(self, agent: Any = None, registry: Any = None, delivery: LocalDelivery | None = None,
                  on_stats: Callable[[PipelineStats], None] | None = None, **kwargs: Any) -> None:
         super().__init__("generation_node", **kwargs)
         self._on_stats = on_stats
         self.params = declare(self, PARAMS)
+        self.spec = executor_spec(self.params)
         keys = declare_context_keys(self)
         self.agent = agent if agent is not None else build_agent(self.params["model"], self.params["device"])
         self.codec = PayloadCodec(self.params, registry)
@@ -77,31 +103,30 @@ class GenerationNode(Node):
         self.public_context = PublicContext([k.spec for k in keys], self.clock)
         self.percepts = LatestObservation()
         self.recorder = MetricsRecorder()  # windows for PipelineStats
-        self.run_recorder = MetricsRecorder(warmup_decisions=5)  # the whole run, for a final summary
-        self.pipeline_config = PipelineConfig(1, self.params["pp_generation"], self.params["fetch_offset"],
-                                              self.params["alpha"], None, self.params["context_mode"])
-        self.runner = self._make_runner()
-        self.spans: list[tuple[float, float]] = []  # (start, end) of each frame's generation, for overlap checks
+        self.run = RecentDecisions()  # bounded: the run's totals and its newest decisions, for a final summary
+        self.runner = make_runner(self.spec, ExternalPerception(self.agent, self.spec.pp_perception), self.percepts,
+                                  self.clock, recorder=self.recorder, on_decision=self._publish_decision,
+                                  context=self.public_context)
         self._last_seen: dict[str, tuple[int, float]] = {}
         self._orders = {key: SourceOrder(self.params["future_tolerance"]) for key in self.public_context.keys}
-        self.in_flight_max = 0
 
         # Callback groups named for what they protect: the frame clock (the executor's state), the
         # public-context replica, and the periodic reports.
         self.frame_group = MutuallyExclusiveCallbackGroup()
         self.context_group = MutuallyExclusiveCallbackGroup()
         self.stats_group = MutuallyExclusiveCallbackGroup()
-        self.actions = self.create_publisher(AgentAction, "auras/action", ORDERED)
-        self.stats = self.create_publisher(PipelineStats, "auras/pipeline_stats", ORDERED)
-        self.ticks = self.create_publisher(UInt64, "auras/frame", LATEST_RELIABLE)
-        self.create_subscription(ContextState, "auras/context", self._on_context, LATCHED,
-                                 callback_group=self.context_group)
+        delivery = delivery if delivery is not None else LocalDelivery()
+        self.actions = delivery.publisher(self, AgentAction, "auras/action", ORDERED)
+        self.stats = delivery.publisher(self, PipelineStats, "auras/pipeline_stats", ORDERED)
+        self.ticks = delivery.publisher(self, UInt64, "auras/frame", LATEST_RELIABLE)
+        delivery.subscription(self, ContextState, "auras/context", self._on_context, LATCHED,
+                              callback_group=self.context_group)
         self.create_timer(self.params["stats_period"], self._publish_stats, callback_group=self.stats_group)
         self.health = Health(self, self._health, self.params["stats_period"], callback_group=self.stats_group)
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
         self._running.set()
-        if self.params["mode"] in ("dec", "par"):
+        if self.spec.kind in ("dec", "par"):
             # Their workers are threads of their own: uncontrolled by construction.
             self._thread = threading.Thread(target=self._run_threaded, name="generation-baseline", daemon=True)
             self._thread.start()
@@ -111,31 +136,16 @@ class GenerationNode(Node):
             self._thread = threading.Thread(target=self._run_frames, name="frame-clock", daemon=True)
             self._thread.start()
 
-    def _make_runner(self) -> Runner:
-        agent = ExternalPerception(self.agent)
-        common = dict(recorder=self.recorder, on_decision=self._publish_decision)
-        mode = self.params["mode"]
-        if mode == "auras":
-            return AurasPipeline(agent, self.pipeline_config, self.percepts, self.clock, context=self.public_context, **common)
-        if mode == "seq":
-            return SequentialRunner(agent, self.percepts, self.clock, **common)
-        if mode == "dec":
-            return DecoupledRunner(agent, self.percepts, self.clock, **common)
-        return ParallelRunner(agent, self.percepts, self.clock, self.params["workers"], **common)
-
     # -- the frame clock -----------------------------------------------------------------------------
     def _frame(self, tick: bool = True) -> None:
         if self.health.failed.is_set():
             return  # the process is on its way out (nodes/health.py)
         if tick:
             self.ticks.publish(UInt64(data=self.runner.frame))
-        started = time.perf_counter()
         self.runner.guarded_step()
         self._check_faults()
         if isinstance(self.runner, AurasPipeline):
-            self.in_flight_max = max(self.in_flight_max, self.runner.in_flight)
-        self.spans.append((started, time.perf_counter()))
-        del self.spans[:-1000]
+            self.run.in_flight(self.runner.in_flight)
 
     def _run_frames(self) -> None:
         """As fast as the slowest stage allows; a frame with nothing in flight waits for a new percept.
@@ -152,8 +162,9 @@ class GenerationNode(Node):
                     continue  # the tick or the image was lost: ask again
             else:
                 idle = not isinstance(self.runner, AurasPipeline) or self.runner.in_flight == 0
-                if idle and not self.percepts.wait_newer(admitted, timeout=0.1):
-                    continue
+                if (idle or self.params["frame_per_percept"]) and not self.percepts.wait_newer(
+                        admitted, timeout=PERCEPT_WAIT_S) and idle:
+                    continue  # nothing to admit and nothing in flight
             admitted = self.percepts.version
             self._frame(tick=not self.params["lockstep"])
 
@@ -179,7 +190,7 @@ class GenerationNode(Node):
         return Status(OK, "generating", values)
 
     def _publish_decision(self, decision: Decision) -> None:
-        self.run_recorder.decision(decision)
+        self.run.decision(decision)
         self.actions.publish(decision_to_action(decision, self.params["action_frame_id"]))
 
     # -- the public-context replica ------------------------------------------------------------------
@@ -206,13 +217,17 @@ class GenerationNode(Node):
                 value = self.codec.decode(entry.value)
                 if isinstance(value, torch.Tensor):
                     check_finite(value, f"context value {entry.key!r}", "generation_node")
+                if entry.key == PERCEPT_KEY:
+                    # The agent's own check of dtype and shape: a wrong percept is refused here, never
+                    # reaching a frame.
+                    value = self.agent.percept_from_tensor(value)
             except (InputError, PayloadUnavailable) as error:
                 self.recorder.drop(f"bad_payload:{entry.key}")
                 self.get_logger().warning(f"rejected context entry {entry.key!r}: {error}", throttle_duration_sec=2.0)
                 continue
             if entry.key == PERCEPT_KEY:
                 # The executor admits it at its next frame and writes it into that frame's slot.
-                self.percepts.push(Observation(seq, stamp, percept_from_tensor(self.agent, value)))
+                self.percepts.push(Observation(seq, stamp, value))
             else:
                 self.public_context.write(entry.key, value, stamp=stamp, seq=seq)
 
@@ -220,10 +235,11 @@ class GenerationNode(Node):
     def _publish_stats(self) -> None:
         metrics = self.recorder.take_window()
         in_flight = self.runner.in_flight if isinstance(self.runner, AurasPipeline) else metrics.in_flight_max
+        spec = self.spec
         stats = metrics_to_stats(
-            metrics, stamp=self.get_clock().now().to_msg(), mode=self.params["mode"], pp_perception=1,
-            pp_generation=self.params["pp_generation"], fetch_offset=self.params["fetch_offset"],
-            frames=self.runner.frame, in_flight=in_flight)
+            metrics, stamp=self.get_clock().now().to_msg(), mode=spec.kind, pp_perception=spec.pp_perception,
+            pp_generation=spec.pp_generation if spec.kind == "auras" else spec.in_flight - 1,
+            fetch_offset=spec.fetch_offset, frames=self.runner.frame, in_flight=in_flight)
         self.stats.publish(stats)
         if self._on_stats is not None:
             self._on_stats(stats)

@@ -89,7 +89,7 @@ def declare(node: Node, params: Iterable[Param]) -> dict[str, Any]:
             raise ConfigError(f"{node.get_name()}.{param.name}", str(error).split("(", 1)[-1].split(")", 1)[0],
                               f"a value accepted by its descriptor: {param.description}"
                               + (f" in [{param.low}, {param.high}]" if param.low is not None else "")) from None
-        except InvalidParameterTypeException as error:
+        except InvalidParameterTypeException:
             # e.g. -p pp_generation:=two, or 1 for a float (write 1.0).
             raise ConfigError(f"{node.get_name()}.{param.name}", _override(node, param.name),
                               f"{_ROS_TYPE[type(param.default)]}: {param.description}") from None

@@ -21,10 +21,11 @@ from auras_ros.core.metrics import MetricsRecorder
 from auras_ros.core.runner import FrameFaults
 from auras_ros.core.sources import StampedHistory, new_source_id
 from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all
-from auras_ros.models.factory import build_agent, percept_to_tensor
+from auras_ros.models.factory import build_agent
 from auras_ros.msg import Percept, PipelineStats
 from auras_ros.nodes.images import to_rgb
 from auras_ros.nodes.health import OK, WARN, Health, Status, counting_losses
+from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
@@ -46,7 +47,8 @@ PARAMS = (
 
 
 class PerceptionNode(Node):
-    def __init__(self, agent: Any = None, registry: Any = None, **kwargs: Any) -> None:
+    def __init__(self, agent: Any = None, registry: Any = None, delivery: LocalDelivery | None = None,
+                 **kwargs: Any) -> None:
         super().__init__("perception_node", **kwargs)
         self.params = declare(self, PARAMS)
         self.agent = agent if agent is not None else build_agent(self.params["model"], self.params["device"])
@@ -55,21 +57,22 @@ class PerceptionNode(Node):
         # One group for everything perception touches: its callbacks never overlap each other, but run
         # beside generation's in a multi-threaded executor.
         self.perception_group = MutuallyExclusiveCallbackGroup()
-        self.publisher = self.create_publisher(Percept, "auras/percept", LATEST_RELIABLE)
-        self.stats_publisher = self.create_publisher(PipelineStats, "auras/perception_stats", ORDERED)
+        delivery = delivery if delivery is not None else LocalDelivery()
+        self.publisher = delivery.publisher(self, Percept, "auras/percept", LATEST_RELIABLE)
+        self.stats_publisher = delivery.publisher(self, PipelineStats, "auras/perception_stats", ORDERED)
         # image_transport's name for the same stream compressed: a robot's JPEG/PNG camera needs no republisher.
         for image_type, topic in ((Image, "camera/image_raw"), (CompressedImage, "camera/image_raw/compressed")):
-            self.create_subscription(image_type, topic, self._on_image, SENSOR_LATEST,
-                                     callback_group=self.perception_group,
-                                     event_callbacks=counting_losses(self, topic,
-                                                                     lambda n: self.recorder.drop("lost:image", n)))
+            delivery.subscription(self, image_type, topic, self._on_image, SENSOR_LATEST,
+                                  callback_group=self.perception_group,
+                                  event_callbacks=counting_losses(self, topic,
+                                                                  lambda n: self.recorder.drop("lost:image", n)))
         self._states = StampedHistory(STATE_HISTORY)  # joint positions by sensor stamp
         if self.params["state_topic"]:
             self.create_subscription(JointState, self.params["state_topic"], self._on_state, ORDERED,
                                      callback_group=self.perception_group)
         if self.params["trigger"] == "frame":
-            self.create_subscription(UInt64, "auras/frame", self._on_frame, LATEST_RELIABLE,
-                                     callback_group=self.perception_group)
+            delivery.subscription(self, UInt64, "auras/frame", self._on_frame, LATEST_RELIABLE,
+                                  callback_group=self.perception_group)
         self.create_timer(self.params["stats_period"], self._publish_stats)
         self.source_id = new_source_id()
         self.faults = FrameFaults()
@@ -78,7 +81,6 @@ class PerceptionNode(Node):
         self._seq = 0
         self._perceived_seq = -1
         self._frame = 0
-        self.spans: list[tuple[float, float]] = []  # (start, end) of each perception, for overlap checks
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self._latest = msg
@@ -120,7 +122,7 @@ class PerceptionNode(Node):
             stamp = to_seconds(msg.header.stamp)
             percept = perceive_all(self.agent, Observation(seq, stamp, self._observation_data(pixels, stamp)))
             # Inside the try: a percept larger than an shm slot is refused and counted, not a crash.
-            self.codec.encode(percept_to_tensor(percept), out.tensor)
+            self.codec.encode(self.agent.percept_to_tensor(percept), out.tensor)
         except InputError as error:
             self.recorder.drop(f"bad_input:{error.what}")
             self.get_logger().warning(f"rejected image {seq}: {error}", throttle_duration_sec=2.0)
@@ -130,8 +132,6 @@ class PerceptionNode(Node):
             return
         self.faults.succeeded()
         elapsed = time.perf_counter() - started
-        self.spans.append((started, started + elapsed))
-        del self.spans[:-1000]
         self.recorder.stage("perception", elapsed)
         out.header = msg.header
         out.observation_seq = seq

@@ -11,7 +11,6 @@ from sensor_msgs.msg import Image
 
 from auras_ros.core.metrics import Decision, RunMetrics
 from auras_ros.msg import AgentAction, PipelineStats
-from auras_ros.nodes.images import ENCODINGS, image_to_rgb  # noqa: F401  (decoding lives in images.py)
 
 
 def to_seconds(stamp: Time | Duration) -> float:

@@ -1,4 +1,4 @@
-"""Executor threading for nodes that share one process: one SingleThreadedExecutor per node, each
+"""Executor threading for nodes that share one process: one single-threaded executor per node, each
 spinning in a thread of its own, so each stage's callbacks run beside the others'.
 
 Why not one MultiThreadedExecutor with a callback group per stage: with rclpy 7.1.6 (Jazzy), measured
@@ -6,7 +6,15 @@ here with the composed graph (camera at 20 Hz, synthetic model), the MultiThread
 loop kept one core busy re-checking entities whose callback group was busy, starving every other
 callback: the camera published 29 of 120 frames in 6 s and an action's observation age reached
 0.8 s p50. One executor per node ran the same graph at 121/120 frames with a 7 ms p50 age, and used
-a third of the CPU. Within a node, callbacks still run one at a time, as in a MutuallyExclusive group.
+a third of the CPU. Within a node, callbacks run one at a time, so local delivery
+(nodes/local_delivery.py) may run a message as a task of the node's executor.
+
+The arrangement is chosen by ``python -m auras_ros.bench.ros_overhead`` (the README records the
+numbers): ``events`` (an rclpy.experimental.EventsExecutor per node: event-driven, no wait-set rebuild
+per callback), ``single`` (rclpy's SingleThreadedExecutor per node) or ``events-shared`` (one
+EventsExecutor thread for every node: a message hop is a task in the same thread instead of waking
+another, while the generation node's frame clock still computes in a thread of its own, beside
+perception).
 """
 
 from __future__ import annotations
@@ -15,29 +23,40 @@ import threading
 from typing import Any, Sequence
 
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 
+from auras_ros.core.errors import ConfigError, one_of
 from auras_ros.nodes.health import end_node
+
+EXECUTORS = {"events": EventsExecutor, "single": SingleThreadedExecutor, "events-shared": EventsExecutor}
+DEFAULT_EXECUTOR = "events"
 
 
 class NodeSpinners:
-    def __init__(self, nodes: Sequence[Node], context: Any = None) -> None:
+    def __init__(self, nodes: Sequence[Node], context: Any = None, executor: str = DEFAULT_EXECUTOR) -> None:
+        if executor not in EXECUTORS:
+            raise ConfigError("executor", executor, one_of(tuple(EXECUTORS)))
         self._stop = threading.Event()
+        groups = [list(nodes)] if executor == "events-shared" else [[node] for node in nodes]
         self.executors = []
-        for node in nodes:
-            executor = SingleThreadedExecutor(context=context)
-            executor.add_node(node)
-            self.executors.append(executor)
-        self.threads = [threading.Thread(target=self._spin, args=(node, executor), name=f"spin-{node.get_name()}",
+        for group in groups:
+            spinner = EXECUTORS[executor](context=context)
+            for node in group:
+                spinner.add_node(node)
+            self.executors.append(spinner)
+        self.threads = [threading.Thread(target=self._spin, args=(group, spinner), name=f"spin-{group[0].get_name()}",
                                          daemon=True)
-                        for node, executor in zip(nodes, self.executors)]
+                        for group, spinner in zip(groups, self.executors)]
 
-    def _spin(self, node: Node, executor: SingleThreadedExecutor) -> None:
+    def _spin(self, group: list[Node], executor: Any) -> None:
         while not self._stop.is_set():
             try:
                 executor.spin_once(timeout_sec=0.1)
             except Exception as error:  # noqa: BLE001 - else this thread would end silently, the process still up
-                end_node(node, f"a callback raised {error!r}", error)
+                # Which node's callback raised is unknown when nodes share an executor: all of them end.
+                for node in group:
+                    end_node(node, f"a callback raised {error!r}", error)
                 return
 
     def start(self) -> "NodeSpinners":

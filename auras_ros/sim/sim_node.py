@@ -16,8 +16,9 @@ Two time modes (parameter ``mode``):
   does not depend on which of the two topics arrives first. ``wait_for_action`` makes the step of frame
   ``n`` also wait for the decision of frame ``n - 1``: a strict lockstep for executors that decide every
   frame (``seq``), which makes a seeded run repeat exactly.
-- ``realtime``: the world steps in wall time at ``1 / frame_period`` Hz (physics and camera rate);
-  decisions apply at the first step after they arrive, so a slow agent pays.
+- ``realtime``: the world steps in wall time at ``speed / frame_period`` Hz (physics and camera rate);
+  decisions apply at the first step after they arrive, so a slow agent pays. ``speed`` runs world
+  time faster than wall time without changing a frame's dynamics, as ``eval.realtime --speed`` does.
 
 Run the agent graph with ``use_sim_time: true`` so its stamps and ages are in the world's time.
 """
@@ -61,6 +62,7 @@ PARAMS = (
     Param("image_size", 64, "camera image width and height in pixels", low=8, high=1024),
     Param("frame_period", 0.05, "sim seconds per world frame (realtime: also wall seconds)", low=0.001, high=10.0),
     Param("max_frames", 120, "episode length limit in frames", low=1, high=10**6),
+    Param("speed", 1.0, "realtime: world frames per frame_period of wall time", low=0.01, high=100.0),
     Param("wait_for_action", False, "frame mode: the step of frame n waits for the decision of frame n-1"),
     Param("stall_timeout", 2.0, "frame mode: wall seconds without a tick before the current frame is sent "
           "again (a lost best-effort image); 0: never", low=0.0, high=3600.0),
@@ -96,7 +98,7 @@ class SimNode(Node):
         self._progress = time.monotonic()
         self.create_timer(0.05, self._watch)  # start when the graph is there; stall guard
         if not self.frame_mode:
-            self.create_timer(config.frame_period, self._realtime_step)
+            self.create_timer(config.frame_period / p["speed"], self._realtime_step)
 
     # -- publishing ----------------------------------------------------------------------------------
     def _publish(self, frame: SimFrame) -> None:

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from auras_ros.core.clock import SimClock
-from auras_ros.core.sources import PeriodicCamera
 from auras_ros.core.stages import PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep
 from auras_ros.core.workload import SyntheticAgent, SyntheticConfig
 

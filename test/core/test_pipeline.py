@@ -2,14 +2,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from auras_ros.core.clock import SimClock, WallClock
 from auras_ros.core.context import KeySpec, Policy, PublicContext
 from auras_ros.core.errors import ConfigError
-from auras_ros.core.metrics import MetricsRecorder
 from auras_ros.core.partition import stage_ranges
 from auras_ros.core.pipeline import AurasPipeline, PipelineConfig
 from auras_ros.core.sources import LatestObservation, PeriodicCamera

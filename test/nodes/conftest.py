@@ -12,8 +12,11 @@ import pytest
 import rclpy
 import yaml
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
 
 from auras_ros.launching import node_command, stop_process
+from auras_ros.nodes.generation_node import GenerationNode
+from auras_ros.nodes.spinners import NodeSpinners
 from launch_stub import nodes_of, resolve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,12 +54,17 @@ class Listener:
         rclpy.try_shutdown(context=self.context)
 
 
+def on_private_domain(cls: type, ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Listener or Graph on the test's own ROS domain, localhost only, closed after the test."""
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    item = cls(int(ros_env["ROS_DOMAIN_ID"]))
+    yield item
+    item.close()
+
+
 @pytest.fixture
 def listener(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Listener]:
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    listener = Listener(int(ros_env["ROS_DOMAIN_ID"]))
-    yield listener
-    listener.close()
+    yield from on_private_domain(Listener, ros_env, monkeypatch)
 
 
 def launch_commands(description: Any, arguments: dict[str, str], tmp_path: Path) -> list[list[str]]:
@@ -123,3 +131,50 @@ class Processes:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class Graph:
+    """Nodes of the agent graph in this process, on a private domain, spun by a multi-threaded executor."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.nodes: list[Any] = []
+        self.spinners: NodeSpinners | None = None
+
+    def add(self, node_class: type, overrides: dict[str, Any], **kwargs: Any) -> Any:
+        assert self.spinners is None, "add every node before the graph starts spinning"
+        node = node_class(context=self.context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+                          **kwargs)
+        self.nodes.append(node)
+        return node
+
+    def probe(self, name: str) -> rclpy.node.Node:
+        """A plain node of the test's own, to publish bad input and read what the graph says."""
+        node = rclpy.create_node(name, context=self.context)
+        self.nodes.append(node)
+        return node
+
+    def spin_until(self, done, timeout_s: float = 60.0) -> bool:
+        """Spin every node in its own thread (as the composed process does) until done() holds."""
+        if self.spinners is None:
+            self.spinners = NodeSpinners(self.nodes, context=self.context).start()
+        deadline = time.monotonic() + timeout_s  # a hang guard, not a measurement
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.01)  # polls a condition the node threads change; no event to await across them
+        return done()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            if isinstance(node, GenerationNode):
+                node.stop()
+        if self.spinners is not None:
+            self.spinners.shutdown()
+        for node in reversed(self.nodes):
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture
+def graph(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Graph]:
+    yield from on_private_domain(Graph, ros_env, monkeypatch)

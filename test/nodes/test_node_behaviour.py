@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
-import rclpy
 import torch
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
 
 from auras_ros.core.workload import SyntheticAgent, SyntheticConfig
 from auras_ros.launching import node_command
@@ -22,76 +19,49 @@ from auras_ros.msg import AgentAction, ContextEntry, ContextState, Percept
 from auras_ros.nodes.camera_node import CameraNode
 from auras_ros.nodes.context_node import ContextNode
 from auras_ros.nodes.generation_node import GenerationNode
+from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.perception_node import PerceptionNode
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED, SENSOR_LATEST
-from auras_ros.nodes.spinners import NodeSpinners
 from auras_ros.nodes.ros_convert import rgb_to_image, to_time
 from auras_ros.transport import HandleRegistry
-from conftest import DEMO_FRAMES
+from conftest import DEMO_FRAMES, Graph
 
 
-class Graph:
-    """Nodes of the agent graph in this process, on a private domain, spun by a multi-threaded executor."""
+class TimedAgent(SyntheticAgent):
+    """Records when its perception and generation run, so the test sees the overlap through the agent
+    it hands the nodes rather than through state kept in the nodes."""
 
-    def __init__(self, domain_id: int) -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.nodes: list[Any] = []
-        self.spinners: NodeSpinners | None = None
+    def __init__(self, config: SyntheticConfig) -> None:
+        super().__init__(config)
+        self.perceptions: list[tuple[float, float]] = []
+        self.generations: list[tuple[float, float]] = []
 
-    def add(self, node_class: type, overrides: dict[str, Any], **kwargs: Any) -> Any:
-        assert self.spinners is None, "add every node before the graph starts spinning"
-        node = node_class(context=self.context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
-                          **kwargs)
-        self.nodes.append(node)
-        return node
+    def perceive(self, carry: Any, stage: int, num_stages: int) -> Any:
+        started = time.perf_counter()
+        out = super().perceive(carry, stage, num_stages)
+        self.perceptions.append((started, time.perf_counter()))
+        return out
 
-    def probe(self, name: str) -> rclpy.node.Node:
-        """A plain node of the test's own, to publish bad input and read what the graph says."""
-        node = rclpy.create_node(name, context=self.context)
-        self.nodes.append(node)
-        return node
-
-    def spin_until(self, done, timeout_s: float = 60.0) -> bool:
-        """Spin every node in its own thread (as the composed process does) until done() holds."""
-        if self.spinners is None:
-            self.spinners = NodeSpinners(self.nodes, context=self.context).start()
-        deadline = time.monotonic() + timeout_s  # a hang guard, not a measurement
-        while not done() and time.monotonic() < deadline:
-            time.sleep(0.01)  # polls a condition the node threads change; no event to await across them
-        return done()
-
-    def close(self) -> None:
-        for node in self.nodes:
-            if isinstance(node, GenerationNode):
-                node.stop()
-        if self.spinners is not None:
-            self.spinners.shutdown()
-        for node in reversed(self.nodes):
-            node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-
-
-@pytest.fixture
-def graph(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Graph]:
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    graph = Graph(int(ros_env["ROS_DOMAIN_ID"]))
-    yield graph
-    graph.close()
+    def generate(self, context: Any, steps: Any) -> Any:
+        started = time.perf_counter()
+        out = super().generate(context, steps)
+        self.generations.append((started, time.perf_counter()))
+        return out
 
 
 def test_perception_and_generation_callbacks_overlap(graph: Graph) -> None:
-    registry = HandleRegistry()
+    registry, delivery = HandleRegistry(), LocalDelivery()
     shared = {"transport": "in_process", "stats_period": 3600.0}
     # Generation slower than the camera (each request about 3 camera periods), so requests are always
     # in flight and every perception happens while some generation frame runs.
-    agent = SyntheticAgent(SyntheticConfig(iterations=256))
-    generation = graph.add(GenerationNode, {**shared, "pp_generation": 2}, agent=agent, registry=registry)
-    perception = graph.add(PerceptionNode, shared, agent=agent, registry=registry)
-    graph.add(ContextNode, {"transport": "in_process"}, registry=registry)
-    graph.add(CameraNode, {"source": str(DEMO_FRAMES), "rate_hz": 60.0})
-    assert graph.spin_until(lambda: len(perception.spans) >= 30 and len(generation.spans) >= 30)
-    overlapping = [(p, g) for p in perception.spans for g in generation.spans if p[0] < g[1] and g[0] < p[1]]
+    agent = TimedAgent(SyntheticConfig(iterations=256))
+    graph.add(GenerationNode, {**shared, "pp_generation": 2}, agent=agent, registry=registry, delivery=delivery)
+    graph.add(PerceptionNode, shared, agent=agent, registry=registry, delivery=delivery)
+    graph.add(ContextNode, {"transport": "in_process"}, registry=registry, delivery=delivery)
+    graph.add(CameraNode, {"source": str(DEMO_FRAMES), "rate_hz": 60.0}, delivery=delivery)
+    assert graph.spin_until(lambda: len(agent.perceptions) >= 30 and len(agent.generations) >= 30)
+    overlapping = [(p, g) for p in list(agent.perceptions) for g in list(agent.generations)
+                   if p[0] < g[1] and g[0] < p[1]]
     assert overlapping, "perception never ran while a generation frame was running"
 
 
@@ -189,6 +159,7 @@ def test_generation_rejects_nan_and_malformed_payloads_and_keeps_running(graph: 
     ("pp_generation:=0", "generation_node.pp_generation"),
     ("mode:=fastest", "'auras', 'seq', 'dec', 'par'"),
     ("fetch_offset:=1", "generation_node.fetch_offset"),
+    ("executor:=auras:0+2", "executor"),
     ("percept.policy:=sometimes", "percept.policy"),
 ])
 def test_a_bad_parameter_stops_the_node_with_one_clear_line(parameter: str, shown: str, ros_env) -> None:

@@ -1,0 +1,119 @@
+"""Local delivery: nodes that share a process hand each other message objects directly.
+
+What rclcpp calls intra-process communication, for rclpy. A publisher made through
+:class:`LocalDelivery` gives each message object to the same-process subscribers of its topic (made
+through the same LocalDelivery) without serializing it, and publishes to DDS only when the topic has
+subscribers outside this process (the publisher's matched DDS subscriptions minus the local ones), so
+rosbag, RViz or another process still see every topic. Local subscribers keep their DDS subscription,
+so they also hear outside publishers, and drop the DDS copy of a message they already got locally.
+
+A local message runs as a task of the subscribing node's executor, so it never runs beside that
+node's other callbacks as long as each executor is single-threaded (nodes/spinners.py). Like a
+KEEP_LAST subscription, a subscriber that falls behind keeps only the newest ``depth`` messages.
+Receivers must treat a message as read-only: the publisher and every local subscriber share it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any, Callable
+
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+
+class LocalSubscription:
+    """One same-process subscriber of a topic: its DDS subscription plus a queue of local messages."""
+
+    def __init__(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None], qos: QoSProfile,
+                 callback_group: Any, event_callbacks: Any = None) -> None:
+        self.node = node
+        self.msg_type = msg_type
+        self.callback = callback
+        self.best_effort = qos.reliability == ReliabilityPolicy.BEST_EFFORT
+        self._lock = threading.Lock()
+        self._queue: deque[Any] = deque(maxlen=max(qos.depth, 1))
+        self._scheduled = False
+        self._dds_copies: deque[Any] = deque(maxlen=16)  # sent locally AND to DDS: ignore when it comes back
+        self.subscription = node.create_subscription(msg_type, topic, self._from_dds, qos,
+                                                     callback_group=callback_group, event_callbacks=event_callbacks)
+
+    def deliver(self, msg: Any, also_on_dds: bool) -> None:
+        executor = self.node.executor
+        if executor is None:
+            return  # not spinning yet: as over DDS, a message before the subscriber is up is not received
+        with self._lock:
+            self._queue.append(msg)
+            if also_on_dds:
+                self._dds_copies.append(msg)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        executor.create_task(self._drain)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._scheduled = False
+                    return
+                msg = self._queue.popleft()
+            self.callback(msg)
+
+    def _from_dds(self, msg: Any) -> None:
+        with self._lock:
+            for index, sent in enumerate(self._dds_copies):
+                if sent == msg:
+                    del self._dds_copies[index]
+                    return
+        self.callback(msg)
+
+
+class LocalPublisher:
+    """A publisher whose message objects reach same-process subscribers directly (see module doc)."""
+
+    def __init__(self, delivery: "LocalDelivery", node: Node, msg_type: type, topic: str, qos: QoSProfile) -> None:
+        self._delivery = delivery
+        self.publisher = node.create_publisher(msg_type, topic, qos)
+        self.topic_name = self.publisher.topic_name
+        self.msg_type = msg_type
+        self.best_effort = qos.reliability == ReliabilityPolicy.BEST_EFFORT
+
+    def publish(self, msg: Any) -> None:
+        local = [s for s in self._delivery.subscribers(self.topic_name)
+                 if s.msg_type is self.msg_type and (s.best_effort or not self.best_effort)]
+        outside = self.publisher.get_subscription_count() > len(local)
+        for subscriber in local:
+            subscriber.deliver(msg, outside)
+        if outside:
+            self.publisher.publish(msg)
+
+    def get_subscription_count(self) -> int:
+        return self.publisher.get_subscription_count()
+
+    def destroy(self) -> None:
+        self.publisher.destroy()
+
+
+class LocalDelivery:
+    """The same-process subscribers of each topic, for the nodes of one process. Create one per
+    process (or per graph in a test) and hand it to every node; no global state."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: dict[str, list[LocalSubscription]] = {}
+
+    def publisher(self, node: Node, msg_type: type, topic: str, qos: QoSProfile) -> LocalPublisher:
+        return LocalPublisher(self, node, msg_type, topic, qos)
+
+    def subscription(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None],
+                     qos: QoSProfile, callback_group: Any = None, event_callbacks: Any = None) -> LocalSubscription:
+        subscriber = LocalSubscription(node, msg_type, topic, callback, qos, callback_group, event_callbacks)
+        with self._lock:
+            self._subscribers.setdefault(subscriber.subscription.topic_name, []).append(subscriber)
+        return subscriber
+
+    def subscribers(self, topic_name: str) -> list[LocalSubscription]:
+        with self._lock:
+            return list(self._subscribers.get(topic_name, ()))

@@ -1,0 +1,45 @@
+"""Local delivery: same-process subscribers get the message object itself and nothing is published to
+DDS while nobody outside listens; an outside subscriber still gets every message, and the local one
+does not get it twice; a local subscriber still hears outside publishers."""
+
+from __future__ import annotations
+
+from std_msgs.msg import String
+
+from auras_ros.nodes.local_delivery import LocalDelivery
+from auras_ros.nodes.qos import ORDERED
+from conftest import Graph, Listener
+
+
+def test_same_process_subscribers_get_the_object_and_outsiders_a_copy(graph: Graph, ros_env) -> None:
+    delivery = LocalDelivery()
+    publisher_node, subscriber_node = graph.probe("local_talker"), graph.probe("local_listener")
+    publisher = delivery.publisher(publisher_node, String, "chatter", ORDERED)
+    local: list[String] = []
+    delivery.subscription(subscriber_node, String, "chatter", local.append, ORDERED)
+    first = String(data="first")
+    assert graph.spin_until(lambda: publisher.get_subscription_count() == 1)  # its own DDS subscription
+    publisher.publish(first)
+    assert graph.spin_until(lambda: len(local) == 1)
+    assert local[0] is first  # handed over, never serialized
+
+    outside = Listener(int(ros_env["ROS_DOMAIN_ID"]))  # its own context: another participant, as another process
+    try:
+        received = outside.record(String, "chatter", ORDERED)
+        assert graph.spin_until(lambda: publisher.get_subscription_count() == 2)
+        second = String(data="second")
+        publisher.publish(second)
+        assert outside.spin_until(lambda: len(received) == 1, timeout_s=30.0)
+        assert received[0].data == "second"
+        assert graph.spin_until(lambda: len(local) == 2)
+        assert local[1] is second
+
+        talker = outside.node.create_publisher(String, "chatter", ORDERED)
+        assert outside.spin_until(lambda: talker.get_subscription_count() >= 1, timeout_s=30.0)
+        talker.publish(String(data="from outside"))
+        assert graph.spin_until(lambda: len(local) == 3)
+        assert local[2].data == "from outside"
+        assert [m.data for m in local] == ["first", "second", "from outside"]  # the DDS copy of "second" was dropped
+    finally:
+        outside.close()
+
