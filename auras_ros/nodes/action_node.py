@@ -25,12 +25,15 @@ from auras_ros.core.safety import STOP, Command, GateConfig, SafetyGate
 from auras_ros.msg import AgentAction
 from auras_ros.nodes.action_outputs import (
     OUTPUTS, TRAJECTORY_FIELDS, TWIST_FIELDS, GatedActionOutput, Output, TrajectoryOutput, TwistMapping, TwistOutput)
+from auras_ros.nodes.health import OK, WARN, Health, Status
+from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare, read
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.nodes.runner import run_node
 
 STOP_ACK_TIMEOUT_S = 1.0
+DIAGNOSTICS_PERIOD_S = 1.0  # seconds between the gate's reports on /diagnostics
 
 PARAMS = (
     Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
@@ -69,8 +72,9 @@ def gate_config(p: dict[str, Any], mapping: TwistMapping) -> GateConfig:
 
 
 class ActionNode(LifecycleNode):
-    def __init__(self, autostart: bool | None = None, **kwargs: Any) -> None:
-        """``autostart`` overrides the parameter (the composed process drives the transitions itself)."""
+    def __init__(self, autostart: bool | None = None, delivery: LocalDelivery | None = None, **kwargs: Any) -> None:
+        """``autostart`` overrides the parameter (the composed process drives the transitions itself);
+        ``delivery`` lets the composed process hand actions over without serialization."""
         super().__init__("action_node", **kwargs)
         declare(self, PARAMS)  # a bad value stops the node here, before any transition
         self.gate: SafetyGate | None = None
@@ -80,7 +84,10 @@ class ActionNode(LifecycleNode):
         self._watchdog = None
         self.control_period = 0.0  # set by configure
         self.inactive_drops = 0  # actions that arrived while not active
-        self.create_subscription(AgentAction, "auras/action", self._on_action, ORDERED)
+        delivery = delivery if delivery is not None else LocalDelivery()
+        delivery.subscription(self, AgentAction, "auras/action", self._on_action, ORDERED)
+        # The gate's counters on /diagnostics: a supervisor sees refusals and watchdog stops.
+        self.health = Health(self, self._health, DIAGNOSTICS_PERIOD_S)
         if self.get_parameter("autostart").value if autostart is None else autostart:
             self.start()
 
@@ -137,6 +144,12 @@ class ActionNode(LifecycleNode):
         if self._watchdog is not None:
             self.on_deactivate(state)
         return TransitionCallbackReturn.SUCCESS
+
+    def _health(self) -> Status:
+        values = {**(self.gate.counts() if self.gate is not None else {}), "inactive_drops": self.inactive_drops}
+        if not self.active:
+            return Status(WARN, "inactive: not actuating", values)
+        return Status(OK, "actuating through the safety gate", values)
 
     @property
     def active(self) -> bool:

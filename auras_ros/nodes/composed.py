@@ -75,7 +75,7 @@ def compose(registry: HandleRegistry, *, camera: bool = True, action: bool = Tru
             nodes.append(CameraNode(delivery=own(), **node_kwargs))
         if action:
             # The process drives the gate's lifecycle: configure (a bad parameter raises) and activate now.
-            nodes.append(ActionNode(autostart=False, **node_kwargs))
+            nodes.append(ActionNode(autostart=False, delivery=own(), **node_kwargs))
             nodes[-1].start()
     except Exception:
         for node in reversed(nodes):
