@@ -11,7 +11,7 @@ def test_main_job_runs_seq_then_auras_in_the_simulator() -> None:
                             capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert any(line.startswith("| SEQ ") for line in lines), result.stdout
-    assert any(line.startswith("| Auras (L=5)") for line in lines), result.stdout
-    assert "of SEQ's success at" in lines[-1]
-    assert "[SEQ] episode 100:" in result.stdout and "[Auras (L=5)] episode 100:" in result.stdout
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
+    assert {"seq", "auras:1+4:f0:a0"} <= set(rows), result.stdout
+    assert "auras:1+4:f0:a0 / seq:" in lines[-1] and "of seq's success at" in lines[-1], result.stdout
+    assert any(line.split()[:3] == ["seq", "seeds", "100..100:"] for line in lines), result.stdout
