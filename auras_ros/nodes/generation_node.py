@@ -228,8 +228,10 @@ class GenerationNode(LifecycleNode):
         if self.runner is None:
             return
         if self.spec.kind in THREADED:
-            # A stopped DEC/PAR runner stays stopped (core Runner.stop): the next activation runs a new one.
+            # A stopped DEC/PAR runner stays stopped (core Runner.stop): the next activation runs a new
+            # one, on percepts that arrive from then on (PAR would otherwise decide on the last one again).
             self.runner.close()
+            self.percepts = LatestObservation()
             self.runner = self._make_runner(self.spec, self.agent, self.public_context)
         else:
             # Requests held across frames must not finish on observations from before the stop: the

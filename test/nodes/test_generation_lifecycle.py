@@ -4,6 +4,8 @@ it decides on new percepts; configure refuses a bad executor with a ConfigError 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from rclpy.parameter import Parameter
@@ -23,14 +25,29 @@ def _state(generation: GenerationNode, seq: int) -> ContextState:
     return ContextState(entries=[entry])
 
 
-def test_deactivate_stops_the_actions_and_activate_resumes_them(graph: Graph) -> None:
-    # Lockstep: one frame per percept, so the pipeline (L = 1 + 3) holds requests while no percept comes.
-    generation = graph.add(GenerationNode, {"stats_period": 3600.0, "pp_generation": 3, "lockstep": True})
+def _context_source(graph: Graph, generation: GenerationNode) -> tuple[Any, list[AgentAction]]:
+    """A probe in place of the context node: its ContextState publisher, and the actions it receives."""
     source = graph.probe("context_source")
     states = source.create_publisher(ContextState, "auras/context", LATCHED)
     actions: list[AgentAction] = []
     source.create_subscription(AgentAction, "auras/action", actions.append, ORDERED)
     assert graph.spin_until(lambda: states.get_subscription_count() > 0 and generation.actions.get_subscription_count() > 0)
+    return states, actions
+
+
+def _turn_away(graph: Graph, generation: GenerationNode, states: Any, seqs: tuple[int, ...]) -> None:
+    """Percepts for an inactive node: each arrives and is turned away (one at a time: the topic keeps
+    the latest only); the timeout only guards against a hang."""
+    for seq in seqs:
+        turned_away = generation.recorder.summary().drops.get(INACTIVE, 0) + 1
+        states.publish(_state(generation, seq))
+        assert graph.spin_until(lambda: generation.recorder.summary().drops.get(INACTIVE, 0) == turned_away)
+
+
+def test_deactivate_stops_the_actions_and_activate_resumes_them(graph: Graph) -> None:
+    # Lockstep: one frame per percept, so the pipeline (L = 1 + 3) holds requests while no percept comes.
+    generation = graph.add(GenerationNode, {"stats_period": 3600.0, "pp_generation": 3, "lockstep": True})
+    states, actions = _context_source(graph, generation)
 
     def feed_until_decided(first: int) -> None:
         """One percept per frame (seq first, first + 1, ...) until the pipeline decides, then its action
@@ -51,10 +68,7 @@ def test_deactivate_stops_the_actions_and_activate_resumes_them(graph: Graph) ->
     frames = generation.runner.frame
     assert held > 0
 
-    for turned_away, seq in enumerate((20, 21, 22), start=1):
-        states.publish(_state(generation, seq))
-        # It arrived and was turned away (one at a time: the topic keeps the latest only).
-        assert graph.spin_until(lambda: generation.recorder.summary().drops.get(INACTIVE, 0) == turned_away)
+    _turn_away(graph, generation, states, (20, 21, 22))
     assert generation.runner.frame == frames  # no frame ran
     assert all(a.observation_seq < 20 for a in actions)  # no action, and none from the inactive time later
 
@@ -63,6 +77,27 @@ def test_deactivate_stops_the_actions_and_activate_resumes_them(graph: Graph) ->
     feed_until_decided(30)
     assert all(a.observation_seq < 20 or a.observation_seq >= 30 for a in actions)
     assert generation.recorder.summary().cancels == {DEACTIVATED: held}  # the held requests never finished
+
+
+@pytest.mark.parametrize("mode", ["dec", "par"])
+def test_a_threaded_baseline_stops_and_resumes_on_new_percepts_only(graph: Graph, mode: str) -> None:
+    generation = graph.add(GenerationNode, {"stats_period": 3600.0, "mode": mode})
+    states, actions = _context_source(graph, generation)
+    states.publish(_state(generation, 1))
+    assert graph.spin_until(lambda: any(a.observation_seq == 1 for a in actions))
+    generation.trigger_deactivate()
+    # Its workers ended; what they finished during the deactivation was dropped, counted as cancels.
+    published = generation.recorder.decisions_recorded - generation.recorder.summary().cancels.get(DEACTIVATED, 0)
+    _turn_away(graph, generation, states, (2,))
+    assert graph.spin_until(lambda: len(actions) == published)  # every action published has arrived
+    assert generation.recorder.decisions_recorded - generation.recorder.summary().cancels.get(DEACTIVATED, 0) == published
+
+    generation.trigger_activate()
+    states.publish(_state(generation, 3))
+    assert graph.spin_until(lambda: any(a.observation_seq == 3 for a in actions))
+    # In publication order: nothing from before the stop (PAR re-reads its latest percept) and nothing
+    # turned away came after it.
+    assert {a.observation_seq for a in actions[published:]} == {3}
 
 
 def test_configure_refuses_a_bad_executor_and_names_it(graph: Graph) -> None:
