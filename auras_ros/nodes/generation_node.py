@@ -123,7 +123,7 @@ class GenerationNode(LifecycleNode):
         self.agent: Any = None
         self.codec: PayloadCodec | None = None
         self.public_context: PublicContext | None = None
-        self.percepts = LatestObservation()
+        self.percepts: LatestObservation | None = None  # what the runner admits requests from
         self.runner: Runner | None = None
         self._last_seen: dict[str, tuple[int, float]] = {}
         self._orders: dict[str, SourceOrder] = {}
@@ -162,12 +162,13 @@ class GenerationNode(LifecycleNode):
             spec = executor_spec(params)
             agent = self._given_agent if self._given_agent is not None else build_agent(params["model"], params["device"])
             public_context = PublicContext([k.spec for k in self._keys], self.clock)
-            runner = self._make_runner(spec, agent, public_context)
+            percepts, runner = self._make_runner(spec, agent, public_context)
         except (ConfigError, InputError) as error:
             self.config_error = error
             self.get_logger().error(f"configure refused: {error}")
             return TransitionCallbackReturn.FAILURE
-        self.params, self.spec, self.agent, self.public_context, self.runner = params, spec, agent, public_context, runner
+        self.params, self.spec, self.agent, self.public_context = params, spec, agent, public_context
+        self.percepts, self.runner = percepts, runner
         self.codec = PayloadCodec(params, self._registry)
         self._last_seen = {}
         self._orders = {key: SourceOrder(params["future_tolerance"]) for key in public_context.keys}
@@ -204,9 +205,14 @@ class GenerationNode(LifecycleNode):
     def active(self) -> bool:
         return self._active.is_set()
 
-    def _make_runner(self, spec: ExecutorSpec, agent: Any, public_context: PublicContext) -> Runner:
-        return make_runner(spec, ExternalPerception(agent, spec.pp_perception), self.percepts, self.clock,
-                           recorder=self.recorder, on_decision=self._publish_decision, context=public_context)
+    def _make_runner(self, spec: ExecutorSpec, agent: Any,
+                     public_context: PublicContext) -> tuple[LatestObservation, Runner]:
+        """A runner and the percept source it reads, new: it decides on percepts that arrive from now on
+        only (PAR would re-read a percept from before, any runner would admit one as new)."""
+        percepts = LatestObservation()
+        return percepts, make_runner(spec, ExternalPerception(agent, spec.pp_perception), percepts, self.clock,
+                                     recorder=self.recorder, on_decision=self._publish_decision,
+                                     context=public_context)
 
     def _stop_frame_clock(self) -> None:
         """Deactivation: no decision leaves from here on, and the requests in flight are dropped.
@@ -228,11 +234,9 @@ class GenerationNode(LifecycleNode):
         if self.runner is None:
             return
         if self.spec.kind in THREADED:
-            # A stopped DEC/PAR runner stays stopped (core Runner.stop): the next activation runs a new
-            # one, on percepts that arrive from then on (PAR would otherwise decide on the last one again).
+            # A stopped DEC/PAR runner stays stopped (core Runner.stop): the next activation runs a new one.
             self.runner.close()
-            self.percepts = LatestObservation()
-            self.runner = self._make_runner(self.spec, self.agent, self.public_context)
+            self.percepts, self.runner = self._make_runner(self.spec, self.agent, self.public_context)
         else:
             # Requests held across frames must not finish on observations from before the stop: the
             # pipeline drops them, counted as cancels, before the next activation's first frame admits one.
@@ -244,7 +248,7 @@ class GenerationNode(LifecycleNode):
             self.runner.close()
         if self.codec is not None:
             self.codec.close()
-        self.runner, self.codec, self.public_context, self.spec = None, None, None, None
+        self.runner, self.percepts, self.codec, self.public_context, self.spec = None, None, None, None, None
         self.agent = None
         self._orders = {}
 

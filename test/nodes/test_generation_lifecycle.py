@@ -112,3 +112,9 @@ def test_configure_refuses_a_bad_executor_and_names_it(graph: Graph) -> None:
     generation.set_parameters([Parameter("executor", value="auras:1+2")])
     generation.start()  # configure reads the parameters as they are now
     assert generation.active and str(generation.spec) == "auras:1+2:f0:a0"
+    generation.trigger_deactivate()
+    generation.trigger_cleanup()  # drops the model, the executor and the public context
+    assert generation.runner is None and generation.agent is None
+    generation.set_parameters([Parameter("executor", value="seq")])
+    generation.start()
+    assert generation.active and generation.spec.kind == "seq" and generation.agent is not None
