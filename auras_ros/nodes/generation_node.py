@@ -45,6 +45,7 @@ from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
 from auras_ros.nodes.context_keys import declare_context_keys
 from auras_ros.nodes.health import OK, WARN, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
+from auras_ros.nodes.managed import refuse_unavailable_transitions
 from auras_ros.nodes.params import Param, declare, read
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
@@ -109,6 +110,7 @@ class GenerationNode(LifecycleNode):
         """``agent`` skips loading one at configure (the composed process shares its own); ``autostart``
         overrides the parameter (the composed process drives the transitions itself)."""
         super().__init__("generation_node", **kwargs)
+        refuse_unavailable_transitions(self)
         self._on_stats = on_stats
         self._given_agent = agent
         self._registry = registry

@@ -1,6 +1,7 @@
 """The generation node as a managed (lifecycle) node, in this process on a private domain: deactivated it
 publishes no action whatever percepts arrive (the requests it held are cancelled, counted), activated again
-it decides on new percepts; configure refuses a bad executor with a ConfigError naming it."""
+it decides on new percepts; configure refuses a bad executor with a ConfigError naming it; a lifecycle
+manager drives the node's own process through ~/change_state."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from typing import Any
 
 import pytest
 import torch
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.parameter import Parameter
 
 from auras_ros.core.errors import ConfigError
+from auras_ros.launching import node_command
 from auras_ros.msg import AgentAction, ContextEntry, ContextState
 from auras_ros.nodes.generation_node import DEACTIVATED, INACTIVE, GenerationNode
 from auras_ros.nodes.qos import LATCHED, ORDERED
-from conftest import Graph
+from conftest import Graph, Listener, Processes
 
 
 def _state(generation: GenerationNode, seq: int) -> ContextState:
@@ -118,3 +122,34 @@ def test_configure_refuses_a_bad_executor_and_names_it(graph: Graph) -> None:
     generation.set_parameters([Parameter("executor", value="seq")])
     generation.start()
     assert generation.active and generation.spec.kind == "seq" and generation.agent is not None
+
+
+def _answer(listener: Listener, client: Any, request: Any, processes: Processes, attempts: int = 1) -> Any:
+    """The server's reply; with attempts > 1 the request is sent again while unanswered, for the first
+    request only: DDS matches a service's request and reply topics separately, so a server can be ready
+    before its replies reach this client, and a request sent in between is never answered."""
+    for _ in range(attempts):
+        future = client.call_async(request)
+        if listener.spin_until(future.done, 60.0 if attempts == 1 else 2.0, processes.procs):
+            return future.result()
+        client.remove_pending_request(future)
+    raise AssertionError(f"{client.srv_name} never answered\n{processes.output()}")
+
+
+def test_a_lifecycle_manager_drives_the_node_process_through_change_state(listener: Listener, ros_env, tmp_path) -> None:
+    command = node_command("auras_ros", "generation_node", name="generation_node") + ["-p", "autostart:=false"]
+    with Processes([command], ros_env, tmp_path) as process:
+        change = listener.node.create_client(ChangeState, "/generation_node/change_state")
+        get = listener.node.create_client(GetState, "/generation_node/get_state")
+        assert listener.spin_until(lambda: change.service_is_ready() and get.service_is_ready(), 60.0,
+                                   process.procs), process.output()
+        # autostart false: it waits unconfigured, and refuses to activate so (a request safe to repeat).
+        assert _answer(listener, get, GetState.Request(), process, attempts=30).current_state.label == "unconfigured"
+        activate = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVATE))
+        assert not _answer(listener, change, activate, process, attempts=30).success
+        for transition, label in ((Transition.TRANSITION_CONFIGURE, "inactive"), (Transition.TRANSITION_ACTIVATE, "active"),
+                                  (Transition.TRANSITION_DEACTIVATE, "inactive"), (Transition.TRANSITION_CLEANUP, "unconfigured")):
+            assert _answer(listener, change, ChangeState.Request(transition=Transition(id=transition)), process).success
+            assert _answer(listener, get, GetState.Request(), process).current_state.label == label
+        codes, output = process.stop(grace_s=30.0)
+        assert codes == [0], output
