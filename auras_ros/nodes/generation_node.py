@@ -162,7 +162,9 @@ class GenerationNode(LifecycleNode):
         try:
             params = read(self, PARAMS)
             spec = executor_spec(params)
-            agent = self._given_agent if self._given_agent is not None else build_agent(params["model"], params["device"])
+            agent = self._given_agent
+            if agent is None:
+                agent = build_agent(params["model"], params["device"])
             public_context = PublicContext([k.spec for k in self._keys], self.clock)
             percepts, runner = self._make_runner(spec, agent, public_context)
         except (ConfigError, InputError) as error:
@@ -184,7 +186,8 @@ class GenerationNode(LifecycleNode):
             self._thread = threading.Thread(target=self._run_threaded, name="generation-baseline", daemon=True)
             self._thread.start()
         elif self.params["frame_period"] > 0:
-            self._frame_timer = self.create_timer(self.params["frame_period"], self._frame, callback_group=self.frame_group)
+            self._frame_timer = self.create_timer(self.params["frame_period"], self._frame,
+                                                  callback_group=self.frame_group)
         else:
             self._thread = threading.Thread(target=self._run_frames, name="frame-clock", daemon=True)
             self._thread.start()
