@@ -65,16 +65,19 @@ def compose(registry: HandleRegistry, *, camera: bool = True, action: bool = Tru
     def own() -> LocalDelivery:
         return shared if local_delivery else LocalDelivery()
 
-    generation = GenerationNode(agent=agent, registry=registry, delivery=own(), on_stats=on_stats, **node_kwargs)
+    generation = GenerationNode(agent=agent, registry=registry, delivery=own(), on_stats=on_stats, autostart=False,
+                                **node_kwargs)
     nodes: list[Node] = [generation]
     try:
+        # The process drives the lifecycles: configure (loads the model; a bad parameter raises) and
+        # activate (the frame clock) now, the model then shared with perception.
+        generation.start()
         # One model for both stages: perception and generation share its weights.
         nodes.append(PerceptionNode(agent=generation.agent, registry=registry, delivery=own(), **node_kwargs))
         nodes.append(ContextNode(registry=registry, delivery=own(), **node_kwargs))
         if camera:
             nodes.append(CameraNode(delivery=own(), **node_kwargs))
         if action:
-            # The process drives the gate's lifecycle: configure (a bad parameter raises) and activate now.
             nodes.append(ActionNode(autostart=False, delivery=own(), **node_kwargs))
             nodes[-1].start()
     except Exception:
@@ -85,7 +88,8 @@ def compose(registry: HandleRegistry, *, camera: bool = True, action: bool = Tru
 
 
 def stop_composed(spinners: NodeSpinners | None, nodes: list[Node]) -> None:
-    """The generation node's own threads first, then the executors' callbacks, the gate's stop, then the nodes."""
+    """Generation deactivated first (its frame clock ends, so no action leaves), then the executors'
+    callbacks, the gate's stop, then the nodes."""
     if nodes:
         nodes[0].stop()
     if spinners is not None:

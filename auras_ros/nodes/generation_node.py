@@ -6,8 +6,16 @@ freshest public context (``auras``), or one of the baselines (``seq``, ``dec``, 
 same agent, so the same launch compares them. The executor is a ``core.spec.ExecutorSpec``: the
 ``executor`` parameter in its text form, or else the separate ``mode``/``pp_*``/... parameters.
 Perception ran in the perception node; an admitted percept still passes ``pp_perception`` frame
-slots before the public context holds it, so every degree keeps the core's schedule. Publishes AgentAction per decision, PipelineStats
-periodically, and a frame tick for a frame-triggered perception node.
+slots before the public context holds it, so every degree keeps the core's schedule. Publishes
+AgentAction per decision, PipelineStats periodically, and a frame tick for a frame-triggered perception
+node.
+
+A managed (lifecycle) node, as the action node: configure checks the parameters and loads the model,
+the executor and the public context (a ConfigError refuses the transition); activate starts the frame
+clock; deactivate stops it, drops the requests in flight (counted as cancels) and publishes no action
+more, which is generation's stop: the action node's watchdog then commands the robot's stop;
+cleanup drops what configure built. With ``autostart`` (default) the node configures and activates
+itself; a lifecycle manager sets it false and drives ``~/change_state``.
 """
 
 from __future__ import annotations
@@ -18,15 +26,16 @@ from typing import Any, Callable
 
 import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import UInt64
 
 from auras_ros.core.context import PublicContext, SourceOrder
-from auras_ros.core.errors import InputError
+from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.external import ExternalPerception
 from auras_ros.core.metrics import Decision, MetricsRecorder
 from auras_ros.core.pipeline import AurasPipeline
 from auras_ros.core.recent import RecentDecisions
+from auras_ros.core.runner import Runner
 from auras_ros.core.sources import LatestObservation
 from auras_ros.core.spec import TEXT_FORMS, ExecutorSpec, make_runner
 from auras_ros.core.stages import PERCEPT_KEY, Observation
@@ -36,7 +45,8 @@ from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
 from auras_ros.nodes.context_keys import declare_context_keys
 from auras_ros.nodes.health import OK, WARN, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
-from auras_ros.nodes.params import Param, declare
+from auras_ros.nodes.managed import refuse_unavailable_transitions
+from auras_ros.nodes.params import Param, declare, read
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
 from auras_ros.nodes.ros_clock import RosClock
@@ -45,9 +55,13 @@ from auras_ros.nodes.runner import run_node
 from auras_ros.transport import PayloadUnavailable
 
 MODES = ("auras", "seq", "dec", "par")
+THREADED = ("dec", "par")  # executors whose workers run in threads of their own, not on the frame clock
+DEACTIVATED = "deactivated"  # cancel reason of the requests a deactivation drops
+INACTIVE = "inactive"  # drop reason of the context states that arrive while not generating
 PERCEPT_WAIT_S = 0.1  # a frame waits this long for a new percept before it runs without one
 
 PARAMS = (
+    Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
     Param("model", "synthetic", "agent preset (synthetic, diffusion-tiny, ar-tiny) or local checkpoint directory"),
     Param("device", "cpu", "torch device of the model", choices=("cpu", "cuda")),
     Param("executor", "", f"the executor in its text form, {TEXT_FORMS}; empty: from mode, pp_perception, "
@@ -89,26 +103,37 @@ def executor_spec(params: dict[str, Any]) -> ExecutorSpec:
     return ExecutorSpec(mode, workers=params["workers"] if mode == "par" else 1)
 
 
-class GenerationNode(Node):
+class GenerationNode(LifecycleNode):
     def __init__(self, agent: Any = None, registry: Any = None, delivery: LocalDelivery | None = None,
-                 on_stats: Callable[[PipelineStats], None] | None = None, **kwargs: Any) -> None:
+                 on_stats: Callable[[PipelineStats], None] | None = None, autostart: bool | None = None,
+                 **kwargs: Any) -> None:
+        """``agent`` skips loading one at configure (the composed process shares its own); ``autostart``
+        overrides the parameter (the composed process drives the transitions itself)."""
         super().__init__("generation_node", **kwargs)
+        refuse_unavailable_transitions(self)
         self._on_stats = on_stats
-        self.params = declare(self, PARAMS)
-        self.spec = executor_spec(self.params)
-        keys = declare_context_keys(self)
-        self.agent = agent if agent is not None else build_agent(self.params["model"], self.params["device"])
-        self.codec = PayloadCodec(self.params, registry)
+        self._given_agent = agent
+        self._registry = registry
+        self.params = declare(self, PARAMS)  # a bad value stops the node here, before any transition
+        self._keys = declare_context_keys(self)
         self.clock = RosClock(self)
-        self.public_context = PublicContext([k.spec for k in keys], self.clock)
-        self.percepts = LatestObservation()
-        self.recorder = MetricsRecorder()  # windows for PipelineStats
+        self.recorder = MetricsRecorder()  # windows for PipelineStats, over every activation
         self.run = RecentDecisions()  # bounded: the run's totals and its newest decisions, for a final summary
-        self.runner = make_runner(self.spec, ExternalPerception(self.agent, self.spec.pp_perception), self.percepts,
-                                  self.clock, recorder=self.recorder, on_decision=self._publish_decision,
-                                  context=self.public_context)
+        self.config_error: ConfigError | InputError | None = None
+        # Built by configure, dropped by cleanup.
+        self.spec: ExecutorSpec | None = None
+        self.agent: Any = None
+        self.codec: PayloadCodec | None = None
+        self.public_context: PublicContext | None = None
+        self.percepts: LatestObservation | None = None  # what the runner admits requests from
+        self.runner: Runner | None = None
         self._last_seen: dict[str, tuple[int, float]] = {}
-        self._orders = {key: SourceOrder(self.params["future_tolerance"]) for key in self.public_context.keys}
+        self._orders: dict[str, SourceOrder] = {}
+        # The frame clock, while active: a thread, or a timer (frame_period > 0).
+        self._active = threading.Event()
+        self._frame_lock = threading.Lock()  # a frame and the deactivation never overlap
+        self._thread: threading.Thread | None = None
+        self._frame_timer: Any = None
 
         # Callback groups named for what they protect: the frame clock (the executor's state), the
         # public-context replica, and the periodic reports.
@@ -123,29 +148,126 @@ class GenerationNode(Node):
                               callback_group=self.context_group)
         self.create_timer(self.params["stats_period"], self._publish_stats, callback_group=self.stats_group)
         self.health = Health(self, self._health, self.params["stats_period"], callback_group=self.stats_group)
-        self._thread: threading.Thread | None = None
-        self._running = threading.Event()
-        self._running.set()
-        if self.spec.kind in ("dec", "par"):
+        if self.get_parameter("autostart").value if autostart is None else autostart:
+            self.start()
+
+    def start(self) -> None:
+        """configure + activate; a ConfigError (or InputError: the model) if configure refused."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise self.config_error or ConfigError("generation_node", "configure", "a successful configure transition")
+        self.trigger_activate()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            params = read(self, PARAMS)
+            spec = executor_spec(params)
+            agent = self._given_agent
+            if agent is None:
+                agent = build_agent(params["model"], params["device"])
+            public_context = PublicContext([k.spec for k in self._keys], self.clock)
+            percepts, runner = self._make_runner(spec, agent, public_context)
+        except (ConfigError, InputError) as error:
+            self.config_error = error
+            self.get_logger().error(f"configure refused: {error}")
+            return TransitionCallbackReturn.FAILURE
+        self.params, self.spec, self.agent, self.public_context = params, spec, agent, public_context
+        self.percepts, self.runner = percepts, runner
+        self.codec = PayloadCodec(params, self._registry)
+        self._last_seen = {}
+        self._orders = {key: SourceOrder(params["future_tolerance"]) for key in public_context.keys}
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)
+        self._active.set()
+        if self.spec.kind in THREADED:
             # Their workers are threads of their own: uncontrolled by construction.
             self._thread = threading.Thread(target=self._run_threaded, name="generation-baseline", daemon=True)
             self._thread.start()
         elif self.params["frame_period"] > 0:
-            self.create_timer(self.params["frame_period"], self._frame, callback_group=self.frame_group)
+            self._frame_timer = self.create_timer(self.params["frame_period"], self._frame,
+                                                  callback_group=self.frame_group)
         else:
             self._thread = threading.Thread(target=self._run_frames, name="frame-clock", daemon=True)
             self._thread.start()
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_frame_clock()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_frame_clock()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    @property
+    def active(self) -> bool:
+        return self._active.is_set()
+
+    def _make_runner(self, spec: ExecutorSpec, agent: Any,
+                     public_context: PublicContext) -> tuple[LatestObservation, Runner]:
+        """A runner and the percept source it reads, new: it decides on percepts that arrive from now on
+        only (PAR would re-read a percept from before, any runner would admit one as new)."""
+        percepts = LatestObservation()
+        return percepts, make_runner(spec, ExternalPerception(agent, spec.pp_perception), percepts, self.clock,
+                                     recorder=self.recorder, on_decision=self._publish_decision,
+                                     context=public_context)
+
+    def _stop_frame_clock(self) -> None:
+        """Deactivation: no decision leaves from here on, and the requests in flight are dropped.
+
+        Generation's stop is publishing nothing more: the action node's watchdog then commands the
+        robot's stop once ``action_timeout`` passes without a fresh action.
+        """
+        self._active.clear()  # a decision still finishing is dropped at _publish_decision, counted
+        if self._frame_timer is not None:
+            self.destroy_timer(self._frame_timer)
+            self._frame_timer = None
+        if self.runner is not None and self.spec.kind in THREADED:
+            self.runner.stop()  # their workers end after the request in hand
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with self._frame_lock:
+            pass  # a frame the timer started before it was destroyed has ended
+        if self.runner is None:
+            return
+        if self.spec.kind in THREADED:
+            # A stopped DEC/PAR runner stays stopped (core Runner.stop): the next activation runs a new one.
+            self.runner.close()
+            self.percepts, self.runner = self._make_runner(self.spec, self.agent, self.public_context)
+        else:
+            # Requests held across frames must not finish on observations from before the stop: the
+            # pipeline drops them, counted as cancels, before the next activation's first frame admits one.
+            self.runner.cancel_in_flight(DEACTIVATED)
+
+    def _release(self) -> None:
+        """Drop what configure built (a model given to the node stays its owner's)."""
+        if self.runner is not None:
+            self.runner.close()
+        if self.codec is not None:
+            self.codec.close()
+        self.runner, self.percepts, self.codec, self.public_context, self.spec = None, None, None, None, None
+        self.agent = None
+        self._orders = {}
 
     # -- the frame clock -----------------------------------------------------------------------------
     def _frame(self, tick: bool = True) -> None:
-        if self.health.failed.is_set():
-            return  # the process is on its way out (nodes/health.py)
-        if tick:
-            self.ticks.publish(UInt64(data=self.runner.frame))
-        self.runner.guarded_step()
-        self._check_faults()
-        if isinstance(self.runner, AurasPipeline):
-            self.run.in_flight(self.runner.in_flight)
+        with self._frame_lock:
+            if self.health.failed.is_set() or not self.active:
+                return  # the process is on its way out (nodes/health.py), or the node was deactivated
+            if tick:
+                self.ticks.publish(UInt64(data=self.runner.frame))
+            self.runner.guarded_step()
+            self._check_faults()
+            if isinstance(self.runner, AurasPipeline):
+                self.run.in_flight(self.runner.in_flight)
 
     def _run_frames(self) -> None:
         """As fast as the slowest stage allows; a frame with nothing in flight waits for a new percept.
@@ -155,7 +277,7 @@ class GenerationNode(Node):
         the paper (fetch_offset 0) and the decision acts one frame later.
         """
         admitted = self.percepts.version
-        while self._running.is_set() and not self.health.failed.is_set():
+        while self.active and not self.health.failed.is_set():
             if self.params["lockstep"]:
                 self.ticks.publish(UInt64(data=self.runner.frame))
                 if not self.percepts.wait_newer(admitted, timeout=0.5):
@@ -179,22 +301,35 @@ class GenerationNode(Node):
             self.get_logger().error(f"frame failed ({faults.last_reason}): {faults.last_error!r}",
                                     throttle_duration_sec=2.0)
         if faults.fatal:
+            # The frame loops end on it; the process exits (nodes/health.py).
             self.health.fatal(f"{faults.consecutive} frames failed with no decision between: {faults.last_error!r}")
-            self._running.clear()
 
     def _health(self) -> Status:
+        if self.runner is None:
+            return Status(WARN, "unconfigured: no model loaded, not generating")
         faults = self.runner.faults
         values = {"frames": self.runner.frame, **faults.counts}
+        if not self.active:
+            return Status(WARN, "inactive: not generating", values)
         if faults.consecutive:
             return Status(WARN, f"last frame failed: {faults.last_reason}", values)
         return Status(OK, "generating", values)
 
     def _publish_decision(self, decision: Decision) -> None:
+        if not self.active:
+            # Finished while the node was being deactivated (a frame or a DEC/PAR worker in progress).
+            self.recorder.cancel(DEACTIVATED)
+            return
         self.run.decision(decision)
         self.actions.publish(decision_to_action(decision, self.params["action_frame_id"]))
 
     # -- the public-context replica ------------------------------------------------------------------
     def _on_context(self, msg: ContextState) -> None:
+        if not self.active:
+            # Not generating: the replica waits. Nothing is marked seen, so the context node's next
+            # ContextState, which carries every key, brings them all in after activation.
+            self.recorder.drop(INACTIVE)
+            return
         for entry in msg.entries:
             if entry.verdict == ContextEntry.VERDICT_MISSING:
                 continue
@@ -233,6 +368,8 @@ class GenerationNode(Node):
 
     # -- reports and shutdown ------------------------------------------------------------------------
     def _publish_stats(self) -> None:
+        if self.runner is None:
+            return  # unconfigured: no executor to report on
         metrics = self.recorder.take_window()
         in_flight = self.runner.in_flight if isinstance(self.runner, AurasPipeline) else metrics.in_flight_max
         spec = self.spec
@@ -245,22 +382,18 @@ class GenerationNode(Node):
             self._on_stats(stats)
 
     def stop(self) -> None:
-        """End the frame clock and the executor's threads; in-flight work finishes first."""
-        self._running.clear()
-        self.runner.stop()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        """Deactivate if active: the frame clock and the executor's threads end; for the process's exit."""
+        if self.active:
+            self.trigger_deactivate()
 
     def destroy_node(self) -> None:
         self.stop()
-        self.runner.close()
-        self.codec.close()
+        self._release()
         super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(GenerationNode, args=args)
+    return run_node(GenerationNode, args=args, before_exit=GenerationNode.stop)
 
 
 if __name__ == "__main__":
