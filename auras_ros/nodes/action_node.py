@@ -27,6 +27,7 @@ from auras_ros.nodes.action_outputs import (
     OUTPUTS, TRAJECTORY_FIELDS, TWIST_FIELDS, GatedActionOutput, Output, TrajectoryOutput, TwistMapping, TwistOutput)
 from auras_ros.nodes.health import OK, WARN, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
+from auras_ros.nodes.managed import refuse_unavailable_transitions
 from auras_ros.nodes.params import Param, declare, read
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
@@ -76,6 +77,7 @@ class ActionNode(LifecycleNode):
         """``autostart`` overrides the parameter (the composed process drives the transitions itself);
         ``delivery`` lets the composed process hand actions over without serialization."""
         super().__init__("action_node", **kwargs)
+        refuse_unavailable_transitions(self)  # a bad ~/change_state request must not end the gate's process
         declare(self, PARAMS)  # a bad value stops the node here, before any transition
         self.gate: SafetyGate | None = None
         self.outputs: list[Output] = []
