@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames-back-to-back", dest="frame_per_percept", action="store_false",
                         help="realtime world: frames run back to back while requests are in flight instead of "
                              "one frame per new percept (generation_node.frame_per_percept false)")
-    parser.add_argument("--block", type=int, default=1,
+    parser.add_argument("--block", type=int, default=3,
                         help="seeds per process start; every block runs each executor in a shuffled order")
     parser.add_argument("--distributed", action="store_true",
                         help="perception, context and generation as separate processes (shared memory)")
