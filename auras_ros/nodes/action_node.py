@@ -27,7 +27,7 @@ from auras_ros.nodes.action_outputs import (
     OUTPUTS, TRAJECTORY_FIELDS, TWIST_FIELDS, GatedActionOutput, Output, TrajectoryOutput, TwistMapping, TwistOutput)
 from auras_ros.nodes.health import OK, WARN, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
-from auras_ros.nodes.managed import refuse_unavailable_transitions
+from auras_ros.nodes.managed import refuse_unavailable_transitions, start_if, start as start_managed
 from auras_ros.nodes.params import Param, declare, read
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
@@ -90,14 +90,11 @@ class ActionNode(LifecycleNode):
         delivery.subscription(self, AgentAction, "auras/action", self._on_action, ORDERED)
         # The gate's counters on /diagnostics: a supervisor sees refusals and watchdog stops.
         self.health = Health(self, self._health, DIAGNOSTICS_PERIOD_S)
-        if self.get_parameter("autostart").value if autostart is None else autostart:
-            self.start()
+        start_if(self, autostart)
 
     def start(self) -> None:
         """configure + activate; a ConfigError if configure refused the parameters."""
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            raise self.config_error or ConfigError("action_node", "configure", "a successful configure transition")
-        self.trigger_activate()
+        start_managed(self)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -45,7 +45,7 @@ from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
 from auras_ros.nodes.context_keys import declare_context_keys
 from auras_ros.nodes.health import OK, WARN, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
-from auras_ros.nodes.managed import refuse_unavailable_transitions
+from auras_ros.nodes.managed import refuse_unavailable_transitions, start_if, start as start_managed
 from auras_ros.nodes.params import Param, declare, read
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
@@ -148,14 +148,11 @@ class GenerationNode(LifecycleNode):
                               callback_group=self.context_group)
         self.create_timer(self.params["stats_period"], self._publish_stats, callback_group=self.stats_group)
         self.health = Health(self, self._health, self.params["stats_period"], callback_group=self.stats_group)
-        if self.get_parameter("autostart").value if autostart is None else autostart:
-            self.start()
+        start_if(self, autostart)
 
     def start(self) -> None:
         """configure + activate; a ConfigError (or InputError: the model) if configure refused."""
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            raise self.config_error or ConfigError("generation_node", "configure", "a successful configure transition")
-        self.trigger_activate()
+        start_managed(self)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:

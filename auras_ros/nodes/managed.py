@@ -5,7 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from lifecycle_msgs.srv import ChangeState
-from rclpy.lifecycle import LifecycleNode
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+from auras_ros.core.errors import ConfigError
+
+
+def start_if(node: LifecycleNode, autostart: bool | None) -> None:
+    """configure + activate now when ``autostart`` (None: the node's ``autostart`` parameter) says so."""
+    if node.get_parameter("autostart").value if autostart is None else autostart:
+        start(node)
+
+
+def start(node: LifecycleNode) -> None:
+    """configure + activate; the node's ``config_error`` (or a generic ConfigError) if configure refused."""
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        raise getattr(node, "config_error", None) or ConfigError(node.get_name(), "configure",
+                                                                 "a successful configure transition")
+    node.trigger_activate()
 
 
 def refuse_unavailable_transitions(node: LifecycleNode) -> None:
