@@ -1,6 +1,6 @@
 """The Auras agent graph on a robot: camera, perception, context, generation and action nodes.
 
-    ros2 launch auras_ros auras.launch.py source:=/dev/video0 model:=synthetic pp_generation:=2 \
+    ros2 launch auras_ros auras.launch.py source:=/dev/video0 model:=synthetic executor:=auras:1+2:f0:a0 \
         policy:=hold transport:=shm composed:=false outputs:="[twist_stamped]"
 
 Parameters come from config/auras.yaml; the launch arguments override the most used ones.
@@ -20,8 +20,7 @@ from launch_ros.actions import Node
 ARGUMENTS = {
     "source": ("", "camera: V4L2 device, video file or image folder"),
     "model": ("synthetic", "agent preset or local checkpoint directory"),
-    "mode": ("auras", "executor: auras, seq, dec or par"),
-    "pp_generation": ("2", "pipeline degree of generation (L = 1 + pp_generation)"),
+    "executor": ("auras:1+2:f0:a0", "executor in the core.spec text form: seq, dec, par:K or auras:P+G:fO:aA"),
     "policy": ("hold", "staleness policy of the percept key: hold, drop, wait or error"),
     "transport": ("inline", "tensor transport: inline, shm (or in_process when composed)"),
     "composed": ("false", "run every stage in one process"),
@@ -34,7 +33,7 @@ def generate_launch_description() -> LaunchDescription:
     params = os.path.join(get_package_share_directory("auras_ros"), "config", "auras.yaml")
     arg = {name: LaunchConfiguration(name) for name in ARGUMENTS}
     shared = {"model": arg["model"], "transport": arg["transport"], "percept.policy": arg["policy"]}
-    generation = {**shared, "mode": arg["mode"], "pp_generation": arg["pp_generation"]}
+    generation = {**shared, "executor": arg["executor"]}
     camera = {"source": arg["source"]}
     action = {"outputs": arg["outputs"]}
     distributed = UnlessCondition(arg["composed"])

@@ -2,7 +2,7 @@
 
     ros2 launch auras_ros replay.launch.py bag:=/path/to/bag \
         topic_map:=$(ros2 pkg prefix auras_ros)/share/auras_ros/config/topic_map_mobile_base.yaml \
-        model:=<checkpoint dir> mode:=auras pp_generation:=2 report_dir:=/tmp/auras_replay
+        model:=<checkpoint dir> executor:=auras:1+2:f0:a0 report_dir:=/tmp/auras_replay
 
 bag_player publishes the bag's camera (and robot state) as the topic map says, with /clock from bag
 time; every other node runs on use_sim_time, so decision stamps and observation ages are in bag time.
@@ -31,8 +31,7 @@ ARGUMENTS = {
     "replay": ("stepped", "stepped: one image per generation frame, deterministic; timed: recorded pacing"),
     "rate": ("1.0", "timed replay speed"),
     "model": ("synthetic", "agent preset or local checkpoint directory"),
-    "mode": ("auras", "executor: auras, seq, dec or par"),
-    "pp_generation": ("2", "pipeline degree of generation (L = 1 + pp_generation)"),
+    "executor": ("auras:1+2:f0:a0", "executor in the core.spec text form: seq, dec, par:K or auras:P+G:fO:aA"),
     "transport": ("inline", "tensor transport: inline, shm (or in_process when composed)"),
     "composed": ("false", "run every agent stage in one process"),
     "readers": ("1", "the player starts once this many nodes read the camera topic (and the evaluator "
@@ -51,7 +50,7 @@ def generate_launch_description() -> LaunchDescription:
     # A policy that takes the robot state: set perception_node's state_topic to joint_states (auras.yaml).
     shared = {"model": arg["model"], "transport": arg["transport"], **sim_time}
     # lockstep: every frame waits for a new image (what stepped replay answers to; harmless when timed).
-    generation = {**shared, "mode": arg["mode"], "pp_generation": arg["pp_generation"], "frame_period": 0.0,
+    generation = {**shared, "executor": arg["executor"], "frame_period": 0.0,
                   "lockstep": True}
     distributed = UnlessCondition(arg["composed"])
     return LaunchDescription([
@@ -62,7 +61,7 @@ def generate_launch_description() -> LaunchDescription:
                           "rate": arg["rate"], "readers": arg["readers"], "evaluators": 1}], output="screen"),
         Node(package="auras_ros", executable="evaluator_node", name="evaluator_node",
              parameters=[{"bag": arg["bag"], "topic_map": arg["topic_map"], "report_dir": arg["report_dir"],
-                          "label": arg["mode"], **sim_time}], output="screen"),
+                          "label": arg["executor"], **sim_time}], output="screen"),
         Node(package="auras_ros", executable="perception_node", name="perception_node",
              parameters=[params, shared], condition=distributed, output="screen"),
         Node(package="auras_ros", executable="context_node", name="context_node",

@@ -1,6 +1,6 @@
 """The Auras agent graph closing the loop with the embedded MuJoCo simulator, scored by the evaluator.
 
-    ros2 launch auras_ros sim.launch.py model:=<checkpoint dir> mode:=auras pp_generation:=2 \
+    ros2 launch auras_ros sim.launch.py model:=<checkpoint dir> executor:=auras:1+2:f0:a0 \
         sim_mode:=frame seed:=0 episodes:=10 report_dir:=/tmp/auras_sim
 
 sim_node is the camera (camera/image_raw) and the world clock (/clock): every agent node runs on
@@ -24,8 +24,7 @@ from launch_ros.actions import Node
 
 ARGUMENTS = {
     "model": ("synthetic", "agent preset or local checkpoint directory"),
-    "mode": ("auras", "executor: auras, seq, dec or par"),
-    "pp_generation": ("2", "pipeline degree of generation (L = 1 + pp_generation)"),
+    "executor": ("auras:1+2:f0:a0", "executor in the core.spec text form: seq, dec, par:K or auras:P+G:fO:aA"),
     "transport": ("inline", "tensor transport: inline, shm (or in_process when composed)"),
     "composed": ("false", "run every agent stage in one process"),
     "sim_mode": ("frame", "frame: one world step per pipeline frame; realtime: wall-time steps"),
@@ -47,7 +46,7 @@ def generate_launch_description() -> LaunchDescription:
     arg = {name: LaunchConfiguration(name) for name in ARGUMENTS}
     sim_time = {"use_sim_time": True}
     shared = {"model": arg["model"], "transport": arg["transport"], **sim_time}
-    generation = {**shared, "mode": arg["mode"], "pp_generation": arg["pp_generation"], "frame_period": 0.0}
+    generation = {**shared, "executor": arg["executor"], "frame_period": 0.0}
     sim = {"mode": arg["sim_mode"], "seed": arg["seed"], "episodes": arg["episodes"],
            "max_frames": arg["max_frames"], "control": arg["control"],
            "execute_rows": arg["execute_rows"], "wait_for_action": arg["wait_for_action"],

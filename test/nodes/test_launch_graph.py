@@ -9,6 +9,7 @@ import pytest
 from ament_index_python.packages import get_package_share_directory
 from geometry_msgs.msg import Twist
 
+from auras_ros.core.spec import ExecutorSpec
 from auras_ros.msg import AgentAction, PipelineStats
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
@@ -24,7 +25,7 @@ def _shm_segments() -> set[str]:
 
 @pytest.mark.parametrize("overrides", [
     {"composed": "false", "transport": "shm"},
-    {"composed": "false", "transport": "inline", "mode": "seq"},
+    {"composed": "false", "transport": "inline", "executor": "seq"},
     {"composed": "true"},
 ], ids=["distributed-shm", "distributed-inline-seq", "composed"])
 def test_graph_decides_and_stops_cleanly(overrides, monkeypatch, ros_env, listener, tmp_path):
@@ -43,7 +44,7 @@ def test_graph_decides_and_stops_cleanly(overrides, monkeypatch, ros_env, listen
     assert codes == [0] * len(codes), output
     assert "Destroyable" not in output and "Traceback" not in output, output
     assert _shm_segments() <= segments_before  # every segment a node made is gone
-    mode = arguments["mode"]
+    mode = ExecutorSpec.parse(arguments["executor"]).kind
     assert {s.mode for s in stats} == {mode}
     for action in actions:
         assert to_seconds(action.observation_age) >= 0

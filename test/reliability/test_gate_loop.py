@@ -25,7 +25,7 @@ def _episode(action_topic: str, monkeypatch, ros_env, tmp_path: Path) -> dict:
     try:
         scores = listener.record(String, "sim/score", SCORES)
         # SEQ in strict lockstep: a seeded run repeats exactly, so any difference is the gate's.
-        overrides = {"mode": "seq", "seed": "5", "episodes": "1", "max_frames": "30", "wait_for_action": "true", "composed": "true",
+        overrides = {"executor": "seq", "seed": "5", "episodes": "1", "max_frames": "30", "wait_for_action": "true", "composed": "true",
                      "report_dir": str(tmp_path / "report"),
                      "action_readers": "1", "action_topic": action_topic}
         with sim_helpers.start_launch_file("sim.launch.py", overrides, monkeypatch, ros_env, tmp_path) as processes:
@@ -53,7 +53,7 @@ def _commands_after_sigkill_of_generation(action_topic: str, monkeypatch, ros_en
     listener = sim_helpers.Listener(int(ros_env["ROS_DOMAIN_ID"]))
     try:
         states = listener.record(SimState, "sim/state", TICKS)
-        overrides = {"sim_mode": "realtime", "mode": "seq", "seed": "7", "episodes": "1", "max_frames": "100000",
+        overrides = {"sim_mode": "realtime", "executor": "seq", "seed": "7", "episodes": "1", "max_frames": "100000",
                      "composed": "false", "action_readers": "0", "action_topic": action_topic,
                      "report_dir": str(tmp_path / "report")}
         with sim_helpers.start_launch_file("sim.launch.py", overrides, monkeypatch, ros_env, tmp_path) as processes:

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from auras_ros.core.spec import ExecutorSpec
 from foreign_bags import CMD_VEL, RobotBag, write_robot_bag
 from sim_helpers import start_launch_file
 
@@ -32,26 +34,26 @@ def replay(bag: Path, overrides: dict[str, str], monkeypatch, ros_env, listener,
     return json.loads((report / "evaluation.json").read_text()), output
 
 
-@pytest.mark.parametrize("mode, pp_generation", [("seq", 1), ("auras", 2)])
-def test_two_stepped_replays_give_identical_actions(mode, pp_generation, monkeypatch, ros_env, listener, tmp_path):
+@pytest.mark.parametrize("executor", ["seq", "auras:1+2:f0:a0"])
+def test_two_stepped_replays_give_identical_actions(executor, monkeypatch, ros_env, listener, tmp_path):
+    spec = ExecutorSpec.parse(executor)
     bag = write_robot_bag(tmp_path / "bag", RobotBag(frames=FRAMES, storage="sqlite3", image="jpeg"))
-    runs = [replay(bag, {"mode": mode, "pp_generation": str(pp_generation)}, monkeypatch, ros_env, listener,
-                   tmp_path / f"run{k}") for k in range(2)]
+    runs = [replay(bag, {"executor": executor}, monkeypatch, ros_env, listener, tmp_path / f"run{k}") for k in range(2)]
     (first, output), (second, _) = runs
     assert f"replayed {FRAMES} images" in output and "0 declared dropped" in output, output
     # One frame per image: SEQ decides every image; Auras' last pp_generation requests are still in flight
     # when the bag ends (no later image starts another frame).
-    assert first["actions_received"] == FRAMES - (pp_generation if mode == "auras" else 0), output
+    assert first["actions_received"] == FRAMES - (spec.pp_generation if spec.kind == "auras" else 0), output
     assert first["actions_digest"] == second["actions_digest"] and first["actions_missed"] == 0
     assert first["ok"] and first["reference"]["topic"] == CMD_VEL
-    run = first["runs"][mode]
+    run = first["runs"][executor]
     assert [d["field"] for d in run["per_dimension"]] == ["linear.x", "angular.z"]
     assert all(s["reference_stamp"] <= s["observation_stamp"] for s in run["scored"])
 
 
 def test_undecodable_images_are_skipped_counted_and_logged(monkeypatch, ros_env, listener, tmp_path):
     bag = write_robot_bag(tmp_path / "bag", RobotBag(frames=FRAMES, undecodable=(2, 5)))
-    result, output = replay(bag, {"mode": "seq"}, monkeypatch, ros_env, listener, tmp_path / "run")
+    result, output = replay(bag, {"executor": "seq"}, monkeypatch, ros_env, listener, tmp_path / "run")
     assert "camera message 2 does not decode, skipped: " in output and "camera message 5 does not decode" in output
     assert f"replayed {FRAMES - 2} images" in output and "2 undecodable images skipped, 0 declared dropped" in output
     assert result["actions_received"] == FRAMES - 2 and result["actions_missed"] == 0, output

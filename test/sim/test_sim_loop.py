@@ -34,7 +34,7 @@ def run_sim(overrides, monkeypatch, ros_env, listener, tmp_path, episodes):
 def test_expert_through_the_nodes_scores_like_the_ros_free_expert(monkeypatch, ros_env, listener, tmp_path):
     """The world steps on the generation node's frame ticks; with the expert in control each episode's
     success, success frame, length and tracking error equal expert_rollout on the same seed."""
-    (episodes, summary), _ = run_sim({"control": "expert", "mode": "seq", "composed": "true", "seed": "3",
+    (episodes, summary), _ = run_sim({"control": "expert", "executor": "seq", "composed": "true", "seed": "3",
                                       "action_readers": "0"},
                                      monkeypatch, ros_env, listener, tmp_path, episodes=2)
     task = CatchTask(TaskConfig())
@@ -53,7 +53,7 @@ def test_expert_through_the_nodes_scores_like_the_ros_free_expert(monkeypatch, r
 
 def test_same_seed_frame_stepped_repeats_the_action_sequence(monkeypatch, ros_env, tmp_path):
     """SEQ decides every frame; with the strict lockstep two runs of one seed are identical."""
-    overrides = {"mode": "seq", "seed": "5", "max_frames": "30", "wait_for_action": "true", "composed": "true",
+    overrides = {"executor": "seq", "seed": "5", "max_frames": "30", "wait_for_action": "true", "composed": "true",
                  "action_readers": "2"}  # the evaluator and this test's listener
     runs = []
     for attempt in range(2):
