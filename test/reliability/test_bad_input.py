@@ -35,6 +35,9 @@ class GenerationUnderTest:
         self.proc = graph.start("generation_node", stats_period=0.5, **params)
         self.seq = 0
         assert probe.spin_until(lambda: self.states.get_subscription_count() > 0, [self.proc])
+        # A stats window published before the node's stats publisher matched the probe is lost, and
+        # with it the drops it counted: wait for the first window before sending anything.
+        assert probe.spin_until(lambda: self.stats, [self.proc])
 
     def send(self, tensor: torch.Tensor | None, age_s: float = 0.0, **fields: Any) -> None:
         self.seq += 1

@@ -62,6 +62,8 @@ def test_fuzzed_input_on_every_topic_is_survived_counted_and_actions_keep_coming
             ("camera/image_raw", Image, SENSOR_LATEST), ("auras/percept", Percept, LATEST_RELIABLE),
             ("auras/instruction", String, ORDERED), ("auras/context", ContextState, LATCHED))}
         assert probe.spin_until(lambda: all(p.get_subscription_count() for p in publishers.values()), procs)
+        # Drops counted in a stats window published before its publisher matched the probe are lost.
+        assert probe.spin_until(lambda: stats and perception_stats, procs)
 
         def publish(topic: str, msg: Any) -> None:
             publishers[topic].publish(msg)

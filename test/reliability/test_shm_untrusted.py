@@ -101,6 +101,9 @@ def test_a_fifo_percept_does_not_block_the_nodes(ros_env, listener, tmp_path: Pa
         percepts = listener.node.create_publisher(Percept, "auras/percept", LATEST_RELIABLE)
         with nodes_conftest.Processes(commands, ros_env, tmp_path) as processes:
             assert listener.spin_until(lambda: percepts.get_subscription_count() > 0, 60.0, processes.procs)
+            # The stats window that counts the refusal must reach us: wait until the generation node's
+            # stats publisher has matched this listener (a window published before that is gone).
+            assert listener.spin_until(lambda: stats, 60.0, processes.procs), processes.output()
 
             def percept(seq: int) -> Percept:
                 msg = Percept(key="percept", observation_seq=seq)
