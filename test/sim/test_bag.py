@@ -118,7 +118,7 @@ def test_record_replay_evaluate_round_trip(monkeypatch, ros_env, listener, tmp_p
     report = tmp_path / "report"
     summaries = listener.record(String, "eval/summary", SCORES)
     with start_launch_file("replay.launch.py", {"bag": str(bag), "report_dir": str(report), "composed": "true",
-                                                "mode": "seq", "replay": "timed", "rate": "0.5"},
+                                                "executor": "seq", "replay": "timed", "rate": "0.5"},
                            monkeypatch, ros_env, tmp_path) as processes:
         player = processes.procs[0]
         # The player exits 0 at the bag's end; then the evaluator has seen everything it will see.
