@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from std_msgs.msg import String
 
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.spec import ExecutorSpec
-from auras_ros.core.stats import paired_ratio_ci, percentile, wilson
+from auras_ros.core.stats import Spread, paired_ratio_ci, percentile, rate, wilson
 from auras_ros.launching import node_command, private_ros_env, stop_process
 from auras_ros.msg import AgentAction
 from auras_ros.nodes.action_outputs import GATED_ACTION_TOPIC
@@ -63,9 +64,15 @@ class Results:
         for score in scores:
             self.success[score["seed"]] = bool(score["success"])
             self.success_frames[score["seed"]] = score.get("success_frame")
-        if len(receipts) > 1:
-            self.rates.append((len(receipts) - 1) / (receipts[-1] - receipts[0]))
+        block_rate = rate(receipts)
+        if math.isfinite(block_rate):
+            self.rates.append(block_rate)
         self.ages_frames += [a / FRAME_S for a in ages_s]
+
+    @property
+    def decisions_per_s(self) -> float:
+        """The median over blocks (NaN with none)."""
+        return Spread.of(self.rates).median
 
 
 def agent_params(spec: ExecutorSpec, args: argparse.Namespace) -> dict:
@@ -158,7 +165,6 @@ def evaluate(specs: list[ExecutorSpec], args: argparse.Namespace) -> list[Result
 def report(results: list[Results]) -> None:
     base = results[0]
     seeds = sorted(base.success)
-    base_rate = float(np.median(base.rates)) if base.rates else float("nan")
     print(f"\n| {'executor':<22} | {'success':>7} | {'95% CI':>11} | {'vs ' + str(base.spec):>12} | {'paired 95% CI':>13} "
           f"| {'frames to success':>17} | {'decisions/s':>11} | {'age p50 (frames)':>16} | {'age p99 (frames)':>16} |")
     print(f"|{'-' * 24}|{'-' * 9}|{'-' * 13}|{'-' * 14}|{'-' * 15}|{'-' * 19}|{'-' * 13}|{'-' * 18}|{'-' * 18}|")
@@ -168,15 +174,14 @@ def report(results: list[Results]) -> None:
         ratio = np.mean(ours) / np.mean(theirs) if any(theirs) else float("nan")
         ratio_low, ratio_high = paired_ratio_ci(ours, theirs)
         frames = [f for f in r.success_frames.values() if f is not None]
-        rate = float(np.median(r.rates)) if r.rates else float("nan")
         print(f"| {str(r.spec):<22} | {np.mean(ours):>7.0%} | {f'{low:.2f}–{high:.2f}':>11} | {ratio:>12.0%} | "
               f"{f'{ratio_low:.2f}–{ratio_high:.2f}':>13} | {np.mean(frames) if frames else float('nan'):>17.1f} | "
-              f"{rate:>11.1f} | {percentile(r.ages_frames, 50):>16.1f} | {percentile(r.ages_frames, 99):>16.1f} |")
+              f"{r.decisions_per_s:>11.1f} | {percentile(r.ages_frames, 50):>16.1f} | {percentile(r.ages_frames, 99):>16.1f} |")
     for r in results[1:]:
         share = np.mean([r.success[s] for s in seeds]) / np.mean([base.success[s] for s in seeds]) \
             if any(base.success.values()) else float("nan")
-        rate = float(np.median(r.rates)) if r.rates else float("nan")
-        print(f"\n{r.spec} / {base.spec}: {share:.0%} of {base.spec}'s success at {rate / base_rate:.2f}x "
+        print(f"\n{r.spec} / {base.spec}: {share:.0%} of {base.spec}'s success at "
+              f"{r.decisions_per_s / base.decisions_per_s:.2f}x "
               f"decisions per second (wall time, this machine)")
 
 
