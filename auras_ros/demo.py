@@ -162,6 +162,12 @@ def evaluate(specs: list[ExecutorSpec], args: argparse.Namespace) -> list[Result
     return results
 
 
+def success_ratio(result: Results, base: Results, seeds: list[int]) -> float:
+    """Success on ``seeds`` relative to the baseline's on the same seeds (NaN when it never succeeded)."""
+    theirs = [base.success[s] for s in seeds]
+    return float(np.mean([result.success[s] for s in seeds]) / np.mean(theirs)) if any(theirs) else float("nan")
+
+
 def report(results: list[Results]) -> None:
     base = results[0]
     seeds = sorted(base.success)
@@ -171,15 +177,14 @@ def report(results: list[Results]) -> None:
     for r in results:
         ours, theirs = [r.success[s] for s in seeds], [base.success[s] for s in seeds]
         low, high = wilson(sum(ours), len(ours))
-        ratio = np.mean(ours) / np.mean(theirs) if any(theirs) else float("nan")
+        ratio = success_ratio(r, base, seeds)
         ratio_low, ratio_high = paired_ratio_ci(ours, theirs)
         frames = [f for f in r.success_frames.values() if f is not None]
         print(f"| {str(r.spec):<22} | {np.mean(ours):>7.0%} | {f'{low:.2f}–{high:.2f}':>11} | {ratio:>12.0%} | "
               f"{f'{ratio_low:.2f}–{ratio_high:.2f}':>13} | {np.mean(frames) if frames else float('nan'):>17.1f} | "
               f"{r.decisions_per_s:>11.1f} | {percentile(r.ages_frames, 50):>16.1f} | {percentile(r.ages_frames, 99):>16.1f} |")
     for r in results[1:]:
-        share = np.mean([r.success[s] for s in seeds]) / np.mean([base.success[s] for s in seeds]) \
-            if any(base.success.values()) else float("nan")
+        share = success_ratio(r, base, seeds)
         print(f"\n{r.spec} / {base.spec}: {share:.0%} of {base.spec}'s success at "
               f"{r.decisions_per_s / base.decisions_per_s:.2f}x "
               f"decisions per second (wall time, this machine)")
