@@ -31,6 +31,7 @@ ARGUMENTS = {
     "seed": ("0", "seed of the first episode"),
     "episodes": ("10", "episodes to play"),
     "max_frames": ("120", "episode length limit in frames"),
+    "hold_frames": ("10", "success: consecutive frames within the catch radius"),
     "control": ("agent", "agent: the graph's actions drive; expert: the scripted expert (reference)"),
     "execute_rows": ("1", "rows of each action chunk played (receding horizon)"),
     "wait_for_action": ("false", "frame mode: strict lockstep for executors deciding every frame (seq)"),
@@ -48,7 +49,7 @@ def generate_launch_description() -> LaunchDescription:
     shared = {"model": arg["model"], "transport": arg["transport"], **sim_time}
     generation = {**shared, "executor": arg["executor"], "frame_period": 0.0}
     sim = {"mode": arg["sim_mode"], "seed": arg["seed"], "episodes": arg["episodes"],
-           "max_frames": arg["max_frames"], "control": arg["control"],
+           "max_frames": arg["max_frames"], "hold_frames": arg["hold_frames"], "control": arg["control"],
            "execute_rows": arg["execute_rows"], "wait_for_action": arg["wait_for_action"],
            "action_readers": arg["action_readers"],
            # The world executes what the safety gate lets through (its stops included).

@@ -62,6 +62,8 @@ PARAMS = (
     Param("image_size", 64, "camera image width and height in pixels", low=8, high=1024),
     Param("frame_period", 0.05, "sim seconds per world frame (realtime: also wall seconds)", low=0.001, high=10.0),
     Param("max_frames", 120, "episode length limit in frames", low=1, high=10**6),
+    Param("hold_frames", 10, "success: this many consecutive frames within the catch radius "
+          "(above max_frames: episodes never succeed, they run to max_frames)", low=1, high=10**6),
     Param("speed", 1.0, "realtime: world frames per frame_period of wall time", low=0.01, high=100.0),
     Param("wait_for_action", False, "frame mode: the step of frame n waits for the decision of frame n-1"),
     Param("stall_timeout", 2.0, "frame mode: wall seconds without a tick before the current frame is sent "
@@ -78,7 +80,8 @@ class SimNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("sim_node", **kwargs)
         self.params = p = declare(self, PARAMS)
-        config = TaskConfig(image_size=p["image_size"], frame_period=p["frame_period"], max_frames=p["max_frames"])
+        config = TaskConfig(image_size=p["image_size"], frame_period=p["frame_period"], max_frames=p["max_frames"],
+                            hold_frames=p["hold_frames"])
         self.world = SimWorld(config, p["seed"], p["episodes"], p["execute_rows"], p["control"])
         self.clock_pub = self.create_publisher(Clock, m.CLOCK_TOPIC, LATEST_RELIABLE)
         self.state_pub = self.create_publisher(SimState, m.STATE_TOPIC, TICKS)

@@ -54,6 +54,8 @@ def _commands_after_sigkill_of_generation(action_topic: str, monkeypatch, ros_en
     try:
         states = listener.record(SimState, "sim/state", TICKS)
         overrides = {"sim_mode": "realtime", "executor": "seq", "seed": "7", "episodes": "1", "max_frames": "100000",
+                     # An episode that succeeds ends the world before the watched window does.
+                     "hold_frames": "100000",
                      "composed": "false", "action_readers": "0", "action_topic": action_topic,
                      "report_dir": str(tmp_path / "report")}
         with sim_helpers.start_launch_file("sim.launch.py", overrides, monkeypatch, ros_env, tmp_path) as processes:
