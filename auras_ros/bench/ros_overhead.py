@@ -99,7 +99,7 @@ class ActionLatencies:
         self.done = threading.Event()
         self._decisions = decisions
         if delivery is not None:
-            delivery.subscription(self.node, AgentAction, "auras/action", self._on_action, ORDERED)
+            delivery.subscription(self.node, AgentAction, "auras/action", self._on_action, ORDERED, inline=True)
         else:
             self.node.create_subscription(AgentAction, "auras/action", self._on_action, ORDERED)
 

@@ -27,7 +27,14 @@ def as_image_tensor(image: Any, height: int, width: int, where: str) -> torch.Te
 
 def check_finite(tensor: torch.Tensor, name: str, where: str) -> torch.Tensor:
     """Reject NaN or infinite values before they poison a whole batch of in-flight requests."""
-    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+    if tensor.is_floating_point() and not _all_finite(tensor):
         bad = int((~torch.isfinite(tensor)).sum())
         raise InputError(f"{name} values", where, "finite numbers", f"{bad} NaN/inf of {tensor.numel()}")
     return tensor
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    # On the CPU, numpy's check costs a third of torch's dispatch: it runs on every percept of every hop.
+    if tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64, torch.float16):
+        return bool(np.isfinite(tensor.detach().numpy()).all())
+    return bool(torch.isfinite(tensor).all())

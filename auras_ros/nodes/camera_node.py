@@ -36,13 +36,14 @@ class CameraNode(Node):
         self.published = 0
 
     def _publish(self) -> None:
-        # The stamp is the capture time: every later age is judged against it.
-        stamp = self.get_clock().now().to_msg()
         pixels = self.reader.read()
         if pixels is None:
             self.get_logger().info(f"source {self.params['source']!r} ended after {self.published} frames")
             self.timer.cancel()
             return
+        # The stamp is the capture time, every later age judged against it: the moment the frame is in
+        # hand (a device's read returns once the frame is captured; a file's once it is decoded).
+        stamp = self.get_clock().now().to_msg()
         self.publisher.publish(rgb_to_image(pixels, stamp, self.params["frame_id"]))
         self.published += 1
 

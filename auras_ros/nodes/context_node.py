@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 from collections import Counter
 from typing import Any
 
@@ -55,19 +56,25 @@ class ContextNode(Node):
         self.source_id = new_source_id()  # the run of the values this node senses itself (text, joints)
         self._orders = {k.spec.key: SourceOrder(self.params["future_tolerance"]) for k in self.keys}
         self._sources: dict[str, int] = {}  # key -> source_id of its newest entry
-        self.context_group = MutuallyExclusiveCallbackGroup()  # protects the context writes and snapshots
+        self.context_group = MutuallyExclusiveCallbackGroup()  # the context writes and snapshots, in its executor
+        # The same, for writes delivered in the publisher's thread (a same-process perception node).
+        self._context_lock = threading.Lock()
         delivery = delivery if delivery is not None else LocalDelivery()
         self.publisher = delivery.publisher(self, ContextState, "auras/context", LATCHED)
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", ORDERED)
         for key in self.keys:
             delivery.subscription(self, MESSAGE_TYPES[key.type], key.topic,
                                   lambda msg, key=key: self._on_message(key, msg), LATEST_RELIABLE,
-                                  callback_group=self.context_group)
+                                  callback_group=self.context_group, inline=True)
         self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
                           callback_group=self.context_group)
         self.health = Health(self, self._health, self.params["diagnostics_period"], callback_group=self.context_group)
 
     def _on_message(self, key: ContextKey, msg: Any) -> None:
+        with self._context_lock:
+            self._write(key, msg)
+
+    def _write(self, key: ContextKey, msg: Any) -> None:
         where = f"context_node key {key.spec.key!r} on {key.topic}"
         try:
             value, stamp, seq, source = self._value_of(key, msg, where)
@@ -135,6 +142,11 @@ class ContextNode(Node):
         return msg
 
     def _publish_diagnostics(self) -> None:
+        with self._context_lock:
+            array = self._diagnostics()
+        self.diagnostics.publish(array)
+
+    def _diagnostics(self) -> DiagnosticArray:
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         for key in self.keys:
@@ -149,11 +161,12 @@ class ContextNode(Node):
                 ("stale_reads", self.stale_reads[key.spec.key]),
                 ("rejected", sum(n for r, n in self.rejected.items() if r.startswith(f"{key.spec.key}:"))))]
             array.status.append(status)
-        self.diagnostics.publish(array)
+        return array
 
     def _health(self) -> Status:
-        return Status(OK, "holding the public context", {"writes": sum(self.writes.values()),
-                                                           "rejected": sum(self.rejected.values())})
+        with self._context_lock:
+            return Status(OK, "holding the public context", {"writes": sum(self.writes.values()),
+                                                               "rejected": sum(self.rejected.values())})
 
     def destroy_node(self) -> None:
         self.codec.close()

@@ -132,6 +132,7 @@ class GenerationNode(LifecycleNode):
         # The frame clock, while active: a thread, or a timer (frame_period > 0).
         self._active = threading.Event()
         self._frame_lock = threading.Lock()  # a frame and the deactivation never overlap
+        self._replica_lock = threading.Lock()  # the public-context replica: updates, configure, cleanup
         self._thread: threading.Thread | None = None
         self._frame_timer: Any = None
 
@@ -144,8 +145,10 @@ class GenerationNode(LifecycleNode):
         self.actions = delivery.publisher(self, AgentAction, "auras/action", ORDERED)
         self.stats = delivery.publisher(self, PipelineStats, "auras/pipeline_stats", ORDERED)
         self.ticks = delivery.publisher(self, UInt64, "auras/frame", LATEST_RELIABLE)
+        # Inline: the replica takes a same-process context node's state in that node's thread (no executor
+        # hop on the way to the frame clock); _replica_lock guards it against configure and cleanup.
         delivery.subscription(self, ContextState, "auras/context", self._on_context, LATCHED,
-                              callback_group=self.context_group)
+                              callback_group=self.context_group, inline=True)
         self.create_timer(self.params["stats_period"], self._publish_stats, callback_group=self.stats_group)
         self.health = Health(self, self._health, self.params["stats_period"], callback_group=self.stats_group)
         start_if(self, autostart)
@@ -246,13 +249,14 @@ class GenerationNode(LifecycleNode):
 
     def _release(self) -> None:
         """Drop what configure built (a model given to the node stays its owner's)."""
-        if self.runner is not None:
-            self.runner.close()
-        if self.codec is not None:
-            self.codec.close()
-        self.runner, self.percepts, self.codec, self.public_context, self.spec = None, None, None, None, None
-        self.agent = None
-        self._orders = {}
+        with self._replica_lock:  # no replica update is using them
+            if self.runner is not None:
+                self.runner.close()
+            if self.codec is not None:
+                self.codec.close()
+            self.runner, self.percepts, self.codec, self.public_context, self.spec = None, None, None, None, None
+            self.agent = None
+            self._orders = {}
 
     # -- the frame clock -----------------------------------------------------------------------------
     def _frame(self, tick: bool = True) -> None:
@@ -322,6 +326,10 @@ class GenerationNode(LifecycleNode):
 
     # -- the public-context replica ------------------------------------------------------------------
     def _on_context(self, msg: ContextState) -> None:
+        with self._replica_lock:
+            self._update_replica(msg)
+
+    def _update_replica(self, msg: ContextState) -> None:
         if not self.active:
             # Not generating: the replica waits. Nothing is marked seen, so the context node's next
             # ContextState, which carries every key, brings them all in after activation.

@@ -22,17 +22,21 @@ from typing import Any, Callable
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from auras_ros.nodes.health import end_node
+
 
 class LocalSubscription:
     """One same-process subscriber of a topic: its DDS subscription plus a queue of local messages."""
 
     def __init__(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None], qos: QoSProfile,
-                 callback_group: Any, event_callbacks: Any = None) -> None:
+                 callback_group: Any, event_callbacks: Any = None, inline: bool = False) -> None:
         self.node = node
         self.msg_type = msg_type
         self.callback = callback
+        self.inline = inline
         self.best_effort = qos.reliability == ReliabilityPolicy.BEST_EFFORT
         self._lock = threading.Lock()
+        self._inline_lock = threading.Lock()  # inline: one message at a time, whichever thread delivers it
         self._queue: deque[Any] = deque(maxlen=max(qos.depth, 1))
         self._scheduled = False
         self._dds_copies: deque[Any] = deque(maxlen=16)  # sent locally AND to DDS: ignore when it comes back
@@ -44,13 +48,26 @@ class LocalSubscription:
         if executor is None:
             return  # not spinning yet: as over DDS, a message before the subscriber is up is not received
         with self._lock:
-            self._queue.append(msg)
             if also_on_dds:
                 self._dds_copies.append(msg)
-            if self._scheduled:
-                return
-            self._scheduled = True
-        executor.create_task(self._drain)
+            if not self.inline:
+                self._queue.append(msg)
+                if self._scheduled:
+                    return
+                self._scheduled = True
+        if self.inline:
+            self._run_inline(msg)
+        else:
+            executor.create_task(self._drain)
+
+    def _run_inline(self, msg: Any) -> None:
+        """The callback in the calling thread. An exception ends the subscriber's node, as its executor
+        would, never the publisher's (nodes/health.py)."""
+        with self._inline_lock:
+            try:
+                self.callback(msg)
+            except Exception as error:  # noqa: BLE001 - the subscriber's fault, reported as its own
+                end_node(self.node, f"a callback raised {error!r}", error)
 
     def _drain(self) -> None:
         while True:
@@ -67,7 +84,10 @@ class LocalSubscription:
                 if sent == msg:
                     del self._dds_copies[index]
                     return
-        self.callback(msg)
+        if self.inline:
+            self._run_inline(msg)
+        else:
+            self.callback(msg)
 
 
 class LocalPublisher:
@@ -108,8 +128,11 @@ class LocalDelivery:
         return LocalPublisher(self, node, msg_type, topic, qos)
 
     def subscription(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None],
-                     qos: QoSProfile, callback_group: Any = None, event_callbacks: Any = None) -> LocalSubscription:
-        subscriber = LocalSubscription(node, msg_type, topic, callback, qos, callback_group, event_callbacks)
+                     qos: QoSProfile, callback_group: Any = None, event_callbacks: Any = None,
+                     inline: bool = False) -> LocalSubscription:
+        """``inline``: local messages run the callback in the publisher's thread, one at a time (see
+        the module doc); for short callbacks whose node guards the state they share with its others."""
+        subscriber = LocalSubscription(node, msg_type, topic, callback, qos, callback_group, event_callbacks, inline)
         with self._lock:
             self._subscribers.setdefault(subscriber.subscription.topic_name, []).append(subscriber)
         return subscriber

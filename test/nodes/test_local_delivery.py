@@ -1,11 +1,15 @@
 """Local delivery: same-process subscribers get the message object itself and nothing is published to
 DDS while nobody outside listens; an outside subscriber still gets every message, and the local one
-does not get it twice; a local subscriber still hears outside publishers."""
+does not get it twice; a local subscriber still hears outside publishers. An inline subscriber runs in
+the publisher's thread, and its fault ends its own node, never the publisher's."""
 
 from __future__ import annotations
 
+import threading
+
 from std_msgs.msg import String
 
+from auras_ros.nodes.health import OK, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.qos import ORDERED
 from conftest import Graph, Listener
@@ -43,3 +47,26 @@ def test_same_process_subscribers_get_the_object_and_outsiders_a_copy(graph: Gra
     finally:
         outside.close()
 
+
+
+def test_an_inline_subscriber_runs_in_the_publishers_thread_and_its_fault_ends_only_its_node(graph: Graph) -> None:
+    delivery = LocalDelivery()
+    publisher_node, subscriber_node = graph.probe("inline_talker"), graph.probe("inline_listener")
+    subscriber_node.health = Health(subscriber_node, lambda: Status(OK, "listening"), 3600.0)
+    publisher = delivery.publisher(publisher_node, String, "chatter", ORDERED)
+    received: list[tuple[String, int]] = []
+
+    def on_message(msg: String) -> None:
+        received.append((msg, threading.get_ident()))
+        if msg.data == "bad":
+            raise ValueError("a broken callback")
+
+    delivery.subscription(subscriber_node, String, "chatter", on_message, ORDERED, inline=True)
+    assert graph.spin_until(lambda: publisher.get_subscription_count() == 1)
+    first = String(data="first")
+    publisher.publish(first)
+    assert received == [(first, threading.get_ident())]  # run before publish returned, in this thread
+    publisher.publish(String(data="bad"))  # the fault does not reach the publisher
+    assert len(received) == 2
+    assert subscriber_node.health.failed.is_set()
+    assert "a broken callback" in subscriber_node.health.reason
