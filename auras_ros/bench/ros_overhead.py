@@ -7,7 +7,8 @@ latency is its decision time minus the observation stamp (the camera is sampled 
 starts). The graph's latency is the time an AgentAction reaches a subscriber minus the camera image's
 stamp: camera → perception → percept → context node → ContextState → generation → action. The
 arrangements: the composed process (the shipped ``compose`` and ``NodeSpinners``), with local delivery
-(message objects handed over in process, nodes/local_delivery.py) or with every hop through DDS, each
+(message objects handed over in process, nodes/local_delivery.py; the listener takes them inline, as
+an in-process subscriber may) or with every hop through DDS, each
 under both single-threaded executors; and the distributed graph (one process per node, the shipped
 executables, tensors in shared memory, the listener in this process). The camera rate stays below
 SEQ's throughput so no request waits for the previous one.

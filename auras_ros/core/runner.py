@@ -117,6 +117,11 @@ class Runner:
         self._last_taken = (observation.seq, observation.stamp)
         return observation
 
+    def continue_request_ids(self, previous: "Runner") -> None:
+        """Number requests on from ``previous``'s, so that a runner replacing a stopped one (a node's
+        reactivation) never repeats a request id its actions already carried."""
+        self._next_request_id = max(self._next_request_id, previous._next_request_id)
+
     def new_request_id(self) -> int:
         request_id = self._next_request_id
         self._next_request_id += 1

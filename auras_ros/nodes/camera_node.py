@@ -8,11 +8,14 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from auras_ros.nodes.frame_reader import FrameReader
+from auras_ros.nodes.health import OK, WARN, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import SENSOR_LATEST
 from auras_ros.nodes.ros_convert import rgb_to_image
 from auras_ros.nodes.runner import run_node
+
+DIAGNOSTICS_PERIOD_S = 1.0  # seconds between the camera's reports on /diagnostics
 
 PARAMS = (
     Param("source", "", "V4L2 device index or path, video file, or folder of images (required)"),
@@ -34,18 +37,32 @@ class CameraNode(Node):
         self.publisher = delivery.publisher(self, Image, "camera/image_raw", SENSOR_LATEST)
         self.timer = self.create_timer(1.0 / self.params["rate_hz"], self._publish)
         self.published = 0
+        self.ended = False
+        # A camera that stops is a fault the graph must hear of: perception would otherwise wait for ever.
+        self.health = Health(self, self._health, DIAGNOSTICS_PERIOD_S)
 
     def _publish(self) -> None:
         pixels = self.reader.read()
         if pixels is None:
-            self.get_logger().info(f"source {self.params['source']!r} ended after {self.published} frames")
             self.timer.cancel()
+            if self.params["loop"]:
+                # A looping source never ends: a device unplugged, a file that cannot be read again.
+                self.health.fatal(f"source {self.params['source']!r} stopped delivering frames after "
+                                  f"{self.published}")
+                return
+            self.ended = True
+            self.get_logger().info(f"source {self.params['source']!r} ended after {self.published} frames")
             return
         # The stamp is the capture time, every later age judged against it: the moment the frame is in
         # hand (a device's read returns once the frame is captured; a file's once it is decoded).
         stamp = self.get_clock().now().to_msg()
         self.publisher.publish(rgb_to_image(pixels, stamp, self.params["frame_id"]))
         self.published += 1
+
+    def _health(self) -> Status:
+        if self.ended:
+            return Status(WARN, "source ended: publishing no more images", {"published": self.published})
+        return Status(OK, "publishing images", {"published": self.published})
 
     def destroy_node(self) -> None:
         self.reader.close()

@@ -240,8 +240,10 @@ class GenerationNode(LifecycleNode):
             return
         if self.spec.kind in THREADED:
             # A stopped DEC/PAR runner stays stopped (core Runner.stop): the next activation runs a new one.
-            self.runner.close()
+            stopped = self.runner
+            stopped.close()
             self.percepts, self.runner = self._make_runner(self.spec, self.agent, self.public_context)
+            self.runner.continue_request_ids(stopped)
         else:
             # Requests held across frames must not finish on observations from before the stop: the
             # pipeline drops them, counted as cancels, before the next activation's first frame admits one.

@@ -10,6 +10,9 @@ so they also hear outside publishers, and drop the DDS copy of a message they al
 A local message runs as a task of the subscribing node's executor, so it never runs beside that
 node's other callbacks as long as each executor is single-threaded (nodes/spinners.py). Like a
 KEEP_LAST subscription, a subscriber that falls behind keeps only the newest ``depth`` messages.
+An *inline* subscription instead runs the callback in the publisher's thread before ``publish``
+returns (no executor wake-up: the cheapest hop), one message at a time; for short callbacks only,
+whose node guards the state they share with its other callbacks by a lock of its own.
 Receivers must treat a message as read-only: the publisher and every local subscriber share it.
 """
 

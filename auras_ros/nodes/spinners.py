@@ -7,7 +7,8 @@ loop kept one core busy re-checking entities whose callback group was busy, star
 callback: the camera published 29 of 120 frames in 6 s and an action's observation age reached
 0.8 s p50. One executor per node ran the same graph at 121/120 frames with a 7 ms p50 age, and used
 a third of the CPU. Within a node, callbacks run one at a time, so local delivery
-(nodes/local_delivery.py) may run a message as a task of the node's executor.
+(nodes/local_delivery.py) may run a message as a task of the node's executor; its inline
+subscriptions run in the publisher's thread instead, under a lock of the subscribing node's.
 
 The arrangement is chosen by ``python -m auras_ros.bench.ros_overhead`` (the README records the
 numbers): ``events`` (an rclpy.experimental.EventsExecutor per node: event-driven, no wait-set rebuild

@@ -107,6 +107,8 @@ def test_a_threaded_baseline_stops_and_resumes_on_new_percepts_only(graph: Graph
     # In publication order: nothing from before the stop (PAR re-reads its latest percept) and nothing
     # turned away came after it.
     assert {a.observation_seq for a in actions[published:]} == {3}
+    ids = [a.request_id for a in actions]
+    assert len(set(ids)) == len(ids)  # the new runner numbers on: no request id repeats
 
 
 def test_configure_refuses_a_bad_executor_and_names_it(graph: Graph) -> None:
