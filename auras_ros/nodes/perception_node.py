@@ -1,7 +1,9 @@
 """perception_node: runs an agent's perception on the latest camera image and publishes its percept.
 
 Triggered by every new image (``trigger: image``) or by the generation node's frame clock
-(``trigger: frame``: one perception per frame on the latest image, as in the paper's pipeline).
+(``trigger: frame``: one perception per frame tick, of the newest image not perceived yet or else the
+next to arrive, as in the paper's pipeline; the first image is perceived without a tick, since the
+generation node's first frame waits for a percept).
 """
 
 from __future__ import annotations
@@ -81,11 +83,15 @@ class PerceptionNode(Node):
         self._seq = 0
         self._perceived_seq = -1
         self._frame = 0
+        # trigger frame: a tick asks for one perception, of the newest image not perceived yet, or else
+        # of the next to arrive. Asked from the start: the generation node's first frame waits for a
+        # percept before it ticks, and a percept lost to a bad image must not leave it waiting for ever.
+        self._asked = True
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self._latest = msg
         self._seq += 1
-        if self.params["trigger"] == "image":
+        if self.params["trigger"] == "image" or self._asked:
             self._perceive_latest()
 
     def _on_state(self, msg: JointState) -> None:
@@ -108,6 +114,7 @@ class PerceptionNode(Node):
 
     def _on_frame(self, msg: UInt64) -> None:
         self._frame = msg.data
+        self._asked = True
         self._perceive_latest()
 
     def _perceive_latest(self) -> None:
@@ -131,6 +138,7 @@ class PerceptionNode(Node):
             self._fault(error, seq)
             return
         self.faults.succeeded()
+        self._asked = False
         elapsed = time.perf_counter() - started
         self.recorder.stage("perception", elapsed)
         out.header = msg.header

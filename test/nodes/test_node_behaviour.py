@@ -65,6 +65,27 @@ def test_perception_and_generation_callbacks_overlap(graph: Graph) -> None:
     assert overlapping, "perception never ran while a generation frame was running"
 
 
+@pytest.mark.parametrize("executor", ["seq", "auras:1+2:f0"])
+def test_a_frame_triggered_perception_perceives_once_per_frame_and_never_stalls_the_graph(graph: Graph,
+                                                                                         executor: str) -> None:
+    registry, delivery = HandleRegistry(), LocalDelivery()
+    shared = {"transport": "in_process", "stats_period": 3600.0}
+    agent = TimedAgent(SyntheticConfig(iterations=512))  # frames several 60 Hz camera periods long
+    generation = graph.add(GenerationNode, {**shared, "executor": executor}, agent=agent, registry=registry,
+                           delivery=delivery)
+    graph.add(PerceptionNode, {**shared, "trigger": "frame"}, agent=agent, registry=registry, delivery=delivery)
+    graph.add(ContextNode, {"transport": "in_process"}, registry=registry, delivery=delivery)
+    camera = graph.add(CameraNode, {"source": str(DEMO_FRAMES), "rate_hz": 60.0}, delivery=delivery)
+    # The first frame waits for a percept before it ticks: perception answers the first image unasked.
+    assert graph.spin_until(lambda: generation.recorder.decisions_recorded >= 10, timeout_s=30.0)
+    # Read in this order while the graph runs: perceptions so far <= ticks so far + 1 <= frames + 2 (a
+    # frame ticks as it starts, and counts once it ends).
+    perceptions = len(agent.perceptions)
+    frames, images = generation.runner.frame, camera.published
+    assert images > frames + 2  # the camera outpaced the frames, so perceiving per image would be more often
+    assert perceptions <= frames + 2  # one per frame tick, and the first one unasked
+
+
 def _image(encoding: str = "rgb8", height: int = 8, width: int = 8, data: bytes | None = None) -> Image:
     msg = rgb_to_image(np.zeros((height, width, 3), np.uint8), to_time(0.0), "camera")
     msg.encoding = encoding
