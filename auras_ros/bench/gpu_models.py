@@ -14,16 +14,27 @@ pp_perception 1 and pp_generation L - 1 (fetch_offset -1 for AR, 0 for diffusion
 Reported per row: the median [min–max] over interleaved repeats of decisions/s, its ratio to SEQ
 within each repeat, decision-interval CV and p99, observation age, and the peak GPU memory. JSON goes
 to ``--json`` (default $OUT/gpu_models.json when OUT is set).
+
+``--nodes`` also runs each executor, right after its core run in the same repeat, through the composed
+ROS graph users launch (``bench.composed_run``: camera, perception, context and generation nodes sharing
+the same agent object, local delivery, in-process tensors), and reports its decisions/s at an action
+subscriber and their ratio to the core's run of that repeat. The camera node loops over the core's own
+images at twice the core's decisions/s (at most its 1000 Hz); perception runs once per generation
+frame (``trigger: frame``), as the core's pipeline perceives once per frame.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import sys
+import tempfile
 import time
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -32,9 +43,11 @@ from auras_ros.bench.repeats import Row, add_arguments, busy_load, check_argumen
 from auras_ros.core.metrics import MetricsRecorder, RunMetrics
 from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.stages import Agent
+from auras_ros.core.stats import Spread
 
 DEFAULT_LS = (2, 3, 4, 6)
 CAMERA_HZ = 10_000.0  # faster than any executor here, so every frame finds a new observation
+NODES_CAMERA_HZ = (30.0, 1000.0)  # the composed graph's camera rate: twice the core's decisions/s, within these
 
 
 GRAPHS = {"auto": None, "on": True, "off": False}
@@ -70,13 +83,47 @@ def default_executors(family: str, ls: Sequence[int]) -> list[ExecutorSpec]:
     return [ExecutorSpec.parse(t) for t in ["seq", "dec", "par:2", "par:4"] + [f"auras:1+{l - 1}:f{fetch}:a0" for l in ls]]
 
 
+class ThroughNodes:
+    """Runs an executor through the composed ROS graph with the core's agent and images (see module doc)."""
+
+    def __init__(self, agent: Agent, render: Callable[[int, float], Any], folder: Path, domain_id: int) -> None:
+        from auras_ros.bench.composed_run import write_frames
+
+        samples = [render(seq, 0.0) for seq in range(4)]
+        images = [s["image"] if isinstance(s, dict) else s for s in samples]
+        self.state_dim = len(samples[0]["state"]) if isinstance(samples[0], dict) else 0
+        self.frames = write_frames(folder, images)
+        self.agent = agent
+        self.domain_id = domain_id
+
+    def run(self, spec: ExecutorSpec, decisions: int, core_rate: float) -> RunMetrics:
+        from auras_ros.bench.composed_run import STATE_TOPIC, run_composed
+        from auras_ros.nodes.ros_convert import action_to_decision
+
+        low, high = NODES_CAMERA_HZ
+        camera_hz = min(high, max(low, 2 * core_rate)) if math.isfinite(core_rate) else low
+        params = {"executor": spec.name, "transport": "in_process", "source": str(self.frames),
+                  "rate_hz": camera_hz, "trigger": "frame", "stats_period": 3600.0,
+                  "state_topic": STATE_TOPIC if self.state_dim else ""}
+        warmup = spec.in_flight + 2
+        arrivals = run_composed(self.agent, params, decisions + warmup, 10 * (decisions + warmup) / camera_hz + 60,
+                                self.domain_id, state_dim=self.state_dim)
+        recorder = MetricsRecorder(warmup_decisions=warmup)  # the same warm-up as the core's run
+        for arrival in arrivals:
+            recorder.decision(action_to_decision(arrival.action, arrival.time))
+        return recorder.summary()
+
+
 def bench_family(family: str, args: argparse.Namespace, device: torch.device, deadline: float,
-                 notes: list[str]) -> list[Row]:
+                 notes: list[str], nodes_dir: Path | None = None, domain_id: int = 0) -> list[Row]:
     agent, render, describe = build(family, args.tiny, str(device), GRAPHS[args.graphs])
     notes.append(describe)
     print(describe, flush=True)
     peak: dict[str, float] = {}
     failed: dict[str, str] = {}
+    graph = ThroughNodes(agent, render, nodes_dir / family, domain_id) if nodes_dir is not None else None
+    through_nodes: dict[str, list[RunMetrics]] = {}
+    nodes_x_core: dict[str, list[float]] = {}
 
     def run(spec: ExecutorSpec) -> RunMetrics:
         """One run; an OOM or an error becomes a note on its row (NaN), never the end of the bench."""
@@ -85,6 +132,12 @@ def bench_family(family: str, args: argparse.Namespace, device: torch.device, de
             torch.cuda.reset_peak_memory_stats(device)
         try:
             metrics = measure(spec, agent, render, args.decisions, CAMERA_HZ)
+            if graph is not None:
+                nodes = graph.run(spec, args.decisions, metrics.decisions_per_s)
+                through_nodes.setdefault(spec.name, []).append(nodes)
+                nodes_x_core.setdefault(spec.name, []).append(nodes.decisions_per_s / metrics.decisions_per_s)
+                print(f"{family}  ... through the nodes {nodes.decisions_per_s:.1f} decisions/s", file=sys.stderr,
+                      flush=True)
         except Exception as exc:  # e.g. torch.cuda.OutOfMemoryError at PAR(4) with a 7B model
             failed[spec.name] = f"{type(exc).__name__}: {exc}"[:200]
             metrics = MetricsRecorder().summary()
@@ -97,14 +150,47 @@ def bench_family(family: str, args: argparse.Namespace, device: torch.device, de
     for row in rows:
         row.extra.update(family=family, peak_gpu_gb=round(peak.get(row.executor, float("nan")), 2),
                          note=failed.get(row.executor, ""))
+        if graph is not None:
+            runs = through_nodes.get(row.executor, [])
+            row.extra.update(nodes_decisions_per_s=vars(Spread.of([m.decisions_per_s for m in runs])),
+                             nodes_age_p50_ms=vars(Spread.of([1e3 * m.age_p50 for m in runs])),
+                             nodes_x_core=vars(Spread.of(nodes_x_core.get(row.executor, []))))
     stages = rows[0].runs[-1].stage_latency  # SEQ: one request's perception and generation
     notes.append(f"{family} SEQ stage p50 ms: " + ", ".join(f"{k} {1e3 * v.p50:.2f}" for k, v in stages.items()))
     if hasattr(agent, "graph_errors") and agent.graph_errors():
         notes.append(f"{family}: CUDA graph capture fell back to eager ({'; '.join(agent.graph_errors())})")
-    del agent
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return rows
+    return rows  # the agent goes with this frame: the caller then frees its GPU memory
+
+
+@contextlib.contextmanager
+def ros_graph(wanted: bool) -> Iterator[tuple[Path | None, int]]:
+    """For --nodes: a folder for the camera's frames and a private ROS domain (loopback only)."""
+    if not wanted:
+        yield None, 0
+        return
+    from auras_ros.launching import private_ros_env
+
+    before = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE")
+    with private_ros_env() as env, tempfile.TemporaryDirectory() as folder:
+        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = env["ROS_AUTOMATIC_DISCOVERY_RANGE"]  # read by rclpy.init
+        try:
+            yield Path(folder), int(env["ROS_DOMAIN_ID"])
+        finally:
+            if before is None:
+                os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE")
+            else:
+                os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = before
+
+
+def nodes_table(rows: Sequence[Row]) -> str:
+    """Markdown: each executor's decisions/s on the core and through the composed nodes, and their ratio."""
+    lines = ["| family | executor | core decisions/s | nodes decisions/s | nodes / core | nodes age p50 ms |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        cells = [row.extra["family"], row.executor, str(row.spread(lambda m: m.decisions_per_s)),
+                 *(str(Spread(**row.extra[k])) for k in ("nodes_decisions_per_s", "nodes_x_core", "nodes_age_p50_ms"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="static-shape calls (CUDA graphs on a GPU); auto: on with CUDA. 'on' on the CPU runs "
                              "the same buffers eagerly")
     parser.add_argument("--budget-s", type=float, default=330.0, help="no new repeat starts after this (s)")
+    parser.add_argument("--nodes", action="store_true",
+                        help="also run every executor through the composed ROS graph (decisions/s against the core)")
     add_arguments(parser, decisions=40)
     args = parser.parse_args(argv)
     check_arguments(parser, args)
@@ -137,11 +225,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes: list[str] = []
     rows: list[Row] = []
     deadline = start + args.budget_s
-    with busy_load(args.load, args.load_nice):
+    with busy_load(args.load, args.load_nice), ros_graph(args.nodes) as (nodes_dir, domain_id):
         for family in args.families:
-            rows += bench_family(family, args, device, deadline, notes)
+            rows += bench_family(family, args, device, deadline, notes, nodes_dir, domain_id)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()  # the family's agent is gone: the next one gets its memory
     print()
     print(table(rows, lead=["family"]))
+    if args.nodes:
+        print()
+        print(nodes_table(rows))
     for row in rows:
         if row.extra["note"]:
             print(f"note: {row.extra['family']} {row.executor}: {row.extra['note']}")

@@ -34,7 +34,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,21 +44,16 @@ import numpy as np
 import rclpy
 import torch
 import yaml
-from rclpy.parameter import Parameter
 
+from auras_ros.bench.composed_run import ActionListener, Arrival, run_composed
 from auras_ros.core.baselines import SequentialRunner
 from auras_ros.core.clock import WallClock
 from auras_ros.core.sources import PeriodicCamera
 from auras_ros.core.stats import Spread, percentile
 from auras_ros.core.workload import SyntheticAgent, SyntheticConfig
 from auras_ros.launching import node_command, private_ros_env, stop_process
-from auras_ros.msg import AgentAction
-from auras_ros.nodes.composed import compose, stop_composed
-from auras_ros.nodes.local_delivery import LocalDelivery
-from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.nodes.spinners import EXECUTORS, NodeSpinners
-from auras_ros.transport import HandleRegistry
 
 FRAMES = Path(__file__).resolve().parents[2] / "data" / "demo_frames"
 GRAPH_PARAMS = {"mode": "seq", "source": str(FRAMES), "stats_period": 3600.0}
@@ -91,42 +85,17 @@ def core_latencies(agent: SyntheticAgent, image: np.ndarray, decisions: int, cam
     return latencies
 
 
-class ActionLatencies:
-    """A listener node: each AgentAction's arrival time minus its observation's camera stamp."""
-
-    def __init__(self, context: rclpy.Context, decisions: int, delivery: LocalDelivery | None) -> None:
-        self.node = rclpy.create_node("overhead_listener", context=context)
-        self.latencies: list[float] = []
-        self.done = threading.Event()
-        self._decisions = decisions
-        if delivery is not None:
-            delivery.subscription(self.node, AgentAction, "auras/action", self._on_action, ORDERED, inline=True)
-        else:
-            self.node.create_subscription(AgentAction, "auras/action", self._on_action, ORDERED)
-
-    def _on_action(self, msg: AgentAction) -> None:
-        self.latencies.append(self.node.get_clock().now().nanoseconds * 1e-9 - to_seconds(msg.observation_stamp))
-        if len(self.latencies) >= self._decisions:
-            self.done.set()
-
-
 def composed_latencies(arrangement: Composed, agent: SyntheticAgent, decisions: int, camera_hz: float,
                        domain_id: int) -> list[float]:
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain_id)
-    overrides = [Parameter(k, value=v) for k, v in {**GRAPH_PARAMS, "transport": "in_process",
-                                                    "rate_hz": camera_hz}.items()]
-    delivery = LocalDelivery()
-    nodes = compose(HandleRegistry(), action=False, agent=agent, delivery=delivery,
-                    local_delivery=arrangement.local_delivery, context=context, parameter_overrides=overrides)
-    listener = ActionLatencies(context, decisions, delivery if arrangement.local_delivery else None)
-    spinners = NodeSpinners([*nodes, listener.node], context=context, executor=arrangement.executor).start()
-    try:
-        listener.done.wait(timeout=10 * decisions / camera_hz + 30)  # a hang guard
-    finally:
-        stop_composed(spinners, [*nodes, listener.node])
-        rclpy.try_shutdown(context=context)
-    return listener.latencies
+    arrivals = run_composed(agent, {**GRAPH_PARAMS, "transport": "in_process", "rate_hz": camera_hz}, decisions,
+                            10 * decisions / camera_hz + 30, domain_id,  # a hang guard
+                            local_delivery=arrangement.local_delivery, executor=arrangement.executor)
+    return latencies(arrivals)
+
+
+def latencies(arrivals: list[Arrival]) -> list[float]:
+    """Each action's arrival minus its observation's camera stamp."""
+    return [a.time - to_seconds(a.action.observation_stamp) for a in arrivals]
 
 
 def distributed_latencies(decisions: int, camera_hz: float, env: dict[str, str], workdir: Path) -> list[float]:
@@ -139,7 +108,7 @@ def distributed_latencies(decisions: int, camera_hz: float, env: dict[str, str],
                               env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs]
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))
-    listener = ActionLatencies(context, decisions, None)
+    listener = ActionListener(context, decisions, None)
     spinners = NodeSpinners([listener.node], context=context).start()
     try:
         # Node start-up (interpreter, torch) is not measured: the first decisions are the warm-up.
@@ -152,7 +121,7 @@ def distributed_latencies(decisions: int, camera_hz: float, env: dict[str, str],
             stop_process(proc, grace_s=5.0)
         for log in logs:
             log.close()
-    return listener.latencies
+    return latencies(listener.arrivals)
 
 
 def measure(arrangements: list, decisions: int, warmup: int, repeats: int, camera_hz: float,

@@ -10,6 +10,7 @@ from builtin_interfaces.msg import Duration, Time
 from sensor_msgs.msg import Image
 
 from auras_ros.core.metrics import Decision, RunMetrics
+from auras_ros.core.stages import AgentOutput
 from auras_ros.msg import AgentAction, PipelineStats
 
 
@@ -58,6 +59,13 @@ def decision_to_action(decision: Decision, frame_id: str) -> AgentAction:
     msg.action_tokens = [int(t) for t in decision.output.tokens]
     msg.context_stamps = [to_time(s) for s in decision.context_stamps]
     return msg
+
+
+def action_to_decision(msg: AgentAction, decided: float) -> Decision:
+    """The decision an AgentAction carries, as a receiver sees it: ``decided`` is when it arrived."""
+    output = AgentOutput(np.asarray(msg.action, dtype=np.float64), tuple(int(t) for t in msg.action_tokens))
+    return Decision(msg.request_id, output, msg.observation_seq, to_seconds(msg.observation_stamp),
+                    tuple(to_seconds(s) for s in msg.context_stamps), decided, msg.frame, msg.pipeline_slot)
 
 
 def _finite(value: float) -> float:
