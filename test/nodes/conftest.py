@@ -115,8 +115,9 @@ class Processes:
                 codes.append(None)
         return codes
 
-    def stop(self, grace_s: float) -> tuple[list[int | None], str]:
-        """SIGINT every process; their exit codes (None: hung) and everything they printed."""
+    def stop(self, grace_s: float = 15.0) -> tuple[list[int | None], str]:
+        """SIGINT every process; their exit codes (None: hung) and everything they printed. The grace
+        is a hang guard, generous for a loaded machine: a clean exit returns at once."""
         codes = self.interrupt(grace_s)
         return codes, self.output()
 

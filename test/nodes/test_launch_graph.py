@@ -40,7 +40,7 @@ def test_graph_decides_and_stops_cleanly(overrides, monkeypatch, ros_env, listen
     with Processes(commands, ros_env, tmp_path) as processes:
         arrived = listener.spin_until(lambda: len(actions) >= 10 and stats and twists, 90.0, processes.procs)
         assert arrived, f"actions {len(actions)}, stats {len(stats)}, twists {len(twists)}\n{processes.output()}"
-        codes, output = processes.stop(grace_s=5.0)
+        codes, output = processes.stop()
     assert codes == [0] * len(codes), output
     assert "Destroyable" not in output and "Traceback" not in output, output
     assert _shm_segments() <= segments_before  # every segment a node made is gone

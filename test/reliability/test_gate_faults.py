@@ -57,7 +57,7 @@ def test_sigkill_upstream_of_the_gate_ends_in_a_stop_command(victim, monkeypatch
         assert not any(_moving(t) for t in twists[stop_index:])  # nothing moves the robot after the stop
         gate = names.index("action_node")
         assert processes.procs[gate].poll() is None  # the gate survived its upstream's death
-        codes, output = processes.stop(grace_s=10.0)
+        codes, output = processes.stop()
     assert codes[gate] == 0, output
     assert "watchdog stops so far: 1" in output
 
@@ -72,7 +72,7 @@ def test_sigint_of_the_composed_process_ends_with_a_stop_command(monkeypatch, ro
     with nodes_conftest.Processes(nodes_conftest.launch_commands(description, arguments, tmp_path), ros_env,
                                   tmp_path) as processes:
         assert listener.spin_until(lambda: sum(map(_moving, twists)) >= 3, 90.0, processes.procs), processes.output()
-        codes, output = processes.stop(grace_s=10.0)
+        codes, output = processes.stop()
     assert codes == [0], output
     # Delivered before the exit (the gate waits for the acknowledgement), read here afterwards.
     assert listener.spin_until(lambda: not _moving(twists[-1]), 10.0)

@@ -31,7 +31,7 @@ def _episode(action_topic: str, monkeypatch, ros_env, tmp_path: Path) -> dict:
         with sim_helpers.start_launch_file("sim.launch.py", overrides, monkeypatch, ros_env, tmp_path) as processes:
             done = lambda: sim_helpers.scores_of(scores)[1] is not None  # noqa: E731
             assert listener.spin_until(done, 120.0, processes.procs), processes.output()
-            codes, output = processes.stop(grace_s=5.0)
+            codes, output = processes.stop()
         assert codes == [0] * len(codes), output
         (episode,), _ = sim_helpers.scores_of(scores)
         return episode
@@ -66,7 +66,7 @@ def _commands_after_sigkill_of_generation(action_topic: str, monkeypatch, ros_en
             killed_at = to_seconds(states[-1].header.stamp)  # the world's clock at the kill (within a frame)
             later = lambda: to_seconds(states[-1].header.stamp) >= killed_at + WINDOW_S  # noqa: E731
             assert listener.spin_until(later, 60.0), processes.output()
-            processes.stop(grace_s=5.0)
+            processes.stop()
         return killed_at, [(to_seconds(s.header.stamp), tuple(s.applied_action)) for s in states
                            if to_seconds(s.header.stamp) > killed_at]
     finally:

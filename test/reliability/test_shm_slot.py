@@ -26,6 +26,6 @@ def test_percepts_larger_than_a_slot_are_counted_drops_not_a_crash(ros_env, list
         too_big = lambda: sum(  # noqa: E731
             c for s in stats for r, c in zip(s.drop_reasons, s.drop_counts) if r == "bad_input:nbytes")
         assert listener.spin_until(lambda: too_big() >= 3, 60.0, processes.procs), processes.output()
-        codes, output = processes.stop(grace_s=10.0)
+        codes, output = processes.stop()
     assert codes == [0, 0], output
     assert "raise the slot_bytes parameter" in output and "Traceback" not in output, output

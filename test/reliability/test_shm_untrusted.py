@@ -121,7 +121,7 @@ def test_a_fifo_percept_does_not_block_the_nodes(ros_env, listener, tmp_path: Pa
             percepts.publish(percept(2))
             # A blocked node would never decide on the good percept.
             assert listener.spin_until(lambda: actions, 60.0, processes.procs), processes.output()
-            codes, output = processes.stop(grace_s=10.0)
+            codes, output = processes.stop()
         assert codes == [0, 0], output
         assert "shm_name" in output and "not a regular file" in output, output
     finally:

@@ -29,7 +29,7 @@ def replay(bag: Path, overrides: dict[str, str], monkeypatch, ros_env, listener,
         # The player exits 0 at the bag's end, once the last image's frame has run.
         listener.spin_until(lambda: player.poll() is not None, 120.0, processes.procs)
         assert player.returncode == 0, processes.output()
-        codes, output = processes.stop(grace_s=10.0)
+        codes, output = processes.stop()
     assert codes == [0] * len(codes) and "Traceback" not in output, output
     return json.loads((report / "evaluation.json").read_text()), output
 

@@ -25,7 +25,7 @@ def run_sim(overrides, monkeypatch, ros_env, listener, tmp_path, episodes):
                                              **overrides}, monkeypatch, ros_env, tmp_path) as processes:
         done = listener.spin_until(lambda: scores_of(scores)[1] is not None, 60.0, processes.procs)
         assert done, f"scores {[s.data for s in scores]}\n{processes.output()}"
-        codes, output = processes.stop(grace_s=5.0)
+        codes, output = processes.stop()
     assert codes == [0] * len(codes), output
     assert "Traceback" not in output, output
     return scores_of(scores), list(actions)
