@@ -115,8 +115,9 @@ class ContextNode(Node):
         return read
 
     def _snapshot(self) -> ContextState:
+        now = self.clock.now()  # once: every entry's age against the same instant
         msg = ContextState()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = to_time(now)
         msg.frame = self.public_context.frame
         msg.version = self.version
         for key in self.keys:
@@ -131,7 +132,7 @@ class ContextNode(Node):
                 entry.stamp = to_time(latest[-1].stamp)
                 entry.observation_seq = latest[-1].seq
                 entry.source_id = self._sources[key.spec.key]
-                entry.age = to_duration(max(self.clock.now() - latest[-1].stamp, 0.0))
+                entry.age = to_duration(max(now - latest[-1].stamp, 0.0))
             if read.entry is not None:
                 value = read.entry.value
                 if key.type == "percept":

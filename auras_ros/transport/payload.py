@@ -121,8 +121,7 @@ def check_header(payload: PayloadFields, where: str) -> tuple[torch.dtype, tuple
     if dtype is None:
         raise InputError("dtype", where, "one of " + ", ".join(DTYPES), payload.dtype)
     shape = tuple(int(d) for d in payload.shape)
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    expected = math.prod(shape) * itemsize
+    expected = math.prod(shape) * dtype.itemsize
     if payload.nbytes != expected:
         raise InputError("nbytes", where, f"{expected} for {payload.dtype} of shape {list(shape)}", payload.nbytes)
     return dtype, shape, expected
