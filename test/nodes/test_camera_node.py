@@ -11,7 +11,7 @@ import numpy as np
 
 from auras_ros.nodes.camera_node import CameraNode
 from auras_ros.nodes.health import WARN
-from conftest import Graph
+from node_graph import Graph
 
 
 def _frames(folder, count: int = 2):

@@ -29,7 +29,7 @@ from auras_ros.nodes.perception_node import PerceptionNode
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
 from auras_ros.nodes.ros_convert import rgb_to_image, to_seconds, to_time
 from auras_ros.transport import HandleRegistry
-from conftest import Graph
+from node_graph import Graph
 
 FRAME = 0.05
 DECISIONS = 10

@@ -18,7 +18,7 @@ from auras_ros.launching import node_command
 from auras_ros.msg import AgentAction, ContextEntry, ContextState
 from auras_ros.nodes.generation_node import DEACTIVATED, INACTIVE, GenerationNode
 from auras_ros.nodes.qos import LATCHED, ORDERED
-from conftest import Graph, Listener, Processes
+from node_graph import Graph, Listener, Processes
 
 
 def _state(generation: GenerationNode, seq: int) -> ContextState:

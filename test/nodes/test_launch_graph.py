@@ -13,7 +13,7 @@ from auras_ros.core.spec import ExecutorSpec
 from auras_ros.msg import AgentAction, PipelineStats
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
-from conftest import DEMO_FRAMES, Processes, launch_commands
+from node_graph import DEMO_FRAMES, Processes, launch_commands
 from launch_stub import launch_arguments, load_launch_file
 
 LAUNCH_FILE = Path(get_package_share_directory("auras_ros"), "launch", "auras.launch.py")

@@ -12,7 +12,7 @@ from std_msgs.msg import String
 from auras_ros.nodes.health import OK, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.qos import ORDERED
-from conftest import Graph, Listener
+from node_graph import Graph, Listener
 
 
 def test_same_process_subscribers_get_the_object_and_outsiders_a_copy(graph: Graph, ros_env) -> None:

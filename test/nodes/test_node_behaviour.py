@@ -24,7 +24,7 @@ from auras_ros.nodes.perception_node import PerceptionNode
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED, SENSOR_LATEST
 from auras_ros.nodes.ros_convert import rgb_to_image, to_time
 from auras_ros.transport import HandleRegistry
-from conftest import DEMO_FRAMES, Graph
+from node_graph import DEMO_FRAMES, Graph
 
 
 class TimedAgent(SyntheticAgent):

@@ -18,10 +18,10 @@ from launch_stub import launch_arguments, load_launch_file
 
 # The graph fixtures of test/nodes (a listener, launch command lines, node processes), by path: a
 # second module named conftest would shadow the first.
-_spec = importlib.util.spec_from_file_location("nodes_conftest", Path(__file__).parents[1] / "nodes" / "conftest.py")
-nodes_conftest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nodes_conftest)
-listener = nodes_conftest.listener  # the fixture
+_spec = importlib.util.spec_from_file_location("node_graph", Path(__file__).parents[1] / "nodes" / "node_graph.py")
+node_graph = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(node_graph)
+listener = node_graph.listener  # the fixture
 
 LAUNCH_FILE = Path(get_package_share_directory("auras_ros"), "launch", "auras.launch.py")
 ACTION_TIMEOUT = 0.5  # config/auras.yaml
@@ -35,12 +35,12 @@ def _moving(twist: TwistStamped) -> bool:
 @pytest.mark.parametrize("victim", ["generation_node", "perception_node", "context_node"])
 def test_sigkill_upstream_of_the_gate_ends_in_a_stop_command(victim, monkeypatch, ros_env, listener, tmp_path):
     description = load_launch_file(LAUNCH_FILE, monkeypatch)
-    arguments = launch_arguments(description, {"source": str(nodes_conftest.DEMO_FRAMES), "composed": "false",
+    arguments = launch_arguments(description, {"source": str(node_graph.DEMO_FRAMES), "composed": "false",
                                                "outputs": "[twist_stamped]"})
-    commands = nodes_conftest.launch_commands(description, arguments, tmp_path)
+    commands = node_graph.launch_commands(description, arguments, tmp_path)
     names = [Path(c[0]).name for c in commands]
     twists = listener.record(TwistStamped, "cmd_vel", ORDERED)
-    with nodes_conftest.Processes(commands, ros_env, tmp_path) as processes:
+    with node_graph.Processes(commands, ros_env, tmp_path) as processes:
         moving = lambda: sum(map(_moving, twists)) >= 3  # noqa: E731
         assert listener.spin_until(moving, 90.0, processes.procs), processes.output()
         processes.procs[names.index(victim)].send_signal(signal.SIGKILL)
@@ -66,10 +66,10 @@ def test_sigint_of_the_composed_process_ends_with_a_stop_command(monkeypatch, ro
     """The composed process drives the gate's lifecycle: its shutdown deactivates the gate, which means
     a stop command, delivered before the process exits."""
     description = load_launch_file(LAUNCH_FILE, monkeypatch)
-    arguments = launch_arguments(description, {"source": str(nodes_conftest.DEMO_FRAMES), "composed": "true",
+    arguments = launch_arguments(description, {"source": str(node_graph.DEMO_FRAMES), "composed": "true",
                                                "outputs": "[twist_stamped]"})
     twists = listener.record(TwistStamped, "cmd_vel", ORDERED)
-    with nodes_conftest.Processes(nodes_conftest.launch_commands(description, arguments, tmp_path), ros_env,
+    with node_graph.Processes(node_graph.launch_commands(description, arguments, tmp_path), ros_env,
                                   tmp_path) as processes:
         assert listener.spin_until(lambda: sum(map(_moving, twists)) >= 3, 90.0, processes.procs), processes.output()
         codes, output = processes.stop()

@@ -10,19 +10,19 @@ from auras_ros.launching import node_command
 from auras_ros.msg import PipelineStats
 from auras_ros.nodes.qos import ORDERED
 
-_spec = importlib.util.spec_from_file_location("nodes_conftest", Path(__file__).parents[1] / "nodes" / "conftest.py")
-nodes_conftest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nodes_conftest)
-listener = nodes_conftest.listener  # the fixture
+_spec = importlib.util.spec_from_file_location("node_graph", Path(__file__).parents[1] / "nodes" / "node_graph.py")
+node_graph = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(node_graph)
+listener = node_graph.listener  # the fixture
 
 
 def test_percepts_larger_than_a_slot_are_counted_drops_not_a_crash(ros_env, listener, tmp_path: Path) -> None:
     commands = [node_command("auras_ros", "camera_node", name="camera_node") + [
-                    "-p", f"source:={nodes_conftest.DEMO_FRAMES}", "-p", "rate_hz:=20.0"],
+                    "-p", f"source:={node_graph.DEMO_FRAMES}", "-p", "rate_hz:=20.0"],
                 node_command("auras_ros", "perception_node", name="perception_node") + [
                     "-p", "transport:=shm", "-p", "shm_slot_bytes:=16", "-p", "stats_period:=0.2"]]
     stats = listener.record(PipelineStats, "auras/perception_stats", ORDERED)
-    with nodes_conftest.Processes(commands, ros_env, tmp_path) as processes:
+    with node_graph.Processes(commands, ros_env, tmp_path) as processes:
         too_big = lambda: sum(  # noqa: E731
             c for s in stats for r, c in zip(s.drop_reasons, s.drop_counts) if r == "bad_input:nbytes")
         assert listener.spin_until(lambda: too_big() >= 3, 60.0, processes.procs), processes.output()

@@ -20,10 +20,10 @@ from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED
 from auras_ros.transport import SHM, ShmPool, ShmReader
 from auras_ros.transport.inline import pack_inline
 
-_spec = importlib.util.spec_from_file_location("nodes_conftest", Path(__file__).parents[1] / "nodes" / "conftest.py")
-nodes_conftest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nodes_conftest)
-listener = nodes_conftest.listener  # the fixture
+_spec = importlib.util.spec_from_file_location("node_graph", Path(__file__).parents[1] / "nodes" / "node_graph.py")
+node_graph = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(node_graph)
+listener = node_graph.listener  # the fixture
 
 FAKE_NAME = f"auras_{os.getpid()}_abcdef01"  # a live owner's pid: no stale-segment cleanup removes it
 PERCEPT_WIDTH = 1024  # the synthetic agent's percept (SyntheticConfig.generation_width)
@@ -99,7 +99,7 @@ def test_a_fifo_percept_does_not_block_the_nodes(ros_env, listener, tmp_path: Pa
         actions = listener.record(AgentAction, "auras/action", ORDERED)
         stats = listener.record(PipelineStats, "auras/pipeline_stats", ORDERED)
         percepts = listener.node.create_publisher(Percept, "auras/percept", LATEST_RELIABLE)
-        with nodes_conftest.Processes(commands, ros_env, tmp_path) as processes:
+        with node_graph.Processes(commands, ros_env, tmp_path) as processes:
             assert listener.spin_until(lambda: percepts.get_subscription_count() > 0, 60.0, processes.procs)
             # The stats window that counts the refusal must reach us: wait until the generation node's
             # stats publisher has matched this listener (a window published before that is gone).

@@ -1,5 +1,5 @@
 """Fixtures of the simulator tests: the test-process listener of test/nodes."""
 
-from sim_helpers import nodes_conftest
+from sim_helpers import node_graph
 
-listener = nodes_conftest.listener
+listener = node_graph.listener

@@ -14,10 +14,10 @@ from ament_index_python.packages import get_package_share_directory
 from launch_stub import launch_arguments, load_launch_file
 
 _spec = importlib.util.spec_from_file_location(
-    "nodes_conftest", Path(__file__).resolve().parents[1] / "nodes" / "conftest.py")
-nodes_conftest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nodes_conftest)
-Listener, Processes, launch_commands = nodes_conftest.Listener, nodes_conftest.Processes, nodes_conftest.launch_commands
+    "node_graph", Path(__file__).resolve().parents[1] / "nodes" / "node_graph.py")
+node_graph = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(node_graph)
+Listener, Processes, launch_commands = node_graph.Listener, node_graph.Processes, node_graph.launch_commands
 
 LAUNCH_DIR = Path(get_package_share_directory("auras_ros"), "launch")
 

@@ -1,32 +1,19 @@
-"""Fixtures of the transport tests: a plain stand-in for TensorPayload, and a session-level check
-that no test leaves an auras shared-memory segment behind."""
+"""Fixtures of the transport tests: a plain stand-in for TensorPayload (fake_payload.py, a module with
+a name of its own, so test files importing it never get another directory's conftest), and a
+session-level check that no test leaves an auras shared-memory segment behind."""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
+from fake_payload import FakePayload
+
 SHM_DIR = "/dev/shm"
 _OURS = re.compile(r"^auras_(\d+)_[0-9a-f]+$")
-
-
-@dataclass
-class FakePayload:
-    """The fields of msg/TensorPayload.msg, without ROS."""
-
-    dtype: str = ""
-    shape: list[int] = field(default_factory=list)
-    transport: int = 0
-    data: Any = b""
-    shm_name: str = ""
-    shm_offset: int = 0
-    shm_generation: int = 0
-    nbytes: int = 0
-    handle_id: int = 0
 
 
 def _segments() -> set[str]:

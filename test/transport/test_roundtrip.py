@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auras_ros.transport import DTYPES, HandleRegistry, make_transport
-from conftest import FakePayload
+from fake_payload import FakePayload
 from transport_helpers import random_tensor, same_bits
 
 shapes = st.lists(st.integers(0, 5), min_size=0, max_size=4).map(tuple)

@@ -16,7 +16,7 @@ import torch
 from auras_ros.transport import (
     PayloadOverwritten, SegmentMissing, ShmPool, ShmReader, cleanup_stale_segments, make_transport)
 from auras_ros.transport.shm import SHM_DIR
-from conftest import FakePayload
+from fake_payload import FakePayload
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import torch
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.transport import (
     IN_PROCESS, HandleNotFound, HandleRegistry, PayloadReader, ShmPool, make_transport)
-from conftest import FakePayload
+from fake_payload import FakePayload
 
 
 @pytest.fixture

@@ -1,0 +1,181 @@
+"""Helpers and fixtures for tests of the ROS 2 graph: a listener in the test process on the graph's
+private domain, the agent's nodes in the test process, and the node processes a launch file declares."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import rclpy
+import yaml
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+
+from auras_ros.launching import node_command, stop_process
+from auras_ros.nodes.generation_node import GenerationNode
+from auras_ros.nodes.spinners import NodeSpinners
+from launch_stub import nodes_of, resolve
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_FRAMES = REPO / "data" / "demo_frames"
+
+
+class Listener:
+    """An rclpy node in the test process that records what the graph publishes."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node("test_listener", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.received: dict[str, list[Any]] = {}
+
+    def record(self, msg_type: type, topic: str, qos: Any) -> list[Any]:
+        messages = self.received.setdefault(topic, [])
+        self.node.create_subscription(msg_type, topic, messages.append, qos)
+        return messages
+
+    def spin_until(self, done: Callable[[], bool], timeout_s: float, processes: list["subprocess.Popen"] = ()) -> bool:
+        """Handle callbacks until done() holds; the timeout only guards against a hang."""
+        deadline = time.monotonic() + timeout_s
+        while not done() and time.monotonic() < deadline:
+            if any(p.poll() is not None for p in processes):
+                break  # a node died: no point waiting
+            self.executor.spin_once(timeout_sec=0.1)
+        return done()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def on_private_domain(cls: type, ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Listener or Graph on the test's own ROS domain, localhost only, closed after the test."""
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    item = cls(int(ros_env["ROS_DOMAIN_ID"]))
+    yield item
+    item.close()
+
+
+@pytest.fixture
+def listener(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Listener]:
+    yield from on_private_domain(Listener, ros_env, monkeypatch)
+
+
+def launch_commands(description: Any, arguments: dict[str, str], tmp_path: Path) -> list[list[str]]:
+    """The command lines launch_ros would run, with parameter dicts written to YAML files as it does:
+    keyed by the node's full name when it has one (so they beat the node's entries in earlier files),
+    values YAML-parsed (so "2" becomes 2 and "false" False)."""
+    commands = []
+    for index, node in enumerate(nodes_of(description, arguments)):
+        files = []
+        for n, params in enumerate(node.get("parameters", [])):
+            if isinstance(params, str):
+                files.append(params)
+                continue
+            values = {k: yaml.safe_load(str(resolve(v, arguments))) if not isinstance(v, (int, float, bool)) else v
+                      for k, v in params.items()}
+            path = tmp_path / f"node{index}_params{n}.yaml"
+            key = f"/{node['name']}" if node.get("name") else "/**"
+            path.write_text(yaml.safe_dump({key: {"ros__parameters": values}}))
+            files.append(str(path))
+        commands.append(node_command(node["package"], node["executable"], name=node.get("name"),
+                                     params_files=files, remappings=node.get("remappings", []),
+                                     arguments=node.get("arguments", [])))
+    return commands
+
+
+class Processes:
+    def __init__(self, commands: list[list[str]], env: dict[str, str], log_dir: Path) -> None:
+        self.logs = [log_dir / f"{i}_{Path(c[0]).name}.log" for i, c in enumerate(commands)]
+        self.files = [open(log, "w") for log in self.logs]
+        self.procs = [subprocess.Popen(c, env=env, stdout=f, stderr=subprocess.STDOUT)
+                      for c, f in zip(commands, self.files)]
+
+    def output(self) -> str:
+        for f in self.files:
+            f.flush()
+        return "\n".join(f"--- {log.name}\n{log.read_text()}" for log in self.logs)
+
+    def interrupt(self, grace_s: float) -> list[int | None]:
+        """SIGINT every process; the exit codes of those that ended within grace_s (None: hung)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(2)
+        codes = []
+        for proc in self.procs:
+            try:
+                codes.append(proc.wait(timeout=grace_s))
+            except subprocess.TimeoutExpired:
+                codes.append(None)
+        return codes
+
+    def stop(self, grace_s: float = 15.0) -> tuple[list[int | None], str]:
+        """SIGINT every process; their exit codes (None: hung) and everything they printed. The grace
+        is a hang guard, generous for a loaded machine: a clean exit returns at once."""
+        codes = self.interrupt(grace_s)
+        return codes, self.output()
+
+    def close(self) -> None:
+        for proc in self.procs:
+            stop_process(proc, grace_s=2.0)
+        for f in self.files:
+            f.close()
+
+    def __enter__(self) -> "Processes":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Graph:
+    """Nodes of the agent graph in this process, on a private domain, spun by a multi-threaded executor."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.nodes: list[Any] = []
+        self.spinners: NodeSpinners | None = None
+
+    def add(self, node_class: type, overrides: dict[str, Any], **kwargs: Any) -> Any:
+        assert self.spinners is None, "add every node before the graph starts spinning"
+        node = node_class(context=self.context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+                          **kwargs)
+        self.nodes.append(node)
+        return node
+
+    def probe(self, name: str) -> rclpy.node.Node:
+        """A plain node of the test's own, to publish bad input and read what the graph says."""
+        node = rclpy.create_node(name, context=self.context)
+        self.nodes.append(node)
+        return node
+
+    def spin_until(self, done, timeout_s: float = 60.0) -> bool:
+        """Spin every node in its own thread (as the composed process does) until done() holds."""
+        if self.spinners is None:
+            self.spinners = NodeSpinners(self.nodes, context=self.context).start()
+        deadline = time.monotonic() + timeout_s  # a hang guard, not a measurement
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.01)  # polls a condition the node threads change; no event to await across them
+        return done()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            if isinstance(node, GenerationNode):
+                node.stop()
+        if self.spinners is not None:
+            self.spinners.shutdown()
+        for node in reversed(self.nodes):
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture
+def graph(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Graph]:
+    yield from on_private_domain(Graph, ros_env, monkeypatch)
