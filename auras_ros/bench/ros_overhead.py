@@ -1,6 +1,7 @@
 """What the ROS graph costs per decision, against the ROS-free core running the same model.
 
     python -m auras_ros.bench.ros_overhead [--decisions 100] [--repeats 5] [--camera-hz 20] [--json out.json]
+        [--executors events single events-shared] [--no-dds] [--no-distributed]
 
 Every arrangement runs SEQ on the same agent (the synthetic preset) and the same frames. The core's
 latency is its decision time minus the observation stamp (the camera is sampled the moment a request
@@ -158,10 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--camera-hz", type=float, default=20.0)
     parser.add_argument("--no-distributed", action="store_true", help="composed arrangements only")
+    parser.add_argument("--no-dds", action="store_true", help="no composed arrangement with DDS between its nodes")
+    parser.add_argument("--executors", nargs="+", choices=tuple(EXECUTORS), default=list(EXECUTORS),
+                        help="the composed process's executor arrangements to measure")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
 
-    arrangements: list = [Composed(local, executor) for local in (True, False) for executor in EXECUTORS]
+    arrangements: list = [Composed(local, executor) for local in ((True,) if args.no_dds else (True, False))
+                          for executor in args.executors]
     if not args.no_distributed:
         arrangements.append(DISTRIBUTED)
     with private_ros_env() as env, tempfile.TemporaryDirectory() as tmp:
