@@ -39,12 +39,16 @@ class Listener:
         self.node.create_subscription(msg_type, topic, messages.append, qos)
         return messages
 
-    def spin_until(self, done: Callable[[], bool], timeout_s: float, processes: list["subprocess.Popen"] = ()) -> bool:
-        """Handle callbacks until done() holds; the timeout only guards against a hang."""
+    def spin_until(self, done: Callable[[], bool], timeout_s: float, processes: list["subprocess.Popen"] = (),
+                   each: Callable[[], None] | None = None) -> bool:
+        """Handle callbacks (calling ``each`` once per turn) until done() holds; the timeout only guards
+        against a hang."""
         deadline = time.monotonic() + timeout_s
         while not done() and time.monotonic() < deadline:
             if any(p.poll() is not None for p in processes):
                 break  # a node died: no point waiting
+            if each is not None:
+                each()
             self.executor.spin_once(timeout_sec=0.1)
         return done()
 

@@ -132,11 +132,17 @@ def test_the_wait_policy_never_blocks_the_context_node(ros_env, tmp_path) -> Non
         stale = Percept(key="percept", observation_seq=1, source_id=1)
         stale.header.stamp = now_stamp(probe, -30.0)
         stale.tensor.dtype = "float32"
-        percepts.publish(stale)
-        assert probe.spin_until(lambda: len(snapshots) >= 1, [proc]), graph.output()
-        for n in range(5):
-            instructions.publish(String(data=f"instruction {n}"))
+        # Sent until it shows (a repeat is refused as not new): a message sent the moment this side
+        # matched can be lost while the context node's side of the match is still forming.
+        assert probe.spin_until(lambda: len(snapshots) >= 1, [proc], each=lambda: percepts.publish(stale)), \
+            graph.output()
+
+        def send_instructions() -> None:
+            for n in range(5):
+                instructions.publish(String(data=f"instruction {n}"))
+
         assert probe.spin_until(lambda: any(e.key == "instruction" and bytes(e.value.data) == b"instruction 4"
-                                            for s in snapshots for e in s.entries), [proc], timeout_s=50.0)
+                                            for s in snapshots for e in s.entries), [proc], timeout_s=50.0,
+                                each=send_instructions)
         percept = next(e for e in snapshots[-1].entries if e.key == "percept")
         assert percept.verdict == ContextEntry.VERDICT_REJECTED and percept.source_id == 1

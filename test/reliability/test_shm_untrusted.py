@@ -114,13 +114,16 @@ def test_a_fifo_percept_does_not_block_the_nodes(ros_env, listener, tmp_path: Pa
             bad = percept(1)  # a well-formed shm payload, whose segment name is the FIFO
             bad.tensor.transport, bad.tensor.data = SHM, b""
             bad.tensor.shm_name, bad.tensor.shm_offset, bad.tensor.shm_generation = FAKE_NAME, 128, 2
-            percepts.publish(bad)
             refused = lambda: any("bad_payload:percept" in s.drop_reasons for s in stats)  # noqa: E731
-            assert listener.spin_until(refused, 60.0, processes.procs), processes.output()
+            # Each sent until it shows: one sent the moment this side matched can be lost while the
+            # other side of the match is still forming.
+            assert listener.spin_until(refused, 60.0, processes.procs, each=lambda: percepts.publish(bad)), \
+                processes.output()
             assert not actions
-            percepts.publish(percept(2))
+            good = percept(2)
             # A blocked node would never decide on the good percept.
-            assert listener.spin_until(lambda: actions, 60.0, processes.procs), processes.output()
+            assert listener.spin_until(lambda: actions, 60.0, processes.procs, each=lambda: percepts.publish(good)), \
+                processes.output()
             codes, output = processes.stop()
         assert codes == [0, 0], output
         assert "shm_name" in output and "not a regular file" in output, output
