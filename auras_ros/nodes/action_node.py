@@ -27,7 +27,8 @@ from auras_ros.nodes.action_outputs import (
     OUTPUTS, TRAJECTORY_FIELDS, TWIST_FIELDS, GatedActionOutput, Output, TrajectoryOutput, TwistMapping, TwistOutput)
 from auras_ros.nodes.health import OK, WARN, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
-from auras_ros.nodes.managed import refuse_unavailable_transitions, start_if, start as start_managed
+from auras_ros.nodes.managed import (
+    refuse_configure, refuse_unavailable_transitions, start_if, start as start_managed)
 from auras_ros.nodes.params import Param, declare, read
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
@@ -103,9 +104,7 @@ class ActionNode(LifecycleNode):
             mapping = TwistMapping({f: p[f"index.{f}"] for f in TWIST_FIELDS}, {f: p[f"scale.{f}"] for f in TWIST_FIELDS})
             self.gate = SafetyGate(gate_config(p, mapping))
         except ConfigError as error:
-            self.config_error = error
-            self.get_logger().error(f"configure refused: {error}")
-            return TransitionCallbackReturn.FAILURE
+            return refuse_configure(self, error)
         self.control_period = p["control_period"]
         makers = {"twist": lambda: TwistOutput(self, mapping, stamped=False),
                   "twist_stamped": lambda: TwistOutput(self, mapping, stamped=True),

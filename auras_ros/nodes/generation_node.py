@@ -45,7 +45,8 @@ from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
 from auras_ros.nodes.context_keys import declare_context_keys
 from auras_ros.nodes.health import OK, WARN, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
-from auras_ros.nodes.managed import refuse_unavailable_transitions, start_if, start as start_managed
+from auras_ros.nodes.managed import (
+    refuse_configure, refuse_unavailable_transitions, start_if, start as start_managed)
 from auras_ros.nodes.params import Param, declare, read
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
@@ -168,9 +169,7 @@ class GenerationNode(LifecycleNode):
             public_context = PublicContext([k.spec for k in self._keys], self.clock)
             percepts, runner = self._make_runner(spec, agent, public_context)
         except (ConfigError, InputError) as error:
-            self.config_error = error
-            self.get_logger().error(f"configure refused: {error}")
-            return TransitionCallbackReturn.FAILURE
+            return refuse_configure(self, error)
         self.params, self.spec, self.agent, self.public_context = params, spec, agent, public_context
         self.percepts, self.runner = percepts, runner
         self.codec = PayloadCodec(params, self._registry)

@@ -24,6 +24,13 @@ def start(node: LifecycleNode) -> None:
     node.trigger_activate()
 
 
+def refuse_configure(node: LifecycleNode, error: Exception) -> TransitionCallbackReturn:
+    """configure's refusal: the error kept as the node's ``config_error`` (what :func:`start` raises) and logged."""
+    node.config_error = error
+    node.get_logger().error(f"configure refused: {error}")
+    return TransitionCallbackReturn.FAILURE
+
+
 def refuse_unavailable_transitions(node: LifecycleNode) -> None:
     """Answer a ``~/change_state`` request for a transition the current state lacks with success false,
     as rclcpp does. rclpy 7.1 (Jazzy, before ros2/rclpy#1319) lets the state machine's error escape the
