@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from rclpy.clock import JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
@@ -31,6 +32,7 @@ from auras_ros.nodes.managed import (
     refuse_configure, refuse_unavailable_transitions, start_if, start as start_managed)
 from auras_ros.nodes.params import Param, declare, read
 from auras_ros.nodes.qos import ORDERED
+from auras_ros.nodes.ros_clock import clock_started
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.nodes.runner import run_node
 
@@ -87,6 +89,12 @@ class ActionNode(LifecycleNode):
         self._watchdog = None
         self.control_period = 0.0  # set by configure
         self.inactive_drops = 0  # actions that arrived while not active
+        # use_sim_time: an action that arrives before the first /clock waits for it (the newest one only;
+        # those it replaced are counted), since its age cannot be judged on a clock that reads 0.
+        self._before_clock: AgentAction | None = None
+        self.before_clock_drops = 0
+        self._clock_start = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=Duration(nanoseconds=1), min_backward=None), post_callback=self._on_clock_jump)
         delivery = delivery if delivery is not None else LocalDelivery()
         delivery.subscription(self, AgentAction, "auras/action", self._on_action, ORDERED)
         # The gate's counters on /diagnostics: a supervisor sees refusals and watchdog stops.
@@ -144,7 +152,8 @@ class ActionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _health(self) -> Status:
-        values = {**(self.gate.counts() if self.gate is not None else {}), "inactive_drops": self.inactive_drops}
+        values = {**(self.gate.counts() if self.gate is not None else {}), "inactive_drops": self.inactive_drops,
+                  "before_clock_drops": self.before_clock_drops}
         if not self.active:
             return Status(WARN, "inactive: not actuating", values)
         return Status(OK, "actuating through the safety gate", values)
@@ -161,6 +170,11 @@ class ActionNode(LifecycleNode):
         if not self.active or self.gate is None:
             self.inactive_drops += 1  # not actuating: nothing may reach the robot
             return
+        if not clock_started(self):
+            if self._before_clock is not None:
+                self.before_clock_drops += 1
+            self._before_clock = msg
+            return
         now = self._seconds()
         # The sender's observation_age is never read: the age is judged here, on this node's clock.
         verdict = self.gate.offer(msg.action, to_seconds(msg.observation_stamp), now)
@@ -172,6 +186,11 @@ class ActionNode(LifecycleNode):
             return
         self._last_source = msg
         self._send(verdict)
+
+    def _on_clock_jump(self, _jump: TimeJump) -> None:
+        if self._before_clock is not None and clock_started(self):
+            held, self._before_clock = self._before_clock, None
+            self._on_action(held)
 
     def _on_watchdog(self) -> None:
         command = self.gate.tick(self._seconds())

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import time
 
+from rclpy.clock import ROSClock
 from rclpy.node import Node
+
+
+def clock_started(node: Node) -> bool:
+    """False while the node runs on use_sim_time and no /clock message has arrived yet: its clock then
+    reads 0, and no stamp can be judged against it."""
+    clock = node.get_clock()
+    return not (isinstance(clock, ROSClock) and clock.ros_time_is_active and clock.now().nanoseconds == 0)
 
 
 class RosClock:

@@ -68,6 +68,9 @@ PARAMS = (
     Param("wait_for_action", False, "frame mode: the step of frame n waits for the decision of frame n-1"),
     Param("stall_timeout", 2.0, "frame mode: wall seconds without a tick before the current frame is sent "
           "again (a lost best-effort image); 0: never", low=0.0, high=3600.0),
+    Param("decision_timeout", 10.0, "frame mode with wait_for_action: wall seconds the step of frame n waits "
+          "for the decision of frame n-1 before stepping without it (which ends the lockstep's exact repeat); "
+          "0: for ever", low=0.0, high=3600.0),
     Param("camera_frame_id", "camera", "frame_id of the published images"),
     Param("action_topic", m.ACTION_TOPIC, "the AgentActions executed: auras/action (raw), or the safety gate's "
           "auras/gated_action (action_node with output agent_action)"),
@@ -170,6 +173,9 @@ class SimNode(Node):
     def _watch(self) -> None:
         """Start once the graph can hear the world; re-send the current frame after a stall."""
         if self.current is None:
+            # The world's clock already reads the first frame's time, so every agent node's clock has
+            # started (use_sim_time) before that frame's image and actions need it.
+            self.clock_pub.publish(m.clock_message(m.rclpy_factory, self.world.stamp()))
             gated = self.params["action_topic"] != m.ACTION_TOPIC
             # One reader of auras/action is this node, or the safety gate that feeds it.
             ready = self.count_subscribers(m.IMAGE_TOPIC) > 0 and (
@@ -180,8 +186,12 @@ class SimNode(Node):
                 self._publish(self.world.start())
                 self._progress = time.monotonic()
             return
-        timeout = self.params["stall_timeout"]
-        if self.frame_mode and not self.done and timeout > 0 and time.monotonic() - self._progress > timeout:
+        if not self.frame_mode or self.done:
+            return
+        # Waiting for a decision (ticks queued) or for a tick: a reliable decision may come late (DDS
+        # repairs a lost sample after seconds), a best-effort image may be gone for good.
+        timeout = self.params["decision_timeout"] if self._ticks else self.params["stall_timeout"]
+        if timeout > 0 and time.monotonic() - self._progress > timeout:
             self._progress = time.monotonic()
             if self._ticks:
                 self.get_logger().warning(f"no decision of frame {self._ticks[0] - 1} for {timeout:g} s: stepping without it")

@@ -5,6 +5,7 @@ deactivation."""
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Iterator
 
 import pytest
@@ -12,6 +13,7 @@ import rclpy
 from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
 from trajectory_msgs.msg import JointTrajectory
 
 from auras_ros.core.errors import ConfigError
@@ -55,8 +57,8 @@ class Bench:
         self.actions.publish(msg)
 
     def spin_until(self, done, timeout_s: float = 20.0) -> bool:
-        deadline = self.node.get_clock().now().nanoseconds + int(timeout_s * 1e9)  # a hang guard only
-        while not done() and self.node.get_clock().now().nanoseconds < deadline:
+        deadline = time.monotonic() + timeout_s  # a hang guard only (wall time: a sim clock may stand still)
+        while not done() and time.monotonic() < deadline:
             self.executor.spin_once(timeout_sec=0.05)
         return done()
 
@@ -157,3 +159,22 @@ def test_with_deceleration_the_stop_is_a_ramp_down(bench: Bench) -> None:
     assert speeds[0] == 0.8 and speeds[-1] == 0.0
     assert len(speeds) >= 4  # at least two ramp steps between (0.8 at 2.0/s in 0.05 s steps: up to 7)
     assert all(a > b for a, b in zip(speeds, speeds[1:]))  # monotonic, never back up
+
+
+def test_under_sim_time_an_action_before_the_first_clock_waits_for_it(bench: Bench) -> None:
+    """Its age cannot be judged on a clock that still reads 0: neither refused as stamped in the future nor
+    passed unjudged, but held (the newest one, the replaced counted) and judged when /clock starts."""
+    gated = bench.record(AgentAction, GATED_ACTION_TOPIC)
+    clock = bench.probe.create_publisher(Clock, "/clock", ORDERED)
+    node = bench.start({"use_sim_time": True, "outputs": ["agent_action"]})
+    assert bench.spin_until(lambda: bench.connected() and clock.get_subscription_count() > 0
+                            and node.outputs[0].publisher.get_subscription_count() > 0)
+    for request_id in (1, 2):
+        msg = AgentAction(action=[0.1, 0.2], request_id=request_id)
+        msg.observation_stamp = to_time(5.0)
+        bench.actions.publish(msg)
+    assert bench.spin_until(lambda: node.before_clock_drops == 1)
+    assert not gated and not node.gate.refused and node.gate.accepted == 0
+    clock.publish(Clock(clock=to_time(5.05)))
+    assert bench.spin_until(lambda: len(gated) == 1)
+    assert gated[0].request_id == 2 and node.gate.accepted == 1 and not node.gate.refused

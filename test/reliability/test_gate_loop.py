@@ -19,7 +19,9 @@ sim_helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sim_helpers)
 
 
-def _episode(action_topic: str, monkeypatch, ros_env, tmp_path: Path) -> dict:
+def _episode(action_topic: str, monkeypatch, ros_env, tmp_path: Path) -> tuple[dict, list[str]]:
+    """The episode's score, and the warnings its processes logged (a lockstep broken by a late decision
+    says so: "stepping without it")."""
     tmp_path.mkdir(parents=True)
     listener = sim_helpers.Listener(int(ros_env["ROS_DOMAIN_ID"]))
     try:
@@ -34,17 +36,17 @@ def _episode(action_topic: str, monkeypatch, ros_env, tmp_path: Path) -> dict:
             codes, output = processes.stop()
         assert codes == [0] * len(codes), output
         (episode,), _ = sim_helpers.scores_of(scores)
-        return episode
+        return episode, [line for line in output.splitlines() if "WARN" in line or "ERROR" in line]
     finally:
         listener.close()
 
 
 def test_without_a_fault_the_world_executes_the_same_commands_through_the_gate(monkeypatch, ros_env, tmp_path):
-    raw = _episode("auras/action", monkeypatch, ros_env, tmp_path / "raw")
-    gated = _episode("auras/gated_action", monkeypatch, ros_env, tmp_path / "gated")
+    raw, raw_warnings = _episode("auras/action", monkeypatch, ros_env, tmp_path / "raw")
+    gated, gated_warnings = _episode("auras/gated_action", monkeypatch, ros_env, tmp_path / "gated")
     assert raw["frames"] == 30 and raw["actions"] >= 25
     # applied_digest hashes every command the world applied, in order.
-    assert gated == raw
+    assert gated == raw, (raw_warnings, gated_warnings)
 
 
 def _commands_after_sigkill_of_generation(action_topic: str, monkeypatch, ros_env, tmp_path: Path):
