@@ -15,6 +15,12 @@ from auras_ros.nodes.params import Param, declare
 KEY_TYPES = ("percept", "string", "joint_state")
 DEFAULT_TOPICS = {"percept": "auras/percept", "string": "auras/instruction", "joint_state": "joint_states"}
 
+# Above a few clock steps: under use_sim_time (simulator, bag replay) a message stamped at the newest
+# /clock can reach a node before its own /clock subscription has taken that step, and an observation
+# refused for it would be lost. Absurd stamps (a clock years ahead) stay refused.
+FUTURE_TOLERANCE = Param("future_tolerance", 0.5, "seconds a sensor stamp may lie ahead of this node's clock",
+                         low=0.0, high=60.0)
+
 
 @dataclass(frozen=True)
 class ContextKey:

@@ -19,7 +19,7 @@ from auras_ros.core.context import ContextRead, PublicContext, SourceOrder, Stal
 from auras_ros.core.errors import InputError
 from auras_ros.core.sources import new_source_id
 from auras_ros.msg import ContextEntry, ContextState, Percept
-from auras_ros.nodes.context_keys import ContextKey, declare_context_keys
+from auras_ros.nodes.context_keys import FUTURE_TOLERANCE, ContextKey, declare_context_keys
 from auras_ros.nodes.health import OK, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
@@ -35,7 +35,7 @@ VERDICTS = {Verdict.FRESH: ContextEntry.VERDICT_FRESH, Verdict.STALE_HELD: Conte
 MESSAGE_TYPES = {"percept": Percept, "string": String, "joint_state": JointState}
 
 PARAMS = (
-    Param("future_tolerance", 0.05, "seconds a sensor stamp may lie ahead of this node's clock", low=0.0, high=60.0),
+    FUTURE_TOLERANCE,
     Param("diagnostics_period", 1.0, "seconds between /diagnostics reports", low=0.1, high=3600.0),
     *transport_params(),
 )

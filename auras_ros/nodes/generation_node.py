@@ -42,7 +42,7 @@ from auras_ros.core.stages import PERCEPT_KEY, Observation
 from auras_ros.models.factory import build_agent
 from auras_ros.models.inputs import check_finite
 from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
-from auras_ros.nodes.context_keys import declare_context_keys
+from auras_ros.nodes.context_keys import FUTURE_TOLERANCE, declare_context_keys
 from auras_ros.nodes.health import OK, WARN, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.managed import (
@@ -88,7 +88,7 @@ PARAMS = (
           "false: frames run back to back while requests are in flight (measured worse: README)"),
     Param("action_frame_id", "base_link", "frame_id of the published actions"),
     Param("stats_period", 1.0, "seconds between PipelineStats reports", low=0.1, high=3600.0),
-    Param("future_tolerance", 0.05, "seconds a sensor stamp may lie ahead of this node's clock", low=0.0, high=60.0),
+    FUTURE_TOLERANCE,
     *transport_params(),
 )
 

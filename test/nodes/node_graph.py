@@ -160,12 +160,15 @@ class Graph:
         self.nodes.append(node)
         return node
 
-    def spin_until(self, done, timeout_s: float = 60.0) -> bool:
-        """Spin every node in its own thread (as the composed process does) until done() holds."""
+    def spin_until(self, done, timeout_s: float = 60.0, each: Callable[[], None] | None = None) -> bool:
+        """Spin every node in its own thread (as the composed process does) until done() holds, calling
+        ``each`` once per turn (e.g. a best-effort message sent until it shows)."""
         if self.spinners is None:
             self.spinners = NodeSpinners(self.nodes, context=self.context).start()
         deadline = time.monotonic() + timeout_s  # a hang guard, not a measurement
         while not done() and time.monotonic() < deadline:
+            if each is not None:
+                each()
             time.sleep(0.01)  # polls a condition the node threads change; no event to await across them
         return done()
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 
 from auras_ros.core.workload import SyntheticAgent, SyntheticConfig
@@ -145,6 +146,22 @@ def test_context_rejects_future_and_backward_stamps_and_unknown_keys(graph: Grap
     assert context.writes["percept"] == 1 and len(snapshots) >= 1
     assert snapshots[-1].entries[0].observation_seq == 1
 
+
+def test_under_sim_time_a_percept_a_clock_step_ahead_is_admitted(graph: Graph) -> None:
+    """A percept stamped at a /clock step the context node has not taken yet (it travels beside the
+    clock, not after it) is an observation, not an absurd stamp; one an hour ahead still is."""
+    context = graph.add(ContextNode, {"use_sim_time": True})
+    source = graph.probe("percept_source")
+    percepts = source.create_publisher(Percept, "auras/percept", LATEST_RELIABLE)
+    clock = source.create_publisher(Clock, "/clock", LATEST_RELIABLE)
+    assert graph.spin_until(lambda: percepts.get_subscription_count() > 0 and clock.get_subscription_count() > 0)
+    assert graph.spin_until(lambda: context.get_clock().now().nanoseconds == 1_000_000_000,
+                            each=lambda: clock.publish(Clock(clock=to_time(1.0))))
+    percepts.publish(_percept(1.1, seq=1))  # two 50 ms sim frames ahead of the node's clock
+    assert graph.spin_until(lambda: context.writes["percept"] == 1)
+    percepts.publish(_percept(3601.0, seq=2))
+    assert graph.spin_until(lambda: context.rejected["percept:stamp"] == 1)
+    assert context.writes["percept"] == 1
 
 def test_generation_rejects_nan_and_malformed_payloads_and_keeps_running(graph: Graph) -> None:
     generation = graph.add(GenerationNode, {"stats_period": 3600.0, "frame_period": 0.01})
