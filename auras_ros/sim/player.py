@@ -19,8 +19,10 @@ Two replay modes:
   camera message (with /clock set to its bag time, and the state messages recorded before it) once the
   graph has asked for it with a tick of a new frame, i.e. after the frame that admitted the previous
   image has run and published its decisions. Every frame then admits exactly one image, so two replays
-  of one bag give identical actions. A frame that does not come within ``step_timeout`` wall seconds
-  declares the image dropped (counted, logged) and the replay moves on.
+  of one bag give identical actions. A frame that ticks again without having admitted its image (the
+  generation node asks again after half a second: the image or its percept was lost) gets the image
+  again, counted; a frame that does not come within ``step_timeout`` wall seconds declares the image
+  dropped (counted, logged) and the replay moves on.
 - ``timed``: the recorded pacing, ``rate`` bag seconds per wall second, with /clock published at
   ``clock_rate`` Hz while waiting.
 Publishing starts once ``readers`` nodes subscribe to the camera topic, ``evaluators`` evaluator nodes
@@ -84,6 +86,8 @@ class BagPlayer(Node):
         self.stepped = p["replay"] == "stepped"
         self._asked = -1  # the newest frame the generation node has ticked
         self._taken = -1  # the frame that asked for the last published image
+        self._asked_again = False
+        self._last_image: tuple[int, Any] | None = None  # (bag time, raw message) of the last image
         if self.stepped:
             self.create_subscription(UInt64, m.TICK_TOPIC, self._on_tick, LATEST_RELIABLE)
         self._evaluators: set[str] = set()
@@ -91,10 +95,15 @@ class BagPlayer(Node):
         self.published = 0
         self.images = 0
         self.dropped = 0
+        self.resent = 0
         for index, reason in self.info.bad_images.items():
             self.get_logger().warning(f"camera message {index} does not decode, skipped: {reason}")
 
     def _on_tick(self, msg: UInt64) -> None:
+        if msg.data == self._taken:
+            # The frame that took the last image ticked again: it never admitted that image (the image
+            # or its percept was lost on the way), and asks for it once more.
+            self._asked_again = True
         self._asked = max(self._asked, msg.data)
 
     def _publish_clock(self, t_ns: int) -> None:
@@ -147,24 +156,35 @@ class BagPlayer(Node):
             self.published += 1
             if topic == self.info.camera:
                 self.images += 1
-                self._taken, awaiting = self._asked, self.stepped
+                self._taken, awaiting, self._asked_again = self._asked, self.stepped, False
+                self._last_image = (t_ns, raw)
         if awaiting:
             self._await_frame()  # the last image's frame has run and published its decisions
         self._publish_clock(self.info.end_ns)
         self.get_logger().info(
             f"replayed {self.images} images ({self.published} messages) of {self.info.path}, "
             f"{(self.info.end_ns - bag0) * 1e-9:.2f} s of bag time, {p['replay']}; "
-            f"{len(self.info.bad_images)} undecodable images skipped, {self.dropped} declared dropped")
+            f"{len(self.info.bad_images)} undecodable images skipped, {self.resent} sent again, "
+            f"{self.dropped} declared dropped")
         return 0
 
     def _await_frame(self) -> None:
         """Stepped: wait until the generation node ticks a frame newer than the one that asked for the
-        last image, i.e. that frame has run; without one within step_timeout the image counts as dropped."""
+        last image, i.e. that frame has run; the image is sent again each time that frame asks again;
+        without a newer frame within step_timeout the image counts as dropped."""
         taken = self._taken
-        if not self._spin_until(lambda: self._asked > taken, self.params["step_timeout"]):
-            self.dropped += 1
-            self.get_logger().warning(f"no frame after frame {taken} within {self.params['step_timeout']:g} s: "
-                                      f"image {self.images - 1} declared dropped")
+        deadline = time.monotonic() + self.params["step_timeout"]
+        while self._spin_until(lambda: self._asked > taken or self._asked_again, deadline - time.monotonic()):
+            if self._asked > taken:
+                return
+            self._asked_again = False
+            self.resent += 1
+            t_ns, raw = self._last_image
+            self._publish_clock(t_ns)
+            self.publishers_[self.info.camera].publish(raw)
+        self.dropped += 1
+        self.get_logger().warning(f"no frame after frame {taken} within {self.params['step_timeout']:g} s: "
+                                  f"image {self.images - 1} declared dropped")
 
     def _pace(self, t_ns: int, wall0: float, bag0: int) -> None:
         """Timed: sleep until the message's recorded time, the clock running meanwhile."""

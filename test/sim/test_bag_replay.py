@@ -9,10 +9,16 @@ import json
 from pathlib import Path
 
 import pytest
+from sensor_msgs.msg import CompressedImage
+from std_msgs.msg import UInt64
 
 from auras_ros.core.spec import ExecutorSpec
-from foreign_bags import CMD_VEL, RobotBag, write_robot_bag
-from sim_helpers import start_launch_file
+from auras_ros.launching import node_command
+from auras_ros.nodes.qos import LATEST_RELIABLE, SENSOR_LATEST
+from foreign_bags import RobotBag, CMD_VEL, write_robot_bag
+from sim_helpers import node_graph, start_launch_file
+
+Processes = node_graph.Processes
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 FRAMES = 8
@@ -57,3 +63,36 @@ def test_undecodable_images_are_skipped_counted_and_logged(monkeypatch, ros_env,
     assert "camera message 2 does not decode, skipped: " in output and "camera message 5 does not decode" in output
     assert f"replayed {FRAMES - 2} images" in output and "2 undecodable images skipped, 0 declared dropped" in output
     assert result["actions_received"] == FRAMES - 2 and result["actions_missed"] == 0, output
+
+
+def test_a_frame_that_asks_again_gets_its_image_again(monkeypatch, ros_env, listener, tmp_path):
+    """Stepped replay against a stand-in generation node (this test's listener): the frame that took the
+    first image ticks again, as a generation node does when the image never became a percept; the player
+    sends the same image again instead of waiting step_timeout and declaring it dropped."""
+    bag = write_robot_bag(tmp_path / "bag", RobotBag(frames=3))
+    images = listener.record(CompressedImage, "camera/image_raw/compressed", SENSOR_LATEST)
+    ticks = listener.node.create_publisher(UInt64, "auras/frame", LATEST_RELIABLE)
+    command = node_command("auras_ros", "bag_player", params_files=[]) + [
+        "-p", f"bag:={bag}", "-p", f"topic_map:={CONFIG / 'topic_map_mobile_base.yaml'}",
+        "-p", "replay:=stepped", "-p", "step_timeout:=60.0"]  # a drop would take a minute: the test's guard
+    processes = Processes([command], ros_env, tmp_path)
+    try:
+        player = processes.procs[0]
+        # Sent once matched: a reliable tick that crosses the match is repaired, not lost.
+        assert listener.spin_until(lambda: ticks.get_subscription_count() > 0, 60.0, processes.procs), processes.output()
+        ticks.publish(UInt64(data=0))
+        assert listener.spin_until(lambda: len(images) == 1, 60.0, processes.procs), processes.output()
+        ticks.publish(UInt64(data=0))  # frame 0 asks again
+        assert listener.spin_until(lambda: len(images) == 2, 60.0, processes.procs), processes.output()
+        for frame in (1, 2):  # each later frame takes the next image
+            ticks.publish(UInt64(data=frame))
+            assert listener.spin_until(lambda: len(images) == frame + 2, 60.0, processes.procs), processes.output()
+        ticks.publish(UInt64(data=3))  # the last image's frame has run: the replay ends
+        assert listener.spin_until(lambda: player.poll() is not None, 60.0), processes.output()
+        codes, output = processes.stop()
+    finally:
+        processes.stop()
+    assert codes == [0], output
+    assert images[1].data == images[0].data and images[1].header.stamp == images[0].header.stamp
+    assert len({bytes(m.data) for m in images}) == 3  # each of the bag's images, none skipped
+    assert "replayed 3 images" in output and "1 sent again, 0 declared dropped" in output, output
