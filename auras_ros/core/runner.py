@@ -14,7 +14,9 @@ from auras_ros.core.metrics import Decision, MetricsRecorder, RunMetrics
 from auras_ros.core.sources import ObservationSource
 from auras_ros.core.stages import Agent, Observation
 
-DecisionSink = Callable[[Decision], None]
+# Where decisions go. A sink that returns False did not let the decision leave (a node being
+# deactivated): the runner then does not count it as a decision, and the sink counts why.
+DecisionSink = Callable[[Decision], "bool | None"]
 
 
 def check_frame_period(frame_period: float | None, clock: Clock) -> float | None:
@@ -129,9 +131,9 @@ class Runner:
 
     # -- emission --------------------------------------------------------------------------------
     def emit(self, decision: Decision) -> None:
+        if self._on_decision is not None and self._on_decision(decision) is False:
+            return
         self.recorder.decision(decision)
-        if self._on_decision is not None:
-            self._on_decision(decision)
 
     # -- pacing ----------------------------------------------------------------------------------
     def begin_frame(self) -> float:

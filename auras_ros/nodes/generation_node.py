@@ -317,13 +317,15 @@ class GenerationNode(LifecycleNode):
             return Status(WARN, f"last frame failed: {faults.last_reason}", values)
         return Status(OK, "generating", values)
 
-    def _publish_decision(self, decision: Decision) -> None:
+    def _publish_decision(self, decision: Decision) -> bool:
         if not self.active:
-            # Finished while the node was being deactivated (a frame or a DEC/PAR worker in progress).
+            # Finished while the node was being deactivated (a frame or a DEC/PAR worker in progress):
+            # a cancel, not a decision.
             self.recorder.cancel(DEACTIVATED)
-            return
+            return False
         self.run.decision(decision)
         self.actions.publish(decision_to_action(decision, self.params["action_frame_id"]))
+        return True
 
     # -- the public-context replica ------------------------------------------------------------------
     def _on_context(self, msg: ContextState) -> None:

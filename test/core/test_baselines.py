@@ -9,6 +9,7 @@ from auras_ros.core.errors import ConfigError
 from auras_ros.core.metrics import MetricsRecorder
 from auras_ros.core.pipeline import AurasPipeline, PipelineConfig
 from auras_ros.core.sources import PeriodicCamera
+from auras_ros.core.spec import ExecutorSpec, make_runner
 
 from core_helpers import FRAME, RecordingAgent
 
@@ -94,3 +95,20 @@ def test_bad_baseline_config_names_the_field(make, field: str) -> None:
     with pytest.raises(ConfigError) as error:
         make(RecordingAgent(), PeriodicCamera(20, lambda s, t: 0.1), WallClock())
     assert error.value.field == field
+
+
+@pytest.mark.parametrize("kind", ["seq", "auras:1+2:f0:a0"])
+def test_a_decision_the_sink_did_not_let_leave_is_not_counted_as_one(kind) -> None:
+    """A node being deactivated refuses a decision that finishes meanwhile (its sink returns False): the
+    recorder must not count it among the decisions, or it would be counted twice (decision and cancel)."""
+    left = []
+    sink = lambda d: (left.append(d) or True) if d.request_id % 2 else False  # noqa: E731
+    camera = PeriodicCamera(1 / FRAME, lambda seq, stamp: seq * 0.01)
+    runner = make_runner(ExecutorSpec.parse(kind), RecordingAgent(), camera, SimClock(), frame_period=FRAME,
+                         on_decision=sink)
+    try:
+        runner.run(frames=12)
+        recorded = runner.recorder.decisions_recorded
+    finally:
+        runner.close()
+    assert len(left) >= 4 and recorded == len(left)
