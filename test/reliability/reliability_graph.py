@@ -6,24 +6,20 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-import rclpy
 import torch
 from ament_index_python.packages import get_package_share_directory
 from builtin_interfaces.msg import Time
-from rclpy.executors import SingleThreadedExecutor
 
 from auras_ros.launching import node_command, stop_process
 from auras_ros.msg import ContextEntry, ContextState, PipelineStats
 from auras_ros.nodes.payload import PayloadCodec
 from auras_ros.nodes.ros_convert import to_time
+from node_graph import Listener
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO_FRAMES = REPO / "data" / "demo_frames"
 CONFIG = Path(get_package_share_directory("auras_ros"), "config", "auras.yaml")
 HANG_GUARD_S = 120.0  # how long a test waits for what must come; never a measured threshold
 
@@ -73,50 +69,12 @@ class NodeProcesses:
         self.close()
 
 
-class Probe:
-    """A node in the test process, on the graph's private domain."""
-
-    def __init__(self, domain_id: int, name: str = "reliability_probe") -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-
-    def record(self, msg_type: type, topic: str, qos: Any, arrivals: list[float] | None = None) -> list[Any]:
-        """Every message on ``topic``; ``arrivals`` gets each one's receipt time (monotonic s)."""
-        messages: list[Any] = []
-
-        def receive(msg: Any) -> None:
-            messages.append(msg)
-            if arrivals is not None:
-                arrivals.append(time.monotonic())
-
-        self.node.create_subscription(msg_type, topic, receive, qos)
-        return messages
+class Probe(Listener):
+    """node_graph's Listener, waiting on the graph's processes with the suite's hang guard by default."""
 
     def spin_until(self, done: Callable[[], bool], processes: list[subprocess.Popen] = (),
                    timeout_s: float = HANG_GUARD_S, each: Callable[[], None] | None = None) -> bool:
-        """Handle callbacks (calling ``each`` once per turn) until done() holds or a process ends."""
-        deadline = time.monotonic() + timeout_s
-        while not done() and time.monotonic() < deadline:
-            if any(p.poll() is not None for p in processes):
-                break
-            if each is not None:
-                each()
-            self.executor.spin_once(timeout_sec=0.05)
-        return done()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-
-    def __enter__(self) -> "Probe":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+        return super().spin_until(done, timeout_s, processes, each)
 
 
 def context_state(codec: Any, tensor: torch.Tensor | None, *, stamp: Any, seq: int, source_id: int = 1,

@@ -16,7 +16,8 @@ from std_msgs.msg import String
 
 from auras_ros.msg import AgentAction, ContextEntry, ContextState, Percept, PipelineStats, TensorPayload
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED, SENSOR_LATEST
-from reliability_graph import DEMO_FRAMES, NodeProcesses, Probe, drops, now_stamp
+from node_graph import DEMO_FRAMES
+from reliability_graph import NodeProcesses, Probe, drops, now_stamp
 
 EXAMPLES = 20  # per topic
 

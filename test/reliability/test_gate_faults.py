@@ -3,7 +3,6 @@ the gate is SIGKILLed, a stop command reaches cmd_vel; the gate itself keeps run
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import time
 from pathlib import Path
@@ -15,12 +14,11 @@ from geometry_msgs.msg import TwistStamped
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from launch_stub import launch_arguments, load_launch_file
+import node_graph
 
 # The graph fixtures of test/nodes (a listener, launch command lines, node processes), by path: a
 # second module named conftest would shadow the first.
-_spec = importlib.util.spec_from_file_location("node_graph", Path(__file__).parents[1] / "nodes" / "node_graph.py")
-node_graph = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(node_graph)
+
 listener = node_graph.listener  # the fixture
 
 LAUNCH_FILE = Path(get_package_share_directory("auras_ros"), "launch", "auras.launch.py")

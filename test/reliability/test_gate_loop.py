@@ -4,7 +4,6 @@ what stops the world's agent."""
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 from pathlib import Path
 
@@ -13,10 +12,7 @@ from std_msgs.msg import String
 from auras_ros.msg import SimState
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.sim.sim_node import SCORES, TICKS
-
-_spec = importlib.util.spec_from_file_location("sim_helpers", Path(__file__).parents[1] / "sim" / "sim_helpers.py")
-sim_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sim_helpers)
+import sim_helpers
 
 
 def _episode(action_topic: str, monkeypatch, ros_env, tmp_path: Path) -> tuple[dict, list[str]]:

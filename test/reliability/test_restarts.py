@@ -8,7 +8,8 @@ from typing import Any, Callable
 
 from auras_ros.msg import AgentAction, ContextState, Percept
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
-from reliability_graph import DEMO_FRAMES, NodeProcesses, Probe
+from node_graph import DEMO_FRAMES
+from reliability_graph import NodeProcesses, Probe
 
 GRAPH = ("camera_node", "perception_node", "context_node", "generation_node")
 

@@ -3,16 +3,14 @@ and keeps running (issue 10: it used to crash on the first image)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from auras_ros.launching import node_command
 from auras_ros.msg import PipelineStats
 from auras_ros.nodes.qos import ORDERED
+import node_graph
 
-_spec = importlib.util.spec_from_file_location("node_graph", Path(__file__).parents[1] / "nodes" / "node_graph.py")
-node_graph = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(node_graph)
+
 listener = node_graph.listener  # the fixture
 
 

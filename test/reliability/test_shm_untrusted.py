@@ -4,7 +4,6 @@ the real nodes, a FIFO named like a segment does not block them (issue 10)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
 from pathlib import Path
@@ -19,10 +18,9 @@ from auras_ros.msg import AgentAction, Percept, PipelineStats
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED
 from auras_ros.transport import SHM, ShmPool, ShmReader
 from auras_ros.transport.inline import pack_inline
+import node_graph
 
-_spec = importlib.util.spec_from_file_location("node_graph", Path(__file__).parents[1] / "nodes" / "node_graph.py")
-node_graph = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(node_graph)
+
 listener = node_graph.listener  # the fixture
 
 FAKE_NAME = f"auras_{os.getpid()}_abcdef01"  # a live owner's pid: no stale-segment cleanup removes it

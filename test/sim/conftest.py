@@ -1,5 +1,3 @@
-"""Fixtures of the simulator tests: the test-process listener of test/nodes."""
+"""Fixtures of the simulator tests: the test-process listener of test/node_graph.py."""
 
-from sim_helpers import node_graph
-
-listener = node_graph.listener
+from node_graph import listener  # noqa: F401  (fixture)

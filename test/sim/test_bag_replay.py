@@ -15,10 +15,9 @@ from std_msgs.msg import UInt64
 from auras_ros.core.spec import ExecutorSpec
 from auras_ros.launching import node_command
 from auras_ros.nodes.qos import LATEST_RELIABLE, SENSOR_LATEST
-from foreign_bags import RobotBag, CMD_VEL, write_robot_bag
-from sim_helpers import node_graph, start_launch_file
-
-Processes = node_graph.Processes
+from foreign_bags import CMD_VEL, RobotBag, write_robot_bag
+from node_graph import Processes
+from sim_helpers import start_launch_file
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 FRAMES = 8
@@ -61,7 +60,8 @@ def test_undecodable_images_are_skipped_counted_and_logged(monkeypatch, ros_env,
     bag = write_robot_bag(tmp_path / "bag", RobotBag(frames=FRAMES, undecodable=(2, 5)))
     result, output = replay(bag, {"executor": "seq"}, monkeypatch, ros_env, listener, tmp_path / "run")
     assert "camera message 2 does not decode, skipped: " in output and "camera message 5 does not decode" in output
-    assert f"replayed {FRAMES - 2} images" in output and "2 undecodable images skipped, 0 declared dropped" in output
+    assert f"replayed {FRAMES - 2} images" in output and "2 undecodable images skipped" in output
+    assert "0 declared dropped" in output
     assert result["actions_received"] == FRAMES - 2 and result["actions_missed"] == 0, output
 
 

@@ -19,24 +19,31 @@ from auras_ros.nodes.generation_node import GenerationNode
 from auras_ros.nodes.spinners import NodeSpinners
 from launch_stub import nodes_of, resolve
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEMO_FRAMES = REPO / "data" / "demo_frames"
 
 
 class Listener:
     """An rclpy node in the test process that records what the graph publishes."""
 
-    def __init__(self, domain_id: int) -> None:
+    def __init__(self, domain_id: int, name: str = "test_listener") -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node("test_listener", context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.received: dict[str, list[Any]] = {}
 
-    def record(self, msg_type: type, topic: str, qos: Any) -> list[Any]:
+    def record(self, msg_type: type, topic: str, qos: Any, arrivals: list[float] | None = None) -> list[Any]:
+        """Every message on ``topic``; ``arrivals`` gets each one's receipt time (monotonic s)."""
         messages = self.received.setdefault(topic, [])
-        self.node.create_subscription(msg_type, topic, messages.append, qos)
+
+        def receive(msg: Any) -> None:
+            messages.append(msg)
+            if arrivals is not None:
+                arrivals.append(time.monotonic())
+
+        self.node.create_subscription(msg_type, topic, receive, qos)
         return messages
 
     def spin_until(self, done: Callable[[], bool], timeout_s: float, processes: list["subprocess.Popen"] = (),
@@ -56,6 +63,12 @@ class Listener:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+    def __enter__(self) -> "Listener":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def on_private_domain(cls: type, ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:

@@ -1,22 +1,17 @@
-"""Helpers of the simulator tests: the node-graph helpers of test/nodes (loaded under their own module
-name, since every test folder's conftest is called `conftest`), and starting a launch file's nodes as
-launch_ros would."""
+"""Helpers of the simulator tests (test/sim, and the gate in the simulator's loop in test/reliability):
+the node-graph helpers, and starting a launch file's nodes as launch_ros would."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
 from ament_index_python.packages import get_package_share_directory
 
+import node_graph
 from launch_stub import launch_arguments, load_launch_file
 
-_spec = importlib.util.spec_from_file_location(
-    "node_graph", Path(__file__).resolve().parents[1] / "nodes" / "node_graph.py")
-node_graph = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(node_graph)
 Listener, Processes, launch_commands = node_graph.Listener, node_graph.Processes, node_graph.launch_commands
 
 LAUNCH_DIR = Path(get_package_share_directory("auras_ros"), "launch")
