@@ -91,6 +91,7 @@ def run_block(spec: ExecutorSpec, seed: int, episodes: int, args: argparse.Names
     tag = f"{spec}_{seed}".replace(":", "_").replace("+", "p")
     agent_file, sim_file = workdir / f"{tag}_agent.yaml", workdir / f"{tag}_sim.yaml"
     agent = agent_params(spec, args)
+    frame_world = args.world == "frame"
     # Keyed by node name too: config/auras.yaml's node-specific entries would beat a wildcard one.
     # The world executes what the safety gate (action_node) lets through, so the gate sits in the loop.
     gate = {"/action_node": {"ros__parameters": {"outputs": ["agent_action"], "use_sim_time": True}}}
@@ -98,7 +99,9 @@ def run_block(spec: ExecutorSpec, seed: int, episodes: int, args: argparse.Names
                                           **gate}))
     sim_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
         "mode": args.world, "seed": seed, "episodes": episodes, "control": "agent", "speed": args.speed,
-        "wait_for_action": False, "action_readers": 1, "action_topic": GATED_ACTION_TOPIC}}}))
+        # Strict lockstep for the executors that decide every frame once full: a seeded run repeats exactly.
+        "lockstep": frame_world, "wait_for_action": frame_world and spec.kind in ("seq", "auras"),
+        "first_decision_frame": spec.in_flight - 1, "action_readers": 1, "action_topic": GATED_ACTION_TOPIC}}}))
     config = str(Path(get_package_share_directory("auras_ros"), "config", "auras.yaml"))
     commands = [node_command("auras_ros", "sim_node", name="sim_node", params_files=[str(sim_file)])]
     if args.distributed:

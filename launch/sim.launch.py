@@ -35,6 +35,7 @@ ARGUMENTS = {
     "control": ("agent", "agent: the graph's actions drive; expert: the scripted expert (reference)"),
     "execute_rows": ("1", "rows of each action chunk played (receding horizon)"),
     "wait_for_action": ("false", "frame mode: strict lockstep for executors deciding every frame (seq)"),
+    "first_decision_frame": ("0", "wait_for_action: the executor's first deciding frame (0 for seq, P+G-1 for auras)"),
     "action_readers": ("1", "the world starts once this many nodes read auras/action (1: the evaluator)"),
     "report_dir": ("", "evaluator: write report.md, errors.png, evaluation.json here at shutdown"),
     "action_topic": ("auras/gated_action", "what the world executes: the safety gate's output, or auras/action "
@@ -51,6 +52,7 @@ def generate_launch_description() -> LaunchDescription:
     sim = {"mode": arg["sim_mode"], "seed": arg["seed"], "episodes": arg["episodes"],
            "max_frames": arg["max_frames"], "hold_frames": arg["hold_frames"], "control": arg["control"],
            "execute_rows": arg["execute_rows"], "wait_for_action": arg["wait_for_action"],
+           "first_decision_frame": arg["first_decision_frame"],
            "action_readers": arg["action_readers"],
            # The world executes what the safety gate lets through (its stops included).
            "action_topic": arg["action_topic"]}

@@ -15,7 +15,9 @@ Two time modes (parameter ``mode``):
   (``AgentAction.frame < n``); a decision of frame ``n`` itself plays from the next step on, so the rule
   does not depend on which of the two topics arrives first. ``wait_for_action`` makes the step of frame
   ``n`` also wait for the decision of frame ``n - 1``: a strict lockstep for executors that decide every
-  frame (``seq``), which makes a seeded run repeat exactly.
+  frame once their pipeline is full (``seq``, and ``auras`` from frame ``first_decision_frame`` = P+G-1
+  on), which makes a seeded run repeat exactly: a decision never acts a frame late because it reached
+  the world after the next frame's tick.
 - ``realtime``: the world steps in wall time at ``speed / frame_period`` Hz (physics and camera rate);
   decisions apply at the first step after they arrive, so a slow agent pays. ``speed`` runs world
   time faster than wall time without changing a frame's dynamics, as ``eval.realtime --speed`` does.
@@ -66,6 +68,11 @@ PARAMS = (
           "(above max_frames: episodes never succeed, they run to max_frames)", low=1, high=10**6),
     Param("speed", 1.0, "realtime: world frames per frame_period of wall time", low=0.01, high=100.0),
     Param("wait_for_action", False, "frame mode: the step of frame n waits for the decision of frame n-1"),
+    Param("lockstep", False, "frame mode, for a generation node with lockstep: true: its tick n asks for "
+          "frame n's observation, so the reset frame answers tick 0 and tick n steps the world to frame n "
+          "(otherwise a tick announces a frame's start and the world steps past it)"),
+    Param("first_decision_frame", 0, "wait_for_action: the executor's first deciding frame (its pipeline fill, "
+          "in_flight - 1: 0 for seq, P+G-1 for auras:P+G); the steps before it do not wait", low=0, high=10**6),
     Param("stall_timeout", 2.0, "frame mode: wall seconds without a tick before the current frame is sent "
           "again (a lost best-effort image); 0: never", low=0.0, high=3600.0),
     Param("decision_timeout", 10.0, "frame mode with wait_for_action: wall seconds the step of frame n waits "
@@ -153,7 +160,8 @@ class SimNode(Node):
             n = self._ticks.pop(0)
             if self._last_tick is not None and n <= self._last_tick:
                 continue  # a frame already stepped
-            if self.params["wait_for_action"] and not force and n > 0 and self._last_action_frame < n - 1:
+            waits = self.params["wait_for_action"] and n - 1 >= self.params["first_decision_frame"]
+            if waits and not force and self._last_action_frame < n - 1:
                 self._ticks.insert(0, n)
                 return  # the decision of frame n - 1 is still on its way
             force = False
@@ -185,6 +193,10 @@ class SimNode(Node):
             if ready:
                 self._publish(self.world.start())
                 self._progress = time.monotonic()
+                if self.params["lockstep"]:
+                    # The reset frame is frame 0's observation: a tick 0 that comes after the start
+                    # must not step the world, or the generation would see every frame one step late.
+                    self._last_tick = 0
             return
         if not self.frame_mode or self.done:
             return
