@@ -42,7 +42,9 @@ def node_command(package: str, executable: str, name: Optional[str] = None,
 def private_ros_env(base: Optional[dict[str, str]] = None) -> Iterator[dict[str, str]]:
     """An environment with a ROS_DOMAIN_ID no other process on this host holds, localhost only.
 
-    The id stays reserved while the context is open (domain_coordinator binds a port per id).
+    The id stays reserved while the context is open (domain_coordinator binds a port per id). This
+    process's own rclpy (a listener, a composed graph) is held to localhost too while it is open: rclpy
+    reads the discovery range from ``os.environ`` at init; the caller passes the domain id itself.
     """
     import domain_coordinator
 
@@ -51,7 +53,15 @@ def private_ros_env(base: Optional[dict[str, str]] = None) -> Iterator[dict[str,
         env["ROS_DOMAIN_ID"] = str(domain)
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
         env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated; it would override the range
-        yield env
+        before = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE")
+        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+        try:
+            yield env
+        finally:
+            if before is None:
+                os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
+            else:
+                os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = before
 
 
 @dataclass

@@ -71,17 +71,16 @@ class Listener:
         self.close()
 
 
-def on_private_domain(cls: type, ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A Listener or Graph on the test's own ROS domain, localhost only, closed after the test."""
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+def on_private_domain(cls: type, ros_env: dict[str, str]) -> Iterator[Any]:
+    """A Listener or Graph on the test's own ROS domain (localhost only: ros_env), closed after the test."""
     item = cls(int(ros_env["ROS_DOMAIN_ID"]))
     yield item
     item.close()
 
 
 @pytest.fixture
-def listener(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Listener]:
-    yield from on_private_domain(Listener, ros_env, monkeypatch)
+def listener(ros_env: dict[str, str]) -> Iterator[Listener]:
+    yield from on_private_domain(Listener, ros_env)
 
 
 def launch_commands(description: Any, arguments: dict[str, str], tmp_path: Path) -> list[list[str]]:
@@ -197,5 +196,5 @@ class Graph:
 
 
 @pytest.fixture
-def graph(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Graph]:
-    yield from on_private_domain(Graph, ros_env, monkeypatch)
+def graph(ros_env: dict[str, str]) -> Iterator[Graph]:
+    yield from on_private_domain(Graph, ros_env)

@@ -170,16 +170,8 @@ def ros_graph(wanted: bool) -> Iterator[tuple[Path | None, int]]:
         return
     from auras_ros.launching import private_ros_env
 
-    before = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE")
     with private_ros_env() as env, tempfile.TemporaryDirectory() as folder:
-        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = env["ROS_AUTOMATIC_DISCOVERY_RANGE"]  # read by rclpy.init
-        try:
-            yield Path(folder), int(env["ROS_DOMAIN_ID"])
-        finally:
-            if before is None:
-                os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE")
-            else:
-                os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = before
+        yield Path(folder), int(env["ROS_DOMAIN_ID"])
 
 
 def nodes_table(rows: Sequence[Row]) -> str:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -170,7 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_distributed:
         arrangements.append(DISTRIBUTED)
     with private_ros_env() as env, tempfile.TemporaryDirectory() as tmp:
-        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = env["ROS_AUTOMATIC_DISCOVERY_RANGE"]
         overheads = measure(arrangements, args.decisions, args.warmup, args.repeats, args.camera_hz, env, Path(tmp))
     rows = {name: (Spread.of([p50 * 1e3 for p50, _ in values]), Spread.of([p99 * 1e3 for _, p99 in values]))
             for name, values in overheads.items()}

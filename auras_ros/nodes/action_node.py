@@ -170,12 +170,12 @@ class ActionNode(LifecycleNode):
         if not self.active or self.gate is None:
             self.inactive_drops += 1  # not actuating: nothing may reach the robot
             return
-        if not clock_started(self):
+        now = self._seconds()
+        if now == 0.0 and not clock_started(self):
             if self._before_clock is not None:
                 self.before_clock_drops += 1
             self._before_clock = msg
             return
-        now = self._seconds()
         # The sender's observation_age is never read: the age is judged here, on this node's clock.
         verdict = self.gate.offer(msg.action, to_seconds(msg.observation_stamp), now)
         if isinstance(verdict, str):

@@ -74,8 +74,8 @@ class Bench:
 
 
 @pytest.fixture
-def bench(ros_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+def bench(ros_env: dict[str, str]) -> Iterator[Bench]:
+    """On the test's own ROS domain, localhost only (ros_env)."""
     bench = Bench(int(ros_env["ROS_DOMAIN_ID"]))
     yield bench
     bench.close()

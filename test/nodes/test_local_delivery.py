@@ -48,7 +48,6 @@ def test_same_process_subscribers_get_the_object_and_outsiders_a_copy(graph: Gra
         outside.close()
 
 
-
 def test_an_inline_subscriber_runs_in_the_publishers_thread_and_its_fault_ends_only_its_node(graph: Graph) -> None:
     delivery = LocalDelivery()
     publisher_node, subscriber_node = graph.probe("inline_talker"), graph.probe("inline_listener")
