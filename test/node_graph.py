@@ -10,14 +10,13 @@ from typing import Any, Callable, Iterator
 
 import pytest
 import rclpy
-import yaml
+from rcl_interfaces.srv import GetParameters, ListParameters
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
+from rclpy.parameter import Parameter, parameter_value_to_python
 
-from auras_ros.launching import node_command, stop_process
+from auras_ros.launching import stop_process
 from auras_ros.nodes.generation_node import GenerationNode
 from auras_ros.nodes.spinners import NodeSpinners
-from launch_stub import nodes_of, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_FRAMES = REPO / "data" / "demo_frames"
@@ -59,6 +58,27 @@ class Listener:
             self.executor.spin_once(timeout_sec=0.1)
         return done()
 
+    def parameters(self, node_name: str, names: list[str], timeout_s: float = 60.0) -> dict[str, Any]:
+        """The values a running node holds, asked through its ~/list_parameters and ~/get_parameters
+        services (None: the node does not declare that name)."""
+        declared = self._call(node_name, ListParameters, "list_parameters", ListParameters.Request(depth=0),
+                              timeout_s).result.names
+        asked = [name for name in names if name in declared]
+        values = self._call(node_name, GetParameters, "get_parameters", GetParameters.Request(names=asked),
+                            timeout_s).values
+        held = dict(zip(asked, (parameter_value_to_python(v) for v in values)))
+        return {name: held.get(name) for name in names}
+
+    def _call(self, node_name: str, srv_type: type, service: str, request: Any, timeout_s: float) -> Any:
+        client = self.node.create_client(srv_type, f"/{node_name}/{service}")
+        try:
+            assert self.spin_until(client.service_is_ready, timeout_s), f"{node_name} offers no {service}"
+            future = client.call_async(request)
+            assert self.spin_until(future.done, timeout_s), f"{node_name} did not answer {service}"
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()
@@ -81,29 +101,6 @@ def on_private_domain(cls: type, ros_env: dict[str, str]) -> Iterator[Any]:
 @pytest.fixture
 def listener(ros_env: dict[str, str]) -> Iterator[Listener]:
     yield from on_private_domain(Listener, ros_env)
-
-
-def launch_commands(description: Any, arguments: dict[str, str], tmp_path: Path) -> list[list[str]]:
-    """The command lines launch_ros would run, with parameter dicts written to YAML files as it does:
-    keyed by the node's full name when it has one (so they beat the node's entries in earlier files),
-    values YAML-parsed (so "2" becomes 2 and "false" False)."""
-    commands = []
-    for index, node in enumerate(nodes_of(description, arguments)):
-        files = []
-        for n, params in enumerate(node.get("parameters", [])):
-            if isinstance(params, str):
-                files.append(params)
-                continue
-            values = {k: yaml.safe_load(str(resolve(v, arguments))) if not isinstance(v, (int, float, bool)) else v
-                      for k, v in params.items()}
-            path = tmp_path / f"node{index}_params{n}.yaml"
-            key = f"/{node['name']}" if node.get("name") else "/**"
-            path.write_text(yaml.safe_dump({key: {"ros__parameters": values}}))
-            files.append(str(path))
-        commands.append(node_command(node["package"], node["executable"], name=node.get("name"),
-                                     params_files=files, remappings=node.get("remappings", []),
-                                     arguments=node.get("arguments", [])))
-    return commands
 
 
 class Processes:

@@ -10,18 +10,17 @@ from typing import Any
 from ament_index_python.packages import get_package_share_directory
 
 import node_graph
-from launch_stub import launch_arguments, load_launch_file
+from launch_stub import LaunchRun, load_launch_file
 
-Listener, Processes, launch_commands = node_graph.Listener, node_graph.Processes, node_graph.launch_commands
+Listener = node_graph.Listener
 
 LAUNCH_DIR = Path(get_package_share_directory("auras_ros"), "launch")
 
 
-def start_launch_file(name: str, overrides: dict[str, str], monkeypatch, ros_env, tmp_path) -> Processes:
-    """The nodes of launch/<name> under these launch arguments, started as launch_ros would."""
-    description = load_launch_file(LAUNCH_DIR / name, monkeypatch)
-    arguments = launch_arguments(description, overrides)
-    return Processes(launch_commands(description, arguments, tmp_path), ros_env, tmp_path)
+def start_launch_file(name: str, overrides: dict[str, str], monkeypatch, ros_env, tmp_path,
+                      packages: set[str] | None = None) -> LaunchRun:
+    """launch/<name> under these launch arguments, run as `ros2 launch` would."""
+    return LaunchRun(load_launch_file(LAUNCH_DIR / name, monkeypatch), overrides, ros_env, tmp_path, packages)
 
 
 def scores_of(messages: list[Any]) -> tuple[list[dict], dict | None]:

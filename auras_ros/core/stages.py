@@ -133,6 +133,13 @@ def _tensor_text(shape: tuple[int, ...], dtype: Any) -> str:
     return f"{str(dtype).removeprefix('torch.')}{list(shape)}"
 
 
+def state_size(agent: Agent) -> int:
+    """Robot-state values the agent's observations carry beside the image (0: the image alone). An agent
+    that takes a state says so with a ``state_size`` attribute; its observation data is then
+    ``{"image": ..., "state": ...}``."""
+    return int(getattr(agent, "state_size", 0))
+
+
 def perceive_all(agent: Agent, observation: Observation, num_stages: int = 1) -> Any:
     """Run every perception slice of one observation back to back (the sequential path)."""
     carry: Any = observation

@@ -441,6 +441,11 @@ class DiffusionPolicyAgent:
             chunk = state.sample.detach().to("cpu", torch.float64)
         return AgentOutput(action=chunk.reshape(-1).numpy())
 
+    @property
+    def state_size(self) -> int:
+        """Robot-state values an observation carries beside the image (0: the image alone)."""
+        return self.config.state_dim
+
     def _slice(self, stage: int, num_stages: int) -> tuple[int, int]:
         """Units [begin, end) of perception slice ``stage``: contiguous, as even as possible."""
         units = len(self._units)

@@ -66,6 +66,10 @@ def gate_config(p: dict[str, Any], mapping: TwistMapping) -> GateConfig:
     """The gate for these parameters: the outputs chosen decide what length an action needs."""
     twist = {"twist", "twist_stamped"} & set(p["outputs"])
     trajectory = "joint_trajectory" in p["outputs"]
+    if {"twist", "twist_stamped"} <= set(p["outputs"]):
+        # Both publish on cmd_vel, and one topic carries one type.
+        raise ConfigError("action_node.outputs", p["outputs"], "at most one of 'twist' and 'twist_stamped' "
+                          "(both publish on cmd_vel; Jazzy's diff_drive_controller takes twist_stamped)")
     if trajectory and not p["joint_names"]:
         raise ConfigError("action_node.joint_names", p["joint_names"], "at least one joint name")
     return GateConfig(action_timeout=p["action_timeout"], max_observation_age=p["max_observation_age"],

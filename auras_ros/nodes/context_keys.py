@@ -27,6 +27,7 @@ class ContextKey:
     spec: KeySpec
     type: str  # one of KEY_TYPES: which message type its topic carries
     topic: str
+    required: bool  # the graph cannot decide without it: missing is an ERROR on /diagnostics, else WARN
 
 
 def declare_context_keys(node: Node) -> list[ContextKey]:
@@ -43,10 +44,12 @@ def declare_context_keys(node: Node) -> list[ContextKey]:
                   choices=tuple(p.value for p in Policy)),
             Param(f"{name}.wait_timeout", 0.1, "seconds a 'wait' read blocks at most", low=0.0, high=60.0),
             Param(f"{name}.cancels_in_flight", False, "a changed value cancels in-flight requests"),
+            Param(f"{name}.required", True, "the graph cannot decide without a value: missing is an ERROR on "
+                  "/diagnostics (false: a WARN, e.g. an instruction no one has sent yet)"),
         ])
         max_age = values[f"{name}.max_age"] or math.inf
         spec = KeySpec(name, max_age, Policy(values[f"{name}.policy"]), values[f"{name}.wait_timeout"],
                        values[f"{name}.cancels_in_flight"])
         kind = values[f"{name}.type"]
-        keys.append(ContextKey(spec, kind, values[f"{name}.topic"] or DEFAULT_TOPICS[kind]))
+        keys.append(ContextKey(spec, kind, values[f"{name}.topic"] or DEFAULT_TOPICS[kind], values[f"{name}.required"]))
     return keys

@@ -153,8 +153,9 @@ class ContextNode(Node):
         for key in self.keys:
             read = self._read(key.spec.key)
             status = DiagnosticStatus(name=f"auras_ros/context/{key.spec.key}", hardware_id=self.get_name())
+            optional_missing = read.verdict == Verdict.MISSING and not key.required
             status.level = {Verdict.FRESH: DiagnosticStatus.OK, Verdict.STALE_HELD: DiagnosticStatus.WARN}.get(
-                read.verdict, DiagnosticStatus.ERROR)
+                read.verdict, DiagnosticStatus.WARN if optional_missing else DiagnosticStatus.ERROR)
             status.message = read.verdict.value
             status.values = [KeyValue(key=k, value=str(v)) for k, v in (
                 ("age_s", "none" if read.age is None else f"{read.age:.6f}"), ("max_age_s", key.spec.max_age),

@@ -18,11 +18,11 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import UInt64
 
-from auras_ros.core.errors import InputError
+from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.metrics import MetricsRecorder
 from auras_ros.core.runner import FrameFaults
 from auras_ros.core.sources import StampedHistory, new_source_id
-from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all
+from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all, state_size
 from auras_ros.models.factory import build_agent
 from auras_ros.msg import Percept, PipelineStats
 from auras_ros.nodes.images import to_rgb
@@ -69,8 +69,9 @@ class PerceptionNode(Node):
                                   event_callbacks=counting_losses(self, topic,
                                                                   lambda n: self.recorder.drop("lost:image", n)))
         self._states = StampedHistory(STATE_HISTORY)  # joint positions by sensor stamp
-        if self.params["state_topic"]:
-            self.create_subscription(JointState, self.params["state_topic"], self._on_state, ORDERED,
+        self.state_topic = self._state_topic()
+        if self.state_topic:
+            self.create_subscription(JointState, self.state_topic, self._on_state, ORDERED,
                                      callback_group=self.perception_group)
         if self.params["trigger"] == "frame":
             delivery.subscription(self, UInt64, "auras/frame", self._on_frame, LATEST_RELIABLE,
@@ -88,6 +89,20 @@ class PerceptionNode(Node):
         # percept before it ticks, and a percept lost to a bad image must not leave it waiting for ever.
         self._asked = True
 
+    def _state_topic(self) -> str:
+        """The robot-state topic, when the model takes a state; a model that needs one refuses to start
+        without it (rather than rejecting every image)."""
+        topic, size = self.params["state_topic"], state_size(self.agent)
+        if size and not topic:
+            raise ConfigError("perception_node.state_topic", topic,
+                              f"a sensor_msgs/JointState topic: model {self.params['model']!r} takes a robot "
+                              f"state of {size} values beside the image")
+        if topic and not size:
+            self.get_logger().info(f"state_topic {topic!r} not read: model {self.params['model']!r} takes the "
+                                   "image alone")
+            return ""
+        return topic
+
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self._latest = msg
         self._seq += 1
@@ -99,11 +114,11 @@ class PerceptionNode(Node):
 
     def _observation_data(self, pixels: np.ndarray, stamp: float) -> Any:
         """The image, joined with the robot state sensed at the same stamp when the agent takes one."""
-        if not self.params["state_topic"]:
+        if not self.state_topic:
             return pixels
         found = self._states.at(stamp)
         if found is None:
-            raise InputError("robot state", "perception_node", f"a JointState on {self.params['state_topic']}",
+            raise InputError("robot state", "perception_node", f"a JointState on {self.state_topic}",
                              "none received yet")
         state, exact = found
         if not exact:

@@ -53,10 +53,19 @@ def stop_requested() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+def finished(nodes: Sequence[Node]) -> bool:
+    """Whether every one of ``nodes`` that has finite work (a ``finished`` event, e.g. sim_node's
+    episodes) has done it; False when none has such work."""
+    events = [node.finished for node in nodes if isinstance(getattr(node, "finished", None), threading.Event)]
+    return bool(events) and all(e.is_set() for e in events)
+
+
 def spin_until_stopped(executor: Executor, stop: threading.Event, deadline: Optional[float] = None,
                        nodes: Sequence[Node] = ()) -> None:
-    """Spin until a signal, the deadline, or one of ``nodes`` can no longer work (nodes/health.py)."""
-    while not stop.is_set() and (deadline is None or time.monotonic() < deadline) and not failed_nodes(nodes):
+    """Spin until a signal, the deadline, one of ``nodes`` can no longer work (nodes/health.py), or
+    the nodes' finite work is done."""
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline) and not failed_nodes(nodes) \
+            and not finished(nodes):
         executor.spin_once(timeout_sec=0.1)
 
 
@@ -77,13 +86,23 @@ def _options(ros_args: list[str], *flags: str) -> list[str]:
     return [value for flag, value in zip(ros_args, ros_args[1:]) if flag in flags]
 
 
+class ParamsFileLoader(yaml.SafeLoader):
+    """YAML as rcl's parameter parser reads it: launch_ros writes the files of a launch file's parameter
+    dicts with ``yaml.dump``, so a list value arrives tagged ``!!python/tuple`` (launch_ros
+    ``evaluate_parameter_dict`` makes every list a tuple); rcl ignores tags and reads a sequence."""
+
+
+ParamsFileLoader.add_constructor("tag:yaml.org,2002:python/tuple",
+                                 lambda loader, node: loader.construct_sequence(node))
+
+
 def check_params_files(ros_args: list[str]) -> None:
     """A ConfigError naming a --params-file that is missing, unreadable or not a ROS parameters file
     (rcl would only raise an error with a traceback)."""
     for path in _options(ros_args, "--params-file"):
         expected = "a readable YAML mapping of {node name or /**: {ros__parameters: {name: value}}}"
         try:
-            content = yaml.safe_load(Path(path).read_text())
+            content = yaml.load(Path(path).read_text(), Loader=ParamsFileLoader)
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ConfigError("--params-file", path, f"{expected} ({reason})") from None

@@ -30,9 +30,11 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 from typing import Any
 
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -47,6 +49,7 @@ from auras_ros.nodes.runner import run_node
 from auras_ros.sim import messages as m
 from auras_ros.sim.world import SimFrame, SimWorld, decision
 
+SUMMARY_ACK_TIMEOUT_S = 5.0
 # Every episode's score reaches a listener that joins late.
 SCORES = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -108,6 +111,7 @@ class SimNode(Node):
         self._last_action_frame = -1
         self.current: SimFrame | None = None
         self.done = False
+        self.finished = threading.Event()  # all episodes played: run_node ends the process (exit 0)
         self._progress = time.monotonic()
         self.create_timer(0.05, self._watch)  # start when the graph is there; stall guard
         if not self.frame_mode:
@@ -141,6 +145,10 @@ class SimNode(Node):
         summary = summarize(self.world.scores)
         self.get_logger().info("all episodes done: " + json.dumps(summary, sort_keys=True))
         self.score_pub.publish(m.score_message(m.rclpy_factory, summary))
+        # The work is done: the process ends (and a launch with it, its evaluator writing the report),
+        # once every reader has the summary (bounded: a reader that is gone acknowledges nothing).
+        self.score_pub.wait_for_all_acked(Duration(seconds=SUMMARY_ACK_TIMEOUT_S))
+        self.finished.set()
 
     # -- inputs ---------------------------------------------------------------------------------------
     def _on_action(self, msg: AgentAction) -> None:

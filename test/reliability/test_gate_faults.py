@@ -1,5 +1,9 @@
 """The safety gate against the real nodes (launch/auras.launch.py, distributed): when a node upstream of
-the gate is SIGKILLed, a stop command reaches cmd_vel; the gate itself keeps running and exits cleanly."""
+the gate is SIGKILLed, a stop command reaches cmd_vel; the gate itself keeps running and exits cleanly.
+
+The first test runs the launch file's command lines without launch's event handling (which would shut
+the whole graph down on the death, deactivating the gate: test_launch_graph covers that), so that it
+sees the gate's own watchdog, the defence left when an upstream node freezes or a supervisor respawns it."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from geometry_msgs.msg import TwistStamped
 
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
-from launch_stub import launch_arguments, load_launch_file
+from launch_stub import LaunchRun, launch_commands, load_launch_file
 import node_graph
 
 # The graph fixtures of test/nodes (a listener, launch command lines, node processes), by path: a
@@ -33,9 +37,8 @@ def _moving(twist: TwistStamped) -> bool:
 @pytest.mark.parametrize("victim", ["generation_node", "perception_node", "context_node"])
 def test_sigkill_upstream_of_the_gate_ends_in_a_stop_command(victim, monkeypatch, ros_env, listener, tmp_path):
     description = load_launch_file(LAUNCH_FILE, monkeypatch)
-    arguments = launch_arguments(description, {"source": str(node_graph.DEMO_FRAMES), "composed": "false",
-                                               "outputs": "[twist_stamped]"})
-    commands = node_graph.launch_commands(description, arguments, tmp_path)
+    commands = launch_commands(description, {"source": str(node_graph.DEMO_FRAMES), "composed": "false",
+                                             "outputs": "[twist_stamped]"}, tmp_path)
     names = [Path(c[0]).name for c in commands]
     twists = listener.record(TwistStamped, "cmd_vel", ORDERED)
     with node_graph.Processes(commands, ros_env, tmp_path) as processes:
@@ -64,11 +67,9 @@ def test_sigint_of_the_composed_process_ends_with_a_stop_command(monkeypatch, ro
     """The composed process drives the gate's lifecycle: its shutdown deactivates the gate, which means
     a stop command, delivered before the process exits."""
     description = load_launch_file(LAUNCH_FILE, monkeypatch)
-    arguments = launch_arguments(description, {"source": str(node_graph.DEMO_FRAMES), "composed": "true",
-                                               "outputs": "[twist_stamped]"})
     twists = listener.record(TwistStamped, "cmd_vel", ORDERED)
-    with node_graph.Processes(node_graph.launch_commands(description, arguments, tmp_path), ros_env,
-                                  tmp_path) as processes:
+    with LaunchRun(description, {"source": str(node_graph.DEMO_FRAMES), "composed": "true",
+                                 "outputs": "[twist_stamped]"}, ros_env, tmp_path) as processes:
         assert listener.spin_until(lambda: sum(map(_moving, twists)) >= 3, 90.0, processes.procs), processes.output()
         codes, output = processes.stop()
     assert codes == [0], output

@@ -1,0 +1,65 @@
+"""What the shipped launch files (launch/*.launch.py) share: the agent's launch arguments, and how they
+declare an auras_ros node.
+
+Every node ends the launch when it exits (``on_exit`` → ``Shutdown``): a node that refuses to start
+(exit 2) or can no longer work (exit 3) takes the graph down with it, the robot's gate deactivating
+with a stop command, instead of leaving the rest waiting; a simulator or bag player that finished its
+episodes ends the run the same way, and the evaluator writes its report at that shutdown.
+
+``launch`` and ``launch_ros`` are imported where they are used: only a launch file calls these
+functions, under `ros2 launch` (or the test suite's stand-in for it).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ament_index_python.packages import get_package_share_directory
+
+PACKAGE = "auras_ros"
+
+# name -> (default, description) of the arguments every agent graph takes.
+AGENT_ARGUMENTS: dict[str, tuple[str, str]] = {
+    "model": ("synthetic", "agent preset (synthetic, diffusion-tiny, ar-tiny) or local checkpoint directory"),
+    "device": ("cpu", "torch device of the model: cpu or cuda"),
+    "executor": ("auras:1+2:f0:a0", "executor in the core.spec text form: seq, dec, par:K or auras:P+G:fO:aA"),
+    "transport": ("inline", "tensor transport between the agent's processes: inline or shm (composed: in-process)"),
+    "composed": ("false", "run every agent stage in one process"),
+    "state_topic": ("", "sensor_msgs/JointState topic of the robot state, for a model that takes one beside the "
+                        "image ('': image only)"),
+    # Measured (README, "Run it on your robot"): a node exits 0.9-1.5 s after SIGINT, up to ~4 s when a
+    # whole graph exits at once on a loaded 2-core machine; launch's own default is 5 s.
+    "sigterm_timeout": ("15", "seconds launch waits after SIGINT before it escalates to SIGTERM"),
+}
+
+
+def config_file(name: str) -> str:
+    """A file of the installed package's config/ folder."""
+    return os.path.join(get_package_share_directory(PACKAGE), "config", name)
+
+
+def declare(arguments: dict[str, tuple[str | None, str]]) -> list[Any]:
+    """One DeclareLaunchArgument per entry (a None default: a required argument)."""
+    from launch.actions import DeclareLaunchArgument
+
+    return [DeclareLaunchArgument(name, default_value=default, description=text)
+            for name, (default, text) in arguments.items()]
+
+
+def configurations(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A LaunchConfiguration substitution per argument name."""
+    from launch.substitutions import LaunchConfiguration
+
+    return {name: LaunchConfiguration(name) for name in arguments}
+
+
+def node(executable: str, parameters: list[Any], named: bool = True, **kwargs: Any) -> Any:
+    """An auras_ros node whose exit ends the launch. ``named``: the process holds one node of that name
+    (the composed process holds several, which a ``__node`` remap would all rename)."""
+    from launch.actions import Shutdown
+    from launch_ros.actions import Node
+
+    return Node(package=PACKAGE, executable=executable, name=executable if named else None,
+                parameters=parameters, output="screen",
+                on_exit=Shutdown(reason=f"{executable} exited"), **kwargs)
