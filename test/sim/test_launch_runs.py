@@ -13,6 +13,8 @@ import pytest
 import yaml
 from std_msgs.msg import String
 
+from auras_ros.msg import AgentAction
+from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.runner import ParamsFileLoader
 from auras_ros.sim.sim_node import SCORES
 from launch_stub import LaunchRun
@@ -70,9 +72,10 @@ def ended_by_itself(run: LaunchRun, listener, timeout_s: float = 180.0) -> str:
 ])
 def test_sim_launch_scores_episodes_and_ends(model, sim_mode, composed, monkeypatch, ros_env, listener, tmp_path):
     scores = listener.record(String, "sim/score", SCORES)
+    listener.record(AgentAction, "auras/action", ORDERED)  # the world starts once this reader is there too
     report = tmp_path / "report"
     arguments = {"model": MODELS[model], "sim_mode": sim_mode, "composed": composed, "episodes": "1",
-                 "max_frames": "30", "report_dir": str(report)}
+                 "max_frames": "30", "report_dir": str(report), "action_readers": "2"}
     with start_launch_file("sim.launch.py", arguments, monkeypatch, ros_env, tmp_path) as run:
         output = ended_by_itself(run, listener)
     episodes, summary = scores_of(scores)
