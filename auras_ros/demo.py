@@ -92,11 +92,9 @@ def run_block(spec: ExecutorSpec, seed: int, episodes: int, args: argparse.Names
     agent_file, sim_file = workdir / f"{tag}_agent.yaml", workdir / f"{tag}_sim.yaml"
     agent = agent_params(spec, args)
     frame_world = args.world == "frame"
-    # Keyed by node name too: config/auras.yaml's node-specific entries would beat a wildcard one.
-    # The world executes what the safety gate (action_node) lets through, so the gate sits in the loop.
-    gate = {"/action_node": {"ros__parameters": {"outputs": ["agent_action"], "use_sim_time": True}}}
-    agent_file.write_text(yaml.safe_dump({**{key: {"ros__parameters": dict(agent)} for key in ("/**", "/generation_node")},
-                                          **gate}))
+    # After config/auras.yaml, whose entries are all /** too, so these win. The world executes what the
+    # safety gate (action_node) lets through, so the gate sits in the loop.
+    agent_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": {**agent, "outputs": ["agent_action"]}}}))
     sim_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
         "mode": args.world, "seed": seed, "episodes": episodes, "control": "agent", "speed": args.speed,
         # Strict lockstep for the executors that decide every frame once full: a seeded run repeats exactly.

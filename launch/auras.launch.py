@@ -2,7 +2,10 @@
 
     ros2 launch auras_ros auras.launch.py source:=/dev/video0 model:=synthetic executor:=auras:1+2:f0:a0 \
         policy:=hold transport:=shm composed:=false outputs:="[twist_stamped]"
+    ros2 launch auras_ros auras.launch.py camera_topic:=/camera/color/image_raw outputs:="[twist_stamped]"
 
+With a ``source`` the camera node reads it; without one (a robot's own camera driver) the agent reads
+``camera_topic`` (and ``<camera_topic>/compressed``, image_transport's name for the same stream).
 Parameters come from config/auras.yaml; the launch arguments override the most used ones.
 composed:=true runs all stages in one process (auras_composed) with in-process tensor handles. Any node
 that exits ends the launch (the gate deactivates with a stop command).
@@ -10,16 +13,21 @@ that exits ends the launch (the gate deactivates with a stop command).
 
 from launch import LaunchDescription
 from launch.conditions import IfCondition, UnlessCondition
+from launch.substitutions import PythonExpression
 
 from auras_ros.launch_files import AGENT_ARGUMENTS, config_file, configurations, declare, node
 
 ARGUMENTS = {
     **AGENT_ARGUMENTS,
-    "source": ("", "camera: V4L2 device, video file or image folder"),
+    "source": ("", "camera node: V4L2 device, video file or image folder ('': no camera node, the robot's "
+               "camera driver publishes camera_topic)"),
+    "camera_topic": ("camera/image_raw", "sensor_msgs/Image topic the agent perceives (and <topic>/compressed)"),
     "policy": ("hold", "staleness policy of the percept key: hold, drop, wait or error"),
     "outputs": ("[twist]", "robot command types through the safety gate, a YAML list of: twist or twist_stamped "
                 "(diff_drive_controller since Jazzy; both publish on cmd_vel), joint_trajectory "
                 "(joint_trajectory_controller), agent_action"),
+    "cmd_vel_topic": ("cmd_vel", "where twist / twist_stamped commands go (Jazzy's diff_drive_controller reads "
+                      "/<controller name>/cmd_vel)"),
     "joint_names": ("[joint_0, joint_1]", "joint_trajectory: the joints, one action chunk column each (a YAML list)"),
 }
 
@@ -33,15 +41,23 @@ def generate_launch_description() -> LaunchDescription:
     camera = {"source": arg["source"]}
     action = {"outputs": arg["outputs"], "joint_names": arg["joint_names"]}
     distributed = UnlessCondition(arg["composed"])
+    with_camera = ["'", arg["source"], "' != ''"]
+    camera_node = IfCondition(PythonExpression(
+        [*with_camera, " and '", arg["composed"], "'.lower() not in ('true', '1')"]))
+    # What the camera node publishes and perception reads: the robot's camera topic.
+    images = [("camera/image_raw", arg["camera_topic"]),
+              ("camera/image_raw/compressed", [arg["camera_topic"], "/compressed"])]
+    commands = [("cmd_vel", arg["cmd_vel_topic"])]
     return LaunchDescription([
         *declare(ARGUMENTS),
-        node("camera_node", [params, camera], condition=distributed),
-        node("perception_node", [params, shared], condition=distributed),
+        node("camera_node", [params, camera], condition=camera_node, remappings=images),
+        node("perception_node", [params, shared], condition=distributed, remappings=images),
         node("context_node", [params, shared], condition=distributed),
         node("generation_node", [params, generation], condition=distributed),
         # A lifecycle node: autostart (its default) configures and activates it; a lifecycle manager
         # sets autostart false and drives ~/change_state.
-        node("action_node", [params, action], condition=distributed),
+        node("action_node", [params, action], condition=distributed, remappings=commands),
         node("auras_composed", [params, {**generation, **camera, **action, "transport": "in_process"}],
-             named=False, condition=IfCondition(arg["composed"])),
+             named=False, remappings=images + commands, condition=IfCondition(arg["composed"]),
+             arguments=[PythonExpression(["'--camera' if ", *with_camera, " else '--no-camera'"])]),
     ])

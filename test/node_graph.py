@@ -19,6 +19,7 @@ from auras_ros.nodes.generation_node import GenerationNode
 from auras_ros.nodes.spinners import NodeSpinners
 
 REPO = Path(__file__).resolve().parents[1]
+DRAIN_CALLBACKS = 1000  # at most this many messages already received are taken after a node ended
 DEMO_FRAMES = REPO / "data" / "demo_frames"
 
 
@@ -52,7 +53,12 @@ class Listener:
         deadline = time.monotonic() + timeout_s
         while not done() and time.monotonic() < deadline:
             if any(p.poll() is not None for p in processes):
-                break  # a node died: no point waiting
+                # A node ended (it may have finished its work): take what it sent before, then stop waiting.
+                for _ in range(DRAIN_CALLBACKS):
+                    if done():
+                        break
+                    self.executor.spin_once(timeout_sec=0)
+                break
             if each is not None:
                 each()
             self.executor.spin_once(timeout_sec=0.1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from ament_index_python.packages import get_package_share_directory
 
 from auras_ros.launching import executable_path, node_command, run_processes
 from package_files import console_scripts
-from launch_stub import load_launch_file, nodes_of
+from launch_stub import LaunchError, configure, load_launch_file, nodes_of, show_args
 
 LAUNCH_DIR = Path(get_package_share_directory("auras_ros"), "launch")
 LAUNCH_FILES = sorted(LAUNCH_DIR.glob("*.launch.py"))
@@ -48,3 +49,40 @@ def test_roundtrip_launch_file_runs(monkeypatch, ros_env, tmp_path):
     output = "".join(r.output() for r in results)
     assert [r.returncode for r in results] == [0] * len(results), output
     assert "all 4 interfaces arrived intact" in output
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+ARGUMENT = re.compile(r'\s+([A-Za-z_][A-Za-z0-9_]*):=("[^"]*"|[^\s`]+)')
+
+
+def readme_launch_lines() -> list[tuple[str, dict[str, str]]]:
+    """Every `ros2 launch auras_ros <file> name:=value ...` of the README (continuation lines and
+    markdown line wraps joined), as (file, arguments)."""
+    text = README.read_text().replace("\\\n", " ")
+    found = []
+    for match in re.finditer(r"ros2\s+launch\s+auras_ros\s+([a-z_]+\.launch\.py)", text):
+        arguments, rest = {}, text[match.end():]
+        while (arg := ARGUMENT.match(rest)) is not None:
+            arguments[arg.group(1)] = arg.group(2).strip('"')
+            rest = rest[arg.end():]
+        found.append((match.group(1), arguments))
+    return found
+
+
+def test_the_readme_names_only_declared_launch_arguments(monkeypatch):
+    """Each README example of `ros2 launch` names arguments its launch file declares (what `--show-args`
+    lists), with values its choices allow, and every required one."""
+    lines = readme_launch_lines()
+    assert {name for name, _ in lines} >= {"auras.launch.py", "sim.launch.py", "replay.launch.py", "gazebo.launch.py"}
+    for name, arguments in lines:
+        description = load_launch_file(LAUNCH_DIR / name, monkeypatch)
+        try:
+            configure(description, arguments)
+        except LaunchError as error:
+            pytest.fail(f"README: ros2 launch auras_ros {name} {arguments}: {error}\n{show_args(description)}")
+
+
+def test_every_launch_argument_is_described(monkeypatch):
+    for path in LAUNCH_FILES:
+        shown = show_args(load_launch_file(path, monkeypatch))
+        assert "no description given" not in shown, f"{path.name}:\n{shown}"

@@ -6,7 +6,7 @@ serialized on the critical path, while every topic is still published for outsid
 tensors as in-process handles, and one executor thread per node (nodes/spinners.py), so each stage's
 callbacks run beside the others' and perception and generation overlap.
 
-    auras_composed [--no-camera] [--no-action] [--duration S] [--executor events|single|events-shared]
+    auras_composed [--no-camera | --camera] [--no-action] [--duration S] [--executor events|single|events-shared]
         --ros-args --params-file config/auras.yaml
 
 With ``--duration`` it stops after S seconds and prints one JSON line of the run's numbers.
@@ -105,6 +105,8 @@ def main(args: list[str] | None = None) -> int:
     argv = sys.argv if args is None else args
     parser = argparse.ArgumentParser(prog="auras_composed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-camera", action="store_true", help="images come from another process")
+    parser.add_argument("--camera", dest="no_camera", action="store_false",
+                        help="the camera node runs (the default; for a launch file that chooses either)")
     parser.add_argument("--no-action", action="store_true", help="no action node (safety gate and robot outputs)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run on)")
     parser.add_argument("--live", action="store_true", help="print each PipelineStats window as it is published")

@@ -124,7 +124,7 @@ def test_record_replay_evaluate_round_trip(monkeypatch, ros_env, listener, tmp_p
         # The player exits 0 at the bag's end; then the evaluator has seen everything it will see.
         listener.spin_until(lambda: player.poll() is not None, 60.0)
         assert player.returncode == 0, processes.output()
-        codes, output = processes.stop(grace_s=10.0)
+        codes, output = processes.stop()
     assert codes[1:] == [0] * (len(codes) - 1), output
     result = json.loads((report / "evaluation.json").read_text())
     run = result["runs"]["seq"]

@@ -29,12 +29,13 @@ def replay(bag: Path, overrides: dict[str, str], monkeypatch, ros_env, listener,
     report = tmp_path / "report"
     arguments = {"bag": str(bag), "topic_map": str(CONFIG / "topic_map_mobile_base.yaml"), "composed": "true",
                  "report_dir": str(report), **overrides}
-    with start_launch_file("replay.launch.py", arguments, monkeypatch, ros_env, tmp_path) as processes:
-        player = processes.procs[0]
-        # The player exits 0 at the bag's end, once the last image's frame has run.
-        listener.spin_until(lambda: player.poll() is not None, 120.0, processes.procs)
-        assert player.returncode == 0, processes.output()
-        codes, output = processes.stop()
+    with start_launch_file("replay.launch.py", arguments, monkeypatch, ros_env, tmp_path) as run:
+        # The player exits 0 at the bag's end, once the last image's frame has run; that ends the launch,
+        # and the evaluator writes its report.
+        listener.spin_until(lambda: run.ended, 120.0, each=run.step)
+        output = run.output()
+    assert run.ended and "process[bag_player-1] was required: shutting down launched system" in output, output
+    codes = [p.popen.returncode for p in run.processes]
     assert codes == [0] * len(codes) and "Traceback" not in output, output
     return json.loads((report / "evaluation.json").read_text()), output
 

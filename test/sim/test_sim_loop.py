@@ -35,7 +35,7 @@ def test_expert_through_the_nodes_scores_like_the_ros_free_expert(monkeypatch, r
     """The world steps on the generation node's frame ticks; with the expert in control each episode's
     success, success frame, length and tracking error equal expert_rollout on the same seed."""
     (episodes, summary), _ = run_sim({"control": "expert", "executor": "seq", "composed": "true", "seed": "3",
-                                      "action_readers": "0"},
+                                      "action_readers": "2"},  # the evaluator and this test's listener
                                      monkeypatch, ros_env, listener, tmp_path, episodes=2)
     task = CatchTask(TaskConfig())
     try:
