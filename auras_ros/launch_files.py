@@ -28,8 +28,8 @@ AGENT_ARGUMENTS: dict[str, tuple[str, str]] = {
     "composed": ("false", "run every agent stage in one process"),
     "state_topic": ("", "sensor_msgs/JointState topic of the robot state, for a model that takes one beside the "
                         "image ('': image only)"),
-    # Measured (README, "Run it on your robot"): a node exits 0.9-1.5 s after SIGINT, up to ~4 s when a
-    # whole graph exits at once on a loaded 2-core machine; launch's own default is 5 s.
+    # Measured (README, "Run it on your robot"): SIGINT to exit 1.7-1.85 s for five processes exiting at
+    # once on 2 cores, 2.6-2.8 s beside two busy processes; launch's own default (5 s) leaves too little.
     "sigterm_timeout": ("15", "seconds launch waits after SIGINT before it escalates to SIGTERM"),
 }
 
