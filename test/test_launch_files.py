@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from ament_index_python.packages import get_package_share_directory
 
-from auras_ros.launching import executable_path, node_command, run_processes
+from auras_ros.launching import executable_path
 from package_files import console_scripts
-from launch_stub import LaunchError, configure, load_launch_file, nodes_of, show_args
+from launch_stub import LaunchError, LaunchRun, configure, load_launch_file, nodes_of, show_args
 
 LAUNCH_DIR = Path(get_package_share_directory("auras_ros"), "launch")
 LAUNCH_FILES = sorted(LAUNCH_DIR.glob("*.launch.py"))
@@ -39,15 +39,12 @@ def test_every_node_names_an_installed_executable(path, monkeypatch):
 
 
 def test_roundtrip_launch_file_runs(monkeypatch, ros_env, tmp_path):
-    """Start the nodes of roundtrip.launch.py as launch_ros would; the pair completes the roundtrip."""
-    nodes = nodes_of(load_launch_file(LAUNCH_DIR / "roundtrip.launch.py", monkeypatch))
-    cmds = [node_command(n["package"], n["executable"], name=n.get("name"),
-                         params_files=[p for p in n.get("parameters", []) if isinstance(p, str)],
-                         remappings=n.get("remappings", []), arguments=n.get("arguments", []))
-            for n in nodes]
-    results = run_processes(cmds, ros_env, timeout_s=60.0, log_dir=tmp_path)
-    output = "".join(r.output() for r in results)
-    assert [r.returncode for r in results] == [0] * len(results), output
+    """roundtrip.launch.py run as `ros2 launch` runs it: the pair completes the roundtrip and both exit 0,
+    which ends the launch (idle)."""
+    with LaunchRun(load_launch_file(LAUNCH_DIR / "roundtrip.launch.py", monkeypatch), {}, ros_env, tmp_path) as run:
+        run.wait(60.0)  # a hang guard: the pair ends by itself
+        output = run.output()
+    assert [p.popen.returncode for p in run.processes] == [0, 0], output
     assert "all 4 interfaces arrived intact" in output
 
 
