@@ -19,6 +19,7 @@ from auras_ros.nodes.generation_node import GenerationNode
 from auras_ros.nodes.spinners import NodeSpinners
 
 REPO = Path(__file__).resolve().parents[1]
+CALL_RETRY_S = 5.0  # a service call not answered within this is sent again
 DRAIN_CALLBACKS = 1000  # at most this many messages already received are taken after a node ended
 DEMO_FRAMES = REPO / "data" / "demo_frames"
 
@@ -78,10 +79,15 @@ class Listener:
     def _call(self, node_name: str, srv_type: type, service: str, request: Any, timeout_s: float) -> Any:
         client = self.node.create_client(srv_type, f"/{node_name}/{service}")
         try:
+            deadline = time.monotonic() + timeout_s  # a hang guard
             assert self.spin_until(client.service_is_ready, timeout_s), f"{node_name} offers no {service}"
-            future = client.call_async(request)
-            assert self.spin_until(future.done, timeout_s), f"{node_name} did not answer {service}"
-            return future.result()
+            # Asked again until answered: a request or response sent as the match forms can be lost.
+            while time.monotonic() < deadline:
+                future = client.call_async(request)
+                if self.spin_until(future.done, CALL_RETRY_S):
+                    return future.result()
+                client.remove_pending_request(future)
+            raise AssertionError(f"{node_name} did not answer {service} within {timeout_s:g} s")
         finally:
             self.node.destroy_client(client)
 
