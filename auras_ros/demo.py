@@ -99,7 +99,8 @@ def run_block(spec: ExecutorSpec, seed: int, episodes: int, args: argparse.Names
         "mode": args.world, "seed": seed, "episodes": episodes, "control": "agent", "speed": args.speed,
         # Strict lockstep for the executors that decide every frame once full: a seeded run repeats exactly.
         "lockstep": frame_world, "wait_for_action": frame_world and spec.kind in ("seq", "auras"),
-        "first_decision_frame": spec.in_flight - 1, "action_readers": 1, "action_topic": GATED_ACTION_TOPIC}}}))
+        "first_decision_frame": spec.in_flight - 1, "action_readers": 1, "score_readers": 1,
+        "action_topic": GATED_ACTION_TOPIC}}}))
     config = str(Path(get_package_share_directory("auras_ros"), "config", "auras.yaml"))
     commands = [node_command("auras_ros", "sim_node", name="sim_node", params_files=[str(sim_file)])]
     if args.distributed:

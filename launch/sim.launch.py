@@ -33,12 +33,13 @@ ARGUMENTS = {
     "wait_for_action": ("false", "frame mode: strict lockstep for executors deciding every frame (seq)"),
     "first_decision_frame": ("0", "wait_for_action: the executor's first deciding frame (0 for seq, P+G-1 for auras)"),
     "action_readers": ("1", "the world starts once this many nodes read auras/action (1: the evaluator)"),
+    "score_readers": ("0", "and once this many nodes read sim/score (the world ends when its episodes are done)"),
     "report_dir": ("auras_sim_report", "evaluator: write report.md, errors.png, evaluation.json here at shutdown"),
     "action_topic": ("auras/gated_action", "what the world executes: the safety gate's output, or auras/action "
                      "(raw, without the gate: to measure what the gate changes)"),
 }
 SIM = ("speed", "seed", "episodes", "max_frames", "hold_frames", "control", "execute_rows", "wait_for_action",
-       "first_decision_frame", "action_readers", "action_topic")
+       "first_decision_frame", "action_readers", "score_readers", "action_topic")
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -48,7 +49,8 @@ def generate_launch_description() -> LaunchDescription:
     shared = {"model": arg["model"], "device": arg["device"], "transport": arg["transport"],
               "state_topic": arg["state_topic"], **sim_time}
     generation = {**shared, "executor": arg["executor"], "frame_period": 0.0}
-    sim = {"mode": arg["sim_mode"], **{name: arg[name] for name in SIM}}
+    # The world starts once the evaluator sees the action publisher: it scores every decision.
+    sim = {"mode": arg["sim_mode"], "evaluators": 1, **{name: arg[name] for name in SIM}}
     action = {**sim_time, "outputs": ["agent_action"]}
     distributed = UnlessCondition(arg["composed"])
     return LaunchDescription([

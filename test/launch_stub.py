@@ -148,14 +148,13 @@ class LaunchDescription:
 
 class DeclareLaunchArgument:
     def __init__(self, name: str, *, default_value: Any = None, description: str | None = None,
-                 choices: list[str] | None = None, **kwargs: Any) -> None:
+                 choices: list[str] | None = None) -> None:
         self.name = name
         self.default_value = None if default_value is None else normalize(default_value)
         self.description = "no description given" if description is None else description
         if choices is not None and not description:
             self.description = f"One of: {choices}"
         self.choices = choices
-        self.condition = kwargs.get("condition")
 
     def execute(self, context: LaunchContext) -> None:
         if self.name not in context.launch_configurations:
@@ -474,10 +473,6 @@ class LaunchRun:
     @property
     def procs(self) -> list[subprocess.Popen]:
         return [p.popen for p in self.processes]
-
-    @property
-    def commands(self) -> list[list[str]]:
-        return [p.cmd for p in self.processes]
 
     def _log(self, level: str, who: str, text: str) -> None:
         self.lines.append(f"[{level}] [{who}]: {text}")

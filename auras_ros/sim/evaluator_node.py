@@ -32,6 +32,7 @@ from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.nodes.runner import run_node
 from auras_ros.sim import messages as m
+from auras_ros.sim.ready import READY, READY_TOPIC
 from auras_ros.sim.bag import SIM_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, field_value
 from auras_ros.sim.scoring import ActionRecord, ActionScorer, ReferenceSeries, actions_digest, summarize, write_report
 from auras_ros.sim.sim_node import SCORES, TICKS
@@ -47,7 +48,6 @@ PARAMS = (
     Param("summary_every", 10, "publish eval/summary after this many newly scored actions", low=1, high=10**6),
 )
 LIVE_FRAME_PERIOD = 0.05  # the simulator's default world frame
-READY_TOPIC = "eval/ready"
 
 
 class EvaluatorNode(Node):
@@ -70,7 +70,7 @@ class EvaluatorNode(Node):
         self.create_subscription(AgentAction, m.ACTION_TOPIC, self._on_action, ORDERED)
         # A player waits for this before replaying: the evaluator has discovered the action publisher, so
         # its subscription takes the first decisions (a reader drops data from writers it has not matched).
-        self.ready_pub = self.create_publisher(String, READY_TOPIC, SCORES)
+        self.ready_pub = self.create_publisher(String, READY_TOPIC, READY)
         # On the steady clock: under use_sim_time the bag's /clock only starts once the player does.
         self._ready_timer = self.create_timer(0.05, self._announce_ready, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"scoring auras/action against {self.reference.topic} ({self.reference.samples} "

@@ -40,15 +40,15 @@ import rclpy
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import String, UInt64
+from std_msgs.msg import UInt64
 
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import LATEST_RELIABLE, SENSOR_LATEST
 from auras_ros.nodes.runner import run_node
 from auras_ros.sim import messages as m
 from auras_ros.sim.bag import COMPRESSED, IMAGE, JOINT_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, raw_messages
-from auras_ros.sim.evaluator_node import READY_TOPIC
-from auras_ros.sim.sim_node import SCORES, TICKS
+from auras_ros.sim.ready import ReadyEvaluators
+from auras_ros.sim.sim_node import TICKS
 
 # The only classes the player publishes with: the graph's inputs. A bag's type names are never imported.
 GRAPH_TYPES = {IMAGE: Image, COMPRESSED: CompressedImage, JOINT_STATE: JointState}
@@ -90,8 +90,7 @@ class BagPlayer(Node):
         self._last_image: tuple[int, Any] | None = None  # (bag time, raw message) of the last image
         if self.stepped:
             self.create_subscription(UInt64, m.TICK_TOPIC, self._on_tick, LATEST_RELIABLE)
-        self._evaluators: set[str] = set()
-        self.create_subscription(String, READY_TOPIC, lambda msg: self._evaluators.add(msg.data), SCORES)
+        self._evaluators = ReadyEvaluators(self)
         self.published = 0
         self.images = 0
         self.dropped = 0

@@ -47,6 +47,7 @@ from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
 from auras_ros.nodes.runner import run_node
 from auras_ros.sim import messages as m
+from auras_ros.sim.ready import ReadyEvaluators
 from auras_ros.sim.world import SimFrame, SimWorld, decision
 
 SUMMARY_ACK_TIMEOUT_S = 5.0
@@ -86,6 +87,12 @@ PARAMS = (
           "auras/gated_action (action_node with output agent_action)"),
     Param("action_readers", 0, "start only once this many other nodes subscribe to auras/action "
           "(e.g. the evaluator), so none misses the first decisions", low=0, high=1000),
+    Param("score_readers", 0, "and once this many nodes subscribe to sim/score: the process ends when its "
+          "episodes are done, so a reader that has not matched by then would never get the scores",
+          low=0, high=1000),
+    Param("evaluators", 0, "and once this many evaluator nodes announced on eval/ready that they see the "
+          "action publisher (a subscriber that has not matched it yet would miss the first decisions)",
+          low=0, high=1000),
 )
 
 
@@ -111,6 +118,7 @@ class SimNode(Node):
         self._last_action_frame = -1
         self.current: SimFrame | None = None
         self.done = False
+        self._evaluators = ReadyEvaluators(self)
         self.finished = threading.Event()  # all episodes played: run_node ends the process (exit 0)
         self._progress = time.monotonic()
         self.create_timer(0.05, self._watch)  # start when the graph is there; stall guard
@@ -197,7 +205,9 @@ class SimNode(Node):
             ready = self.count_subscribers(m.IMAGE_TOPIC) > 0 and (
                 not self.frame_mode or self.count_publishers(m.TICK_TOPIC) > 0) and (
                 self.count_subscribers(m.ACTION_TOPIC) - 1 >= self.params["action_readers"]) and (
-                not gated or self.count_publishers(self.params["action_topic"]) > 0)
+                not gated or self.count_publishers(self.params["action_topic"]) > 0) and (
+                len(self._evaluators) >= self.params["evaluators"]) and (
+                self.count_subscribers(m.SCORE_TOPIC) >= self.params["score_readers"])
             if ready:
                 self._publish(self.world.start())
                 self._progress = time.monotonic()

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from std_msgs.msg import String
 
-from auras_ros.msg import AgentAction, SimState
-from auras_ros.nodes.qos import ORDERED
+from auras_ros.msg import SimState
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.sim.sim_node import SCORES, TICKS
 import sim_helpers
@@ -23,13 +22,10 @@ def _episode(action_topic: str, monkeypatch, ros_env, tmp_path: Path) -> tuple[d
     listener = sim_helpers.Listener(int(ros_env["ROS_DOMAIN_ID"]))
     try:
         scores = listener.record(String, "sim/score", SCORES)
-        # The world starts once this listener reads auras/action too, so it has matched the world's
-        # scores before the world ends (sim_node exits when its episodes are done).
-        listener.record(AgentAction, "auras/action", ORDERED)
         # SEQ in strict lockstep: a seeded run repeats exactly, so any difference is the gate's.
         overrides = {"executor": "seq", "seed": "5", "episodes": "1", "max_frames": "30", "wait_for_action": "true", "composed": "true",
                      "report_dir": str(tmp_path / "report"),
-                     "action_readers": "2", "action_topic": action_topic}
+                     "action_readers": "1", "score_readers": "1", "action_topic": action_topic}
         with sim_helpers.start_launch_file("sim.launch.py", overrides, monkeypatch, ros_env, tmp_path) as processes:
             done = lambda: sim_helpers.scores_of(scores)[1] is not None  # noqa: E731
             assert listener.spin_until(done, 120.0, processes.procs), processes.output()

@@ -5,6 +5,7 @@ as the launch file says (read back from the running nodes); nothing waits for la
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,6 @@ import pytest
 import yaml
 from std_msgs.msg import String
 
-from auras_ros.msg import AgentAction
-from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.runner import ParamsFileLoader
 from auras_ros.sim.sim_node import SCORES
 from launch_stub import LaunchRun
@@ -71,10 +70,9 @@ def ended_by_itself(run: LaunchRun, listener, timeout_s: float = 180.0) -> str:
 ])
 def test_sim_launch_scores_episodes_and_ends(model, sim_mode, composed, monkeypatch, ros_env, listener, tmp_path):
     scores = listener.record(String, "sim/score", SCORES)
-    listener.record(AgentAction, "auras/action", ORDERED)  # the world starts once this reader is there too
     report = tmp_path / "report"
     arguments = {"model": MODELS[model], "sim_mode": sim_mode, "composed": composed, "episodes": "1",
-                 "max_frames": "30", "report_dir": str(report), "action_readers": "2"}
+                 "max_frames": "30", "report_dir": str(report), "score_readers": "1"}
     with start_launch_file("sim.launch.py", arguments, monkeypatch, ros_env, tmp_path) as run:
         output = ended_by_itself(run, listener)
     episodes, summary = scores_of(scores)
@@ -82,9 +80,8 @@ def test_sim_launch_scores_episodes_and_ends(model, sim_mode, composed, monkeypa
     assert [p.popen.returncode for p in run.processes] == [0] * len(run.processes), output
     assert "process[sim_node-1] was required: shutting down launched system" in output
     assert ESCALATED not in output and "Traceback" not in output, output
-    # The evaluator writes its report in the shutdown (whether it matched the first actions in time is
-    # not awaited by sim_node yet: see the README's launch notes).
-    assert (report / "evaluation.json").is_file(), output
+    evaluation = json.loads((report / "evaluation.json").read_text())
+    assert evaluation["ok"] and evaluation["actions_received"] > 0, output
 
 
 @pytest.mark.parametrize("name,arguments,packages", [

@@ -22,7 +22,7 @@ def run_sim(overrides, monkeypatch, ros_env, listener, tmp_path, episodes):
     scores, actions = listener.received["sim/score"], listener.received["auras/action"]
     del scores[:], actions[:]
     with start_launch_file("sim.launch.py", {"episodes": str(episodes), "report_dir": str(tmp_path / "report"),
-                                             **overrides}, monkeypatch, ros_env, tmp_path) as processes:
+                                             "score_readers": "1", **overrides}, monkeypatch, ros_env, tmp_path) as processes:
         done = listener.spin_until(lambda: scores_of(scores)[1] is not None, 60.0, processes.procs)
         assert done, f"scores {[s.data for s in scores]}\n{processes.output()}"
         codes, output = processes.stop()
@@ -35,7 +35,7 @@ def test_expert_through_the_nodes_scores_like_the_ros_free_expert(monkeypatch, r
     """The world steps on the generation node's frame ticks; with the expert in control each episode's
     success, success frame, length and tracking error equal expert_rollout on the same seed."""
     (episodes, summary), _ = run_sim({"control": "expert", "executor": "seq", "composed": "true", "seed": "3",
-                                      "action_readers": "2"},  # the evaluator and this test's listener
+                                      "action_readers": "0"},
                                      monkeypatch, ros_env, listener, tmp_path, episodes=2)
     task = CatchTask(TaskConfig())
     try:
