@@ -28,8 +28,9 @@ AGENT_ARGUMENTS: dict[str, tuple[str, str]] = {
     "composed": ("false", "run every agent stage in one process"),
     "state_topic": ("", "sensor_msgs/JointState topic of the robot state, for a model that takes one beside the "
                         "image ('': image only)"),
-    # Measured (README, "Run it on your robot"): SIGINT to exit 1.7-1.85 s for five processes exiting at
-    # once on 2 cores, 2.6-2.8 s beside two busy processes; launch's own default (5 s) leaves too little.
+    # Measured (tools/shutdown_times.py, README "Run it on your robot"): SIGINT to exit up to 1.7 s for five
+    # processes exiting at once on 2 cores, up to 2.4 s beside two busy processes (up to 2.8 s in other
+    # runs); launch's own default (5 s) leaves a loaded robot computer little margin.
     "sigterm_timeout": ("15", "seconds launch waits after SIGINT before it escalates to SIGTERM"),
 }
 
