@@ -157,8 +157,9 @@ def bench_family(family: str, args: argparse.Namespace, device: torch.device, de
                              nodes_x_core=vars(Spread.of(nodes_x_core.get(row.executor, []))))
     stages = rows[0].runs[-1].stage_latency  # SEQ: one request's perception and generation
     notes.append(f"{family} SEQ stage p50 ms: " + ", ".join(f"{k} {1e3 * v.p50:.2f}" for k, v in stages.items()))
-    if hasattr(agent, "graph_errors") and agent.graph_errors():
-        notes.append(f"{family}: CUDA graph capture fell back to eager ({'; '.join(agent.graph_errors())})")
+    log = getattr(agent, "graph_log", None)
+    if log is not None and (log.captured or log.fallbacks):
+        notes.append(f"{family} CUDA graphs: {log.summary()}")
     return rows  # the agent goes with this frame: the caller then frees its GPU memory
 
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import torch
 from transformers import StaticCache
 
-from auras_ros.models.graphs import CapturedCall
+from auras_ros.models.graphs import Capture, CapturedCall, CaptureLog
 
 
 class DecoderParts(Protocol):
@@ -38,14 +38,15 @@ def new_static_cache(lm_config: Any, max_len: int, device: torch.device, dtype: 
 class StaticDecoder:
     """Greedy prefill + decode on a StaticCache; on CUDA the one-token decode step is a CUDA graph."""
 
-    def __init__(self, agent: DecoderParts, use_cuda_graph: bool) -> None:
+    def __init__(self, agent: DecoderParts, capture: Capture | None, log: CaptureLog | None = None) -> None:
         self.agent = agent
         cfg = agent.config
         self.l = cfg.context_length
         self.max_len = self.l + cfg.action_dims
         device, dtype = agent.device, agent.dtype
         self.cache = new_static_cache(agent.lm.config, self.max_len, device, dtype)
-        self.use_cuda_graph = use_cuda_graph and device.type == "cuda"
+        self.capture = capture
+        self.log = log
         self.slots = torch.arange(self.max_len, device=device)
         self.neg = torch.finfo(dtype).min
         # Fixed tensors the decode step reads and writes (the graph's inputs and output).
@@ -78,10 +79,10 @@ class StaticDecoder:
         self.token.copy_(first)
         self.position.fill_(self.l)
         tokens = [first]
-        if self.step is None and self.use_cuda_graph:
+        if self.step is None and self.capture is not None:
             # Capture needs an initialised cache; the warm-up calls write slots that the prefill of the
             # next request overwrites and the mask hides, so this request decodes again below.
-            self.step = CapturedCall(self._decode_step, self.agent.device, use_graph=True)
+            self.step = CapturedCall(self._decode_step, self.agent.device, self.capture, self.log, "SEQ decode step")
             return self.decode(percept)
         for _ in range(self.agent.config.action_dims - 1):
             if self.step is not None:

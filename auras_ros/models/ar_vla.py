@@ -33,7 +33,7 @@ from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, G
 from auras_ros.models.action_bins import ActionBins
 from auras_ros.models.ar_config import ARConfig
 from auras_ros.models.ar_static import StaticDecoder
-from auras_ros.models.graphs import GraphedFunction
+from auras_ros.models.graphs import CaptureLog, GraphedFunction, capture_for
 from auras_ros.models.inputs import as_image_tensor, check_finite
 
 ACTION_TOKENS_KEY = "action_tokens"
@@ -129,8 +129,12 @@ class ARVLAAgent:
             self.generation_stream = torch.cuda.Stream(self.device)
         self.graphs = self.device.type == "cuda" if graphs is None else graphs
         l_a = config.action_dims
-        self._perception_graph = GraphedFunction(self.perception_forward, self.device)
-        self._merged_graph = GraphedFunction(lambda percept, x_a: self.merged_action_tokens(percept, x_a, l_a), self.device)
+        self.graph_log = CaptureLog()
+        capture = capture_for(self.device, self.graphs)
+        self._perception_graph = GraphedFunction(self.perception_forward, self.device, capture, self.graph_log,
+                                                 "perception")
+        self._merged_graph = GraphedFunction(lambda percept, x_a: self.merged_action_tokens(percept, x_a, l_a),
+                                             self.device, capture, self.graph_log, "merged generation")
         self._decoders = threading.local()  # a StaticCache per calling thread (PAR workers decode at once)
 
     @classmethod
@@ -313,14 +317,8 @@ class ARVLAAgent:
         """This thread's decoder (its own StaticCache and, on CUDA, its own decode-step graph)."""
         decoder = getattr(self._decoders, "decoder", None)
         if decoder is None:
-            decoder = self._decoders.decoder = StaticDecoder(self, use_cuda_graph=self.device.type == "cuda")
+            decoder = self._decoders.decoder = StaticDecoder(self, capture_for(self.device, True), self.graph_log)
         return decoder
-
-    def graph_errors(self) -> list[str]:
-        """Why a CUDA-graph capture of this thread fell back to eager (empty when all captured)."""
-        decoder = getattr(self._decoders, "decoder", None)
-        step = [decoder.step.error] if decoder is not None and decoder.step is not None and decoder.step.error else []
-        return self._perception_graph.errors + self._merged_graph.errors + step
 
     # ---- checks -------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, G
                                    expect_tensor)
 from auras_ros.models.checkpoint_files import read_json_object, read_weights
 from auras_ros.models.denoiser import ConditionalUnet1D
-from auras_ros.models.graphs import GraphedFunction
+from auras_ros.models.graphs import CaptureLog, GraphedFunction, capture_for
 from auras_ros.models.inputs import as_image_tensor, check_finite
 from auras_ros.models.resnet import ResNet18Encoder
 from auras_ros.models.schedule import make_schedule
@@ -259,7 +259,9 @@ class DiffusionPolicyAgent:
         self._request_streams = threading.local()
         self._units = list(self.model.encoder.units)
         self.graphs = self.device.type == "cuda" if graphs is None else graphs
-        self._denoise_graph = GraphedFunction(self._denoise_step, self.device)
+        self.graph_log = CaptureLog()
+        self._denoise_graph = GraphedFunction(self._denoise_step, self.device, capture_for(self.device, self.graphs),
+                                              self.graph_log, "denoising iteration")
 
     # -- the Agent protocol --------------------------------------------------------------------
 
