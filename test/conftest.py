@@ -11,6 +11,10 @@ import pytest
 import yaml
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cuda: needs a CUDA device (test/gpu.py); skips without one")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_fastdds_shm() -> Iterator[None]:
     """Remove Fast DDS shared-memory segments whose owners died (e.g. a test process killed)."""

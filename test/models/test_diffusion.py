@@ -22,6 +22,7 @@ from auras_ros.models.diffusion import (
     tiny,
 )
 from auras_ros.models.schedule import make_schedule
+from gpu import cuda_test
 
 
 def observation(config: DiffusionPolicyConfig, seed: int = 0) -> Observation:
@@ -322,7 +323,6 @@ def test_paper_shaped_preset_config() -> None:
     assert (config.n_steps, config.encoder_width, config.down_dims, config.cond_dim) == (100, 64, (256, 512, 1024), 514)
 
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
 @pytest.fixture
@@ -334,7 +334,7 @@ def exact_fp32():
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
 
 
-@cuda
+@cuda_test
 def test_cuda_streams_and_merged_equals_sequential(exact_fp32: None) -> None:
     agent = DiffusionPolicyAgent(tiny(device="cuda"))
     streams = {agent.perception_stream, agent.generation_stream, torch.cuda.default_stream()}
@@ -346,7 +346,7 @@ def test_cuda_streams_and_merged_equals_sequential(exact_fp32: None) -> None:
         np.testing.assert_allclose(action, agent.generate_request(percept, rid).action, rtol=1e-4, atol=1e-4)
 
 
-@cuda
+@cuda_test
 def test_cuda_matches_cpu(exact_fp32: None) -> None:
     cpu, gpu = DiffusionPolicyAgent(tiny()), DiffusionPolicyAgent(tiny(device="cuda"))
     obs = observation(cpu.config)
@@ -355,7 +355,7 @@ def test_cuda_matches_cpu(exact_fp32: None) -> None:
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
 
 
-@cuda
+@cuda_test
 def test_cuda_memory_is_one_model_whatever_l() -> None:
     """No per-request model copies: six requests in flight add far less than the weights themselves."""
     agent = DiffusionPolicyAgent(diffusion_policy_shaped(device="cuda", n_steps=10, sampler="ddim"))

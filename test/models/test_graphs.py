@@ -23,6 +23,7 @@ from auras_ros.models.ar_vla import ARVLAAgent
 from auras_ros.models.diffusion import DiffusionPolicyAgent, tiny
 from auras_ros.models import ar_vla, diffusion
 from auras_ros.models.graphs import CaptureLog, GraphedFunction
+from gpu import cuda_test
 
 SPECS = ["seq", "auras:1+2:f0:a0", "auras:1+3:f-1:a0", "auras:1+3:f0:a1.5"]
 EVERY_EXECUTOR = ["seq", "dec", "par:2", "par:4", "auras:1+3:f-1:a0"]
@@ -186,3 +187,66 @@ def test_a_refused_capture_falls_back_for_that_path_only(family, monkeypatch):
     for a, b in zip(got, expected):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
     assert static.graph_log.captured == 0 and len(static.graph_log.fallbacks) == len(capture.threads) > 0
+
+
+@cuda_test
+@pytest.mark.parametrize("family", ["ar", "diffusion-ddim", "diffusion-ddpm"])
+def test_cuda_graphs_under_every_executor_with_worker_threads(family):
+    """The failure this guards against: PAR's workers captured at once and a capture met another
+    thread's work ("operation not permitted when stream is capturing"), poisoning the process."""
+    _, static, size = twins(family, device="cuda")
+    camera = Camera(size)
+    for spec in EVERY_EXECUTOR:
+        assert wall_run(static, spec, lambda seq, t: camera.images[seq % 3]) >= 6, spec
+    assert static.graph_log.fallbacks == [], static.graph_log.summary()
+    assert static.graph_log.captured >= 4  # at least SEQ's thread and PAR(4)'s workers
+
+
+CAPTURE_FAILS = """
+import threading, torch
+from auras_ros.models.graphs import CaptureLog, GraphedFunction, cuda_graph_capture
+device = torch.device("cuda")
+log = CaptureLog()
+syncs = GraphedFunction(lambda x: x * float(x.sum().item()), device, cuda_graph_capture, log, "host sync")
+plain = GraphedFunction(lambda x: x + 1, device, cuda_graph_capture, log, "plus one")
+x = torch.ones(4, device=device)
+stop = threading.Event()
+def busy():  # another thread syncing with the host all along, as a PAR worker reading its actions
+    while not stop.is_set():
+        torch.ones(64, device=device).sum().item()
+other = threading.Thread(target=busy)
+other.start()
+try:
+    for _ in range(3):
+        assert syncs(x).tolist() == [4.0] * 4
+        assert plain(x).tolist() == [2.0] * 4
+finally:
+    stop.set()
+    other.join()
+assert torch.cuda.current_stream() == torch.cuda.default_stream()  # the thread's stream was restored
+big = torch.randn(4096, 4096, device=device)  # the allocator is healthy
+assert torch.isfinite(big @ big).all().item()
+print(log.summary())
+"""
+
+
+@cuda_test
+def test_a_failed_cuda_capture_falls_back_and_the_process_stays_healthy_and_exits_cleanly():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CAPTURE_FAILS], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]  # no abort at exit (it was 134)
+    assert done.stdout.startswith("1 captured, 1 fell back to eager: host sync"), done.stdout
+
+
+@cuda_test
+@pytest.mark.parametrize("family", ["ar", "diffusion-ddim"])
+def test_cuda_graphs_capture_and_agree(family):
+    eager, static, size = twins(family, device="cuda")
+    for spec in SPECS[:2]:
+        expected, got = decisions(eager, spec, size), decisions(static, spec, size)
+        assert len(got) == len(expected)
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-4, err_msg=spec)
+    assert static.graph_log.fallbacks == [] and static.graph_log.captured > 0

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from auras_ros.transport import DTYPES, HandleRegistry, make_transport
 from fake_payload import FakePayload
 from transport_helpers import random_tensor, same_bits
+from gpu import cuda_test
 
 shapes = st.lists(st.integers(0, 5), min_size=0, max_size=4).map(tuple)
 LARGEST = 5**4 * 16  # bytes of the largest tensor drawn: 5x5x5x5 elements of complex128
@@ -98,7 +99,7 @@ def test_a_receiver_follows_the_payload_transport(transports):
             assert torch.equal(receiver.unpack(payload), tensor)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@cuda_test
 def test_cuda_tensor_goes_to_host_for_bytes_and_stays_for_handles(transports):
     tensor = torch.randn(4, 4, device="cuda")
     for name in ("inline", "shm"):
