@@ -43,7 +43,7 @@ from auras_ros.models.factory import build_agent
 from auras_ros.models.inputs import check_finite
 from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
 from auras_ros.nodes.context_keys import FUTURE_TOLERANCE, declare_context_keys
-from auras_ros.nodes.health import OK, WARN, Health, Status
+from auras_ros.nodes.health import OK, WARN, Health, Status, with_graph_captures
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.managed import (
     refuse_configure, refuse_unavailable_transitions, start_if, start as start_managed)
@@ -315,7 +315,7 @@ class GenerationNode(LifecycleNode):
             return Status(WARN, "inactive: not generating", values)
         if faults.consecutive:
             return Status(WARN, f"last frame failed: {faults.last_reason}", values)
-        return Status(OK, "generating", values)
+        return with_graph_captures(Status(OK, "generating", values), self.agent)
 
     def _publish_decision(self, decision: Decision) -> bool:
         if not self.active:

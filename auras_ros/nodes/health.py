@@ -29,6 +29,18 @@ class Status:
     values: dict[str, Any] = field(default_factory=dict)
 
 
+def with_graph_captures(status: Status, agent: Any) -> Status:
+    """``status`` with the agent's CUDA-graph captures counted; a call path that fell back to eager
+    (slower, still correct) turns OK into WARN and is named."""
+    log = getattr(agent, "graph_log", None)
+    if log is None or not (log.captured or log.fallbacks):
+        return status
+    values = dict(status.values, **{"cuda graphs captured": log.captured, "cuda graph fallbacks": len(log.fallbacks)})
+    if log.fallbacks and status.level == OK:
+        return Status(WARN, f"{status.message}; CUDA graphs: {log.summary()}", values)
+    return Status(status.level, status.message, values)
+
+
 class Health:
     """Publishes ``check()`` on /diagnostics every ``period`` seconds, as ``auras_ros/<node name>``."""
 

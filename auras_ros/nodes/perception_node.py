@@ -26,7 +26,7 @@ from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all, state_
 from auras_ros.models.factory import build_agent
 from auras_ros.msg import Percept, PipelineStats
 from auras_ros.nodes.images import to_rgb
-from auras_ros.nodes.health import OK, WARN, Health, Status, counting_losses
+from auras_ros.nodes.health import OK, WARN, Health, Status, counting_losses, with_graph_captures
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.payload import PayloadCodec, transport_params
@@ -70,6 +70,9 @@ class PerceptionNode(Node):
                                                                   lambda n: self.recorder.drop("lost:image", n)))
         self._states = StampedHistory(STATE_HISTORY)  # joint positions by sensor stamp
         self.state_topic = self._state_topic()
+        # The image held while no robot state has arrived yet (-1: none yet; None: not waiting).
+        self._waiting_for_state_since: int | None = -1 if self.state_topic else None
+        self._dropped_before_state = 0
         if self.state_topic:
             self.create_subscription(JointState, self.state_topic, self._on_state, ORDERED,
                                      callback_group=self.perception_group)
@@ -110,7 +113,28 @@ class PerceptionNode(Node):
             self._perceive_latest()
 
     def _on_state(self, msg: JointState) -> None:
+        first = self._waiting_for_state_since is not None
         self._states.add(to_seconds(msg.header.stamp), np.asarray(msg.position, dtype=np.float32))
+        if first:
+            self.get_logger().info(f"first robot state on {self.state_topic}: perceiving "
+                                   f"({self._dropped_before_state} earlier images dropped)")
+            self._waiting_for_state_since = None
+            if self.params["trigger"] == "image" or self._asked:
+                self._perceive_latest()  # the image held while waiting, with the state just received
+
+    def _waiting_for_state(self, seq: int) -> bool:
+        """Before the first robot state the newest image is held (the one it replaces is dropped,
+        counted), and one INFO line says why: a robot's joint states often start after its camera."""
+        if self._waiting_for_state_since is None:
+            return False
+        if self._waiting_for_state_since < 0:
+            self.get_logger().info(f"waiting for the first robot state on {self.state_topic}: "
+                                   "the newest image is held until it arrives")
+        elif seq != self._waiting_for_state_since:
+            self._dropped_before_state += 1
+            self.recorder.drop("waiting_for_state")
+        self._waiting_for_state_since = seq
+        return True
 
     def _observation_data(self, pixels: np.ndarray, stamp: float) -> Any:
         """The image, joined with the robot state sensed at the same stamp when the agent takes one."""
@@ -134,7 +158,7 @@ class PerceptionNode(Node):
 
     def _perceive_latest(self) -> None:
         msg, seq = self._latest, self._seq
-        if msg is None or seq == self._perceived_seq:
+        if msg is None or seq == self._perceived_seq or self._waiting_for_state(seq):
             return
         self._perceived_seq = seq
         started = time.perf_counter()
@@ -174,7 +198,7 @@ class PerceptionNode(Node):
     def _health(self) -> Status:
         if self.faults.consecutive:
             return Status(WARN, f"last perception failed: {self.faults.last_reason}", dict(self.faults.counts))
-        return Status(OK, "perceiving", dict(self.faults.counts))
+        return with_graph_captures(Status(OK, "perceiving", dict(self.faults.counts)), self.agent)
 
     def _publish_stats(self) -> None:
         metrics = self.recorder.take_window()

@@ -250,3 +250,20 @@ def test_cuda_graphs_capture_and_agree(family):
         for a, b in zip(got, expected):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-4, err_msg=spec)
     assert static.graph_log.fallbacks == [] and static.graph_log.captured > 0
+
+
+def test_diagnostics_count_captures_and_name_a_fallback():
+    from auras_ros.nodes.health import OK, WARN, Status, with_graph_captures
+
+    class Agent:
+        graph_log = CaptureLog()
+
+    status = Status(OK, "generating", {"frames": 3})
+    assert with_graph_captures(status, object()) == status  # an agent without graphs: unchanged
+    Agent.graph_log.record("merged generation", None)
+    healthy = with_graph_captures(status, Agent())
+    assert healthy.level == OK and healthy.values == {"frames": 3, "cuda graphs captured": 1, "cuda graph fallbacks": 0}
+    Agent.graph_log.record("SEQ decode step", "RuntimeError: operation not permitted when stream is capturing")
+    degraded = with_graph_captures(status, Agent())
+    assert degraded.level == WARN and "SEQ decode step (RuntimeError" in degraded.message
+    assert degraded.values["cuda graph fallbacks"] == 1

@@ -11,11 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from rcl_interfaces.msg import Log
+from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 
 from auras_ros.core.workload import SyntheticAgent, SyntheticConfig
 from auras_ros.launching import node_command
+from auras_ros.models.diffusion import DiffusionPolicyAgent, tiny
 from auras_ros.msg import AgentAction, ContextEntry, ContextState, Percept
 from auras_ros.nodes.camera_node import CameraNode
 from auras_ros.nodes.context_node import ContextNode
@@ -93,6 +96,39 @@ def _image(encoding: str = "rgb8", height: int = 8, width: int = 8, data: bytes 
     if data is not None:
         msg.data = data
     return msg
+
+
+def test_images_before_the_first_robot_state_are_held_with_one_info_line(graph: Graph) -> None:
+    agent = DiffusionPolicyAgent(tiny(n_steps=2, train_timesteps=2))  # takes a robot state of 2 values
+    perception = graph.add(PerceptionNode, {"state_topic": "joint_states", "stats_period": 3600.0}, agent=agent)
+    robot = graph.probe("robot")
+    images = robot.create_publisher(Image, "camera/image_raw", SENSOR_LATEST)
+    states = robot.create_publisher(JointState, "joint_states", ORDERED)
+    percepts: list[Percept] = []
+    robot.create_subscription(Percept, "auras/percept", percepts.append, LATEST_RELIABLE)
+    logs: list[Log] = []
+    robot.create_subscription(Log, "/rosout", logs.append, QoSProfile(depth=1000))
+    assert graph.spin_until(lambda: images.get_subscription_count() > 0 and states.get_subscription_count() > 0)
+
+    def said(text: str) -> bool:
+        return any(text in log.msg for log in logs if log.name == "perception_node")
+
+    pixels = np.zeros((32, 32, 3), dtype=np.uint8)
+    images.publish(rgb_to_image(pixels, to_time(1.0), "camera"))
+    assert graph.spin_until(lambda: said("waiting for the first robot state on joint_states"))
+    for k in (1, 2):  # each newer image replaces the held one: that one is dropped, counted
+        images.publish(rgb_to_image(pixels, to_time(1.0 + 0.1 * k), "camera"))
+        assert graph.spin_until(lambda: perception.recorder.summary().drops.get("waiting_for_state", 0) == k)
+    assert percepts == []
+    state = JointState(position=[0.1, -0.2])
+    state.header.stamp = to_time(1.2)
+    states.publish(state)
+    assert graph.spin_until(lambda: len(percepts) == 1 and said("first robot state on joint_states"))
+    assert percepts[0].header.stamp == to_time(1.2)  # the held image, the newest one
+    mine = [log for log in logs if log.name == "perception_node"]
+    assert {log.level for log in mine} == {Log.INFO}, [(log.level, log.msg) for log in mine]
+    assert sum("waiting for the first robot state" in log.msg for log in mine) == 1
+    assert "bad_input:robot state" not in perception.recorder.summary().drops
 
 
 def test_bad_images_are_rejected_counted_and_perception_goes_on(graph: Graph) -> None:
