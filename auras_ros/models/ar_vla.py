@@ -33,6 +33,7 @@ from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, G
 from auras_ros.models.action_bins import ActionBins
 from auras_ros.models.ar_config import ARConfig
 from auras_ros.models.ar_static import StaticDecoder
+from auras_ros.models.fp8 import use_fp8_linears
 from auras_ros.models.graphs import CaptureLog, GraphedFunction, capture_for
 from auras_ros.models.inputs import as_image_tensor, check_finite
 
@@ -93,10 +94,13 @@ class ARVLAAgent:
     (StaticCache) run over fixed buffers, replayed as CUDA graphs on a GPU, so the executors, the
     generation node and the benchmarks all run the same launch-free path. On the CPU ``graphs=True``
     runs the same buffers eagerly (what the tests check).
+
+    ``fp8``: the LM's projections as FP8 linears (:mod:`auras_ros.models.fp8`), a speed lever whose
+    accuracy cost ``bench.gpu_profile`` measures; off by default.
     """
 
     def __init__(self, config: ARConfig, vision_tower: PreTrainedModel, projector: nn.Module, lm: PreTrainedModel,
-                 graphs: bool | None = None) -> None:
+                 graphs: bool | None = None, fp8: bool = False) -> None:
         self.config = config
         self.device = torch.device(config.device)
         self.dtype = config.torch_dtype
@@ -104,6 +108,9 @@ class ARVLAAgent:
         self.vision_tower = vision_tower.to(self.device, self.dtype).eval()
         self.projector = projector.to(self.device, self.dtype).eval()
         self.lm = lm.to(self.device, self.dtype).eval()
+        self.fp8 = fp8
+        if fp8:  # after .to(): a dtype cast would turn the float8 weights back into bf16
+            use_fp8_linears(self.lm.base_model)
         tower = getattr(self.vision_tower, "vision_model", self.vision_tower)
         self._embeddings = tower.embeddings
         self._pre_norm = getattr(tower, "pre_layrnorm", None)
@@ -138,14 +145,14 @@ class ARVLAAgent:
         self._decoders = threading.local()  # a StaticCache per calling thread (PAR workers decode at once)
 
     @classmethod
-    def from_config(cls, config: ARConfig, seed: int = 0, graphs: bool | None = None) -> "ARVLAAgent":
+    def from_config(cls, config: ARConfig, seed: int = 0, graphs: bool | None = None, fp8: bool = False) -> "ARVLAAgent":
         """Random weights, built on the target device in the target dtype."""
         torch.manual_seed(seed)
         with torch.device(config.device), default_dtype(config.torch_dtype):
             vision = build_vision_tower(config)
             projector = build_projector(int(config.vision.hidden_size), int(config.lm.hidden_size))
             lm = build_lm(config)
-        return cls(config, vision, projector, lm, graphs)
+        return cls(config, vision, projector, lm, graphs, fp8)
 
     # ---- the Agent protocol -------------------------------------------------------------------
 
