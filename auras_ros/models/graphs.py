@@ -66,7 +66,8 @@ def _release_pool(device: torch.device, pool: tuple[int, int]) -> None:
     # A capture_end that raises skips the allocator's end-of-capture step, which would leave every
     # later allocation checked against a dead capture; torch has no public call for it.
     index = device.index if device.index is not None else torch.cuda.current_device()
-    torch._C._cuda_endAllocateToPool(index, pool)
+    end = getattr(torch._C, "_cuda_endAllocateToPool", None) or torch._C._cuda_endAllocateCurrentStreamToPool
+    end(index, pool)
     torch._C._cuda_releasePool(index, pool)
 
 
