@@ -19,7 +19,8 @@
 #     gpu_models.*      python -m auras_ros.bench.gpu_models --nodes $BENCH_ARGS (every default executor,
 #                       both families, core and through the composed ROS graph)
 #     gpu_profile.*     python -m auras_ros.bench.gpu_profile (where an AR frame goes; FP8's cost)
-#     gpu_models_fp8.*  the same for the AR agent with FP8 projections, SEQ and Auras
+#     gpu_models_fused.* the same for the AR agent with fused projections, SEQ and Auras
+#   STEPS (default "tests models profile fused") picks which of the four run.
 #   If the ROS set-up fails, the benchmarks still run on the core (without --nodes) and setup.log says why.
 #   --dry-run checks the inputs and prints every step without running it (tested on the CPU).
 set -uo pipefail
@@ -60,6 +61,7 @@ run() {
   local log=/dev/null t0=$SECONDS
   if [ $dry = 0 ]; then mkdir -p "$results" && log=$results/setup.log; fi
   say() { echo "[$((SECONDS - t0))s] $*" | tee -a "$log"; }
+  want() { [[ " ${STEPS:-tests models profile fused} " == *" $1 "* ]]; }
   step() {  # step NAME LIMIT_S OUTPUT COMMAND...: run (or print) one step, its output to OUTPUT
     local name=$1 limit=$2 out=$3; shift 3
     if [ $dry = 1 ]; then echo "[dry-run] $name (limit ${limit}s, output $out): $*"; return 0; fi
@@ -102,14 +104,14 @@ run() {
   if [ $ros_ok != 0 ]; then nodes=""; say "ROS 2 set-up failed (see above in setup.log): benchmarks on the core only"; fi
   local cuda_tests
   cuda_tests=$(cd "$ROOT" && grep -rlE 'cuda_test|requires_cuda' test --include='test_*.py' | sort | tr '\n' ' ')
-  (cd "$ROOT" && step "CUDA tests" 420 "$results/pytest_cuda.log" "$py" -m pytest -p no:cacheprovider -m cuda -rs -q $cuda_tests)
+  want tests && (cd "$ROOT" && step "CUDA tests" 420 "$results/pytest_cuda.log" "$py" -m pytest -p no:cacheprovider -m cuda -rs -q $cuda_tests)
   # shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
-  (cd "$ROOT" && step "gpu_models" 480 "$results/gpu_models.txt" "$py" -m auras_ros.bench.gpu_models $nodes \
+  want models && (cd "$ROOT" && step "gpu_models" 480 "$results/gpu_models.txt" "$py" -m auras_ros.bench.gpu_models $nodes \
     --json "$results/gpu_models.json" ${BENCH_ARGS:-})
-  (cd "$ROOT" && step "gpu_profile" 420 "$results/gpu_profile.txt" "$py" -m auras_ros.bench.gpu_profile --json "$results/gpu_profile.json")
+  want profile && (cd "$ROOT" && step "gpu_profile" 420 "$results/gpu_profile.txt" "$py" -m auras_ros.bench.gpu_profile --json "$results/gpu_profile.json")
   # shellcheck disable=SC2086
-  (cd "$ROOT" && step "gpu_models fp8" 300 "$results/gpu_models_fp8.txt" "$py" -m auras_ros.bench.gpu_models $nodes --fp8 \
-    --families ar --executors seq auras:1+3:f-1:a0 --json "$results/gpu_models_fp8.json" ${BENCH_ARGS:-})
+  want fused && (cd "$ROOT" && step "gpu_models fused" 300 "$results/gpu_models_fused.txt" "$py" -m auras_ros.bench.gpu_models $nodes \
+    --projections fused --families ar --executors seq auras:1+3:f-1:a0 --json "$results/gpu_models_fused.json" ${BENCH_ARGS:-})
   [ $dry = 1 ] || say "done: raw output in $results"
 }
 

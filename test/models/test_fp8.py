@@ -38,7 +38,7 @@ def test_an_fp8_agent_keeps_float8_weights_and_decides_close_to_bf16() -> None:
     bf16 = ARVLAAgent.from_config(config, seed=2, graphs=True)
     expected = [bf16.generate_request(perceive_all(bf16, Observation(0, 0.0, image)), 0).tokens
                 for image in images(config.image_size)]
-    fp8 = ARVLAAgent.from_config(config, seed=2, graphs=True, fp8=True)
+    fp8 = ARVLAAgent.from_config(config, seed=2, graphs=True, projections="fp8")
     linears = [m for m in fp8.lm.base_model.modules() if isinstance(m, FP8Linear)]
     assert len(linears) == 7 * config.lm.num_hidden_layers and all(m.weight.dtype == E4M3 for m in linears)
     got = [fp8.generate_request(perceive_all(fp8, Observation(0, 0.0, image)), 0).tokens
@@ -59,12 +59,16 @@ def test_use_fp8_linears_counts_what_it_replaced() -> None:
 
 def test_gpu_profile_runs_tiny_on_cpu(tmp_path: Path) -> None:
     path = tmp_path / "profile.json"
-    assert gpu_profile.main(["--tiny", "--device", "cpu", "--calls", "2", "--decisions", "6", "--inputs", "3",
+    assert gpu_profile.main(["--tiny", "--device", "cpu", "--calls", "3", "--decisions", "6", "--inputs", "3",
                              "--json", str(path)]) == 0
     result = json.loads(path.read_text())
-    for precision in ("bf16", "fp8"):
-        row = result[precision]
+    assert list(result["variants"]) == ["plain", "fused", "fp8"]
+    for row in result["variants"].values():
         assert row["merged_frame_ms"] > 0 and row["auras_decisions_per_s"] > 0
         assert row["merged_tokens"] == 16 + 6 + 5 - 1  # n_v + n_l + l_a - 1
-    assert 0.0 <= result["fp8"]["tokens_changed"] <= 1.0 and result["fp8"]["max_abs_bin_change"] >= 0
+        parts = row["eager_forward_ms"]
+        assert parts["projections (GEMMs)"] > 0 and parts["attention core"] > 0
+        assert parts["whole forward"] >= parts["projections (GEMMs)"] + parts["attention core"]
+    assert result["variants"]["plain"]["tokens_changed"] == 0.0  # the reference itself
+    assert 0.0 <= result["variants"]["fp8"]["tokens_changed"] <= 1.0
     assert result["attention"]["lm"] in {"sdpa", "eager", "flash_attention_2"}
