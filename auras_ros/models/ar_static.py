@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import torch
 from transformers import StaticCache
 
-from auras_ros.models.graphs import Capture, CapturedCall, CaptureLog
+from auras_ros.models.graphs import Capture, CapturedCall, CaptureLog, weak_call
 
 
 class DecoderParts(Protocol):
@@ -82,7 +82,8 @@ class StaticDecoder:
         if self.step is None and self.capture is not None:
             # Capture needs an initialised cache; the warm-up calls write slots that the prefill of the
             # next request overwrites and the mask hides, so this request decodes again below.
-            self.step = CapturedCall(self._decode_step, self.agent.device, self.capture, self.log, "SEQ decode step")
+            self.step = CapturedCall(weak_call(self._decode_step), self.agent.device, self.capture, self.log,
+                                     "SEQ decode step")
             return self.decode(percept)
         for _ in range(self.agent.config.action_dims - 1):
             if self.step is not None:

@@ -12,13 +12,21 @@ one process-wide lock, in ``thread_local`` error mode (other threads may keep al
 replaying while one thread captures), on a private stream and memory pool, and when a capture fails
 it ends the capture and hands the pool back, so the allocator and the calling thread's stream are as
 they were. The failed call path then runs eagerly; :class:`CaptureLog` counts it and names it.
+
+Python's cyclic garbage collector must not run inside a capture: freeing a graph there (one of a
+finished worker thread, say) destroys CUDA objects from the capturing thread, which invalidates the
+capture (seen on an H200 under PAR(4)). So a capture collects first and holds the collector off
+until it ends, and no captured call sits in a reference cycle: a graph goes when its thread does.
 """
 
 from __future__ import annotations
 
+import functools
+import gc
 import threading
+import weakref
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -27,14 +35,15 @@ Capture = Callable[[Callable[[], None], torch.device], Replay]
 """Captures a closure once and returns what replays it; raises when the closure cannot be captured."""
 
 # CUDA stream capture is a property of the process (the caching allocator routes a capturing stream's
-# allocations to the graph's pool), so captures from different agents must not overlap either.
-_CAPTURE_LOCK = threading.Lock()
+# allocations to the graph's pool), so captures from different agents must not overlap either; nor
+# may a graph be destroyed during one. Re-entrant: a finaliser may run in the capturing thread.
+_CAPTURE_LOCK = threading.RLock()
 
 
 def cuda_graph_capture(fn: Callable[[], None], device: torch.device) -> Replay:
     """``fn`` captured as one CUDA graph (see the module doc); returns the graph's replay."""
     stream = torch.cuda.Stream(device)
-    with _CAPTURE_LOCK:
+    with _CAPTURE_LOCK, _no_collection():
         stream.wait_stream(torch.cuda.current_stream(device))
         pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
@@ -51,7 +60,36 @@ def cuda_graph_capture(fn: Callable[[], None], device: torch.device) -> Replay:
                 _release_pool(device, pool)
                 raise
         torch.cuda.current_stream(device).wait_stream(stream)
-    return graph.replay
+    return _Graph(graph).replay
+
+
+class _Graph:
+    """A captured graph that is destroyed only where no capture runs (a finished worker's graphs go
+    when its thread does, possibly while another thread captures)."""
+
+    def __init__(self, graph: torch.cuda.CUDAGraph) -> None:
+        self.graph: torch.cuda.CUDAGraph | None = graph
+
+    def replay(self) -> None:
+        assert self.graph is not None
+        self.graph.replay()
+
+    def __del__(self) -> None:
+        with _CAPTURE_LOCK:
+            self.graph = None
+
+
+class _no_collection:
+    """Collects garbage now, then holds the cyclic collector off (in every thread) until exit."""
+
+    def __enter__(self) -> None:
+        gc.collect()
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.was_enabled:
+            gc.enable()
 
 
 def _abandon(graph: torch.cuda.CUDAGraph, device: torch.device, pool: tuple[int, int]) -> None:
@@ -134,10 +172,27 @@ class CapturedCall:
             self.fn()
 
 
+def weak_call(method: Callable[[], None]) -> Callable[[], None]:
+    """``method`` called through a weak reference to its object, so that an object keeping a
+    :class:`CapturedCall` of its own method forms no reference cycle (see the module doc)."""
+    ref = weakref.WeakMethod(method)
+
+    def call() -> None:
+        bound = ref()
+        if bound is not None:
+            bound()
+
+    return call
+
+
+def _call_into(fn: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...], out: list[Any]) -> None:
+    out[:] = [fn(*inputs)]
+
+
 @dataclass
 class _Entry:
     inputs: tuple[torch.Tensor, ...]
-    output: torch.Tensor | None = None
+    out: list[Any] = field(default_factory=list)  # [the output], written by each call
     call: CapturedCall | None = None
 
 
@@ -164,15 +219,11 @@ class GraphedFunction:
             buffer.copy_(value, non_blocking=True)
         assert entry.call is not None
         entry.call()
-        assert entry.output is not None  # written by the first call (eager, warm-up or capture)
-        return entry.output.clone()
+        return entry.out[0].clone()
 
     def _capture(self, args: tuple[torch.Tensor, ...]) -> _Entry:
         entry = _Entry(tuple(a.detach().clone().to(self.device) for a in args))
-
-        def run() -> None:
-            entry.output = self.fn(*entry.inputs)
-
+        run = functools.partial(_call_into, self.fn, entry.inputs, entry.out)  # no reference back to entry
         entry.call = CapturedCall(run, self.device, self.capture, self.log, self.name)
         return entry
 

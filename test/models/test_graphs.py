@@ -8,7 +8,9 @@ capture itself succeeds and agrees under every executor."""
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ import torch
 from auras_ros.bench.repeats import measure
 from auras_ros.core.clock import SimClock
 from auras_ros.core.spec import ExecutorSpec, make_runner
-from auras_ros.core.stages import Observation
+from auras_ros.core.stages import PERCEPT_KEY, GenerationStep, Observation, perceive_all
 from auras_ros.models.ar_config import tiny_config
 from auras_ros.models.ar_vla import ARVLAAgent
 from auras_ros.models.diffusion import DiffusionPolicyAgent, tiny
@@ -267,3 +269,42 @@ def test_diagnostics_count_captures_and_name_a_fallback():
     degraded = with_graph_captures(status, Agent())
     assert degraded.level == WARN and "SEQ decode step (RuntimeError" in degraded.message
     assert degraded.values["cuda graph fallbacks"] == 1
+
+
+class WeakReplay:
+    """A replay the test can watch die."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def __call__(self) -> None:
+        self.fn()
+
+
+def test_a_threads_captured_calls_go_with_the_thread_without_the_garbage_collector(monkeypatch):
+    """Graphs freed by the cyclic collector would be destroyed at any moment, in any thread, even
+    inside another thread's capture (which that invalidates): none of ours may need it."""
+    replays: list[weakref.ref] = []
+
+    def capture(fn, device):
+        replay = WeakReplay(fn)
+        replays.append(weakref.ref(replay))
+        return replay
+
+    monkeypatch.setattr(ar_vla, "capture_for", lambda device, graphs: capture if graphs else None)
+    agent = ARVLAAgent.from_config(tiny_config(), seed=1, graphs=True)
+    image = Camera(agent.config.image_size).images[0]
+
+    def decide() -> None:  # perception, the merged forward and the SEQ decode step, all captured
+        percept = perceive_all(agent, Observation(0, 0.0, image))
+        agent.generate_request(percept, 0)
+        agent.generate({PERCEPT_KEY: percept}, [GenerationStep(0, None, 0, agent.config.action_dims)])
+
+    gc.disable()
+    try:
+        worker = threading.Thread(target=decide)
+        worker.start()
+        worker.join()
+        assert len(replays) == 3 and all(r() is None for r in replays)
+    finally:
+        gc.enable()
