@@ -25,12 +25,12 @@ def test_dry_run_plans_every_step_in_order_and_writes_nothing(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     plan = [line for line in done.stdout.splitlines() if line.startswith("[dry-run]")]
     names = [line.split(" (limit")[0].removeprefix("[dry-run] ") for line in plan]
-    assert names == ["install ROS 2 wheels", "colcon build", "CUDA tests", "gpu_models", "gpu_profile", "gpu_models fused"]
+    assert names == ["install ROS 2 wheels", "colcon build", "CUDA tests", "gpu_models", "gpu_profile", "gpu_models compiled"]
     tests, models = plan[2], plan[3]
     assert "-m pytest" in tests and "-m cuda" in tests and "test/models/test_graphs.py" in tests
     assert "test/models/test_diffusion.py" in tests and "test/transport/test_roundtrip.py" in tests
     assert "auras_ros.bench.gpu_models --nodes" in models and models.endswith("--repeats 2")
-    assert f"--json {results}/gpu_models.json" in models and "--projections fused" in plan[5]
+    assert f"--json {results}/gpu_models.json" in models and "--compile" in plan[5]
     assert not results.exists()
 
 

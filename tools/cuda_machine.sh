@@ -19,8 +19,9 @@
 #     gpu_models.*      python -m auras_ros.bench.gpu_models --nodes $BENCH_ARGS (every default executor,
 #                       both families, core and through the composed ROS graph)
 #     gpu_profile.*     python -m auras_ros.bench.gpu_profile (where an AR frame goes; FP8's cost)
-#     gpu_models_fused.* the same for the AR agent with fused projections, SEQ and Auras
-#   STEPS (default "tests models profile fused") picks which of the four run.
+#     gpu_models_compiled.* the same for the AR agent with its merged forward compiled, SEQ and Auras
+#   STEPS (default "tests models profile compiled") picks which of the four run; BENCH_ARGS and
+#   PROFILE_ARGS add arguments to gpu_models and gpu_profile.
 #   If the ROS set-up fails, the benchmarks still run on the core (without --nodes) and setup.log says why.
 #   --dry-run checks the inputs and prints every step without running it (tested on the CPU).
 set -uo pipefail
@@ -61,7 +62,7 @@ run() {
   local log=/dev/null t0=$SECONDS
   if [ $dry = 0 ]; then mkdir -p "$results" && log=$results/setup.log; fi
   say() { echo "[$((SECONDS - t0))s] $*" | tee -a "$log"; }
-  want() { [[ " ${STEPS:-tests models profile fused} " == *" $1 "* ]]; }
+  want() { [[ " ${STEPS:-tests models profile compiled} " == *" $1 "* ]]; }
   step() {  # step NAME LIMIT_S OUTPUT COMMAND...: run (or print) one step, its output to OUTPUT
     local name=$1 limit=$2 out=$3; shift 3
     if [ $dry = 1 ]; then echo "[dry-run] $name (limit ${limit}s, output $out): $*"; return 0; fi
@@ -108,10 +109,11 @@ run() {
   # shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
   want models && (cd "$ROOT" && step "gpu_models" 480 "$results/gpu_models.txt" "$py" -m auras_ros.bench.gpu_models $nodes \
     --json "$results/gpu_models.json" ${BENCH_ARGS:-})
-  want profile && (cd "$ROOT" && step "gpu_profile" 420 "$results/gpu_profile.txt" "$py" -m auras_ros.bench.gpu_profile --json "$results/gpu_profile.json")
+  want profile && (cd "$ROOT" && step "gpu_profile" 420 "$results/gpu_profile.txt" "$py" -m auras_ros.bench.gpu_profile \
+    --json "$results/gpu_profile.json" ${PROFILE_ARGS:-})
   # shellcheck disable=SC2086
-  want fused && (cd "$ROOT" && step "gpu_models fused" 300 "$results/gpu_models_fused.txt" "$py" -m auras_ros.bench.gpu_models $nodes \
-    --projections fused --families ar --executors seq auras:1+3:f-1:a0 --json "$results/gpu_models_fused.json" ${BENCH_ARGS:-})
+  want compiled && (cd "$ROOT" && step "gpu_models compiled" 300 "$results/gpu_models_compiled.txt" "$py" -m auras_ros.bench.gpu_models $nodes \
+    --compile --families ar --executors seq auras:1+3:f-1:a0 --json "$results/gpu_models_compiled.json" ${BENCH_ARGS:-})
   [ $dry = 1 ] || say "done: raw output in $results"
 }
 

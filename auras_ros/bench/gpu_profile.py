@@ -1,15 +1,16 @@
-"""Where an Auras frame of the AR agent goes on a GPU, and what each projections lever buys and costs:
+"""Where an Auras frame of the AR agent goes on a GPU, and what each speed lever buys and costs:
 
-    python -m auras_ros.bench.gpu_profile [--projections plain fused fp8] [--json PATH]
+    python -m auras_ros.bench.gpu_profile [--variants plain fused fp8 compiled] [--json PATH]
     python -m auras_ros.bench.gpu_profile --tiny       # the same code on CPU with a tiny config
 
-For each ``--projections`` choice the OpenVLA-7B-shaped agent (bf16, CUDA graphs, random weights,
-seed 0: the same weights every time) is built and timed, each time the median of ``--calls``
+For each ``--variants`` choice (``ARVLAAgent``'s projections, or its compiled merged forward) the
+OpenVLA-7B-shaped agent (bf16, CUDA graphs, random weights, seed 0: the same weights every time) is
+built and timed, each time the median of ``--calls``
 synchronised calls of the shipped agent methods: perception of one image; one merged generation frame
 (``generate`` over all l_a positions: the Auras frame's GPU work); both at once from two standing
 threads, as the pipeline overlaps them on their two streams; and the Auras frame as the shipped runner
 paces it (``auras:1+3:f-1:a0``). The frame minus the overlapped pair is time the GPU waits on the
-host. One eager merged forward is split by CUDA events around the LM's modules into projections
+host. One eager merged forward (not for ``compiled``) is split by CUDA events around the LM's modules into projections
 (GEMMs), attention core, MLP activation, norms and residuals, and the rest; its projection work is
 set against bf16 GEMMs of the same shapes and a large GEMM (the dense bf16 roofline).
 
@@ -39,9 +40,11 @@ from auras_ros.bench.repeats import measure
 from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.stages import PERCEPT_KEY, GenerationStep, Observation, perceive_all
 from auras_ros.models.ar_config import ARConfig, openvla_7b_shaped, tiny_config
-from auras_ros.models.ar_vla import ACTION_TOKENS_KEY, PROJECTIONS, ARVLAAgent
+from auras_ros.models.ar_vla import ACTION_TOKENS_KEY, ARVLAAgent
 
 AURAS = "auras:1+3:f-1:a0"
+VARIANTS: dict[str, dict[str, Any]] = {"plain": {}, "fused": {"projections": "fused"}, "fp8": {"projections": "fp8"},
+                                       "compiled": {"compile": True}}
 
 
 def sync(device: torch.device) -> None:
@@ -218,7 +221,8 @@ def profile(agent: ARVLAAgent, images: Sequence[np.ndarray], args: argparse.Name
     out["merged_tokens"] = tokens
     out["projection_tflop"] = projection_flops(agent, tokens) / 1e12
     out["merged_frame_tflops"] = out["projection_tflop"] / (out["merged_frame_ms"] * 1e-3)
-    out["eager_forward_ms"] = breakdown(agent, percept, max(3, args.calls // 5))
+    if not agent.compiled:  # hooks inside a compiled forward would recompile it
+        out["eager_forward_ms"] = breakdown(agent, percept, max(3, args.calls // 5))
     out["graph_captures"] = agent.graph_log.summary()
     return out
 
@@ -238,7 +242,7 @@ def token_changes(reference: list[tuple[int, ...]], other: list[tuple[int, ...]]
 def variants(config: ARConfig, choices: Sequence[str]) -> Iterator[tuple[str, ARVLAAgent]]:
     """Each choice's agent over the same weights (seed 0), one at a time: the previous one is freed."""
     for choice in choices:
-        agent = ARVLAAgent.from_config(config, seed=0, graphs=True, projections=choice)
+        agent = ARVLAAgent.from_config(config, seed=0, graphs=True, **VARIANTS[choice])
         yield choice, agent
         del agent
         if config.device.startswith("cuda"):
@@ -259,8 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="tiny config (runs on CPU in seconds)")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    parser.add_argument("--projections", nargs="+", choices=sorted(PROJECTIONS), default=["plain", "fused", "fp8"],
-                        help="the choices to profile; the first is the reference for token changes")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="the agents to profile; the first is the reference for token changes")
     parser.add_argument("--inputs", type=int, default=8, help="seeded images for the token comparison")
     parser.add_argument("--calls", type=int, default=30, help="timed calls per measurement")
     parser.add_argument("--decisions", type=int, default=60, help="decisions of the Auras run")
@@ -277,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                               "torch": torch.__version__, "tiny": args.tiny, "merged_tokens": tokens, "variants": {}}
     reference: list[tuple[int, ...]] | None = None
-    for choice, agent in variants(config, args.projections):
+    for choice, agent in variants(config, args.variants):
         if "gemm_tflops" not in result:
             result["attention"] = {"lm": agent.lm.config._attn_implementation,
                                    "vision": agent.vision_tower.config._attn_implementation}
@@ -290,10 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         row.update(token_changes(reference, chosen, agent))
         result["variants"][choice] = row
         print(f"{choice}:", json.dumps(row), flush=True)
-    first = result["variants"][args.projections[0]]["auras_decisions_per_s"]
+    first = result["variants"][args.variants[0]]["auras_decisions_per_s"]
     for choice, row in result["variants"].items():
         print(f"{choice}: Auras {row['auras_decisions_per_s']:.1f} decisions/s ({row['auras_decisions_per_s'] / first:.2f}x "
-              f"{args.projections[0]}), merged frame {row['merged_frame_ms']:.2f} ms, "
+              f"{args.variants[0]}), merged frame {row['merged_frame_ms']:.2f} ms, "
               f"tokens changed {100 * row['tokens_changed']:.1f}%")
     result["seconds"] = time.perf_counter() - start
     path = args.json or (os.path.join(os.environ["OUT"], "gpu_profile.json") if os.environ.get("OUT") else None)

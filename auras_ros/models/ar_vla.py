@@ -100,11 +100,13 @@ class ARVLAAgent:
 
     ``projections``: how the LM's projections run: ``plain`` (transformers' own), ``fused`` (q/k/v and
     gate/up each one GEMM, :mod:`auras_ros.models.fused`) or ``fp8`` (FP8 linears,
-    :mod:`auras_ros.models.fp8`); ``bench.gpu_profile`` measures each one's speed and token changes.
+    :mod:`auras_ros.models.fp8`); ``compile``: the merged forward compiled by ``torch.compile``
+    (inductor fuses the norms, rotary embedding and activations) before its CUDA graph is captured.
+    ``bench.gpu_profile`` measures each choice's speed and token changes.
     """
 
     def __init__(self, config: ARConfig, vision_tower: PreTrainedModel, projector: nn.Module, lm: PreTrainedModel,
-                 graphs: bool | None = None, projections: str = "plain") -> None:
+                 graphs: bool | None = None, projections: str = "plain", compile: bool = False) -> None:
         self.config = config
         self.device = torch.device(config.device)
         self.dtype = config.torch_dtype
@@ -125,6 +127,10 @@ class ARVLAAgent:
         # transformers 4.x CLIP layers take a third (causal mask) argument and return tuples.
         self._layer_args = (None, None) if "causal_attention_mask" in inspect.signature(self._layers[0].forward).parameters else (None,)
         self.backbone = self.lm.base_model
+        self.compiled = compile
+        if compile:
+            self.lm.requires_grad_(False)  # inference only: dynamo traces no autograd
+        self._merged_backbone = torch.compile(self.backbone, dynamic=False) if compile else self.backbone
         self.head = self.lm.get_output_embeddings()
         self.token_embedding = self.lm.get_input_embeddings()
         # transformers 5.17 calls the cache `past_key_values`, 5.24 calls it `cache`.
@@ -152,14 +158,14 @@ class ARVLAAgent:
 
     @classmethod
     def from_config(cls, config: ARConfig, seed: int = 0, graphs: bool | None = None,
-                    projections: str = "plain") -> "ARVLAAgent":
+                    projections: str = "plain", compile: bool = False) -> "ARVLAAgent":
         """Random weights, built on the target device in the target dtype."""
         torch.manual_seed(seed)
         with torch.device(config.device), default_dtype(config.torch_dtype):
             vision = build_vision_tower(config)
             projector = build_projector(int(config.vision.hidden_size), int(config.lm.hidden_size))
             lm = build_lm(config)
-        return cls(config, vision, projector, lm, graphs, projections)
+        return cls(config, vision, projector, lm, graphs, projections, compile)
 
     # ---- the Agent protocol -------------------------------------------------------------------
 
@@ -309,7 +315,7 @@ class ARVLAAgent:
         [percept, X_A[:n_positions−1]] (the last action token feeds no position that is read)."""
         l = percept.shape[1]
         inputs = torch.cat([percept, self.token_embedding(x_a[: n_positions - 1]).unsqueeze(0)], dim=1)
-        hidden = self.backbone(inputs_embeds=inputs, use_cache=False).last_hidden_state
+        hidden = self._merged_backbone(inputs_embeds=inputs, use_cache=False).last_hidden_state
         return hidden[:, l - 1 : l - 1 + n_positions]
 
     def merged_action_tokens(self, percept: torch.Tensor, x_a: torch.Tensor, n_positions: int) -> torch.Tensor:

@@ -60,7 +60,7 @@ def test_use_fp8_linears_counts_what_it_replaced() -> None:
 def test_gpu_profile_runs_tiny_on_cpu(tmp_path: Path) -> None:
     path = tmp_path / "profile.json"
     assert gpu_profile.main(["--tiny", "--device", "cpu", "--calls", "3", "--decisions", "6", "--inputs", "3",
-                             "--json", str(path)]) == 0
+                             "--variants", "plain", "fused", "fp8", "--json", str(path)]) == 0
     result = json.loads(path.read_text())
     assert list(result["variants"]) == ["plain", "fused", "fp8"]
     for row in result["variants"].values():

@@ -1,5 +1,6 @@
-"""Fused projections (models.fused): the same tokens as transformers' own projections through SEQ and
-the merged path, per-thread state (PAR's workers share the layers), and a clear refusal."""
+"""Speed levers of the AR agent: fused projections (models.fused) and a compiled merged forward decide
+the same tokens as the plain agent; fused blocks are per thread (PAR's workers share the layers);
+bad choices are refused clearly."""
 
 from __future__ import annotations
 
@@ -69,3 +70,17 @@ def test_refusals_say_what_is_wrong() -> None:
     with pytest.raises(ConfigError, match="projections"):
         ARVLAAgent.from_config(tiny_config(), projections="int4")
     assert fuse_projections(nn.Sequential(nn.Linear(4, 4))) == 0  # nothing to fuse: nothing changed
+
+
+def test_a_compiled_merged_forward_decides_the_same_tokens() -> None:
+    torch.set_num_threads(1)
+    config = tiny_config(dtype="float32")
+    plain = ARVLAAgent.from_config(config, seed=4, graphs=True)
+    compiled = ARVLAAgent.from_config(config, seed=4, graphs=True, compile=True)
+    image = torch.randint(0, 256, (config.image_size,) * 2 + (3,), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    p, c = (perceive_all(a, Observation(0, 0.0, image)) for a in (plain, compiled))
+    x_a = plain.initial_action_tokens()
+    for _ in range(config.action_dims):  # Jacobi frames on a fixed percept, as the merged path runs them
+        expected = plain.merged_action_tokens(p, x_a, config.action_dims)
+        assert torch.equal(compiled.merged_action_tokens(c, x_a, config.action_dims), expected)
+        x_a = expected
