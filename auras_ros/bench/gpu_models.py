@@ -54,7 +54,7 @@ GRAPHS = {"auto": None, "on": True, "off": False}
 
 
 def build(family: str, tiny: bool, device: str, graphs: bool | None,
-          projections: str = "plain", compile: bool = False) -> tuple[Agent, Callable[[int, float], Any], str]:
+          compile: bool = False) -> tuple[Agent, Callable[[int, float], Any], str]:
     """The agent, its camera's render function, and a line describing it."""
     rng = np.random.default_rng(0)
     if family == "ar":
@@ -62,11 +62,11 @@ def build(family: str, tiny: bool, device: str, graphs: bool | None,
         from auras_ros.models.ar_vla import ARVLAAgent
 
         config = tiny_config(device=device) if tiny else openvla_7b_shaped(device=device)
-        agent = ARVLAAgent.from_config(config, graphs=graphs, projections=projections, compile=compile)
+        agent = ARVLAAgent.from_config(config, graphs=graphs, compile=compile)
         images = rng.integers(0, 256, (4, config.image_size, config.image_size, 3), dtype=np.uint8)
         describe = (f"ar: {'tiny' if tiny else 'OpenVLA-7B-shaped'} (n_v={config.num_vision_tokens}, "
                     f"n_l={len(config.prompt_ids)}, l_a={config.action_dims}, {config.dtype}"
-                    f", {projections} projections{', compiled' if compile else ''}, graphs {agent.graphs})")
+                    f"{', compiled' if compile else ''}, graphs {agent.graphs})")
         return agent, lambda seq, stamp: images[seq % len(images)], describe
     from auras_ros.models import diffusion
 
@@ -118,7 +118,7 @@ class ThroughNodes:
 
 def bench_family(family: str, args: argparse.Namespace, device: torch.device, deadline: float,
                  notes: list[str], nodes_dir: Path | None = None, domain_id: int = 0) -> list[Row]:
-    agent, render, describe = build(family, args.tiny, str(device), GRAPHS[args.graphs], args.projections, args.compile)
+    agent, render, describe = build(family, args.tiny, str(device), GRAPHS[args.graphs], args.compile)
     notes.append(describe)
     print(describe, flush=True)
     peak: dict[str, float] = {}
@@ -198,8 +198,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--graphs", choices=sorted(GRAPHS), default="auto",
                         help="static-shape calls (CUDA graphs on a GPU); auto: on with CUDA. 'on' on the CPU runs "
                              "the same buffers eagerly")
-    parser.add_argument("--projections", choices=["plain", "fused", "fp8"], default="plain",
-                        help="AR: how the LM's projections run (ARVLAAgent's projections)")
     parser.add_argument("--compile", action="store_true", help="AR: the merged forward compiled (ARVLAAgent's compile)")
     parser.add_argument("--budget-s", type=float, default=330.0, help="no new repeat starts after this (s)")
     parser.add_argument("--nodes", action="store_true",

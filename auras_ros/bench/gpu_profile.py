@@ -1,9 +1,9 @@
 """Where an Auras frame of the AR agent goes on a GPU, and what each speed lever buys and costs:
 
-    python -m auras_ros.bench.gpu_profile [--variants plain fused fp8 compiled] [--json PATH]
+    python -m auras_ros.bench.gpu_profile [--variants plain compiled] [--json PATH]
     python -m auras_ros.bench.gpu_profile --tiny       # the same code on CPU with a tiny config
 
-For each ``--variants`` choice (``ARVLAAgent``'s projections, or its compiled merged forward) the
+For each ``--variants`` choice (the plain agent, and the agent with its merged forward compiled) the
 OpenVLA-7B-shaped agent (bf16, CUDA graphs, random weights, seed 0: the same weights every time) is
 built and timed, each time the median of ``--calls``
 synchronised calls of the shipped agent methods: perception of one image; one merged generation frame
@@ -34,7 +34,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from auras_ros.bench.repeats import measure
 from auras_ros.core.spec import ExecutorSpec
@@ -43,8 +42,7 @@ from auras_ros.models.ar_config import ARConfig, openvla_7b_shaped, tiny_config
 from auras_ros.models.ar_vla import ACTION_TOKENS_KEY, ARVLAAgent
 
 AURAS = "auras:1+3:f-1:a0"
-VARIANTS: dict[str, dict[str, Any]] = {"plain": {}, "fused": {"projections": "fused"}, "fp8": {"projections": "fp8"},
-                                       "compiled": {"compile": True}}
+VARIANTS: dict[str, dict[str, Any]] = {"plain": {}, "compiled": {"compile": True}}
 
 
 def sync(device: torch.device) -> None:
@@ -138,9 +136,9 @@ class Marks:
         return start.elapsed_time(end) if self.cuda else 1e3 * (end - start)
 
 
-def module_kind(name: str, module: nn.Module) -> str | None:
-    if name.endswith("_proj") or name.rsplit(".", 1)[-1].startswith("fused_"):
-        return None  # counted by their parents' projections (a fused part runs its GEMM once)
+def module_kind(name: str) -> str | None:
+    if name.endswith("_proj"):
+        return "projections"
     if name.endswith(".self_attn"):
         return "attention"
     if name.endswith(".mlp"):
@@ -157,7 +155,7 @@ def breakdown(agent: ARVLAAgent, percept: torch.Tensor, calls: int) -> dict[str,
     open_marks: dict[int, Any] = {}
     hooks = []
     for name, module in agent.lm.base_model.named_modules():
-        kind = "projections" if name.endswith("_proj") else module_kind(name, module)
+        kind = module_kind(name)
         if kind is None:
             continue
         hooks.append(module.register_forward_pre_hook(lambda m, args: open_marks.__setitem__(id(m), marks.mark())))

@@ -20,27 +20,23 @@ from __future__ import annotations
 
 import inspect
 import threading
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, CLIPVisionModel, DynamicCache, PreTrainedModel, SiglipVisionModel
 
-from auras_ros.core.errors import ConfigError, InputError, one_of
+from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation,
                                    expect_tensor)
 from auras_ros.models.action_bins import ActionBins
 from auras_ros.models.ar_config import ARConfig
 from auras_ros.models.ar_static import StaticDecoder
-from auras_ros.models.fp8 import use_fp8_linears
-from auras_ros.models.fused import fuse_projections
 from auras_ros.models.graphs import CaptureLog, GraphedFunction, capture_for
 from auras_ros.models.inputs import as_image_tensor, check_finite
 
 ACTION_TOKENS_KEY = "action_tokens"
-PROJECTIONS: dict[str, Callable[[nn.Module], int]] = {
-    "plain": lambda lm: 0, "fused": fuse_projections, "fp8": use_fp8_linears}
 """Public-context key of the shared action tokens X_A: a LongTensor ``[l_a]`` of vocabulary ids."""
 
 
@@ -98,15 +94,13 @@ class ARVLAAgent:
     generation node and the benchmarks all run the same launch-free path. On the CPU ``graphs=True``
     runs the same buffers eagerly (what the tests check).
 
-    ``projections``: how the LM's projections run: ``plain`` (transformers' own), ``fused`` (q/k/v and
-    gate/up each one GEMM, :mod:`auras_ros.models.fused`) or ``fp8`` (FP8 linears,
-    :mod:`auras_ros.models.fp8`); ``compile``: the merged forward compiled by ``torch.compile``
-    (inductor fuses the norms, rotary embedding and activations) before its CUDA graph is captured.
-    ``bench.gpu_profile`` measures each choice's speed and token changes.
+    ``compile``: the merged forward compiled by ``torch.compile`` (inductor fuses the norms, rotary
+    embedding and activations around the GEMMs) before its CUDA graph is captured; the first frame
+    then waits for the compilation. ``bench.gpu_profile`` measures its speed and token changes.
     """
 
     def __init__(self, config: ARConfig, vision_tower: PreTrainedModel, projector: nn.Module, lm: PreTrainedModel,
-                 graphs: bool | None = None, projections: str = "plain", compile: bool = False) -> None:
+                 graphs: bool | None = None, compile: bool = False) -> None:
         self.config = config
         self.device = torch.device(config.device)
         self.dtype = config.torch_dtype
@@ -114,11 +108,6 @@ class ARVLAAgent:
         self.vision_tower = vision_tower.to(self.device, self.dtype).eval()
         self.projector = projector.to(self.device, self.dtype).eval()
         self.lm = lm.to(self.device, self.dtype).eval()
-        if projections not in PROJECTIONS:
-            raise ConfigError("projections", projections, one_of(PROJECTIONS))
-        self.projections = projections
-        # After .to(): a dtype cast would turn float8 weights back into bf16.
-        PROJECTIONS[projections](self.lm.base_model)
         tower = getattr(self.vision_tower, "vision_model", self.vision_tower)
         self._embeddings = tower.embeddings
         self._pre_norm = getattr(tower, "pre_layrnorm", None)
@@ -158,14 +147,14 @@ class ARVLAAgent:
 
     @classmethod
     def from_config(cls, config: ARConfig, seed: int = 0, graphs: bool | None = None,
-                    projections: str = "plain", compile: bool = False) -> "ARVLAAgent":
+                    compile: bool = False) -> "ARVLAAgent":
         """Random weights, built on the target device in the target dtype."""
         torch.manual_seed(seed)
         with torch.device(config.device), default_dtype(config.torch_dtype):
             vision = build_vision_tower(config)
             projector = build_projector(int(config.vision.hidden_size), int(config.lm.hidden_size))
             lm = build_lm(config)
-        return cls(config, vision, projector, lm, graphs, projections, compile)
+        return cls(config, vision, projector, lm, graphs, compile)
 
     # ---- the Agent protocol -------------------------------------------------------------------
 
