@@ -467,7 +467,10 @@ class LaunchRun:
         for process in self.processes:
             process.log = log_dir / f"{process.name}.log"
             with open(process.log, "w") as out:
-                process.popen = subprocess.Popen(process.cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+                # ros2 launch runs its processes in its own working directory: here the test's folder, so
+                # that relative defaults (sim.launch.py's report_dir) land there and not in the checkout.
+                process.popen = subprocess.Popen(process.cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                                 cwd=log_dir)
             self._log("INFO", process.name, f"process started with pid [{process.popen.pid}]")
 
     @property
