@@ -11,7 +11,7 @@ generation node runs in lockstep), so two replays give identical actions; ``repl
 recorded pacing at ``rate``. The evaluator scores every AgentAction against the bag's reference topic at
 the action's observation stamp. At the bag's end the player exits and the launch shuts down; the
 evaluator writes its report then. Without a topic map the simulator's own topics are used (record such a
-bag with `python -m auras_ros.sim.record --episodes N --out DIR`).
+bag with `python -m auras_ros.eval.record --episodes N --out DIR`).
 Parameters come from config/auras.yaml; the launch arguments override the most used ones.
 """
 

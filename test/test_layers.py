@@ -1,6 +1,11 @@
 """The layer rules of DESIGN.md, checked on the import statements of every module (parsed, not
-run): what each layer may import, and no import cycles anywhere in ``auras_ros``. Imports inside
-functions and under ``if TYPE_CHECKING:`` count too: a deferred import still ties two modules."""
+run): what each folder may import, which folders stay free of ROS, and no import cycles anywhere in
+``auras_ros``. Imports inside functions and under ``if TYPE_CHECKING:`` count too: a deferred import
+still ties two modules. A self-test plants forbidden imports and expects every rule to catch them.
+
+The house, bottom up: ``core`` (the method); ``models`` and ``transport`` on it; ``eval`` (tasks,
+scoring, bags, the ROS-free world) on those; ``nodes`` (the ROS adapters); ``sim`` (the simulator's
+and evaluator's nodes) on eval and nodes; ``bench`` and the package's top-level entry points on all."""
 
 from __future__ import annotations
 
@@ -17,10 +22,12 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module ``path`` imports, absolute (relative imports resolved)."""
+def _imports(path: Path, module: str | None = None) -> set[str]:
+    """Every module ``path`` imports, absolute (relative imports resolved); ``module``: its name when
+    it does not live in the package (the self-test's planted file)."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    module = module or _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -37,12 +44,18 @@ def _imports(path: Path) -> set[str]:
 
 
 MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
-IMPORTS = {name: {m for m in _imports(path) if m in MODULES or m.split(".")[0] != "auras_ros"}
-           for name, path in MODULES.items()}
+IMPORTS = {name: _imports(path) for name, path in MODULES.items()}
 
 
-def _ours(name: str) -> set[str]:
-    return {m for m in IMPORTS[name] if m in MODULES and m != name}
+def _ours(name: str, imports: dict[str, set[str]] = IMPORTS) -> set[str]:
+    return {m for m in imports[name] if m in MODULES and m != name}
+
+
+def is_ros(module: str) -> bool:
+    """rclpy, launch and launch_ros, any ``*_msgs`` package, and our own interfaces (``auras_ros.msg``)."""
+    top = module.split(".")[0]
+    return (top == "rclpy" or top.startswith("launch") or top.endswith("_msgs")
+            or module == "auras_ros.msg" or module.startswith("auras_ros.msg."))
 
 
 def _layer(module: str) -> str:
@@ -51,27 +64,57 @@ def _layer(module: str) -> str:
     return parts[1] if len(parts) > 1 and (PACKAGE / parts[1]).is_dir() else "root"
 
 
-# layer -> the layers of ours it may import (besides itself and the package root)
+# folder -> the folders of ours it may import; every folder has a rule
 ALLOWED = {
     "core": {"core"},
     "models": {"core", "models"},
     "transport": {"core", "transport"},
+    "eval": {"core", "models", "transport", "eval"},
+    "nodes": {"core", "models", "transport", "nodes"},
+    "sim": {"core", "models", "transport", "eval", "nodes", "sim"},
+    "bench": {"core", "models", "transport", "eval", "nodes", "bench", "root"},
+    "root": {"core", "models", "transport", "eval", "nodes", "sim", "bench", "root"},
 }
-NO_RCLPY = ("core", "models", "transport", "eval")
+ROS_FREE = ("core", "models", "transport", "eval")
+
+
+def layer_violations(layer: str, imports: dict[str, set[str]] = IMPORTS) -> dict[str, list[str]]:
+    wrong = {name: sorted(m for m in _ours(name, imports) if _layer(m) not in ALLOWED[layer])
+             for name in imports if _layer(name) == layer}
+    return {name: bad for name, bad in wrong.items() if bad}
+
+
+def ros_imports(layer: str, imports: dict[str, set[str]] = IMPORTS) -> dict[str, list[str]]:
+    found = {name: sorted(m for m in imports[name] if is_ros(m)) for name in imports if _layer(name) == layer}
+    return {name: ros for name, ros in found.items() if ros}
+
+
+def test_every_folder_has_a_rule():
+    assert {_layer(m) for m in MODULES} == set(ALLOWED)
 
 
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
 def test_layer_imports_only_what_it_may(layer):
-    wrong = {name: sorted(m for m in _ours(name) if _layer(m) not in ALLOWED[layer])
-             for name in MODULES if _layer(name) == layer}
-    assert {name: bad for name, bad in wrong.items() if bad} == {}
+    assert layer_violations(layer) == {}
 
 
-@pytest.mark.parametrize("layer", NO_RCLPY)
+@pytest.mark.parametrize("layer", ROS_FREE)
 def test_layer_is_free_of_ros(layer):
-    ros = {name: sorted(m for m in IMPORTS[name] if m.split(".")[0] in ("rclpy", "auras_ros_interfaces"))
-           for name in MODULES if _layer(name) == layer}
-    assert {name: found for name, found in ros.items() if found} == {}
+    assert ros_imports(layer) == {}
+
+
+def test_the_rules_catch_a_planted_forbidden_import(tmp_path):
+    """A copy of core/errors.py that imports our interfaces, a message package and a node must fail
+    both rules (the old check passed exactly this)."""
+    planted = tmp_path / "errors.py"
+    planted.write_text(MODULES["auras_ros.core.errors"].read_text()
+                       + "\nfrom auras_ros.msg import Percept\nimport std_msgs.msg\nfrom ..nodes import qos\n")
+    imports = dict(IMPORTS, **{"auras_ros.core.errors": _imports(planted, "auras_ros.core.errors")})
+    assert ros_imports("core", imports) == {"auras_ros.core.errors": ["auras_ros.msg", "auras_ros.msg.Percept",
+                                                                     "std_msgs.msg"]}
+    assert layer_violations("core", imports) == {"auras_ros.core.errors": ["auras_ros.nodes", "auras_ros.nodes.qos"]}
+    assert all(is_ros(m) for m in ("rclpy.node", "launch_ros.actions", "launch", "sensor_msgs.msg"))
+    assert not any(is_ros(m) for m in ("rosbags.rosbag2", "numpy", "auras_ros.core.errors"))
 
 
 def test_no_import_cycles():
@@ -113,4 +156,4 @@ def test_the_checks_see_the_modules_they_judge():
     """A parser that found nothing would pass every rule above."""
     assert {"core", "models", "transport", "eval", "nodes", "sim", "bench"} <= {_layer(m) for m in MODULES}
     assert "auras_ros.core.stages" in _ours("auras_ros.core.spec")
-    assert "rclpy" in {m.split(".")[0] for name in MODULES if _layer(name) == "nodes" for m in IMPORTS[name]}
+    assert ros_imports("nodes") and "auras_ros.msg" in IMPORTS["auras_ros.nodes.perception_node"]

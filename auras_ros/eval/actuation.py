@@ -1,5 +1,5 @@
 """Decisions into commands: receding-horizon execution of action chunks, the one rule that the
-frame-stepped evaluation, the real-time evaluation and the simulator node (:mod:`auras_ros.sim.world`)
+frame-stepped evaluation, the real-time evaluation and the simulator node (:mod:`auras_ros.eval.world`)
 share. Imports nothing of the evaluation harness, so ``sim`` can use it alone."""
 
 from __future__ import annotations

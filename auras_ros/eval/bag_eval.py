@@ -10,7 +10,7 @@ newest camera image sensed at or before that time (images that arrive within one
 other, as on a robot); after the last image the executors run until their in-flight requests are done.
 So a run depends only on the bag, the model and the executor: two runs give identical actions.
 
-**Scoring** (shared with ``evaluator_node``, :mod:`auras_ros.sim.scoring`): each action against the
+**Scoring** (shared with ``evaluator_node``, :mod:`auras_ros.eval.scoring`): each action against the
 reference at its observation stamp. Decisions per second are wall time on this machine (decoding the
 bag's images included); ages are in bag time. Several executors run on the same bag in one command and
 are printed side by side (Markdown, and with ``--report`` also errors.png and evaluation.json).
@@ -34,8 +34,8 @@ from auras_ros.core.sources import StampedHistory
 from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stats import rate
 from auras_ros.core.stages import Agent, Observation
-from auras_ros.sim.bag import SIM_TOPIC_MAP, BagFrame, BagInfo, TopicMap, camera_frames, check_bag, state_samples
-from auras_ros.sim.scoring import (STAMP_TOLERANCE, ActionRecord, ActionScorer, actions_digest, markdown, summarize,
+from auras_ros.eval.bag import SIM_TOPIC_MAP, BagFrame, BagInfo, TopicMap, camera_frames, check_bag, state_samples
+from auras_ros.eval.scoring import (STAMP_TOLERANCE, ActionRecord, ActionScorer, actions_digest, markdown, summarize,
                                    write_report)
 
 

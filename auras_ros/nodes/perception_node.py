@@ -25,7 +25,7 @@ from auras_ros.core.sources import StampedHistory, new_source_id
 from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all, state_size
 from auras_ros.models.factory import build_agent
 from auras_ros.msg import Percept, PipelineStats
-from auras_ros.nodes.images import to_rgb
+from auras_ros.transport.images import to_rgb
 from auras_ros.nodes.health import OK, WARN, Health, Status, counting_losses, with_graph_captures
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare

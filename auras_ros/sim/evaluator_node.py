@@ -3,9 +3,9 @@ observation stamp, and reports error per dimension and against observation age, 
 and observation age p50/p99.
 
 The reference comes from the replayed bag itself (``bag`` + ``topic_map``: the topic and one field per
-action index, read ROS-free with :mod:`auras_ros.sim.bag`, so it needs no topic of its own on the graph
+action index, read ROS-free with :mod:`auras_ros.eval.bag`, so it needs no topic of its own on the graph
 and the bag's /cmd_vel never collides with the robot's), or, without a bag, live from the simulator's
-``sim/state`` (the expert's action). How actions are scored: :mod:`auras_ros.sim.scoring`, the code
+``sim/state`` (the expert's action). How actions are scored: :mod:`auras_ros.eval.scoring`, the code
 ``python -m auras_ros.eval.bag_eval`` uses too.
 
 ``eval/summary`` (std_msgs/String, JSON) reports the running numbers after every ``summary_every`` scored
@@ -31,10 +31,10 @@ from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.nodes.runner import run_node
-from auras_ros.sim import messages as m
+from auras_ros.eval import messages as m
 from auras_ros.sim.ready import READY, READY_TOPIC
-from auras_ros.sim.bag import SIM_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, field_value
-from auras_ros.sim.scoring import ActionRecord, ActionScorer, ReferenceSeries, actions_digest, summarize, write_report
+from auras_ros.eval.bag import SIM_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, field_value
+from auras_ros.eval.scoring import ActionRecord, ActionScorer, ReferenceSeries, actions_digest, summarize, write_report
 from auras_ros.sim.sim_node import SCORES, TICKS
 
 PARAMS = (

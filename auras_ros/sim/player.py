@@ -2,13 +2,13 @@
 
     bag_player --ros-args -p bag:=DIR [-p topic_map:=FILE] [-p replay:=stepped|timed] [-p rate:=1.0]
 
-The topic map (:class:`auras_ros.sim.bag.TopicMap`, a YAML file; default: the simulator's topics) says
+The topic map (:class:`auras_ros.eval.bag.TopicMap`, a YAML file; default: the simulator's topics) says
 which bag topic is the camera (``sensor_msgs/Image``, published on ``camera/image_raw``, or
 ``sensor_msgs/CompressedImage``, published on ``camera/image_raw/compressed``) and which is the robot
 state (``sensor_msgs/JointState``, published on ``joint_states``). Only these are published; the bag's
 other topics (its /clock, the reference the evaluator reads from the bag itself) are not.
 
-The whole bag is read and checked first (:func:`auras_ros.sim.bag.check_bag`): a missing topic, a
+The whole bag is read and checked first (:func:`auras_ros.eval.bag.check_bag`): a missing topic, a
 topic of the wrong type or a damaged file makes the player refuse to start (exit 2) with one line
 naming the problem, before anything is published. Camera images that do not decode are skipped and
 counted, each with a warning.
@@ -45,8 +45,8 @@ from std_msgs.msg import UInt64
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import LATEST_RELIABLE, SENSOR_LATEST
 from auras_ros.nodes.runner import run_node
-from auras_ros.sim import messages as m
-from auras_ros.sim.bag import COMPRESSED, IMAGE, JOINT_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, raw_messages
+from auras_ros.eval import messages as m
+from auras_ros.eval.bag import COMPRESSED, IMAGE, JOINT_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, raw_messages
 from auras_ros.sim.ready import ReadyEvaluators
 from auras_ros.sim.sim_node import TICKS
 

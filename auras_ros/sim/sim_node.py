@@ -5,7 +5,7 @@ Publishes, per world frame: ``/clock`` (rosgraph_msgs/Clock, the world's sim tim
 (sensor_msgs/Image rgb8 from the top camera, stamped with the frame's sim time); ``sim/score``
 (std_msgs/String, JSON) at every episode's end and a summary after the last. Consumes AgentActions on
 ``action_topic``: ``auras/action`` straight from generation, or ``auras/gated_action``, what the safety gate
-(action_node) let through, with its stop commands; how a vector maps to the task's command and how chunks play: :mod:`auras_ros.sim.world`.
+(action_node) let through, with its stop commands; how a vector maps to the task's command and how chunks play: :mod:`auras_ros.eval.world`.
 
 Two time modes (parameter ``mode``):
 - ``frame``: frame-stepped. The world advances one step per pipeline frame: on each generation frame
@@ -46,9 +46,9 @@ from auras_ros.msg import AgentAction, SimState
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
 from auras_ros.nodes.runner import run_node
-from auras_ros.sim import messages as m
+from auras_ros.eval import messages as m
 from auras_ros.sim.ready import ReadyEvaluators
-from auras_ros.sim.world import SimFrame, SimWorld, decision
+from auras_ros.eval.world import SimFrame, SimWorld, decision
 
 SUMMARY_ACK_TIMEOUT_S = 5.0
 # Every episode's score reaches a listener that joins late.

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from auras_ros.sim.bag import TopicMap, typestore
+from auras_ros.eval.bag import TopicMap, typestore
 
 CAMERA = "/camera/color/image_raw/compressed"
 JOINTS = "/joint_states"

@@ -16,8 +16,8 @@ from std_msgs.msg import String
 from auras_ros.eval.task import TaskConfig
 from auras_ros.launching import node_command
 from auras_ros.msg import SimState
-from auras_ros.sim import messages as m
-from auras_ros.sim.bag import BagError, check_bag, record, typestore
+from auras_ros.eval import messages as m
+from auras_ros.eval.bag import BagError, check_bag, record, typestore
 from auras_ros.sim.sim_node import SCORES
 from sim_helpers import start_launch_file
 
@@ -55,7 +55,7 @@ def _write(path: Path, topics: dict[str, str], messages: int = 1, msgdef: str | 
     """A bag with these topics (type names) holding ``messages`` copies of a valid frame's messages."""
     store = typestore()
     make = lambda type_name, **fields: store.types[type_name](**fields)  # noqa: E731
-    from auras_ros.sim.world import SimWorld
+    from auras_ros.eval.world import SimWorld
     world = SimWorld(SMALL)
     frame = dict(m.frame_messages(make, world.start()))
     world.close()

@@ -16,7 +16,7 @@ from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.workload import SyntheticAgent
 from auras_ros.eval import bag_eval
 from auras_ros.launching import node_command
-from auras_ros.sim.bag import BagError, TopicMap, check_bag
+from auras_ros.eval.bag import BagError, TopicMap, check_bag
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 ARM_MAP = TopicMap(camera=CAMERA, state=JOINTS, reference=TRAJECTORY,

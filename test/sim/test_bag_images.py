@@ -1,4 +1,4 @@
-"""Camera messages to RGB arrays (auras_ros/nodes/images.py), for the perception node and the bag tools:
+"""Camera messages to RGB arrays (auras_ros/transport/images.py), for the perception node and the bag tools:
 raw encodings and CompressedImage (JPEG, PNG), and a clear error for what does not decode."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from auras_ros.nodes.images import compressed_format, to_rgb
+from auras_ros.transport.images import compressed_format, to_rgb
 
 PIXELS = np.dstack([np.tile(np.arange(0, 256, 16, dtype=np.uint8), (12, 1))] * 3)  # 12x16, RGB
 PIXELS[..., 1] = 200

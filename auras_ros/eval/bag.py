@@ -1,7 +1,7 @@
 """rosbag2 bags, ROS-free: recording the simulator's episodes, and opening any robot's bag for replay
 and evaluation through a topic map.
 
-    python -m auras_ros.sim.record --episodes N --out DIR [--seed S] [--max-frames F]
+    python -m auras_ros.eval.record --episodes N --out DIR [--seed S] [--max-frames F]
 
 **Any bag in.** A :class:`TopicMap` names the bag's camera topic (``sensor_msgs/Image`` or
 ``sensor_msgs/CompressedImage``), optionally its robot state (``sensor_msgs/JointState``) and its
@@ -34,10 +34,10 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from auras_ros.core.errors import InputError
 from auras_ros.eval.task import TaskConfig
-from auras_ros.nodes.images import to_rgb
-from auras_ros.sim import messages as m
-from auras_ros.sim.scoring import ReferenceSeries
-from auras_ros.sim.world import SimWorld
+from auras_ros.transport.images import to_rgb
+from auras_ros.eval import messages as m
+from auras_ros.eval.scoring import ReferenceSeries
+from auras_ros.eval.world import SimWorld
 
 IMAGE, COMPRESSED = "sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"
 JOINT_STATE, SIM_STATE = "sensor_msgs/msg/JointState", "auras_ros/msg/SimState"

@@ -1,7 +1,7 @@
 """The simulator's episode loop, ROS-free: seeded episodes of the embedded catch task, one world frame at
 a time, the agent's decisions executed as in the closed-loop evaluation, and each episode scored.
 
-Used by ``sim_node`` (live, on a ROS graph) and by ``python -m auras_ros.sim.record`` (straight into a
+Used by ``sim_node`` (live, on a ROS graph) and by ``python -m auras_ros.eval.record`` (straight into a
 bag), so both produce the very same frames for the same seeds.
 
 **How an AgentAction drives the task.** ``AgentAction.action`` is read as a flattened action chunk of

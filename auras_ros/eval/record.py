@@ -1,7 +1,7 @@
 """Record simulator episodes (camera, ground truth with the expert's actions, /clock, scores) into a
 rosbag2 mcap bag, ROS-free:
 
-    python -m auras_ros.sim.record --episodes N --out DIR [--seed S] [--max-frames F] [--image-size PX]
+    python -m auras_ros.eval.record --episodes N --out DIR [--seed S] [--max-frames F] [--image-size PX]
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from auras_ros.eval.task import TaskConfig
-from auras_ros.sim.bag import record
+from auras_ros.eval.bag import record
 
 
 def main(argv: list[str] | None = None) -> int:

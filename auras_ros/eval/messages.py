@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from auras_ros.sim.world import SimFrame
+from auras_ros.eval.world import SimFrame
 
 Factory = Callable[..., Any]
 
