@@ -23,8 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_composed(mode: str, args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict:
     params = workdir / f"{mode}.yaml"
+    executor = "seq" if mode == "seq" else f"auras:1+{args.pp_generation}:f0:a0"
     params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
-        "model": args.model, "mode": mode, "pp_generation": args.pp_generation, "transport": "in_process",
+        "model": args.model, "executor": executor, "transport": "in_process",
         "source": str(args.source), "rate_hz": args.camera_hz, "stats_period": 1.0}}}))
     config = Path(get_package_share_directory("auras_ros"), "config", "auras.yaml")
     command = [executable_path("auras_ros", "auras_composed"), "--no-action", "--live", "--duration",

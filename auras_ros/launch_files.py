@@ -17,13 +17,15 @@ from typing import Any
 
 from ament_index_python.packages import get_package_share_directory
 
+from auras_ros.core.spec import DEFAULT_EXECUTOR, TEXT_FORMS
+
 PACKAGE = "auras_ros"
 
 # name -> (default, description) of the arguments every agent graph takes.
 AGENT_ARGUMENTS: dict[str, tuple[str, str]] = {
     "model": ("synthetic", "agent preset (synthetic, diffusion-tiny, ar-tiny) or local checkpoint directory"),
     "device": ("cpu", "torch device of the model: cpu or cuda"),
-    "executor": ("auras:1+2:f0:a0", "executor in the core.spec text form: seq, dec, par:K or auras:P+G:fO:aA"),
+    "executor": (DEFAULT_EXECUTOR, f"executor in the core.spec text form: {TEXT_FORMS}"),
     "transport": ("inline", "tensor transport between the agent's processes: inline or shm (composed: in-process)"),
     "composed": ("false", "run every agent stage in one process"),
     "state_topic": ("", "sensor_msgs/JointState topic of the robot state, for a model that takes one beside the "

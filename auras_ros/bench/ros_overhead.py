@@ -56,7 +56,7 @@ from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.nodes.spinners import EXECUTORS, NodeSpinners
 
 FRAMES = Path(__file__).resolve().parents[2] / "data" / "demo_frames"
-GRAPH_PARAMS = {"mode": "seq", "source": str(FRAMES), "stats_period": 3600.0}
+GRAPH_PARAMS = {"executor": "seq", "source": str(FRAMES), "stats_period": 3600.0}
 
 
 @dataclass(frozen=True)

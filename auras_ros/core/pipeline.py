@@ -25,7 +25,9 @@ from auras_ros.core.runner import DecisionSink, Runner
 from auras_ros.core.sources import ObservationSource
 from auras_ros.core.stages import PERCEPT_KEY, Agent, GenerationStep, Observation
 
-CONTEXT_MODES = ("public", "private")
+PUBLIC = "public"
+CONTEXT_MODES = (PUBLIC, "private")
+UNIFORM = 0.0  # alpha: every generation stage runs the same number of iterations
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -39,12 +41,12 @@ class PipelineConfig:
     """The pipeline degrees and staleness knobs. ``context_mode='private'`` is naive pipelining: each
     request's generation only ever reads its own observation's percept (what Auras fixes)."""
 
-    pp_perception: int = 1
-    pp_generation: int = 2
-    fetch_offset: int = -1
-    alpha: float = 0.0
+    pp_perception: int
+    pp_generation: int
+    fetch_offset: int
+    alpha: float = UNIFORM
     frame_period: float | None = None
-    context_mode: str = "public"
+    context_mode: str = PUBLIC
 
     def __post_init__(self) -> None:
         _positive_int("pp_perception", self.pp_perception)

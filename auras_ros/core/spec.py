@@ -12,7 +12,8 @@ Text form (``ExecutorSpec.parse`` reads it, ``str(spec)`` writes it back, canoni
     auras:P+G                  the Auras pipeline, pp_perception P, pp_generation G
     auras:P+G:fO:aA[:private]  ... with fetch_offset O (0 or -1), skew alpha A, naive private context
 
-Defaults of the Auras knobs: fetch_offset 0, alpha 0, public context.
+Defaults of the Auras knobs: fetch_offset 0, alpha 0, public context. :data:`DEFAULT_EXECUTOR` is
+the one executor every entry point runs when none is named (node parameter, launch argument).
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from auras_ros.core.baselines import DecoupledRunner, ParallelRunner, Sequential
 from auras_ros.core.clock import Clock
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.metrics import MetricsRecorder
-from auras_ros.core.pipeline import AurasPipeline, PipelineConfig
+from auras_ros.core.pipeline import PUBLIC, UNIFORM, AurasPipeline, PipelineConfig
 from auras_ros.core.runner import DecisionSink, Runner
 from auras_ros.core.sources import ObservationSource
 from auras_ros.core.stages import Agent
 
 KINDS = ("seq", "dec", "par", "auras")
+DEFAULT_EXECUTOR = "auras:1+2:f0:a0"
 TEXT_FORMS = "seq, dec[:G], par:K or auras:P+G[:fO][:aA][:private] (e.g. auras:1+5:f0:a0.5)"
 
 _AURAS = re.compile(r"^(?P<p>\d+)\+(?P<g>\d+)(?P<rest>(:[^:]+)*)$")
@@ -46,10 +48,10 @@ class ExecutorSpec:
     pp_perception: int = 1
     pp_generation: int = 1
     fetch_offset: int = 0
-    alpha: float = 0.0
+    alpha: float = UNIFORM
     workers: int = 1  # PAR
     generation_frames: int = 1  # DEC
-    context_mode: str = "public"
+    context_mode: str = PUBLIC
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -4,7 +4,7 @@ Percepts arrive through the context node's ContextState; each frame the executor
 one as a request and runs every in-flight request's generation stage in one merged call reading the
 freshest public context (``auras``), or one of the baselines (``seq``, ``dec``, ``par``) over the
 same agent, so the same launch compares them. The executor is a ``core.spec.ExecutorSpec``: the
-``executor`` parameter in its text form, or else the separate ``mode``/``pp_*``/... parameters.
+``executor`` parameter in its text form (the one way to choose it, as in every launch file).
 Perception ran in the perception node; an admitted percept still passes ``pp_perception`` frame
 slots before the public context holds it, so every degree keeps the core's schedule. Publishes
 AgentAction per decision, PipelineStats periodically, and a frame tick for a frame-triggered perception
@@ -37,7 +37,7 @@ from auras_ros.core.pipeline import AurasPipeline
 from auras_ros.core.recent import RecentDecisions
 from auras_ros.core.runner import Runner
 from auras_ros.core.sources import LatestObservation
-from auras_ros.core.spec import TEXT_FORMS, ExecutorSpec, make_runner
+from auras_ros.core.spec import DEFAULT_EXECUTOR, TEXT_FORMS, ExecutorSpec, make_runner
 from auras_ros.core.stages import PERCEPT_KEY, Observation
 from auras_ros.models.factory import build_agent
 from auras_ros.models.inputs import check_finite
@@ -55,7 +55,6 @@ from auras_ros.nodes.ros_convert import decision_to_action, metrics_to_stats, to
 from auras_ros.nodes.runner import run_node
 from auras_ros.transport import PayloadUnavailable
 
-MODES = ("auras", "seq", "dec", "par")
 THREADED = ("dec", "par")  # executors whose workers run in threads of their own, not on the frame clock
 DEACTIVATED = "deactivated"  # cancel reason of the requests a deactivation drops
 INACTIVE = "inactive"  # drop reason of the context states that arrive while not generating
@@ -65,21 +64,10 @@ PARAMS = (
     Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
     Param("model", "synthetic", "agent preset (synthetic, diffusion-tiny, ar-tiny) or local checkpoint directory"),
     Param("device", "cpu", "torch device of the model", choices=("cpu", "cuda")),
-    Param("executor", "", f"the executor in its text form, {TEXT_FORMS}; empty: from mode, pp_perception, "
-          "pp_generation, fetch_offset, alpha, context_mode and workers"),
-    Param("mode", "auras", "executor: the Auras pipeline or a baseline", choices=MODES),
-    Param("pp_perception", 1, "pipeline degree of perception: frames a percept spends before the public "
-          "context holds it", low=1, high=64),
-    Param("pp_generation", 2, "pipeline degree of generation: frames a request spends in generation", low=1, high=64),
-    Param("fetch_offset", 0, "generation reads the context of frame t + fetch_offset (0: the percept "
-          "admitted this frame; perception already ran beside generation, in the perception node)",
-          choices=(0, -1)),
-    Param("alpha", 0.0, "skew of generation iterations towards later (fresher) stages", low=-10.0, high=10.0),
-    Param("context_mode", "public", "public context (Auras) or each request's own percept (naive pipelining)",
-          choices=("public", "private")),
+    Param("executor", DEFAULT_EXECUTOR, f"the executor in its text form, {TEXT_FORMS}: its pipeline degrees "
+          "pp_perception+pp_generation, fetch offset and alpha skew, or a baseline"),
     Param("frame_period", 0.0, "seconds per frame on the node's clock; 0: as fast as the slowest stage allows",
           low=0.0, high=10.0),
-    Param("workers", 2, "PAR: requests run by independent workers", low=1, high=64),
     Param("lockstep", False, "frame-stepped worlds: after each frame tick, wait for the percept of the "
           "observation that tick produced before running the frame (frame_period 0 only)"),
     Param("frame_per_percept", True, "real time: every frame waits for a new percept (at most "
@@ -94,14 +82,7 @@ PARAMS = (
 
 
 def executor_spec(params: dict[str, Any]) -> ExecutorSpec:
-    """The node's executor: the ``executor`` text form if given, else the separate parameters."""
-    if params["executor"]:
-        return ExecutorSpec.parse(params["executor"])
-    mode = params["mode"]
-    if mode == "auras":
-        return ExecutorSpec("auras", params["pp_perception"], params["pp_generation"], params["fetch_offset"],
-                            params["alpha"], context_mode=params["context_mode"])
-    return ExecutorSpec(mode, workers=params["workers"] if mode == "par" else 1)
+    return ExecutorSpec.parse(params["executor"])
 
 
 class GenerationNode(LifecycleNode):

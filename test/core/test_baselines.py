@@ -73,7 +73,7 @@ def test_dec_generation_spans_frames_and_reads_the_previous_percept() -> None:
     lambda a, s, c, r: DecoupledRunner(a, s, c, recorder=r),
     lambda a, s, c, r: ParallelRunner(a, s, c, 2, recorder=r),
     lambda a, s, c, r: ParallelRunner(a, s, c, 2, recorder=r, frame_period=0.002),
-    lambda a, s, c, r: AurasPipeline(a, PipelineConfig(1, 3), s, c, recorder=r),
+    lambda a, s, c, r: AurasPipeline(a, PipelineConfig(1, 3, -1), s, c, recorder=r),
 ], ids=["SEQ", "DEC", "PAR2", "PAR2-paced", "AURAS"])
 def test_every_executor_runs_on_the_wall_clock(make) -> None:
     clock = WallClock()

@@ -76,7 +76,7 @@ def test_fetch_offset_minus_one_reads_the_previous_frame() -> None:
 
 
 def test_merged_generation_runs_all_in_flight_steps_in_one_call() -> None:
-    agent, _, _, _ = _run(PipelineConfig(1, 3, frame_period=FRAME), 10)
+    agent, _, _, _ = _run(PipelineConfig(1, 3, -1, frame_period=FRAME), 10)
     full_calls = [steps for _, steps in agent.calls if len(steps) == 3]
     assert full_calls, "the pipeline never held pp_generation requests at once"
     assert len(agent.calls) == 10 - 1  # one merged call per frame once a percept exists
@@ -95,7 +95,7 @@ def test_private_context_reads_only_the_requests_own_observation() -> None:
 def test_frame_stepped_runs_are_deterministic(seed: int) -> None:
     def actions() -> bytes:
         agent = RecordingAgent(TINY.__class__(**{**TINY.__dict__, "seed": seed}))
-        _, _, decisions, _ = _run(PipelineConfig(2, 3, frame_period=FRAME, alpha=0.5), 20, agent)
+        _, _, decisions, _ = _run(PipelineConfig(2, 3, -1, frame_period=FRAME, alpha=0.5), 20, agent)
         return b"".join(d.output.action.tobytes() for d in decisions) + repr(
             [(d.request_id, d.decision_time, d.context_stamps) for d in decisions]).encode()
 
@@ -105,7 +105,7 @@ def test_frame_stepped_runs_are_deterministic(seed: int) -> None:
 def test_cancel_drops_every_in_flight_request_and_counts_it() -> None:
     agent = RecordingAgent()
     clock = SimClock()
-    pipeline = AurasPipeline(agent, PipelineConfig(1, 3, frame_period=FRAME),
+    pipeline = AurasPipeline(agent, PipelineConfig(1, 3, -1, frame_period=FRAME),
                              PeriodicCamera(1 / FRAME, lambda s, t: 0.1), clock)
     pipeline.run(frames=6)
     assert pipeline.in_flight == 3  # between frames: the perception slot waits for the next observation
@@ -121,7 +121,7 @@ def test_cancel_drops_every_in_flight_request_and_counts_it() -> None:
 def test_a_changed_instruction_cancels_in_flight_requests() -> None:
     clock = SimClock()
     context = PublicContext([KeySpec("instruction", cancels_in_flight=True)], clock)
-    pipeline = AurasPipeline(RecordingAgent(), PipelineConfig(1, 2, frame_period=FRAME),
+    pipeline = AurasPipeline(RecordingAgent(), PipelineConfig(1, 2, -1, frame_period=FRAME),
                              PeriodicCamera(1 / FRAME, lambda s, t: 0.1), clock, context=context)
     context.write("instruction", "pick the cup", stamp=0.0, seq=0)
     pipeline.run(frames=5)
@@ -153,7 +153,7 @@ def test_a_held_stale_percept_is_used_and_flagged() -> None:
 def test_a_bad_observation_is_dropped_and_the_pipeline_goes_on() -> None:
     clock = SimClock()
     camera = PeriodicCamera(1 / FRAME, lambda seq, stamp: math.nan if seq == 3 else 0.1)
-    pipeline = AurasPipeline(RecordingAgent(), PipelineConfig(1, 2, frame_period=FRAME), camera, clock)
+    pipeline = AurasPipeline(RecordingAgent(), PipelineConfig(1, 2, -1, frame_period=FRAME), camera, clock)
     metrics = pipeline.run(frames=10)
     pipeline.close()
     assert metrics.drops["bad_input"] == 1 and "observation data" in str(pipeline.last_error)
@@ -165,7 +165,7 @@ def test_wall_clock_run_at_a_fixed_period_never_starts_a_frame_early() -> None:
     start = clock.now()
     camera = PeriodicCamera(1000.0, lambda s, t: 0.1, start=start)
     decisions = []
-    pipeline = AurasPipeline(RecordingAgent(), PipelineConfig(1, 2, frame_period=0.01), camera, clock,
+    pipeline = AurasPipeline(RecordingAgent(), PipelineConfig(1, 2, -1, frame_period=0.01), camera, clock,
                              on_decision=decisions.append)
     metrics = pipeline.run(decisions=10)
     pipeline.close()
@@ -186,19 +186,19 @@ def test_wall_clock_run_at_a_fixed_period_never_starts_a_frame_early() -> None:
 ])
 def test_bad_pipeline_config_names_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises(ConfigError) as error:
-        PipelineConfig(**kwargs)
+        PipelineConfig(**{"pp_perception": 1, "pp_generation": 2, "fetch_offset": 0, **kwargs})
     assert error.value.field == field
 
 
 def test_pipeline_refuses_more_perception_slices_than_the_agent_has() -> None:
     with pytest.raises(ConfigError, match="pp_perception=9: expected at most 4"):
-        AurasPipeline(RecordingAgent(), PipelineConfig(9, 1, frame_period=FRAME), PeriodicCamera(20, lambda s, t: 0.1),
+        AurasPipeline(RecordingAgent(), PipelineConfig(9, 1, -1, frame_period=FRAME), PeriodicCamera(20, lambda s, t: 0.1),
                       SimClock())
 
 
 def test_a_simulated_clock_needs_a_frame_period() -> None:
     with pytest.raises(ConfigError, match="frame_period"):
-        AurasPipeline(RecordingAgent(), PipelineConfig(1, 1), PeriodicCamera(20, lambda s, t: 0.1), SimClock())
+        AurasPipeline(RecordingAgent(), PipelineConfig(1, 1, -1), PeriodicCamera(20, lambda s, t: 0.1), SimClock())
 
 
 class _FailingOnce(RecordingAgent):

@@ -101,18 +101,13 @@ def test_the_graph_decides_as_the_core_does(graph: Graph, executor: str) -> None
         np.testing.assert_allclose(ours.action, core.action, rtol=1e-6, atol=1e-9)
 
 
-def test_the_separate_parameters_build_the_same_executor(graph: Graph) -> None:
-    expected = core_decisions(ExecutorSpec.parse("auras:2+3:f-1:a0.5"))
-    got = graph_decisions(graph, {"mode": "auras", "pp_perception": 2, "pp_generation": 3, "fetch_offset": -1,
-                                  "alpha": 0.5})
-    assert [(s.frame, s.read_frames) for s in got] == [(s.frame, s.read_frames) for s in expected]
-
-
 def test_by_default_a_frame_reads_the_percept_it_admitted(graph: Graph) -> None:
-    """The node's defaults (Auras, pp_perception 1): every generation step reads the observation of
-    its own frame, as the core's Auras(1+G, f0) does; nothing fresher exists in the graph."""
+    """The node's default executor (Auras, pp_perception 1, fetch offset 0): every generation step reads
+    the observation of its own frame, as the core's Auras(1+G, f0) does; nothing fresher exists here."""
     got = graph_decisions(graph, {})
-    pp_generation = next(p.default for p in PARAMS if p.name == "pp_generation")
+    default = ExecutorSpec.parse(next(p.default for p in PARAMS if p.name == "executor"))
+    assert (default.pp_perception, default.fetch_offset) == (1, 0)
+    pp_generation = default.pp_generation
     for step in got:
         first = step.frame - len(step.read_frames) + 1
         assert step.read_frames == tuple(range(first, step.frame + 1)), step

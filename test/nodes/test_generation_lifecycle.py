@@ -51,7 +51,7 @@ def _turn_away(graph: Graph, generation: GenerationNode, states: Any, seqs: tupl
 
 def test_deactivate_stops_the_actions_and_activate_resumes_them(graph: Graph) -> None:
     # Lockstep: one frame per percept, so the pipeline (L = 1 + 3) holds requests while no percept comes.
-    generation = graph.add(GenerationNode, {"stats_period": 3600.0, "pp_generation": 3, "lockstep": True})
+    generation = graph.add(GenerationNode, {"stats_period": 3600.0, "executor": "auras:1+3:f0:a0", "lockstep": True})
     states, actions = _context_source(graph, generation)
 
     def feed_until_decided(first: int) -> None:

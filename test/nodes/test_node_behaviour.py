@@ -59,7 +59,7 @@ def test_perception_and_generation_callbacks_overlap(graph: Graph) -> None:
     # Generation slower than the camera (each request about 3 camera periods), so requests are always
     # in flight and every perception happens while some generation frame runs.
     agent = TimedAgent(SyntheticConfig(iterations=256))
-    graph.add(GenerationNode, {**shared, "pp_generation": 2}, agent=agent, registry=registry, delivery=delivery)
+    graph.add(GenerationNode, {**shared, "executor": "auras:1+2:f0:a0"}, agent=agent, registry=registry, delivery=delivery)
     graph.add(PerceptionNode, shared, agent=agent, registry=registry, delivery=delivery)
     graph.add(ContextNode, {"transport": "in_process"}, registry=registry, delivery=delivery)
     graph.add(CameraNode, {"source": str(DEMO_FRAMES), "rate_hz": 60.0}, delivery=delivery)
@@ -230,9 +230,9 @@ def test_generation_rejects_nan_and_malformed_payloads_and_keeps_running(graph: 
 
 
 @pytest.mark.parametrize("parameter, shown", [
-    ("pp_generation:=0", "generation_node.pp_generation"),
-    ("mode:=fastest", "'auras', 'seq', 'dec', 'par'"),
-    ("fetch_offset:=1", "generation_node.fetch_offset"),
+    ("executor:=auras:1+0", "pp_generation"),
+    ("executor:=fastest", "seq, dec[:G], par:K or auras:P+G"),
+    ("executor:=auras:1+2:f1", "fetch_offset"),
     ("executor:=auras:0+2", "executor"),
     ("percept.policy:=sometimes", "percept.policy"),
 ])

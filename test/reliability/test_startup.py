@@ -34,9 +34,9 @@ def _refused_in_one_line(result: subprocess.CompletedProcess, *shown: str) -> No
 
 @pytest.fixture
 def bad_files(tmp_path: Path) -> dict[str, str]:
-    files = {"malformed": "/**:\n  ros__parameters:\n    pp_generation: [1,\n",
-             "not a mapping": "- pp_generation\n",
-             "typo": "generation_node:\n  ros__parameters:\n    pp_generaton: 3\n"}
+    files = {"malformed": "/**:\n  ros__parameters:\n    executor: [1,\n",
+             "not a mapping": "- executor\n",
+             "typo": "generation_node:\n  ros__parameters:\n    executr: seq\n"}
     paths = {}
     for name, text in files.items():
         path = tmp_path / f"{name.replace(' ', '_')}.yaml"
@@ -47,8 +47,8 @@ def bad_files(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("executable, args, shown", [
-    ("generation_node", ["-p", "pp_generation:=two"], ["generation_node.pp_generation", "an integer"]),
-    ("generation_node", ["-p", "pp_generaton:=3"], ["pp_generaton", "did you mean pp_generation?"]),
+    ("generation_node", ["-p", "stats_period:=often"], ["generation_node.stats_period", "a float"]),
+    ("generation_node", ["-p", "executr:=seq"], ["executr", "did you mean executor?"]),
     ("action_node", ["-p", "action_timeout:=soon"], ["action_node.action_timeout", "a float"]),
     ("action_node", ["-p", "outputs:=[cmd_vel]"], ["action_node.outputs", "'twist_stamped'"]),
     ("action_node", ["-p", "action_node:stop_after:=1.0"], ["action_node.stop_after", "unknown"]),
@@ -60,7 +60,7 @@ def test_bad_parameters_stop_the_node_with_one_line(executable, args, shown, ros
 
 @pytest.mark.parametrize("which", ["malformed", "not a mapping", "missing", "typo"])
 def test_bad_params_files_stop_the_node_with_one_line(which, bad_files, ros_env) -> None:
-    shown = ["pp_generaton", "did you mean pp_generation?"] if which == "typo" else [bad_files[which]]
+    shown = ["executr", "did you mean executor?"] if which == "typo" else [bad_files[which]]
     _refused_in_one_line(_start("generation_node", ["--params-file", bad_files[which]], ros_env), *shown)
 
 
