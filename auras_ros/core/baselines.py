@@ -16,12 +16,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 from auras_ros.core.clock import Clock
 from auras_ros.core.context import KeySpec, PublicContext
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.metrics import Decision, RunMetrics
+from auras_ros.core.pacing import Pacer
 from auras_ros.core.runner import Runner
 from auras_ros.core.sources import ObservationSource
 from auras_ros.core.stages import PERCEPT_KEY, Agent, AgentOutput, Observation, perceive_all
@@ -58,9 +59,18 @@ def _release(runner: Runner, decisions: list[Decision], t: float) -> list[Decisi
     return released
 
 
-def _check_wall_run(decisions: int | None, name: str) -> None:
-    if decisions is None:
-        raise ConfigError("decisions", decisions, f"a number of decisions ({name} on a wall clock has no frames)")
+class _ThreadedRunner(Runner):
+    """DEC and PAR on a wall clock: their workers are threads of their own, so ``run_until`` runs them
+    (restarted when one fails) until ``stop()``; the pacer and ``stop`` callable do not apply, as they
+    have no frames to pace."""
+
+    def run_until(self, stop: Callable[[], bool], pacer: Pacer | None = None,
+                  after_frame: Callable[[], None] | None = None) -> None:
+        self.run_guarded()
+
+
+def _reached(runner: Runner, decisions: int | None) -> bool:
+    return decisions is not None and runner.recorder.decisions_recorded >= decisions
 
 
 def _perceive(runner: Runner, observation: Observation) -> Any:
@@ -85,7 +95,7 @@ def _whole_request(runner: Runner, observation: Observation, request_id: int) ->
     return request_id, output
 
 
-class ParallelRunner(Runner):
+class ParallelRunner(_ThreadedRunner):
     """PAR(k): k workers each running whole requests with a private context.
 
     On a wall clock, ``frame_period`` (if set) is the admission interval, as in the paper, where the
@@ -123,7 +133,6 @@ class ParallelRunner(Runner):
     def run(self, decisions: int | None = None, frames: int | None = None) -> RunMetrics:
         if self.clock.simulated:
             return super().run(decisions, frames)
-        _check_wall_run(decisions, "PAR")
         stop = threading.Event()  # this run's own end; self._stop ends it from outside
         in_flight = [0]
         errors: list[BaseException] = []
@@ -156,7 +165,7 @@ class ParallelRunner(Runner):
                         in_flight[0] -= 1
                         if output is not None and not stop.is_set():
                             self.emit(_decision(request_id, output[1], observation, self.clock.now(), 0, slot))
-                            if self.recorder.decisions_recorded >= decisions:
+                            if _reached(self, decisions):
                                 stop.set()
             except BaseException as error:  # surfaced in run(), never swallowed
                 errors.append(error)
@@ -172,7 +181,7 @@ class ParallelRunner(Runner):
         return self.recorder.summary()
 
 
-class DecoupledRunner(Runner):
+class DecoupledRunner(_ThreadedRunner):
     """DEC: a perception thread keeps the latest percept; generation takes it, uncontrolled.
 
     On a simulated clock perception runs every frame and one generation spans ``generation_frames``.
@@ -228,7 +237,6 @@ class DecoupledRunner(Runner):
     def run(self, decisions: int | None = None, frames: int | None = None) -> RunMetrics:
         if self.clock.simulated:
             return super().run(decisions, frames)
-        _check_wall_run(decisions, "DEC")
         stop = threading.Event()  # this run's own end; self._stop ends it from outside
         errors: list[BaseException] = []
 
@@ -244,7 +252,7 @@ class DecoupledRunner(Runner):
         thread = threading.Thread(target=perception_loop, name="dec-perception")
         thread.start()
         try:
-            while not (stop.is_set() or self._stop.is_set()) and self.recorder.decisions_recorded < decisions:
+            while not (stop.is_set() or self._stop.is_set() or _reached(self, decisions)):
                 decision = self._generate_latest(None)
                 if decision is None:
                     time.sleep(0.0005)  # no percept yet

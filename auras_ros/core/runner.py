@@ -11,6 +11,7 @@ from auras_ros.core.clock import Clock
 from auras_ros.core.context import StaleContextError
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.metrics import Decision, MetricsRecorder, RunMetrics
+from auras_ros.core.pacing import Pacer
 from auras_ros.core.sources import ObservationSource
 from auras_ros.core.stages import Agent, Observation
 
@@ -164,6 +165,12 @@ class Runner:
     def step(self) -> list[Decision]:
         raise NotImplementedError
 
+    @property
+    def in_flight(self) -> int:
+        """Requests held across frames (the Auras pipeline's); SEQ holds none between its frames, and
+        DEC and PAR keep theirs in their own threads."""
+        return 0
+
     def cancel_in_flight(self, reason: str) -> None:
         """Drop the requests held across frames (counted); a runner that holds none has nothing to do."""
 
@@ -185,11 +192,26 @@ class Runner:
             self.faults.succeeded()
         return decisions
 
-    def run_guarded(self, decisions: int) -> None:
+    def run_until(self, stop: Callable[[], bool], pacer: Pacer | None = None,
+                  after_frame: Callable[[], None] | None = None) -> None:
+        """Frames until ``stop()``, ``self.stop()`` or ``faults.fatal``: each paced by ``pacer`` (None:
+        back to back), run by ``guarded_step`` and followed by ``after_frame()``. What a node's frame
+        thread runs; DEC and PAR override it (their workers run in threads of their own)."""
+        while not (stop() or self._stop.is_set() or self.faults.fatal):
+            if pacer is not None and not pacer.ready(self.frame, self.in_flight):
+                continue
+            if stop():
+                return  # stopped while the pacer waited: no frame after that
+            self.guarded_step()
+            if after_frame is not None:
+                after_frame()
+
+    def run_guarded(self, decisions: int | None = None) -> None:
         """``run`` in a thread of its own (DEC and PAR on a wall clock): an exception from a worker
-        is counted and the workers start again, until ``stop()`` or ``faults.fatal``."""
+        is counted and the workers start again, until ``decisions`` (None: no limit), ``stop()`` or
+        ``faults.fatal``."""
         while not self._stop.is_set() and not self.faults.fatal:
-            if self.recorder.decisions_recorded >= decisions:
+            if decisions is not None and self.recorder.decisions_recorded >= decisions:
                 return
             before = self.recorder.decisions_recorded
             try:
@@ -200,9 +222,8 @@ class Runner:
                 self.recorder.drop(self.faults.record(error))
 
     def run(self, decisions: int | None = None, frames: int | None = None) -> RunMetrics:
-        """Step until ``decisions`` decisions (after the recorder's warm-up) or ``frames`` frames."""
-        if decisions is None and frames is None:
-            raise ConfigError("decisions/frames", None, "at least one stop condition")
+        """Step until ``decisions`` decisions (after the recorder's warm-up), ``frames`` frames or
+        ``stop()``; with neither limit it runs until ``stop()`` (an episode that ends the run itself)."""
         start_frame = self.frame
         while not self._stop.is_set():
             if decisions is not None and self.recorder.decisions_recorded >= decisions:

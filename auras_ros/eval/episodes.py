@@ -9,7 +9,7 @@ executor gets one world step per frame, and only what it acts on (how stale) dif
 
 **Real time**: the world is a :class:`RealTimeWorld` (a thread steps it every ``frame_period / speed``
 wall seconds). The executor runs on a :class:`WallClock` as fast as it can, taking the newest camera
-frame (:class:`CameraFeed`); each decision applies the moment it leaves (:class:`RealTimeActuator`,
+frame (``core.pacing.FreshObservations``); each decision applies the moment it leaves (:class:`RealTimeActuator`,
 the same receding-horizon rule). So the age of what the agent acts on is wall time, and costs frames.
 
 **Throughput**: decisions per wall second come from a short wall-clock run of the same agent and
@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from auras_ros.core.clock import SimClock, WallClock
 from auras_ros.core.metrics import Decision, MetricsRecorder, RunMetrics
+from auras_ros.core.pacing import FreshObservations
 from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stages import Agent, Observation
 from auras_ros.core.stats import Spread, mean
@@ -141,27 +142,6 @@ def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes:
 
 # ---- real time ---------------------------------------------------------------------------------------
 
-class CameraFeed:
-    """The real-time world as the executor's ObservationSource: the newest render; if the caller has
-    already had it, wait (at most ``timeout``) for the next one instead of spinning."""
-
-    def __init__(self, world: RealTimeWorld, timeout: float) -> None:
-        self.world = world
-        self.timeout = timeout
-        self._handed = -1
-        self._lock = threading.Lock()
-
-    def latest(self, now: float) -> Observation | None:
-        observation = self.world.latest(now)
-        if observation is not None and observation.seq <= self._handed and not self.world.done:
-            self.world.wait_newer(self._handed, self.timeout)
-            observation = self.world.latest(now)
-        if observation is not None:
-            with self._lock:
-                self._handed = max(self._handed, observation.seq)
-        return observation
-
-
 class RealTimeActuator:
     """Decisions into the real-time world: row 0 of a new chunk is applied when the decision leaves
     (it plays from the world's next step); each later step without a newer decision plays the next
@@ -200,15 +180,16 @@ def run_realtime_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed
     actuator: RealTimeActuator | None = None
     world = RealTimeWorld(task, clock_now=clock.now, speed=speed, on_tick=lambda: actuator.on_tick())
     actuator = RealTimeActuator(world, execute_rows)
-    source = CameraFeed(world, timeout=2 * world.period)
+    source = FreshObservations(world, timeout=2 * world.period)
     runner = make_runner(spec, agent, source, clock, recorder=MetricsRecorder(), on_decision=actuator.on_decision)
     limit = max_wall_s if max_wall_s is not None else 20 * task.config.max_frames * world.period + 10
     errors: list[BaseException] = []
 
     def drive() -> None:
         try:
-            # SEQ and Auras step frames here; DEC and PAR run their own threads inside run().
-            runner.run(decisions=10 ** 9)
+            # Until runner.stop() below. SEQ and Auras step frames here; DEC and PAR run their own
+            # threads inside run().
+            runner.run()
         except BaseException as error:  # surfaced below
             errors.append(error)
             world.stop()

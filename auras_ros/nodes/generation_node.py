@@ -33,7 +33,7 @@ from auras_ros.core.context import PublicContext, SourceOrder
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.external import ExternalPerception
 from auras_ros.core.metrics import Decision, MetricsRecorder
-from auras_ros.core.pipeline import AurasPipeline
+from auras_ros.core.pacing import Pacer, Pacing
 from auras_ros.core.recent import RecentDecisions
 from auras_ros.core.runner import Runner
 from auras_ros.core.sources import LatestObservation
@@ -58,7 +58,6 @@ from auras_ros.transport import PayloadUnavailable
 THREADED = ("dec", "par")  # executors whose workers run in threads of their own, not on the frame clock
 DEACTIVATED = "deactivated"  # cancel reason of the requests a deactivation drops
 INACTIVE = "inactive"  # drop reason of the context states that arrive while not generating
-PERCEPT_WAIT_S = 0.1  # a frame waits this long for a new percept before it runs without one
 
 PARAMS = (
     Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
@@ -71,7 +70,7 @@ PARAMS = (
     Param("lockstep", False, "frame-stepped worlds: after each frame tick, wait for the percept of the "
           "observation that tick produced before running the frame (frame_period 0 only)"),
     Param("frame_per_percept", True, "real time: every frame waits for a new percept (at most "
-          f"{PERCEPT_WAIT_S:g} s) even while requests are in flight, so each frame admits a fresh observation "
+          f"{Pacing.percept_wait_s:g} s) even while requests are in flight, so each frame admits a fresh observation "
           "and requests advance one stage per camera frame, as in the paper and the core's real-time runs; "
           "false: frames run back to back while requests are in flight (measured worse: README)"),
     Param("action_frame_id", "base_link", "frame_id of the published actions"),
@@ -161,14 +160,10 @@ class GenerationNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)
         self._active.set()
-        if self.spec.kind in THREADED:
-            # Their workers are threads of their own: uncontrolled by construction.
-            self._thread = threading.Thread(target=self._run_threaded, name="generation-baseline", daemon=True)
-            self._thread.start()
-        elif self.params["frame_period"] > 0:
+        if self.params["frame_period"] > 0 and self.spec.kind not in THREADED:
             self._frame_timer = self.create_timer(self.params["frame_period"], self._frame,
                                                   callback_group=self.frame_group)
-        else:
+        else:  # the core paces the frames (DEC and PAR: their workers run in threads of their own)
             self._thread = threading.Thread(target=self._run_frames, name="frame-clock", daemon=True)
             self._thread.start()
         return result
@@ -241,41 +236,30 @@ class GenerationNode(LifecycleNode):
             self._orders = {}
 
     # -- the frame clock -----------------------------------------------------------------------------
-    def _frame(self, tick: bool = True) -> None:
+    def _frame(self) -> None:
+        """One frame of the fixed-period timer (frame_period > 0)."""
         with self._frame_lock:
-            if self.health.failed.is_set() or not self.active:
-                return  # the process is on its way out (nodes/health.py), or the node was deactivated
-            if tick:
-                self.ticks.publish(UInt64(data=self.runner.frame))
+            if self._stopping():
+                return
+            self.ticks.publish(UInt64(data=self.runner.frame))
             self.runner.guarded_step()
-            self._check_faults()
-            if isinstance(self.runner, AurasPipeline):
-                self.run.in_flight(self.runner.in_flight)
+            self._after_frame()
 
     def _run_frames(self) -> None:
-        """As fast as the slowest stage allows; a frame with nothing in flight waits for a new percept.
-
-        In lockstep with a frame-stepped world, each frame's tick makes the world render the frame's
-        observation; the frame runs once its percept arrived, so generation in frame t reads O_t as in
-        the paper (fetch_offset 0) and the decision acts one frame later.
-        """
-        admitted = self.percepts.version
-        while self.active and not self.health.failed.is_set():
-            if self.params["lockstep"]:
-                self.ticks.publish(UInt64(data=self.runner.frame))
-                if not self.percepts.wait_newer(admitted, timeout=0.5):
-                    continue  # the tick or the image was lost: ask again
-            else:
-                idle = not isinstance(self.runner, AurasPipeline) or self.runner.in_flight == 0
-                if (idle or self.params["frame_per_percept"]) and not self.percepts.wait_newer(
-                        admitted, timeout=PERCEPT_WAIT_S) and idle:
-                    continue  # nothing to admit and nothing in flight
-            admitted = self.percepts.version
-            self._frame(tick=not self.params["lockstep"])
-
-    def _run_threaded(self) -> None:
-        self.runner.run_guarded(decisions=sys.maxsize)
+        """The frame clock's thread: the core runs and paces the frames (``core.pacing``: lockstep with
+        a frame-stepped world, one frame per percept in real time) until deactivation."""
+        pacing = Pacing(lockstep=self.params["lockstep"], per_percept=self.params["frame_per_percept"])
+        pacer = Pacer(pacing, self.percepts, tick=lambda frame: self.ticks.publish(UInt64(data=frame)))
+        self.runner.run_until(self._stopping, pacer, self._after_frame)
         self._check_faults()
+
+    def _stopping(self) -> bool:
+        """The process is on its way out (nodes/health.py), or the node was deactivated."""
+        return self.health.failed.is_set() or not self.active
+
+    def _after_frame(self) -> None:
+        self._check_faults()
+        self.run.in_flight(self.runner.in_flight)
 
     def _check_faults(self) -> None:
         """A fault already counted at the frame boundary: log it (throttled); give up when it repeats."""
@@ -360,7 +344,7 @@ class GenerationNode(LifecycleNode):
         if self.runner is None:
             return  # unconfigured: no executor to report on
         metrics = self.recorder.take_window()
-        in_flight = self.runner.in_flight if isinstance(self.runner, AurasPipeline) else metrics.in_flight_max
+        in_flight = self.runner.in_flight or metrics.in_flight_max
         spec = self.spec
         stats = metrics_to_stats(
             metrics, stamp=self.get_clock().now().to_msg(), mode=spec.kind, pp_perception=spec.pp_perception,

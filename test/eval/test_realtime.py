@@ -10,7 +10,8 @@ import pytest
 from auras_ros.core.metrics import Decision
 from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.stages import AgentOutput
-from auras_ros.eval.episodes import (CameraFeed, RealTimeActuator, evaluate, evaluate_realtime,
+from auras_ros.core.pacing import FreshObservations
+from auras_ros.eval.episodes import (RealTimeActuator, evaluate, evaluate_realtime,
                                      run_realtime_episode)
 from auras_ros.eval.oracle import ExpertAgent
 from auras_ros.eval.realtime_world import RealTimeWorld
@@ -43,10 +44,10 @@ def test_actuator_plays_a_chunk_row_per_world_step_after_arrival(task):
     assert actuator.arrival_frames == [0] and len(actuator.decisions) == 1
 
 
-def test_camera_feed_hands_each_frame_once_then_waits_for_the_next(task):
+def test_fresh_observations_hand_each_frame_once_then_waits_for_the_next(task):
     world = RealTimeWorld(task, speed=SPEED)
     world.start(seed=0)
-    feed = CameraFeed(world, timeout=1.0)
+    feed = FreshObservations(world, timeout=1.0)
     seqs = [feed.latest(0.0).seq for _ in range(4)]
     world.stop()
     assert seqs == sorted(seqs) and len(set(seqs)) == 4  # never the same frame twice while the world runs
