@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,15 +29,17 @@ import numpy as np
 import torch
 
 from auras_ros.core.clock import SimClock
-from auras_ros.core.errors import ConfigError, InputError
+from auras_ros.core.errors import ConfigError, InputError, positive_int
 from auras_ros.core.metrics import Decision
 from auras_ros.core.sources import StampedHistory
 from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stats import rate
 from auras_ros.core.stages import Agent, Observation
 from auras_ros.eval.bag import SIM_TOPIC_MAP, BagFrame, BagInfo, TopicMap, camera_frames, check_bag, state_samples
-from auras_ros.eval.scoring import (STAMP_TOLERANCE, ActionRecord, ActionScorer, actions_digest, markdown, summarize,
-                                   write_report)
+from auras_ros.eval.report import bag_markdown, write_bag_report
+from auras_ros.eval.results import Machine, device_of
+from auras_ros.eval.scoring import (STAMP_TOLERANCE, ActionRecord, ActionScorer, BagEvaluation, ReferenceInfo,
+                                   ScoredAction, actions_digest, score_run)
 
 
 class BagSource:
@@ -74,7 +77,20 @@ class BagSource:
         return {"image": frame.pixels, "state": found[0] if found is not None else None}
 
 
-def run_executor(info: BagInfo, agent: Agent, spec: ExecutorSpec, frame_period: float, join_state: bool = False) -> dict:
+@dataclass
+class ExecutorRun:
+    """One executor over the whole bag."""
+
+    scored: list[ScoredAction]
+    records: list[ActionRecord]  # every action, scored or not
+    unmatched: int  # actions decided before any reference sample
+    digest: str  # of the actions themselves (:func:`actions_digest`)
+    frames: int
+    rates: list[float] = field(default_factory=list)  # decisions/s (wall) of each repeat
+
+
+def run_executor(info: BagInfo, agent: Agent, spec: ExecutorSpec, frame_period: float,
+                 join_state: bool = False) -> ExecutorRun:
     """One executor over the whole bag; its scored actions, unmatched count and action digest."""
     source = BagSource(info, join_state)
     clock = SimClock(start=min(info.camera_stamps))
@@ -94,26 +110,34 @@ def run_executor(info: BagInfo, agent: Agent, spec: ExecutorSpec, frame_period: 
     finally:
         runner.close()
     scorer.flush(final=True)
-    return {"scored": scorer.scored, "records": scorer.records, "unmatched": scorer.unmatched, "digest": actions_digest(scorer.records),
-            "frames": runner.frame}
+    return ExecutorRun(scorer.scored, scorer.records, scorer.unmatched, actions_digest(scorer.records), runner.frame)
 
 
 def evaluate(bag: Path, topic_map: TopicMap, agent: Agent, specs: list[ExecutorSpec], frame_period: float | None = None,
-             join_state: bool = False, repeats: int = 1) -> tuple[BagInfo, float, dict[str, dict]]:
+             join_state: bool = False, repeats: int = 1) -> tuple[BagInfo, float, dict[str, ExecutorRun]]:
     """Every executor on the bag, ``repeats`` times interleaved (so they share the machine's load alike).
     The first repeat is scored; each run's decisions/s is kept in ``rates``; a repeat that decides
     differently (it never should: frame-stepped) raises RuntimeError."""
     info = check_bag(bag, topic_map, need_reference=True)
     period = frame_period if frame_period is not None else info.frame_period
-    runs: dict[str, dict] = {}
+    runs: dict[str, ExecutorRun] = {}
     for _ in range(repeats):
         for spec in specs:
             run = run_executor(info, agent, spec, period, join_state)
-            first = runs.setdefault(spec.name, {**run, "rates": []})
-            if run["digest"] != first["digest"]:
-                raise RuntimeError(f"{spec.name} decided differently on a repeat of {bag}: {run['digest']} != {first['digest']}")
-            first["rates"].append(rate(sorted(r.wall for r in run["records"])))
+            first = runs.setdefault(spec.name, run)
+            if run.digest != first.digest:
+                raise RuntimeError(f"{spec.name} decided differently on a repeat of {bag}: {run.digest} != {first.digest}")
+            first.rates.append(rate(sorted(r.wall for r in run.records)))
     return info, period, runs
+
+
+def bag_evaluation(bag: Path, info: BagInfo, period: float, runs: dict[str, ExecutorRun], model: str,
+                   machine: Machine) -> BagEvaluation:
+    """The report's form of :func:`evaluate`'s runs: the first repeat scored, every repeat's rate."""
+    scored = {name: score_run(run.scored, run.unmatched, info.reference, period, run.rates)
+              for name, run in runs.items()}
+    return BagEvaluation(f"bag_eval on {bag}", period, ReferenceInfo.of(info.reference), scored, model=model,
+                         bad_images=len(info.bad_images), machine=machine)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.frame_period is not None and not args.frame_period > 0:
             raise ConfigError("--frame-period", args.frame_period, "seconds > 0")
         for name in ("threads", "repeats"):
-            if getattr(args, name) < 1:
-                raise ConfigError(f"--{name}", getattr(args, name), "an integer >= 1")
+            positive_int(f"--{name}", getattr(args, name))
         torch.set_num_threads(args.threads)
         from auras_ros.models.factory import build_agent
         agent = build_agent(args.model, args.device)
@@ -153,18 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     skipped = f", {len(info.bad_images)} undecodable images skipped" if info.bad_images else ""
     print(f"bag {args.bag}: {info.images} images on {info.camera} ({info.camera_type}){skipped}; frame "
           f"{period * 1000:g} ms; model {args.model}")
-    meta = {"source": f"bag_eval on {args.bag}", "model": args.model, "bad_images": len(info.bad_images)}
+    evaluation = bag_evaluation(args.bag, info, period, runs, args.model, Machine.now(device_of(agent)))
     for name, run in runs.items():
-        print(f"  [{name}] {len(run['scored'])} actions scored, {run['unmatched']} before any reference, "
-              f"{run['frames']} frames, actions digest {run['digest']}")
-    if not all(run["scored"] for run in runs.values()):
+        print(f"  [{name}] {len(run.scored)} actions scored, {run.unmatched} before any reference, "
+              f"{run.frames} frames, actions digest {run.digest}")
+    if not evaluation.ok:
         print("bag_eval: FAILED: an executor's actions could not be matched to the reference", file=sys.stderr)
         return 1
-    summarized = {name: {**run, "summary": summarize(run["scored"], info.reference, period)} for name, run in runs.items()}
-    print(markdown(summarized, info.reference, period, meta))
+    print(bag_markdown(evaluation))
     if args.report:
-        write_report(runs, info.reference, args.report, period, meta)
-        print(f"report: {args.report / 'report.md'}")
+        print(f"report: {write_bag_report(evaluation, args.report)}")
     return 0
 
 

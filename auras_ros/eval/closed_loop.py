@@ -13,10 +13,11 @@ from pathlib import Path
 import torch
 
 from auras_ros.core.spec import ExecutorSpec, executor_argument
+from auras_ros.core.stages import chunk_rows
 from auras_ros.eval.episodes import evaluate
 from auras_ros.eval.policies import add_policy_arguments, load_policy
-from auras_ros.eval.report import table, write_report
-from auras_ros.eval.results import headline, write_json
+from auras_ros.eval.report import headline_sentence, table, write_report
+from auras_ros.eval.results import Machine, device_of, write_json
 
 # The shipped results' grid: the baselines, then Auras at pp_perception 1 and 2, both fetch offsets.
 DEFAULT_EXECUTORS = {
@@ -44,13 +45,11 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     agent = load_policy(args.policy, args.checkpoint)
     specs = args.executors or [ExecutorSpec.parse(text) for text in DEFAULT_EXECUTORS[args.policy]]
-    evaluation = evaluate(agent, args.policy, specs, args.episodes, agent.chunk_rows, seed0=args.seed,
+    evaluation = evaluate(agent, args.policy, specs, args.episodes, chunk_rows(agent), seed0=args.seed,
                           wall_decisions=args.wall_decisions, wall_repeats=args.wall_repeats)
+    evaluation.machine = Machine.now(device_of(agent))  # as the runs end: the report's machine facts
     print(table(evaluation))
-    best = headline(evaluation)
-    if best is not None:
-        print(f"\nheadline: {best.name}: {100 * best.ratio_to_seq:.0f}% of SEQ success at "
-              f"{best.throughput_vs_seq:.2f}x SEQ decisions/s (wall, this machine)")
+    print(f"\nheadline: {headline_sentence(evaluation)}")
     if args.json:
         write_json(args.json, evaluation)
     if args.report:

@@ -20,10 +20,11 @@ from pathlib import Path
 import torch
 
 from auras_ros.core.spec import ExecutorSpec, executor_argument
+from auras_ros.core.stages import chunk_rows
 from auras_ros.eval.episodes import evaluate_realtime
 from auras_ros.eval.policies import add_policy_arguments, load_policy
 from auras_ros.eval.report import realtime_table
-from auras_ros.eval.results import write_json
+from auras_ros.eval.results import Machine, device_of, write_json
 
 DEFAULT_EXECUTORS = ("seq", "dec", "par:2", "par:3", "auras:1+5:f0:a0", "auras:1+5:f0:a1", "auras:1+2:f0:a0")
 
@@ -42,8 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     agent = load_policy(args.policy, args.checkpoint)
-    evaluation = evaluate_realtime(agent, args.policy, args.executors, args.episodes, agent.chunk_rows, args.speed,
+    evaluation = evaluate_realtime(agent, args.policy, args.executors, args.episodes, chunk_rows(agent), args.speed,
                                    seed0=args.seed)
+    evaluation.machine = Machine.now(device_of(agent))  # as the runs end: the report's machine facts
     lat = evaluation.seq_latency_ms
     print(f"SEQ decision latency on this machine: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms; "
           f"world frame {1000 * evaluation.world_period_s:.1f} ms wall (speed {args.speed:g})")

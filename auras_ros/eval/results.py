@@ -8,12 +8,64 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import platform
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
 from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.stats import bootstrap_mean_ci, cv, mean, paired_ratio_ci, percentile, wilson
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The machine an evaluation ran on, recorded when its runs ended: whatever a report says about the
+    machine (cores, load, torch, device) is read from here, so it is true of the run that made the data."""
+
+    cpus: int  # os.cpu_count()
+    cpus_usable: int  # the CPUs this process was allowed to run on (its affinity)
+    load_avg: tuple[float, float, float]  # 1, 5 and 15 min load averages when the runs ended
+    torch_version: str  # '' where torch is not installed
+    device: str  # where the model ran ('cpu', 'cuda:0 (NVIDIA H200)'); '' where no model ran here
+    cpu_model: str = ""
+
+    @classmethod
+    def now(cls, device: str) -> Machine:
+        """This machine as it is now; ``device``: where the model ran (see :func:`device_of`)."""
+        cpus = os.cpu_count() or 0
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
+        load = os.getloadavg() if hasattr(os, "getloadavg") else (math.nan, math.nan, math.nan)
+        return cls(cpus, usable, tuple(load), _version("torch"), device, _cpu_model())
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def _cpu_model() -> str:
+    """The CPU's name: /proc/cpuinfo's on Linux (platform.processor() is often empty there)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def device_of(agent: object) -> str:
+    """Where ``agent`` runs: its torch device (with the GPU's name), or 'cpu' for an agent without one."""
+    device = str(getattr(agent, "device", "cpu"))
+    if device.startswith("cuda"):
+        import torch  # only here: a CUDA agent has loaded it already
+
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return device
 
 
 @dataclass
@@ -82,6 +134,7 @@ class Evaluation:
     execute_rows: int
     threads: int
     results: list[ConfigResult]
+    machine: Machine | None = None  # None in JSON written before machines were recorded
 
 
 @dataclass
@@ -113,6 +166,7 @@ class RealTimeEvaluation:
     execute_rows: int
     threads: int
     results: list[RealTimeResult]
+    machine: Machine | None = None  # None in JSON written before machines were recorded
 
 
 def summarize(spec: ExecutorSpec, results: Sequence[EpisodeResult], seq: Sequence[EpisodeResult] | None,
@@ -146,7 +200,7 @@ def summarize_realtime(spec: ExecutorSpec, runs: Sequence[RealTimeEpisode], seq:
     rates = [r.episode.decisions / r.wall_s for r in runs]
     seq_rates = [r.episode.decisions / r.wall_s for r in seq]
     config.decisions_per_s = mean(rates)
-    config.throughput_vs_seq = mean([a / b for a, b in zip(rates, seq_rates) if b > 0])
+    config.throughput_vs_seq = mean([a / b for a, b in zip(rates, seq_rates, strict=False) if b > 0])
     return RealTimeResult(config, config.decisions_per_s, bootstrap_mean_ci(rates), config.throughput_vs_seq,
                           mean([r.overruns for r in runs]), mean([r.wall_s for r in runs]), rates)
 
@@ -158,21 +212,39 @@ def headline(evaluation: Evaluation, min_ratio: float = 1.0) -> ConfigResult | N
                default=None)
 
 
-def write_json(path: Path, evaluation: Any) -> None:
-    """An evaluation (any of the dataclasses above) as indented JSON, creating the folder."""
+def write_json(path: Path, evaluation: Any, strict: bool = False) -> None:
+    """An evaluation (any dataclass) as indented JSON, creating the folder. ``strict``: for files other
+    tools read and nothing loads back, strict JSON (NaN and infinity, a statistic of nothing, become
+    null) with sorted keys; otherwise NaN stays NaN, so the load functions below get it back."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(evaluation), indent=1))
+    data = asdict(evaluation)
+    path.write_text(json.dumps(_strict(data), indent=1, sort_keys=True) if strict else json.dumps(data, indent=1))
+
+
+def _strict(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
 
 
 def _config_result(data: dict) -> ConfigResult:
     return ConfigResult(**{**data, "success_ci": tuple(data["success_ci"]), "ratio_ci": tuple(data["ratio_ci"])})
 
 
+def _machine(data: dict | None) -> Machine | None:
+    return None if data is None else Machine(**{**data, "load_avg": tuple(data["load_avg"])})
+
+
 def load_evaluation(path: Path) -> Evaluation:
     """An :class:`Evaluation` back from the JSON that :func:`write_json` wrote."""
     data = json.loads(Path(path).read_text())
-    return Evaluation(**{**data, "results": [_config_result(r) for r in data["results"]]})
+    return Evaluation(**{**data, "results": [_config_result(r) for r in data["results"]],
+                         "machine": _machine(data.get("machine"))})
 
 
 def load_realtime(path: Path) -> RealTimeEvaluation:
@@ -180,4 +252,4 @@ def load_realtime(path: Path) -> RealTimeEvaluation:
     data = json.loads(Path(path).read_text())
     results = [RealTimeResult(**{**r, "config": _config_result(r["config"]),
                                  "decisions_per_s_ci": tuple(r["decisions_per_s_ci"])}) for r in data["results"]]
-    return RealTimeEvaluation(**{**data, "results": results})
+    return RealTimeEvaluation(**{**data, "results": results, "machine": _machine(data.get("machine"))})

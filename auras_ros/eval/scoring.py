@@ -1,5 +1,6 @@
-"""Open-loop scoring of actions against what the robot did, and the report (ROS-free; the evaluator node
-and ``python -m auras_ros.eval.bag_eval`` share it).
+"""Open-loop scoring of actions against what the robot did, and its typed summary (ROS-free; the
+evaluator node and ``python -m auras_ros.eval.bag_eval`` share it; :mod:`auras_ros.eval.report` writes
+the report).
 
 The **reference** is a recorded topic (a teleoperator's ``cmd_vel``, the joint states or trajectory the
 robot followed, the simulator's expert action) with one field per action index. An action is compared
@@ -19,15 +20,14 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import json
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
-from auras_ros.core.stats import Spread, percentile, rate
+from auras_ros.core.stats import percentile, rate
+from auras_ros.eval.results import Machine
 
 
 # Stamps that differ by less are one instant: a frame-stepped clock's sums land on a sensor's stamps only
@@ -54,7 +54,7 @@ class ReferenceSeries:
     def add(self, stamp: float, values: Sequence[float]) -> None:
         """One reference message; NaN marks a field this message lacks (e.g. a joint it does not list)."""
         self.samples += 1
-        for stamps, series, value in zip(self._stamps, self._values, values):
+        for stamps, series, value in zip(self._stamps, self._values, values, strict=False):
             if not math.isfinite(value):
                 continue
             i = bisect.bisect_right(stamps, stamp)
@@ -135,7 +135,7 @@ class ActionScorer:
     def _errors(self, record: ActionRecord, stamp: float) -> tuple[list[float], list[float]]:
         """Per dimension ``scale * action - reference`` at ``stamp`` (NaN without one), and the stamps used."""
         errors, stamps = [], []
-        for dim, (path, scale) in enumerate(zip(self.reference.fields, self.reference.scale)):
+        for dim, (path, scale) in enumerate(zip(self.reference.fields, self.reference.scale, strict=False)):
             found = self.reference.at(dim, stamp) if path else None
             if found is None or dim >= len(record.action):
                 errors.append(math.nan)
@@ -165,128 +165,131 @@ def actions_digest(records: Sequence[ActionRecord]) -> str:
     return digest.hexdigest()[:16]
 
 
-# ---- summaries --------------------------------------------------------------------------------------
+# ---- summaries: the typed form every report and evaluation.json is written from ------------------
 
-def age_table(scored: Sequence[ScoredAction], frame_period: float) -> list[dict]:
+@dataclass(frozen=True)
+class DimensionError:
+    """One action index against its reference field."""
+
+    index: int
+    field: str  # the reference field's path
+    scale: float
+    scored: int  # actions with a reference value for this index
+    mae: float
+    rmse: float
+
+
+@dataclass(frozen=True)
+class AgeBin:
+    """The errors of the actions whose observation was ``age_frames`` whole frames old."""
+
+    age_frames: int
+    age_s: float
+    actions: int
+    error_mean: float
+    error_p50: float
+    error_p90: float
+
+
+@dataclass
+class ScoreSummary:
+    """One run's scored actions: per-dimension error, error by observation age, decisions per second
+    (wall time) and the observation age p50/p99."""
+
+    actions: int
+    decisions_per_s: float
+    age_p50_s: float
+    age_p99_s: float
+    error_mean: float
+    error_p50: float
+    error_at_decision_mean: float
+    per_dimension: list[DimensionError]
+    by_age: list[AgeBin]
+
+
+@dataclass
+class ScoredRun(ScoreSummary):
+    """A summary with what it summarizes: a subclass, not a member, so its JSON stays one flat object
+    per run (the summary's keys beside ``unmatched``, ``rates`` and ``scored``)."""
+
+    unmatched: int = 0  # actions decided before any reference sample
+    rates: list[float] | None = None  # decisions/s of each interleaved repeat (bag_eval), None if one run
+    scored: list[ScoredAction] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReferenceInfo:
+    """What the actions were scored against, as the report names it."""
+
+    topic: str
+    type: str
+    fields: list[str]
+    scale: list[float]
+    samples: int
+
+    @classmethod
+    def of(cls, reference: ReferenceSeries) -> ReferenceInfo:
+        return cls(reference.topic, reference.msgtype, list(reference.fields), list(reference.scale), reference.samples)
+
+
+@dataclass
+class BagEvaluation:
+    """Actions scored against a recorded reference: bag_eval's executors on a bag, or the graph's actions
+    in evaluator_node. The fields after ``runs`` say where it came from; each source fills those it
+    knows. ``ok`` only when there are runs and every one scored an action: only then is a report drawn."""
+
+    source: str
+    frame_period: float  # s, to express ages in frames
+    reference: ReferenceInfo
+    runs: dict[str, ScoredRun]  # the first run is the one the others' decisions/s are compared with
+    model: str | None = None
+    bad_images: int | None = None  # undecodable camera images skipped
+    actions_received: int | None = None  # evaluator_node: every AgentAction
+    actions_missed: int | None = None  # request ids never seen
+    actions_digest: str | None = None
+    reason: str | None = None  # why nothing could be scored
+    machine: Machine | None = None
+    ok: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ok = bool(self.runs) and all(run.scored for run in self.runs.values())
+
+
+def age_table(scored: Sequence[ScoredAction], frame_period: float) -> list[AgeBin]:
     """Error statistics per observation age, in whole frames of ``frame_period``."""
     bins: dict[int, list[float]] = {}
     for s in scored:
         bins.setdefault(round(s.age / frame_period), []).append(s.error)
-    return [{"age_frames": k, "age_s": k * frame_period, "actions": len(v), "error_mean": float(np.mean(v)),
-             "error_p50": percentile(v, 50), "error_p90": percentile(v, 90)}
+    return [AgeBin(k, k * frame_period, len(v), float(np.mean(v)), percentile(v, 50), percentile(v, 90))
             for k, v in sorted(bins.items())]
 
 
-def summarize(scored: Sequence[ScoredAction], reference: ReferenceSeries, frame_period: float) -> dict:
-    """Per-dimension error, error by observation age, decisions per second and age p50/p99 of one run."""
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else math.nan
+
+
+def _dimension_errors(scored: Sequence[ScoredAction], reference: ReferenceSeries) -> list[DimensionError]:
     dims = []
     for dim, path in enumerate(reference.fields):
-        values = [s.errors[dim] for s in scored if path and math.isfinite(s.errors[dim])]
-        if path:
-            dims.append({"index": dim, "field": path, "scale": reference.scale[dim], "scored": len(values),
-                         "mae": float(np.mean(np.abs(values))) if values else math.nan,
-                         "rmse": float(np.sqrt(np.mean(np.square(values)))) if values else math.nan})
+        if not path:
+            continue
+        values = [s.errors[dim] for s in scored if math.isfinite(s.errors[dim])]
+        dims.append(DimensionError(dim, path, reference.scale[dim], len(values), _mean(np.abs(values)),
+                                   float(np.sqrt(np.mean(np.square(values)))) if values else math.nan))
+    return dims
+
+
+def summarize(scored: Sequence[ScoredAction], reference: ReferenceSeries, frame_period: float) -> ScoreSummary:
+    """Per-dimension error, error by observation age, decisions per second and age p50/p99 of one run."""
     ages = [s.age for s in scored]
     errors = [s.error for s in scored]
-    return {"actions": len(scored), "decisions_per_s": rate(sorted(s.wall for s in scored)),
-            "age_p50_s": percentile(ages, 50), "age_p99_s": percentile(ages, 99),
-            "error_mean": float(np.mean(errors)) if errors else math.nan, "error_p50": percentile(errors, 50),
-            "error_at_decision_mean": float(np.mean([s.error_at_decision for s in scored])) if scored else math.nan,
-            "per_dimension": dims, "by_age": age_table(scored, frame_period) if scored else []}
+    return ScoreSummary(len(scored), rate(sorted(s.wall for s in scored)), percentile(ages, 50), percentile(ages, 99),
+                        _mean(errors), percentile(errors, 50), _mean([s.error_at_decision for s in scored]),
+                        _dimension_errors(scored, reference), age_table(scored, frame_period) if scored else [])
 
 
-def _cell(value: float, digits: int = 3) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-def _throughput(runs: dict[str, dict]) -> tuple[list[str], dict[str, list[str]]]:
-    """Decisions/s per run: one number, or with repeats ``rates`` (interleaved runs) the median [min–max]
-    and the ratio to the first run's executor, repeat by repeat."""
-    first = next(iter(runs.values()))
-    if "rates" not in first:
-        return ["decisions/s"], {name: [_cell(run["summary"]["decisions_per_s"], 1)] for name, run in runs.items()}
-    base = next(iter(runs))
-    return (["decisions/s", f"x {base}"],
-            {name: [str(Spread.of(run["rates"])),
-                    str(Spread.of([r / b for r, b in zip(run["rates"], first["rates"])]))] for name, run in runs.items()})
-
-
-def markdown(runs: dict[str, dict], reference: ReferenceSeries, frame_period: float, meta: dict) -> str:
-    """The side-by-side table of every run, then each run's error by observation age."""
-    dims = next(iter(runs.values()))["summary"]["per_dimension"]
-    throughput_head, throughput = _throughput(runs)
-    head = ["executor", "actions", *throughput_head, "age p50 ms", "age p99 ms", "error mean", "error at decision"]
-    head += [f"MAE [{d['index']}] {d['field']}" for d in dims]
-    lines = [f"# Actions against the recorded reference ({meta.get('source', '?')})", "",
-             f"Reference: {reference.topic} ({reference.msgtype}); action index i is compared with "
-             f"{', '.join(f'[{i}] {p} x {s:g}' for i, (p, s) in enumerate(zip(reference.fields, reference.scale)) if p)} "
-             "at the action's observation stamp (newest reference at or before it). Decisions/s are wall time "
-             "on this machine (with repeats: median [min–max] of interleaved runs, and the ratio to the first "
-             "executor repeat by repeat); ages are on the graph's clock (bag time).", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, run in runs.items():
-        s = run["summary"]
-        row = [name, str(s["actions"]), *throughput[name], _cell(s["age_p50_s"] * 1000, 1),
-               _cell(s["age_p99_s"] * 1000, 1), _cell(s["error_mean"]), _cell(s["error_at_decision_mean"])]
-        row += [_cell(d["mae"]) for d in s["per_dimension"]]
-        lines.append("| " + " | ".join(row) + " |")
-    for name, run in runs.items():
-        lines += ["", f"## {name}: error by observation age (frames of {frame_period * 1000:g} ms)", "",
-                  f"{run.get('unmatched', 0)} actions decided before any reference sample were not scored.", "",
-                  "| age (frames) | age (ms) | actions | error mean | error p50 | error p90 |", "|---|---|---|---|---|---|"]
-        lines += [f"| {r['age_frames']} | {r['age_s'] * 1000:.0f} | {r['actions']} | {r['error_mean']:.3f} "
-                  f"| {r['error_p50']:.3f} | {r['error_p90']:.3f} |" for r in run["summary"]["by_age"]]
-    lines += ["", "![error vs age](errors.png)", ""]
-    return "\n".join(lines)
-
-
-def _plot(runs: dict[str, dict], frame_period: float, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for k, (name, run) in enumerate(runs.items()):
-        scored = run["scored"]
-        rows = run["summary"]["by_age"]
-        ax.scatter([s.age / frame_period for s in scored], [s.error for s in scored], s=8, alpha=0.3, color=f"C{k}")
-        ax.plot([r["age_frames"] for r in rows], [r["error_mean"] for r in rows], "o-", color=f"C{k}", label=name)
-    ax.set_xlabel(f"observation age at the decision (frames of {frame_period * 1000:g} ms)")
-    ax.set_ylabel("|action - reference|")
-    ax.set_title("action error against the recorded reference vs observation age")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def write_report(runs: dict[str, dict], reference: ReferenceSeries, directory: Path, frame_period: float,
-                 meta: dict) -> dict:
-    """report.md, errors.png and evaluation.json in ``directory`` for ``runs`` (name -> {"scored": [...],
-    "unmatched": n}); returns the JSON content. With nothing scored only evaluation.json is written, with
-    ``ok: false`` and the reason: never a report that looks like a result."""
-    directory.mkdir(parents=True, exist_ok=True)
-    runs = {name: {**run, "summary": summarize(run["scored"], reference, frame_period)} for name, run in runs.items()}
-    ok = bool(runs) and all(run["scored"] for run in runs.values())
-    result = {"ok": ok, **meta, "frame_period": frame_period,
-              "reference": {"topic": reference.topic, "type": reference.msgtype, "fields": list(reference.fields),
-                            "scale": list(reference.scale), "samples": reference.samples},
-              "runs": {name: {**run["summary"], "unmatched": run.get("unmatched", 0), "rates": run.get("rates"),
-                              "scored": [asdict(s) for s in run["scored"]]} for name, run in runs.items()}}
-    if ok:
-        (directory / "report.md").write_text(markdown(runs, reference, frame_period, meta))
-        _plot(runs, frame_period, directory / "errors.png")
-    (directory / "evaluation.json").write_text(json.dumps(_strict(result), indent=1, sort_keys=True))
-    return result
-
-
-def _strict(value: object) -> object:
-    """Strict JSON: NaN and infinity (a statistic of nothing) become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
-
+def score_run(scored: Sequence[ScoredAction], unmatched: int, reference: ReferenceSeries, frame_period: float,
+              rates: list[float] | None = None) -> ScoredRun:
+    """One run's summary with its scored actions, unmatched count and repeat rates."""
+    summary = summarize(scored, reference, frame_period)
+    return ScoredRun(**vars(summary), unmatched=unmatched, rates=rates, scored=list(scored))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,14 @@ from auras_ros.msg import AgentAction, SimState
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
-from auras_ros.nodes.runner import run_node
+from auras_ros.nodes.process import run_node
 from auras_ros.eval import messages as m
 from auras_ros.sim.ready import READY, READY_TOPIC
 from auras_ros.eval.bag import SIM_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, field_value
-from auras_ros.eval.scoring import ActionRecord, ActionScorer, ReferenceSeries, actions_digest, summarize, write_report
+from auras_ros.eval.report import write_bag_report
+from auras_ros.eval.results import Machine
+from auras_ros.eval.scoring import (ActionRecord, ActionScorer, BagEvaluation, ReferenceInfo, ReferenceSeries,
+                                   actions_digest, score_run, summarize)
 from auras_ros.sim.sim_node import SCORES, TICKS
 
 PARAMS = (
@@ -98,7 +102,7 @@ class EvaluatorNode(Node):
                 # Request ids count up from 0: the ones never seen were lost before this node.
                 "actions_missed": max(ids) + 1 - len(set(ids)) if ids else 0,
                 "reference_samples": self.reference.samples, "unmatched": self.scorer.unmatched,
-                **summarize(self.scorer.scored, self.reference, self.frame_period)}
+                **asdict(summarize(self.scorer.scored, self.reference, self.frame_period))}
 
     def _maybe_summarize(self) -> None:
         if len(self.scorer.scored) - self._reported >= self.params["summary_every"]:
@@ -120,14 +124,18 @@ class EvaluatorNode(Node):
         else:
             self.get_logger().info(f"scored {len(self.scorer.scored)} actions against {self.reference.topic}")
         if self.params["report_dir"]:
-            meta = {"source": f"auras/action vs {self.params['bag'] or 'the live simulator'}",
-                    "actions_received": self.actions, "actions_missed": summary["actions_missed"],
-                    "actions_digest": summary["actions_digest"],
-                    **({"reason": summary["reason"]} if "reason" in summary else {})}
-            run = {"scored": self.scorer.scored, "unmatched": self.scorer.unmatched}
-            write_report({self.params["label"]: run}, self.reference, Path(self.params["report_dir"]),
-                         self.frame_period, meta)
+            write_bag_report(self.evaluation(summary), Path(self.params["report_dir"]))
         return summary
+
+    def evaluation(self, summary: dict) -> BagEvaluation:
+        """Everything scored so far as the report's evaluation; ``summary``: :meth:`finish`'s."""
+        run = score_run(self.scorer.scored, self.scorer.unmatched, self.reference, self.frame_period)
+        # No model runs in this process, so no device: the facts are of the machine the scoring ran on.
+        return BagEvaluation(f"auras/action vs {self.params['bag'] or 'the live simulator'}", self.frame_period,
+                             ReferenceInfo.of(self.reference), {self.params["label"]: run},
+                             actions_received=self.actions, actions_missed=summary["actions_missed"],
+                             actions_digest=summary["actions_digest"], reason=summary.get("reason"),
+                             machine=Machine.now(device=""))
 
     def destroy_node(self) -> None:
         self.finish()

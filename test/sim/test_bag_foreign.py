@@ -34,7 +34,8 @@ def test_robot_bag_opens_through_its_topic_map(storage, image, tmp_path):
     assert info.graph_topic(JOINTS) == "joint_states" and info.graph_topic(CMD_VEL) is None
     # Camera stamps are the header stamps (capture), not the log times (4 ms later).
     assert info.camera_stamps[0] == pytest.approx(START_S) and info.frame_period == pytest.approx(PERIOD_S)
-    assert info.reference.samples == 8 and info.reference.at(0, START_S + 0.011) == (pytest.approx(0.2), pytest.approx(START_S + 0.01))
+    assert info.reference.samples == 8
+    assert info.reference.at(0, START_S + 0.011) == (pytest.approx(0.2), pytest.approx(START_S + 0.01))
 
 
 def test_trajectory_reference_reads_the_first_point_by_joint_name(tmp_path):
@@ -70,7 +71,7 @@ def test_undecodable_images_are_counted_and_skipped(tmp_path):
     info = check_bag(bag, MOBILE_MAP)
     assert sorted(info.bad_images) == [2, 5] and "compressed image data" in info.bad_images[2]
     _, _, runs = bag_eval.evaluate(bag, MOBILE_MAP, SyntheticAgent(), [ExecutorSpec.parse("seq")])
-    decided = sorted(round((r.observation_stamp - START_S) / PERIOD_S) for r in runs["seq"]["records"])
+    decided = sorted(round((r.observation_stamp - START_S) / PERIOD_S) for r in runs["seq"].records)
     assert decided == [0, 1, 3, 4, 6, 7]
 
 
@@ -94,24 +95,24 @@ def test_bag_eval_scores_at_the_observation_stamp_and_repeats_exactly(tmp_path):
     _, _, second = bag_eval.evaluate(bag, MOBILE_MAP, SyntheticAgent(), specs)
     assert period == pytest.approx(PERIOD_S)
     for name in ("seq", "auras:1+3:f0:a0"):
-        assert first[name]["digest"] == second[name]["digest"] and len(first[name]["rates"]) == 2
-        scored = first[name]["scored"]
+        assert first[name].digest == second[name].digest and len(first[name].rates) == 2
+        scored = first[name].scored
         # One decision per image, those in flight at the bag's end too. Twist i is logged 10 ms after
         # image i: at an image's stamp the newest command sensed is the previous one, and the first image
         # has none (unmatched).
-        assert len(first[name]["records"]) == 10 and len(scored) + first[name]["unmatched"] == 10
+        assert len(first[name].records) == 10 and len(scored) + first[name].unmatched == 10
         assert len(scored) >= 9
         for s in scored:
             i = round((s.observation_stamp - START_S) / PERIOD_S)
             assert s.reference_stamp == pytest.approx(START_S + (i - 1) * PERIOD_S + 0.01)
-            action = next(r.action for r in first[name]["records"] if r.request_id == s.request_id)
+            action = next(r.action for r in first[name].records if r.request_id == s.request_id)
             assert s.errors[0] == pytest.approx(0.5 * action[0] - (0.2 + 0.01 * (i - 1)))
             assert s.errors[1] == pytest.approx(1.0 * action[1] + 0.3)
             if name == "seq":  # decided one frame later, when image i's own command (Twist i) was in force
                 assert s.decision_stamp == pytest.approx(s.observation_stamp + PERIOD_S)
                 assert s.error_at_decision == pytest.approx(math.hypot(0.5 * action[0] - (0.2 + 0.01 * i), action[1] + 0.3))
     # Auras' pipeline decides later than SEQ on the same frames: older observations at the decision.
-    ages = {name: sorted(s.age for s in run["scored"]) for name, run in first.items()}
+    ages = {name: sorted(s.age for s in run.scored) for name, run in first.items()}
     assert ages["auras:1+3:f0:a0"][-1] > ages["seq"][-1]
 
 
