@@ -69,7 +69,11 @@ class GenerationResult:
 
 @runtime_checkable
 class Agent(Protocol):
-    """An embodied agent cut into perception and generation."""
+    """An embodied agent cut into perception and generation.
+
+    Optional attributes, read through the helpers below with a default for agents that lack them:
+    ``state_size`` (:func:`state_size`) and ``chunk_rows`` (:func:`chunk_rows`).
+    """
 
     @property
     def generation_iterations(self) -> int:
@@ -138,6 +142,13 @@ def state_size(agent: Agent) -> int:
     that takes a state says so with a ``state_size`` attribute; its observation data is then
     ``{"image": ..., "state": ...}``."""
     return int(getattr(agent, "state_size", 0))
+
+
+def chunk_rows(agent: Agent) -> int:
+    """Rows of the agent's action chunk (its decision's action, read as rows) that the robot plays
+    before the next decision replaces it. It is the model's own metadata (saved with its checkpoint):
+    an agent that plays a chunk says so with a ``chunk_rows`` attribute; 1 plays the first row alone."""
+    return int(getattr(agent, "chunk_rows", 1))
 
 
 def perceive_all(agent: Agent, observation: Observation, num_stages: int = 1) -> Any:

@@ -74,7 +74,7 @@ def ar_config(task: TaskConfig = TaskConfig(), image_mean: tuple[float, float, f
     if image_mean is not None and image_std is not None:
         pixels = dict(image_mean=tuple(image_mean), image_std=tuple(image_std))
     return ARConfig(vision=vision, lm=tiny_llama(vocab_size=512), prompt_ids=(1, 17, 42, 99, 7, 3),
-                    action_dims=2 * AR_CHUNK_ROWS, n_bins=32, **pixels)
+                    action_dims=2 * AR_CHUNK_ROWS, chunk_rows=AR_CHUNK_ROWS, n_bins=32, **pixels)
 
 
 def pixel_statistics(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -180,9 +180,9 @@ def train_ar(demos: Demos, config: TrainConfig, task: TaskConfig = TaskConfig())
     bar = tqdm(_batches(len(tokens), config), total=config.steps, desc="train ar")
     for step, idx in enumerate(bar):
         percept = ar_percepts(agent, images[idx])
-        l = percept.shape[1]
+        context = percept.shape[1]  # the paper's l: vision and prompt tokens
         inputs = torch.cat([percept, agent.token_embedding(tokens[idx, : l_a - 1])], dim=1)
-        hidden = agent.backbone(inputs_embeds=inputs, use_cache=False).last_hidden_state[:, l - 1:]
+        hidden = agent.backbone(inputs_embeds=inputs, use_cache=False).last_hidden_state[:, context - 1:]
         logits = agent.action_logits(hidden)
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, n_bins), soft[idx].reshape(-1, n_bins))
         x_v = percept[:, :n_v]
@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         agent, loss = train_ar(demos, config)
         save_checkpoint(agent, out)
     seconds = time.perf_counter() - started
-    info = {"policy": args.policy, "init": "continued from an earlier checkpoint of this recipe" if args.init else None, "train": asdict(config), "demos": asdict(DemoConfig(episodes=args.episodes)),
+    info = {"policy": args.policy, "init": "continued from an earlier checkpoint of this recipe" if args.init else None,
+            "train": asdict(config), "demos": asdict(DemoConfig(episodes=args.episodes)),
             "samples": len(demos.actions), "final_loss": loss, "seconds": round(seconds, 1),
             "torch": torch.__version__}
     if args.policy == "ar":

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from auras_ros.core.spec import ExecutorSpec
-from auras_ros.core.stages import Agent
+from auras_ros.core.stages import Agent, chunk_rows
 from auras_ros.core.stats import mean
 from auras_ros.eval.episodes import SEQ, measure_wall, run_episode
 from auras_ros.eval.policies import add_policy_arguments, load_policy
@@ -128,13 +128,14 @@ def main(argv: list[str] | None = None) -> None:
     task = CatchTask()
     frames = [task.reset(s).data for s in range(4)]
     task.close()
-    result = tune(agent, config, agent.chunk_rows,
+    result = tune(agent, config, chunk_rows(agent),
                   lambda spec: measure_wall(agent, spec, frames, args.wall_decisions).decisions_per_s)
     print(f"SEQ success {result.seq_success:.2f}")
     for c in sorted(result.candidates, key=lambda c: -c.throughput_vs_seq):
         checked = f"success {c.success_rate:.2f}" if c.meets_target else "below target"
         print(f"  {c.spec.name:28s} {c.throughput_vs_seq:5.2f}x SEQ  {checked}")
-    print("best:", ", ".join(f"{c.spec.name} ({c.throughput_vs_seq:.2f}x, success {c.success_rate:.2f})" for c in result.best) or "none meets the target")
+    best = [f"{c.spec.name} ({c.throughput_vs_seq:.2f}x, success {c.success_rate:.2f})" for c in result.best]
+    print("best:", ", ".join(best) or "none meets the target")
 
 
 if __name__ == "__main__":

@@ -35,12 +35,19 @@ SIGLIP_STD = (0.5, 0.5, 0.5)
 
 @dataclass
 class ARConfig:
-    """Everything that fixes the AR agent's shapes. ``action_dims`` is l_a (one token per dimension)."""
+    """Everything that fixes the AR agent's shapes. ``action_dims`` is l_a (one token per dimension).
+
+    ``chunk_rows``: how many rows of the decoded action chunk the robot plays before the next decision
+    replaces it (Diffusion Policy's ``n_action_steps``). How the l_a values split into rows is the
+    task's business; the model only carries the number, as checkpoint metadata. The default 1 reads the
+    l_a tokens as one action, as OpenVLA does.
+    """
 
     vision: VisionConfig
     lm: LMConfig
     prompt_ids: tuple[int, ...]
     action_dims: int = 7
+    chunk_rows: int = 1
     n_bins: int = 256
     action_low: tuple[float, ...] = ()
     action_high: tuple[float, ...] = ()
@@ -99,6 +106,10 @@ class ARConfig:
             raise ConfigError("seq_cache", self.seq_cache, one_of(("dynamic", "static")))
         if self.action_dims < 1:
             raise ConfigError("action_dims", self.action_dims, "an integer >= 1")
+        rows = self.chunk_rows
+        if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= self.action_dims:
+            # A row holds at least one action token, so a chunk has at most action_dims rows.
+            raise ConfigError("chunk_rows", self.chunk_rows, f"an integer in [1, action_dims={self.action_dims}]")
         vocab = int(self.lm.vocab_size)
         if not 2 <= self.n_bins <= vocab:
             raise ConfigError("n_bins", self.n_bins, f"between 2 and the LM vocabulary size {vocab}")
@@ -111,7 +122,7 @@ class ARConfig:
         for name in ("action_low", "action_high"):
             if len(getattr(self, name)) != self.action_dims:
                 raise ConfigError(name, getattr(self, name), f"{self.action_dims} values (one per action dimension)")
-        if not all(lo < hi for lo, hi in zip(self.action_low, self.action_high)):
+        if not all(lo < hi for lo, hi in zip(self.action_low, self.action_high, strict=False)):
             raise ConfigError("action_low/action_high", (self.action_low, self.action_high), "low < high in every dimension")
 
 
@@ -144,7 +155,8 @@ def tiny_qwen2(vocab_size: int = 512) -> Qwen2Config:
 
 
 def tiny_config(lm: str = "llama", vision: str = "clip", **overrides) -> ARConfig:
-    """A seconds-fast config for tests and the CPU bench: 16 vision tokens, 6 prompt tokens, l_a = 5."""
+    """A seconds-fast config for tests and the CPU bench: 16 vision tokens, 6 prompt tokens, l_a = 5
+    (read as two (vx, vy) rows and a spare token: ``chunk_rows=2``)."""
     lm_cfg = {"llama": tiny_llama, "qwen2": tiny_qwen2}
     vision_cfg = {"clip": tiny_clip, "siglip": tiny_siglip}
     if lm not in lm_cfg:
@@ -153,7 +165,7 @@ def tiny_config(lm: str = "llama", vision: str = "clip", **overrides) -> ARConfi
         raise ConfigError("vision", vision, one_of(vision_cfg))
     kwargs = dict(
         vision=vision_cfg[vision](), lm=lm_cfg[lm](), prompt_ids=(1, 17, 42, 99, 7, 3),
-        action_dims=5, n_bins=32,
+        action_dims=5, chunk_rows=2, n_bins=32,
     )
     if vision == "siglip":
         kwargs.update(image_mean=SIGLIP_MEAN, image_std=SIGLIP_STD)

@@ -34,7 +34,8 @@ from auras_ros.models.action_bins import ActionBins
 from auras_ros.models.ar_config import ARConfig
 from auras_ros.models.ar_static import StaticDecoder
 from auras_ros.models.graphs import CaptureLog, GraphedFunction, capture_for
-from auras_ros.models.inputs import as_image_tensor, check_finite
+from auras_ros.models.inputs import as_image_tensor, check_finite, check_perception_slice
+from auras_ros.models.seeding import seeded_rng
 
 ACTION_TOKENS_KEY = "action_tokens"
 """Public-context key of the shared action tokens X_A: a LongTensor ``[l_a]`` of vocabulary ids."""
@@ -148,9 +149,9 @@ class ARVLAAgent:
     @classmethod
     def from_config(cls, config: ARConfig, seed: int = 0, graphs: bool | None = None,
                     compile: bool = False) -> "ARVLAAgent":
-        """Random weights, built on the target device in the target dtype."""
-        torch.manual_seed(seed)
-        with torch.device(config.device), default_dtype(config.torch_dtype):
+        """Random weights from ``seed``, built on the target device in the target dtype (the global RNG
+        is neither read nor changed)."""
+        with seeded_rng(seed, config.device), torch.device(config.device), default_dtype(config.torch_dtype):
             vision = build_vision_tower(config)
             projector = build_projector(int(config.vision.hidden_size), int(config.lm.hidden_size))
             lm = build_lm(config)
@@ -168,10 +169,7 @@ class ARVLAAgent:
 
     @torch.inference_mode()
     def perceive(self, carry: Any, stage: int, num_stages: int) -> Any:
-        if not 1 <= num_stages <= self.max_perception_stages:
-            raise ConfigError("num_stages", num_stages, f"1..{self.max_perception_stages} (vision encoder layers)")
-        if not 0 <= stage < num_stages:
-            raise ConfigError("stage", stage, f"0..{num_stages - 1}")
+        check_perception_slice(stage, num_stages, self.max_perception_stages, "one per vision encoder layer")
         with self._on(self.perception_stream):
             if num_stages == 1 and self.graphs:
                 out = self._perception_graph(self._image_of(carry).to(self.device))
@@ -256,8 +254,8 @@ class ARVLAAgent:
 
     @property
     def chunk_rows(self) -> int:
-        """Rows of its action chunk to play before replanning: the l_a tokens read as (vx, vy) rows."""
-        return self.config.action_dims // 2
+        """Rows of its action chunk to play before replanning (:attr:`ARConfig.chunk_rows`)."""
+        return self.config.chunk_rows
 
     # ---- building blocks ---------------------------------------------------------------------------
 
@@ -302,10 +300,10 @@ class ARVLAAgent:
     def merged_hidden(self, percept: torch.Tensor, x_a: torch.Tensor, n_positions: int) -> torch.Tensor:
         """Final hidden states at positions l−1 .. l−2+n_positions from one forward over
         [percept, X_A[:n_positions−1]] (the last action token feeds no position that is read)."""
-        l = percept.shape[1]
+        context = percept.shape[1]  # the paper's l: vision and prompt tokens
         inputs = torch.cat([percept, self.token_embedding(x_a[: n_positions - 1]).unsqueeze(0)], dim=1)
         hidden = self._merged_backbone(inputs_embeds=inputs, use_cache=False).last_hidden_state
-        return hidden[:, l - 1 : l - 1 + n_positions]
+        return hidden[:, context - 1 : context - 1 + n_positions]
 
     def merged_action_tokens(self, percept: torch.Tensor, x_a: torch.Tensor, n_positions: int) -> torch.Tensor:
         return self.greedy_action_tokens(self.merged_hidden(percept, x_a, n_positions))[0]

@@ -32,6 +32,6 @@ def read_weights(path: Path, read: Callable[[Path], T], expected: str) -> T:
     safetensors header, ...) becomes a ConfigError naming the file."""
     try:
         return read(Path(path))
-    except Exception as error:  # each reader fails differently on a damaged file; all mean the same
+    except Exception as error:  # noqa: BLE001 - each reader fails differently on a damaged file; all mean the same
         reason = str(error).splitlines()[0][:200] if str(error) else ""
         raise ConfigError("checkpoint file", str(path), f"{expected} ({type(error).__name__}: {reason})") from None

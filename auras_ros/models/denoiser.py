@@ -90,7 +90,7 @@ class ConditionalUnet1D(nn.Module):
         def block(i: int, o: int) -> ConditionalResidualBlock1D:
             return ConditionalResidualBlock1D(i, o, cond_dim, kernel_size, n_groups)
 
-        pairs = list(zip(dims[:-1], dims[1:]))
+        pairs = list(zip(dims[:-1], dims[1:], strict=False))
         self.down_modules = nn.ModuleList()
         for index, (i, o) in enumerate(pairs):
             last = index == len(pairs) - 1

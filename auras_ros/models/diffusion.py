@@ -39,9 +39,10 @@ from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, G
 from auras_ros.models.checkpoint_files import read_json_object, read_weights
 from auras_ros.models.denoiser import ConditionalUnet1D
 from auras_ros.models.graphs import CaptureLog, GraphedFunction, capture_for
-from auras_ros.models.inputs import as_image_tensor, check_finite
+from auras_ros.models.inputs import as_image_tensor, check_finite, check_perception_slice
 from auras_ros.models.resnet import ResNet18Encoder
 from auras_ros.models.schedule import make_schedule
+from auras_ros.models.seeding import seeded_rng
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DENOISERS = ("unet",)
@@ -242,12 +243,12 @@ class DiffusionPolicyAgent:
         self.device = torch.device(config.device)
         self.dtype = DTYPES[config.dtype]
         if model is None:
-            # Seeded and isolated, so building an agent neither depends on nor disturbs the global RNG.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(config.seed)
+            # Seeded off the global RNG, on the CPU (then moved): one seed, the same weights on every device.
+            with seeded_rng(config.seed):
                 model = DiffusionPolicy(config)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
-        self.schedule = make_schedule(config.n_steps, config.train_timesteps, config.sampler, config.clip_sample).to(self.device, self.dtype)
+        schedule = make_schedule(config.n_steps, config.train_timesteps, config.sampler, config.clip_sample)
+        self.schedule = schedule.to(self.device, self.dtype)
         self.timesteps = self.schedule.timesteps
         # Iteration indices live on the device, so a denoising step never waits on a host-to-device copy.
         self._iterations = torch.arange(config.n_steps, device=self.device)
@@ -275,11 +276,8 @@ class DiffusionPolicyAgent:
 
     @torch.inference_mode()
     def perceive(self, carry: Any, stage: int, num_stages: int) -> Any:
+        check_perception_slice(stage, num_stages, self.max_perception_stages, "one per encoder unit")
         where = f"DiffusionPolicyAgent.perceive(stage={stage}/{num_stages})"
-        if not isinstance(num_stages, int) or not 1 <= num_stages <= self.max_perception_stages:
-            raise ConfigError("pp_perception", num_stages, f"an integer in [1, {self.max_perception_stages}]")
-        if not isinstance(stage, int) or not 0 <= stage < num_stages:
-            raise InputError("stage", where, f"an integer in [0, {num_stages})", stage)
         with self._on(self.perception_stream):
             if stage == 0:
                 carry = self._observation_carry(carry, where)
@@ -320,7 +318,7 @@ class DiffusionPolicyAgent:
             row_indices: dict[tuple[int, ...], torch.Tensor] = {}
             # Sub-step j advances every request that still has iterations in this frame; under the α skew
             # requests own different numbers of iterations, so the batch shrinks as short ones finish.
-            for j in range(max(e - b for b, e in zip(begins, ends))):
+            for j in range(max(e - b for b, e in zip(begins, ends, strict=False))):
                 rows = [r for r in range(len(steps)) if begins[r] + j < ends[r]]
                 k_list = [begins[r] + j for r in rows]
                 noise = self._noise([steps[r].state for r in rows], k_list)
@@ -397,7 +395,7 @@ class DiffusionPolicyAgent:
             raise ConfigError(f"'config' in {path / CONFIG_FILE}", meta["config"], "a JSON object of DiffusionPolicyConfig fields")
         config = dataclasses.replace(DiffusionPolicyConfig.from_json(meta["config"]), **overrides)
         config.validate()
-        with torch.random.fork_rng(devices=[]):
+        with seeded_rng(config.seed):  # initial values the checkpoint overwrites: drawn off the global RNG
             model = DiffusionPolicy(config)
         weights = read_weights(path / WEIGHTS_FILE, lambda p: torch.load(p, map_location="cpu", weights_only=True),
                                "a state_dict written by DiffusionPolicyAgent.save")
@@ -501,7 +499,7 @@ class DiffusionPolicyAgent:
     def _noise(self, states: Sequence[DiffusionState], k_list: Sequence[int]) -> torch.Tensor | None:
         if not self.schedule.stochastic:
             return None
-        return torch.stack([state.noise[k] for state, k in zip(states, k_list)])
+        return torch.stack([state.noise[k] for state, k in zip(states, k_list, strict=False)])
 
     def _denoise(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         """One denoising iteration for a batch of samples (B, horizon, action_dim), row r at iteration ks[r]."""

@@ -160,7 +160,7 @@ class CapturedCall:
             fn()
         try:
             self.replay = capture(fn, device)
-        except Exception as exc:  # capture is an optimisation: fall back to eager, counted and named
+        except Exception as exc:  # noqa: BLE001 - capture is an optimisation: fall back to eager, counted and named
             self.error = f"{type(exc).__name__}: {exc}"[:300]
         if log is not None:
             log.record(name, self.error)
@@ -215,7 +215,7 @@ class GraphedFunction:
         if entry is None:
             entry = self._capture(args)
             entries[key] = entry  # only a whole entry: a capture that raised leaves nothing behind
-        for buffer, value in zip(entry.inputs, args):
+        for buffer, value in zip(entry.inputs, args, strict=False):
             buffer.copy_(value, non_blocking=True)
         assert entry.call is not None
         entry.call()

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 import torch
 
-from auras_ros.core.errors import InputError
+from auras_ros.core.errors import ConfigError, InputError
+
+
+def check_perception_slice(stage: Any, num_stages: Any, max_stages: int, slices: str) -> None:
+    """``stage`` of ``num_stages`` must name a perception slice this agent has (``slices`` says what
+    one is). A bad one is a mistake in the executor's configuration, never in what the sensor sent,
+    so it is a :class:`ConfigError`: the pipeline reports it as a frame fault, where an
+    :class:`InputError` would silently drop the observation and try the next one the same way."""
+    if not _is_integer(num_stages) or not 1 <= num_stages <= max_stages:
+        raise ConfigError("num_stages", num_stages, f"an integer in [1, {max_stages}] ({slices})")
+    if not _is_integer(stage) or not 0 <= stage < num_stages:
+        raise ConfigError("stage", stage, f"an integer in [0, {num_stages})")
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def as_image_tensor(image: Any, height: int, width: int, where: str) -> torch.Tensor:

@@ -13,9 +13,10 @@ from safetensors.torch import save_file
 
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.stages import PERCEPT_KEY, GenerationStep, Observation, perceive_all
-from auras_ros.models.ar_checkpoint import load_checkpoint, save_checkpoint, smollm2_agent, smollm2_gguf
+from auras_ros.models.ar_checkpoint import load_checkpoint, save_checkpoint
 from auras_ros.models.ar_config import tiny_config
 from auras_ros.models.ar_vla import ACTION_TOKENS_KEY, ARVLAAgent
+from ar_helpers import load_smollm2, smollm2_agent, smollm2_gguf
 
 IMAGE = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
 
@@ -109,8 +110,6 @@ def smollm2():
     reason = _smollm2_missing()
     if reason:
         pytest.skip(reason)
-    from auras_ros.models.ar_checkpoint import load_smollm2
-
     return load_smollm2()
 
 

@@ -106,15 +106,15 @@ def test_causal_merge_invariant(llama_agent: ARVLAAgent, dtype: torch.dtype, ato
     head = agent.head.to(dtype)
     try:
         generator = torch.Generator().manual_seed(7)
-        l, j, d = 20, 7, agent.config.lm.hidden_size
-        x = torch.randn(1, l + j, d, generator=generator).to(dtype)
+        context, j, d = 20, 7, agent.config.lm.hidden_size
+        x = torch.randn(1, context + j, d, generator=generator).to(dtype)
         with torch.inference_mode():
             merged = head(backbone(inputs_embeds=x, use_cache=False).last_hidden_state).float()
             for i in range(j + 1):
-                alone = head(backbone(inputs_embeds=x[:, : l + i], use_cache=False).last_hidden_state).float()
-                torch.testing.assert_close(merged[:, : l + i], alone, rtol=0, atol=atol)
+                alone = head(backbone(inputs_embeds=x[:, : context + i], use_cache=False).last_hidden_state).float()
+                torch.testing.assert_close(merged[:, : context + i], alone, rtol=0, atol=atol)
         # The invariant is not vacuous: the positions differ from one another.
-        assert (merged[0, l - 1] - merged[0, l + j - 1]).abs().max() > 10 * atol
+        assert (merged[0, context - 1] - merged[0, context + j - 1]).abs().max() > 10 * atol
     finally:
         backbone.to(torch.float32)
         head.to(torch.float32)
@@ -138,7 +138,10 @@ def test_pipelined_requests_share_x_a(agent: ARVLAAgent) -> None:
     l_a = agent.config.action_dims
     percept = perceive_all(agent, Observation(0, 0.0, image(12)))
     greedy = torch.tensor(agent.generate_request(percept, 0).tokens)
-    steps = lambda frame: [GenerationStep(r, agent.init_request(r), r, r + 1) for r in range(l_a)]
+
+    def steps(frame: int) -> list[GenerationStep]:
+        return [GenerationStep(r, agent.init_request(r), r, r + 1) for r in range(l_a)]
+
     history = run_frames(agent, percept, l_a, steps)
     assert torch.equal(history[-1], greedy)
     result = agent.generate({PERCEPT_KEY: percept, ACTION_TOKENS_KEY: history[-1]}, steps(0))
@@ -162,7 +165,10 @@ def test_merged_generation_follows_the_newest_percept(llama_agent: ARVLAAgent) -
     agent = llama_agent
     l_a = agent.config.action_dims
     old, new = (perceive_all(agent, Observation(s, 0.0, image(20 + s))) for s in (0, 1))
-    all_positions = lambda frame: [GenerationStep(0, None, 0, l_a)]
+
+    def all_positions(frame: int) -> list[GenerationStep]:
+        return [GenerationStep(0, None, 0, l_a)]
+
     context = {PERCEPT_KEY: old}
     for _ in range(l_a):
         context.update(agent.generate(context, all_positions(0)).context_writes)

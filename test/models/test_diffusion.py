@@ -60,7 +60,7 @@ def run_pipeline(agent: DiffusionPolicyAgent, percept: object, request_ids: list
                 steps.append(GenerationStep(rid, states[rid], begin, end))
         result = agent.generate({PERCEPT_KEY: percept}, steps)
         calls += 1
-        for step, state in zip(steps, result.states):
+        for step, state in zip(steps, result.states, strict=False):
             states[step.request_id] = state
     return {rid: agent.finish(state).action for rid, state in states.items()}, calls
 
@@ -138,7 +138,7 @@ def test_perception_slices_compose_to_the_whole_encoder(agent: DiffusionPolicyAg
 def test_too_many_perception_stages(agent: DiffusionPolicyAgent) -> None:
     with pytest.raises(ConfigError) as error:
         agent.perceive(observation(agent.config), 0, 7)
-    assert error.value.field == "pp_perception"
+    assert error.value.field == "num_stages"
 
 
 def test_image_only_observation() -> None:
@@ -273,8 +273,9 @@ def test_truncated_weights_name_the_file(agent: DiffusionPolicyAgent, tmp_path: 
     assert error.value.value == str(weights)
 
 
-@pytest.mark.parametrize("text,missing", [('{"kind": "auras_ros.diffusion_policy"}', "(missing 'config')"), ("{}", "(missing 'kind', 'config')"),
-                                          ("[1, 2]", "not a JSON list"), ('{"kind": ', "JSONDecodeError")])
+@pytest.mark.parametrize("text,missing", [('{"kind": "auras_ros.diffusion_policy"}', "(missing 'config')"),
+                                          ("{}", "(missing 'kind', 'config')"), ("[1, 2]", "not a JSON list"),
+                                          ('{"kind": ', "JSONDecodeError")])
 def test_config_without_its_keys_names_the_file(agent: DiffusionPolicyAgent, tmp_path: Path, text: str,
                                                 missing: str) -> None:
     agent.save(tmp_path)

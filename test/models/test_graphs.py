@@ -71,7 +71,7 @@ def test_static_buffers_decide_what_the_eager_agent_decides(family):
     for spec in SPECS:
         expected, got = decisions(eager, spec, size), decisions(static, spec, size)
         assert len(got) == len(expected) >= FRAMES - 4, spec
-        for a, b in zip(got, expected):
+        for a, b in zip(got, expected, strict=False):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-5, err_msg=spec)
 
 
@@ -186,7 +186,7 @@ def test_a_refused_capture_falls_back_for_that_path_only(family, monkeypatch):
     eager, static, size = twins(family)
     capture.current = "any"
     expected, got = decisions(eager, "par:2", size), decisions(static, "par:2", size)
-    for a, b in zip(got, expected):
+    for a, b in zip(got, expected, strict=False):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
     assert static.graph_log.captured == 0 and len(static.graph_log.fallbacks) == len(capture.threads) > 0
 
@@ -249,7 +249,7 @@ def test_cuda_graphs_capture_and_agree(family):
     for spec in SPECS[:2]:
         expected, got = decisions(eager, spec, size), decisions(static, spec, size)
         assert len(got) == len(expected)
-        for a, b in zip(got, expected):
+        for a, b in zip(got, expected, strict=False):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-4, err_msg=spec)
     assert static.graph_log.fallbacks == [] and static.graph_log.captured > 0
 
