@@ -5,7 +5,8 @@ For each executor and block of seeds, two processes on a private ROS domain (loc
 `sim_node` and `auras_composed` (perception, context, generation and action nodes in one process, on
 use_sim_time); the world executes what the action node's safety gate lets through
 (`auras/gated_action`), so the gate sits in every measured loop. In the frame-stepped world
-(`--world frame`) the world advances one step per pipeline frame, so success does not depend on this machine's speed; in the real-time world (`--world realtime`)
+(`--world frame`) the world advances one step per pipeline frame, so success does not depend on this
+machine's speed; in the real-time world (`--world realtime`)
 it steps in wall time, `--speed` times faster than its frame period, and a slow agent pays. Every
 executor plays the same seeds; blocks of `--block` seeds run every executor back to back in a seeded
 shuffled order, so all share the machine's conditions (as `eval.realtime` does). The demo prints, per
@@ -130,7 +131,7 @@ def run_block(spec: ExecutorSpec, seed: int, episodes: int, args: argparse.Names
     node.create_subscription(AgentAction, "auras/action", on_action, ORDERED)
     node.create_subscription(String, "sim/score", on_score, SCORES)
     logs = [open(workdir / f"{tag}_{i}.log", "w") for i in range(len(commands))]
-    procs = [subprocess.Popen(c, env=env, stdout=log, stderr=subprocess.STDOUT) for c, log in zip(commands, logs)]
+    procs = [subprocess.Popen(c, env=env, stdout=log, stderr=subprocess.STDOUT) for c, log in zip(commands, logs, strict=False)]
     try:
         deadline = time.monotonic() + args.timeout  # a hang guard
         while not finished and time.monotonic() < deadline and all(p.poll() is None for p in procs):

@@ -115,4 +115,4 @@ def run_processes(cmds: Sequence[list[str]], env: dict[str, str], timeout_s: flo
         codes = [stop_process(p) for p in procs]
         for f in files:
             f.close()
-    return [ProcessResult(list(c), rc, t, log) for c, rc, t, log in zip(cmds, codes, timed_out, logs)]
+    return [ProcessResult(list(c), rc, t, log) for c, rc, t, log in zip(cmds, codes, timed_out, logs, strict=False)]

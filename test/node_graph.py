@@ -73,7 +73,7 @@ class Listener:
         asked = [name for name in names if name in declared]
         values = self._call(node_name, GetParameters, "get_parameters", GetParameters.Request(names=asked),
                             timeout_s).values
-        held = dict(zip(asked, (parameter_value_to_python(v) for v in values)))
+        held = dict(zip(asked, (parameter_value_to_python(v) for v in values), strict=False))
         return {name: held.get(name) for name in names}
 
     def _call(self, node_name: str, srv_type: type, service: str, request: Any, timeout_s: float) -> Any:
@@ -120,7 +120,7 @@ class Processes:
         self.logs = [log_dir / f"{i}_{Path(c[0]).name}.log" for i, c in enumerate(commands)]
         self.files = [open(log, "w") for log in self.logs]
         self.procs = [subprocess.Popen(c, env=env, stdout=f, stderr=subprocess.STDOUT)
-                      for c, f in zip(commands, self.files)]
+                      for c, f in zip(commands, self.files, strict=False)]
 
     def output(self) -> str:
         for f in self.files:

@@ -12,14 +12,14 @@ import pytest
 import yaml
 
 from auras_ros.launching import executable_path
-from auras_ros.nodes.runner import ParamsFileLoader, check_params_files
+from auras_ros.nodes.process import ParamsFileLoader, check_params_files
 from launch_stub import (
     DeclareLaunchArgument, IfCondition, LaunchConfiguration, LaunchContext, LaunchDescription, LaunchError, Node,
     PythonExpression, UnlessCondition, configure, prepare, show_args)
 
 
 def _params_files(cmd: list[str]) -> list[str]:
-    return [value for flag, value in zip(cmd, cmd[1:]) if flag == "--params-file"]
+    return [value for flag, value in zip(cmd, cmd[1:], strict=False) if flag == "--params-file"]
 
 
 def _command(node: Node, tmp_path: Path, **arguments: str) -> list[str]:

@@ -23,7 +23,7 @@ from auras_ros.msg import AgentAction
 from auras_ros.nodes.composed import compose, stop_composed
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.qos import ORDERED
-from auras_ros.nodes.spinners import DEFAULT_EXECUTOR, NodeSpinners
+from auras_ros.nodes.spinners import DEFAULT_SPINNER, NodeSpinners
 from auras_ros.transport import HandleRegistry
 
 STATE_TOPIC = "joint_states"
@@ -80,7 +80,7 @@ def write_frames(folder: Path, images: list[np.ndarray]) -> Path:
 
 
 def run_composed(agent: Any, params: dict[str, Any], decisions: int, timeout_s: float, domain_id: int, *,
-                 local_delivery: bool = True, executor: str = DEFAULT_EXECUTOR, state_dim: int = 0) -> list[Arrival]:
+                 local_delivery: bool = True, spinner: str = DEFAULT_SPINNER, state_dim: int = 0) -> list[Arrival]:
     """Camera, perception, context and generation nodes sharing ``agent``, with ``params`` for every node
     (``source`` and ``rate_hz`` for the camera; ``transport: in_process`` as in ``auras_composed``), until the
     listener has ``decisions`` actions or ``timeout_s`` passed. ``state_dim`` > 0 adds a robot state on
@@ -95,7 +95,7 @@ def run_composed(agent: Any, params: dict[str, Any], decisions: int, timeout_s: 
     extra = [listener.node]
     if state_dim:
         extra.append(state_publisher(context, state_dim, params.get("rate_hz", 30.0)))
-    spinners = NodeSpinners([*nodes, *extra], context=context, executor=executor).start()
+    spinners = NodeSpinners([*nodes, *extra], context=context, spinner=spinner).start()
     try:
         listener.done.wait(timeout=timeout_s)
     finally:

@@ -106,7 +106,7 @@ FAMILIES = {
 
 def default_executors(fetch_offset: int, ls: Sequence[int]) -> list[ExecutorSpec]:
     """The baselines, then Auras at each L (pp_perception 1, pp_generation L - 1)."""
-    texts = ["seq", "dec", "par:2", "par:4"] + [f"auras:1+{l - 1}:f{fetch_offset}:a0" for l in ls]
+    texts = ["seq", "dec", "par:2", "par:4"] + [f"auras:1+{L - 1}:f{fetch_offset}:a0" for L in ls]
     return [ExecutorSpec.parse(text) for text in texts]
 
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser, decisions=40)
     args = parser.parse_args(argv)
     check_arguments(parser, args)
-    if args.threads < 1 or any(l < 2 for l in args.ls):
+    if args.threads < 1 or any(L < 2 for L in args.ls):
         parser.error("--threads >= 1 and every --L >= 2")
 
     torch.set_num_threads(args.threads)

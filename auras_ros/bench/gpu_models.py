@@ -82,7 +82,8 @@ def build(family: str, tiny: bool, device: str, graphs: bool | None,
 
 def default_executors(family: str, ls: Sequence[int]) -> list[ExecutorSpec]:
     fetch = -1 if family == "ar" else 0
-    return [ExecutorSpec.parse(t) for t in ["seq", "dec", "par:2", "par:4"] + [f"auras:1+{l - 1}:f{fetch}:a0" for l in ls]]
+    texts = ["seq", "dec", "par:2", "par:4"] + [f"auras:1+{L - 1}:f{fetch}:a0" for L in ls]
+    return [ExecutorSpec.parse(text) for text in texts]
 
 
 class ThroughNodes:
@@ -140,7 +141,7 @@ def bench_family(family: str, args: argparse.Namespace, device: torch.device, de
                 nodes_x_core.setdefault(spec.name, []).append(nodes.decisions_per_s / metrics.decisions_per_s)
                 print(f"{family}  ... through the nodes {nodes.decisions_per_s:.1f} decisions/s", file=sys.stderr,
                       flush=True)
-        except Exception as exc:  # e.g. torch.cuda.OutOfMemoryError at PAR(4) with a 7B model
+        except Exception as exc:  # noqa: BLE001 - e.g. torch.cuda.OutOfMemoryError at PAR(4) with a 7B model: a note
             failed[spec.name] = f"{type(exc).__name__}: {exc}"[:200]
             metrics = MetricsRecorder().summary()
         if device.type == "cuda":

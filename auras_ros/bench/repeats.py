@@ -98,7 +98,7 @@ def interleaved(specs: Sequence[ExecutorSpec], repeats: int, run: Callable[[Exec
         if deadline is not None and r > 0 and time.perf_counter() > deadline:
             log(f"  time budget spent: {r} of {repeats} repeats")
             break
-        for spec, row in zip(specs, rows):
+        for spec, row in zip(specs, rows, strict=False):
             row.runs.append(run(spec))
             log(f"  repeat {r + 1}/{repeats}: {spec.name} {row.runs[-1].decisions_per_s:.1f} decisions/s")
         seq_rate = rows[0].runs[-1].decisions_per_s

@@ -1,7 +1,7 @@
 """What the ROS graph costs per decision, against the ROS-free core running the same model.
 
     python -m auras_ros.bench.ros_overhead [--decisions 100] [--repeats 5] [--camera-hz 20] [--json out.json]
-        [--executors events single events-shared] [--no-dds] [--no-distributed]
+        [--spinners events single events-shared] [--no-dds] [--no-distributed]
 
 Every arrangement runs SEQ on the same agent (the synthetic preset) and the same frames. The core's
 latency is its decision time minus the observation stamp (the camera is sampled the moment a request
@@ -53,7 +53,7 @@ from auras_ros.core.stats import Spread, percentile
 from auras_ros.core.workload import SyntheticAgent, SyntheticConfig
 from auras_ros.launching import node_command, private_ros_env, stop_process
 from auras_ros.nodes.ros_convert import to_seconds
-from auras_ros.nodes.spinners import EXECUTORS, NodeSpinners
+from auras_ros.nodes.spinners import SPINNERS, NodeSpinners
 
 FRAMES = Path(__file__).resolve().parents[2] / "data" / "demo_frames"
 GRAPH_PARAMS = {"executor": "seq", "source": str(FRAMES), "stats_period": 3600.0}
@@ -62,11 +62,11 @@ GRAPH_PARAMS = {"executor": "seq", "source": str(FRAMES), "stats_period": 3600.0
 @dataclass(frozen=True)
 class Composed:
     local_delivery: bool
-    executor: str
+    spinner: str
 
     @property
     def name(self) -> str:
-        return f"composed, {'local delivery' if self.local_delivery else 'DDS between nodes'}, {self.executor}"
+        return f"composed, {'local delivery' if self.local_delivery else 'DDS between nodes'}, {self.spinner}"
 
 
 DISTRIBUTED = "distributed (processes, shm)"
@@ -89,7 +89,7 @@ def composed_latencies(arrangement: Composed, agent: SyntheticAgent, decisions: 
                        domain_id: int) -> list[float]:
     arrivals = run_composed(agent, {**GRAPH_PARAMS, "transport": "in_process", "rate_hz": camera_hz}, decisions,
                             10 * decisions / camera_hz + 30, domain_id,  # a hang guard
-                            local_delivery=arrangement.local_delivery, executor=arrangement.executor)
+                            local_delivery=arrangement.local_delivery, spinner=arrangement.spinner)
     return latencies(arrivals)
 
 
@@ -159,13 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--camera-hz", type=float, default=20.0)
     parser.add_argument("--no-distributed", action="store_true", help="composed arrangements only")
     parser.add_argument("--no-dds", action="store_true", help="no composed arrangement with DDS between its nodes")
-    parser.add_argument("--executors", nargs="+", choices=tuple(EXECUTORS), default=list(EXECUTORS),
-                        help="the composed process's executor arrangements to measure")
+    parser.add_argument("--spinners", nargs="+", choices=tuple(SPINNERS), default=list(SPINNERS),
+                        help="the composed process's rclpy executor arrangements (spinners) to measure")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
 
-    arrangements: list = [Composed(local, executor) for local in ((True,) if args.no_dds else (True, False))
-                          for executor in args.executors]
+    arrangements: list = [Composed(local, spinner) for local in ((True,) if args.no_dds else (True, False))
+                          for spinner in args.spinners]
     if not args.no_distributed:
         arrangements.append(DISTRIBUTED)
     with private_ros_env() as env, tempfile.TemporaryDirectory() as tmp:

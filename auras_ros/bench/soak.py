@@ -109,7 +109,7 @@ def soak(executables: tuple[str, ...], params_files: list[str], env: dict[str, s
                              lambda a: actions.append((time.monotonic(), to_seconds(a.observation_age))), ORDERED)
     for topic in ("auras/pipeline_stats", "auras/perception_stats"):
         node.create_subscription(PipelineStats, topic, lambda s: stats_drops.update(
-            dict(zip(s.drop_reasons, s.drop_counts))), ORDERED)
+            dict(zip(s.drop_reasons, s.drop_counts, strict=False))), ORDERED)
     procs = {}
     logs = []
     try:

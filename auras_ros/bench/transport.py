@@ -66,7 +66,7 @@ def publisher(transports: list[str], shape: tuple[int, ...], rate_hz: float, slo
     from rclpy.node import Node
 
     from auras_ros.msg import Percept
-    from auras_ros.nodes.runner import run_node
+    from auras_ros.nodes.process import run_node
 
     tensor = sample_tensor(shape, 0)
     nbytes = tensor.numel() * tensor.element_size()
@@ -105,7 +105,7 @@ def subscriber(count: int, shape: tuple[int, ...], timeout_s: float, out: str) -
     from rclpy.node import Node
 
     from auras_ros.msg import Percept
-    from auras_ros.nodes.runner import run_node, spin_until
+    from auras_ros.nodes.process import run_node, spin_until
 
     expected = sample_tensor(shape, 0)
 

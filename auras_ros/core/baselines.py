@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from auras_ros.core.clock import Clock
 from auras_ros.core.context import KeySpec, PublicContext
-from auras_ros.core.errors import ConfigError, InputError
+from auras_ros.core.errors import ConfigError, InputError, positive_int
 from auras_ros.core.metrics import Decision, RunMetrics
 from auras_ros.core.pacing import Pacer
 from auras_ros.core.runner import Runner
@@ -104,8 +104,7 @@ class ParallelRunner(_ThreadedRunner):
     """
 
     def __init__(self, agent: Agent, source: ObservationSource, clock: Clock, workers: int, **kwargs: Any) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ConfigError("workers", workers, "an integer >= 1")
+        positive_int("workers", workers)
         super().__init__(agent, source, clock, **kwargs)
         self.workers = workers
         self._pending: deque[tuple[int, Decision]] = deque()  # simulated clock: (release frame, decision)
@@ -167,7 +166,7 @@ class ParallelRunner(_ThreadedRunner):
                             self.emit(_decision(request_id, output[1], observation, self.clock.now(), 0, slot))
                             if _reached(self, decisions):
                                 stop.set()
-            except BaseException as error:  # surfaced in run(), never swallowed
+            except BaseException as error:  # noqa: BLE001 - surfaced in run(), never swallowed
                 errors.append(error)
                 stop.set()
 
@@ -189,8 +188,7 @@ class DecoupledRunner(_ThreadedRunner):
 
     def __init__(self, agent: Agent, source: ObservationSource, clock: Clock, generation_frames: int = 1,
                  **kwargs: Any) -> None:
-        if isinstance(generation_frames, bool) or not isinstance(generation_frames, int) or generation_frames < 1:
-            raise ConfigError("generation_frames", generation_frames, "an integer >= 1")
+        positive_int("generation_frames", generation_frames)
         super().__init__(agent, source, clock, **kwargs)
         self.generation_frames = generation_frames
         self.context = PublicContext([KeySpec(PERCEPT_KEY)], clock)
@@ -199,7 +197,7 @@ class DecoupledRunner(_ThreadedRunner):
     def _perceive_latest(self) -> bool:
         observation = self.take_observation()
         percept = None if observation is None else _perceive(self, observation)
-        if percept is None:
+        if observation is None or percept is None:
             return False
         self.context.write(PERCEPT_KEY, percept, stamp=observation.stamp, seq=observation.seq, frame=self.frame)
         return True
@@ -245,7 +243,7 @@ class DecoupledRunner(_ThreadedRunner):
                 while not (stop.is_set() or self._stop.is_set()):
                     if not self._perceive_latest():
                         time.sleep(0.0005)  # no new camera frame yet: poll again shortly
-            except BaseException as error:
+            except BaseException as error:  # noqa: BLE001 - surfaced in run(), never swallowed
                 errors.append(error)
                 stop.set()
 

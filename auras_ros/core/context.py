@@ -265,13 +265,13 @@ class PublicContext:
         if entry is None and spec.policy is not Policy.WAIT:
             return ContextRead(key, None, None, Verdict.MISSING)
         age = None if entry is None else self._clock.now() - entry.stamp
-        if entry is not None and age <= spec.max_age:
+        if age is not None and age <= spec.max_age:
             return ContextRead(key, entry, age, Verdict.FRESH)
         if spec.policy is Policy.HOLD:
             return ContextRead(key, entry, age, Verdict.STALE_HELD)
         if spec.policy is Policy.DROP:
             return ContextRead(key, None, age, Verdict.DROPPED)
-        if spec.policy is Policy.ERROR:
+        if spec.policy is Policy.ERROR and age is not None:
             raise StaleContextError(key, age, spec.max_age)
         if not block:
             return ContextRead(key, None, age, Verdict.WAIT_TIMEOUT)

@@ -26,6 +26,13 @@ class InputError(ValueError):
         super().__init__(f"{where}: {what} is {got!r}, expected {expected}")
 
 
+def positive_int(field: str, value: Any) -> int:
+    """``value`` when it is an integer >= 1 (a bool is not), else a ConfigError naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(field, value, "an integer >= 1")
+    return value
+
+
 def one_of(values: Iterable[Any]) -> str:
     """Format an allowed-values set for ConfigError."""
     return "one of " + ", ".join(repr(v) for v in values)

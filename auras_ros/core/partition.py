@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from auras_ros.core.errors import ConfigError
+from auras_ros.core.errors import ConfigError, positive_int
 
 
 def skew_partition(iterations: int, stages: int, alpha: float = 0.0) -> list[int]:
@@ -14,10 +14,8 @@ def skew_partition(iterations: int, stages: int, alpha: float = 0.0) -> list[int
     rounded at the cumulative boundaries, so the counts always sum to ``iterations`` and each stage is
     within one iteration of its exact share (α=0.5, 4 stages, 100 steps → the last stage gets 46).
     """
-    if not isinstance(iterations, int) or iterations < 1:
-        raise ConfigError("generation_iterations", iterations, "an integer >= 1")
-    if not isinstance(stages, int) or stages < 1:
-        raise ConfigError("pp_generation", stages, "an integer >= 1")
+    positive_int("generation_iterations", iterations)
+    positive_int("pp_generation", stages)
     if not math.isfinite(alpha):
         raise ConfigError("alpha", alpha, "a finite number")
     # Subtracting the largest exponent keeps e^{iα} finite for large |α|.

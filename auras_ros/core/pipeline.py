@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from auras_ros.core.clock import Clock
 from auras_ros.core.context import FETCH_OFFSETS, ContextEntry, KeySpec, PublicContext, Verdict
-from auras_ros.core.errors import ConfigError, InputError, one_of
+from auras_ros.core.errors import ConfigError, InputError, one_of, positive_int
 from auras_ros.core.metrics import Decision, MetricsRecorder
 from auras_ros.core.partition import stage_ranges
 from auras_ros.core.runner import DecisionSink, Runner
@@ -28,12 +28,6 @@ from auras_ros.core.stages import PERCEPT_KEY, Agent, GenerationStep, Observatio
 PUBLIC = "public"
 CONTEXT_MODES = (PUBLIC, "private")
 UNIFORM = 0.0  # alpha: every generation stage runs the same number of iterations
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(name, value, "an integer >= 1")
-    return value
 
 
 @dataclass(frozen=True)
@@ -49,8 +43,8 @@ class PipelineConfig:
     context_mode: str = PUBLIC
 
     def __post_init__(self) -> None:
-        _positive_int("pp_perception", self.pp_perception)
-        _positive_int("pp_generation", self.pp_generation)
+        positive_int("pp_perception", self.pp_perception)
+        positive_int("pp_generation", self.pp_generation)
         if self.fetch_offset not in FETCH_OFFSETS or isinstance(self.fetch_offset, bool):
             raise ConfigError("fetch_offset", self.fetch_offset, one_of(FETCH_OFFSETS))
         if not isinstance(self.alpha, (int, float)) or self.alpha != self.alpha or abs(self.alpha) == float("inf"):
@@ -199,11 +193,12 @@ class AurasPipeline(Runner):
                 self.recorder.drop(f"{read.verdict.value}:{key}")
                 return False
         percept = snapshot[PERCEPT_KEY].entry
+        assert percept is not None  # a missing percept returned above
         steps = [GenerationStep(r.request_id, r.state, *self.ranges[stage]) for stage, r in active
                  if self.ranges[stage][0] < self.ranges[stage][1]]
         if steps:
             result = self.agent.generate(snapshot.values_by_key(), steps)
-            by_id = {step.request_id: state for step, state in zip(steps, result.states)}
+            by_id = {step.request_id: state for step, state in zip(steps, result.states, strict=False)}
             for key, value in result.context_writes.items():
                 if key not in self.context.keys:
                     self.context.declare(KeySpec(key))
@@ -219,6 +214,7 @@ class AurasPipeline(Runner):
         begin, end = self.ranges[stage]
         if begin == end:
             return
+        assert request.percept is not None  # a request enters generation only with its percept
         values = {**request.private_context, PERCEPT_KEY: request.percept.value}
         result = self.agent.generate(values, [GenerationStep(request.request_id, request.state, begin, end)])
         request.state = result.states[0]
@@ -227,6 +223,7 @@ class AurasPipeline(Runner):
 
     def _decide(self, request: _Request, decision_time: float, frame: int) -> Decision:
         freshest = max(request.reads, key=lambda e: e.stamp) if request.reads else request.percept
+        assert freshest is not None  # a request that generated read a percept
         return Decision(
             request_id=request.request_id,
             output=self.agent.finish(request.state),
@@ -243,9 +240,9 @@ class AurasPipeline(Runner):
         perceived = self._perception[-1]
         if perceived is not None and perceived.percept is None:
             perceived = None  # dropped for bad input in its last slice
-        self._perception = [None] + self._perception[:-1]
+        self._perception = [None, *self._perception[:-1]]
         if generated:
-            self._generation = [perceived] + self._generation[:-1]
+            self._generation = [perceived, *self._generation[:-1]]
         elif self._generation[0] is None:
             self._generation[0] = perceived
         elif perceived is not None:

@@ -61,7 +61,7 @@ class RecentDecisions:
         with self._lock:
             times, ages = sorted(self._times), list(self._ages)
             decisions = max(self._seen - self._warmup, 0)
-            span = times[-1] - self._first if times else 0.0
+            span = times[-1] - self._first if times and self._first is not None else 0.0
             return RunSummary(
                 decisions=decisions,
                 decisions_per_s=(decisions - 1) / span if span > 0 else math.nan,
@@ -73,4 +73,4 @@ class RecentDecisions:
 
 
 def _intervals(times: list[float]) -> list[float]:
-    return [b - a for a, b in zip(times, times[1:])]
+    return [b - a for a, b in zip(times, times[1:], strict=False)]

@@ -9,7 +9,7 @@ from typing import Callable
 
 from auras_ros.core.clock import Clock
 from auras_ros.core.context import StaleContextError
-from auras_ros.core.errors import ConfigError, InputError
+from auras_ros.core.errors import ConfigError, InputError, positive_int
 from auras_ros.core.metrics import Decision, MetricsRecorder, RunMetrics
 from auras_ros.core.pacing import Pacer
 from auras_ros.core.sources import ObservationSource
@@ -46,8 +46,7 @@ class FrameFaults:
     """
 
     def __init__(self, fatal_after: int = 20) -> None:
-        if isinstance(fatal_after, bool) or not isinstance(fatal_after, int) or fatal_after < 1:
-            raise ConfigError("fatal_after", fatal_after, "an integer >= 1")
+        positive_int("fatal_after", fatal_after)
         self.fatal_after = fatal_after
         self.counts: Counter[str] = Counter()
         self.last_error: BaseException | None = None
@@ -145,6 +144,7 @@ class Runner:
     def end_frame_compute(self) -> float:
         """Time at which this frame's decisions leave: on a simulated clock the frame's end."""
         if self.clock.simulated:
+            assert self._frame_start is not None and self.frame_period is not None  # simulated: a fixed period
             self.clock.wait_until(self._frame_start + self.frame_period)
         return self.clock.now()
 
@@ -154,7 +154,8 @@ class Runner:
         if self.frame_period is None:
             self._frame_start = None
             return
-        next_start = self._frame_start + self.frame_period
+        start = self._frame_start if self._frame_start is not None else self.clock.now()  # a frame that never began
+        next_start = start + self.frame_period
         if self.clock.now() > next_start and not self.clock.simulated:
             self.recorder.drop("frame_overrun")
             next_start = self.clock.now()

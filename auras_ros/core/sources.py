@@ -7,7 +7,7 @@ import secrets
 import threading
 from typing import Any, Callable, Protocol
 
-from auras_ros.core.errors import ConfigError
+from auras_ros.core.errors import ConfigError, positive_int
 from auras_ros.core.stages import Observation
 
 
@@ -76,8 +76,7 @@ class StampedHistory:
     sensor stamp. Thread-safe."""
 
     def __init__(self, size: int = 16) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ConfigError("size", size, "an integer >= 1")
+        positive_int("size", size)
         self._size = size
         self._values: dict[float, Any] = {}
         self._lock = threading.Lock()

@@ -26,7 +26,7 @@ from typing import Any
 
 from auras_ros.core.baselines import DecoupledRunner, ParallelRunner, SequentialRunner
 from auras_ros.core.clock import Clock
-from auras_ros.core.errors import ConfigError
+from auras_ros.core.errors import ConfigError, positive_int
 from auras_ros.core.metrics import MetricsRecorder
 from auras_ros.core.pipeline import PUBLIC, UNIFORM, AurasPipeline, PipelineConfig
 from auras_ros.core.runner import DecisionSink, Runner
@@ -57,9 +57,7 @@ class ExecutorSpec:
         if self.kind not in KINDS:
             raise ConfigError("executor", self.kind, f"one of {', '.join(KINDS)}")
         for name in ("workers", "generation_frames"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(name, value, "an integer >= 1")
+            positive_int(name, getattr(self, name))
         if self.kind == "auras":
             self.pipeline_config()  # checks the degrees, fetch_offset, alpha and context mode
 
@@ -141,12 +139,14 @@ def make_runner(spec: ExecutorSpec, agent: Agent, source: ObservationSource, clo
                 on_decision: DecisionSink | None = None, **kwargs: Any) -> Runner:
     """The runner that executes ``spec``: the one factory every entry point uses. ``kwargs`` go to
     the Auras pipeline (e.g. ``context=`` a public context the caller owns)."""
-    common = dict(frame_period=frame_period, recorder=recorder, on_decision=on_decision)
     if spec.kind == "seq":
-        return SequentialRunner(agent, source, clock, **common)
+        return SequentialRunner(agent, source, clock, frame_period=frame_period, recorder=recorder,
+                                on_decision=on_decision)
     if spec.kind == "dec":
-        return DecoupledRunner(agent, source, clock, generation_frames=spec.generation_frames, **common)
+        return DecoupledRunner(agent, source, clock, generation_frames=spec.generation_frames,
+                               frame_period=frame_period, recorder=recorder, on_decision=on_decision)
     if spec.kind == "par":
-        return ParallelRunner(agent, source, clock, spec.workers, **common)
+        return ParallelRunner(agent, source, clock, spec.workers, frame_period=frame_period, recorder=recorder,
+                              on_decision=on_decision)
     return AurasPipeline(agent, spec.pipeline_config(frame_period), source, clock,
                          recorder=recorder, on_decision=on_decision, **kwargs)

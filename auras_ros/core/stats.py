@@ -32,7 +32,7 @@ def cv(values: Sequence[float]) -> float:
 
 def interval_cv(times: Sequence[float]) -> float:
     """Coefficient of variation of the intervals between consecutive times (NaN below two times)."""
-    return cv(np.diff(np.asarray(times, float)))
+    return cv(np.diff(np.asarray(times, float)).tolist())
 
 
 def mean(values: Sequence[float]) -> float:

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from auras_ros.core.errors import ConfigError, InputError
+from auras_ros.core.errors import ConfigError, InputError, positive_int
 from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation,
                                    expect_tensor)
 
@@ -32,9 +32,7 @@ class SyntheticConfig:
 
     def __post_init__(self) -> None:
         for name in ("width", "perception_tokens", "perception_layers", "generation_width", "iterations", "action_dim"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(name, value, "an integer >= 1")
+            positive_int(name, getattr(self, name))
         if self.action_dim > self.generation_width:
             raise ConfigError("action_dim", self.action_dim, f"<= generation_width ({self.generation_width})")
 

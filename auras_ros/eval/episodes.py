@@ -134,7 +134,7 @@ def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes:
                 bar.update(1)
         bar.close()
         seq_rate = Spread.of(rates[SEQ]).median
-        for spec, result in zip(specs, results):
+        for spec, result in zip(specs, results, strict=False):
             result.decisions_per_s = Spread.of(rates[spec]).median
             result.throughput_vs_seq = result.decisions_per_s / seq_rate
     return Evaluation(policy, asdict(task.config), seeds, execute_rows, torch.get_num_threads(), results)
@@ -190,7 +190,7 @@ def run_realtime_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed
             # Until runner.stop() below. SEQ and Auras step frames here; DEC and PAR run their own
             # threads inside run().
             runner.run()
-        except BaseException as error:  # surfaced below
+        except BaseException as error:  # noqa: BLE001 - surfaced below
             errors.append(error)
             world.stop()
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from auras_ros.core.errors import ConfigError
+from auras_ros.core.errors import ConfigError, positive_int
 from auras_ros.core.stages import Observation
 
 # EGL renders headless on Mesa llvmpipe here; respect a caller's choice (e.g. osmesa).
@@ -51,9 +51,7 @@ class TaskConfig:
 
     def __post_init__(self) -> None:
         for name in ("image_size", "substeps", "hold_frames", "max_frames"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(name, value, "an integer >= 1")
+            positive_int(name, getattr(self, name))
         for name in ("frame_period", "arena", "max_speed", "target_speed", "gain", "catch_radius"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
@@ -70,7 +68,8 @@ def _model_xml(config: TaskConfig) -> str:
     return f"""
 <mujoco model="catch_moving_target">
   <option timestep="{config.frame_period / config.substeps}" gravity="0 0 0" integrator="implicitfast"/>
-  <visual><global offwidth="{config.image_size}" offheight="{config.image_size}"/><quality offsamples="0" shadowsize="0"/></visual>
+  <visual><global offwidth="{config.image_size}" offheight="{config.image_size}"/>
+    <quality offsamples="0" shadowsize="0"/></visual>
   <worldbody>
     <light pos="0 0 3" dir="0 0 -1" directional="true" castshadow="false" diffuse="0.9 0.9 0.9"/>
     <geom name="floor" type="plane" size="{half} {half} 0.05" rgba="0.85 0.85 0.8 1" contype="0" conaffinity="0"/>

@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from auras_ros.core.errors import ConfigError
+from auras_ros.core.errors import ConfigError, positive_int
 from auras_ros.eval.actuation import ChunkExecutor
 from auras_ros.eval.task import CatchTask, EpisodeScore, TaskConfig, WorldState
 
@@ -85,8 +85,7 @@ class SimWorld:
             raise ConfigError("control", control, " or ".join(self.CONTROLS))
         if episodes < 0:
             raise ConfigError("episodes", episodes, "an integer >= 0 (0: run forever)")
-        if execute_rows < 1:
-            raise ConfigError("execute_rows", execute_rows, "an integer >= 1")
+        positive_int("execute_rows", execute_rows)
         self.task = CatchTask(config)
         self.seed0 = seed
         self.episodes = episodes

@@ -34,7 +34,7 @@ from auras_ros.nodes.params import Param, declare, read
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_clock import clock_started
 from auras_ros.nodes.ros_convert import to_seconds
-from auras_ros.nodes.runner import run_node
+from auras_ros.nodes.process import run_node
 
 STOP_ACK_TIMEOUT_S = 1.0
 DIAGNOSTICS_PERIOD_S = 1.0  # seconds between the gate's reports on /diagnostics

@@ -6,7 +6,7 @@ serialized on the critical path, while every topic is still published for outsid
 tensors as in-process handles, and one executor thread per node (nodes/spinners.py), so each stage's
 callbacks run beside the others' and perception and generation overlap.
 
-    auras_composed [--no-camera | --camera] [--no-action] [--duration S] [--executor events|single|events-shared]
+    auras_composed [--no-camera | --camera] [--no-action] [--duration S] [--spinner events|single|events-shared]
         --ros-args --params-file config/auras.yaml
 
 With ``--duration`` it stops after S seconds and prints one JSON line of the run's numbers.
@@ -35,8 +35,8 @@ from auras_ros.nodes.generation_node import GenerationNode
 from auras_ros.nodes.health import exit_code, wait_stopped_or_failed
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.perception_node import PerceptionNode
-from auras_ros.nodes.runner import init_rclpy, start_nodes, stop_requested
-from auras_ros.nodes.spinners import DEFAULT_EXECUTOR, EXECUTORS, NodeSpinners
+from auras_ros.nodes.process import init_rclpy, start_nodes, stop_requested
+from auras_ros.nodes.spinners import DEFAULT_SPINNER, SPINNERS, NodeSpinners
 from auras_ros.transport import HandleRegistry
 
 
@@ -110,8 +110,8 @@ def main(args: list[str] | None = None) -> int:
     parser.add_argument("--no-action", action="store_true", help="no action node (safety gate and robot outputs)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run on)")
     parser.add_argument("--live", action="store_true", help="print each PipelineStats window as it is published")
-    parser.add_argument("--executor", choices=tuple(EXECUTORS), default=DEFAULT_EXECUTOR,
-                        help="the executor each node spins in (bench.ros_overhead compares them)")
+    parser.add_argument("--spinner", choices=tuple(SPINNERS), default=DEFAULT_SPINNER,
+                        help="the rclpy executor (spinner) each node spins in (bench.ros_overhead compares them)")
     registry = HandleRegistry()
     nodes: list[Node] = []
     spinners = None
@@ -123,7 +123,7 @@ def main(args: list[str] | None = None) -> int:
             on_stats=print_live if options.live else None, **({"cli_args": cli_args} if cli_args else {})), argv)
         generation = nodes[0]
         with stop_requested() as stop:
-            spinners = NodeSpinners(nodes, executor=options.executor).start()
+            spinners = NodeSpinners(nodes, spinner=options.spinner).start()
             wait_stopped_or_failed(stop, nodes, options.duration if options.duration > 0 else None)
         if options.duration > 0:
             print(json.dumps(summary(generation)), flush=True)

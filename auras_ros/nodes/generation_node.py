@@ -52,7 +52,7 @@ from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
 from auras_ros.nodes.ros_clock import RosClock
 from auras_ros.nodes.ros_convert import decision_to_action, metrics_to_stats, to_seconds
-from auras_ros.nodes.runner import run_node
+from auras_ros.nodes.process import run_node
 from auras_ros.transport import PayloadUnavailable
 
 THREADED = ("dec", "par")  # executors whose workers run in threads of their own, not on the frame clock

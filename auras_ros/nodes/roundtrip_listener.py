@@ -9,7 +9,7 @@ from typing import Any
 from rclpy.node import Node
 
 from auras_ros.nodes.roundtrip_samples import ROUNDTRIP_QOS, declare_roundtrip_parameters
-from auras_ros.nodes.runner import run_node, spin_until
+from auras_ros.nodes.process import run_node, spin_until
 
 
 class RoundtripListener(Node):

@@ -10,7 +10,7 @@ from rclpy.event_handler import PublisherEventCallbacks, QoSPublisherMatchedInfo
 from rclpy.node import Node
 
 from auras_ros.nodes.roundtrip_samples import ROUNDTRIP_QOS, declare_roundtrip_parameters
-from auras_ros.nodes.runner import run_node, spin_until
+from auras_ros.nodes.process import run_node, spin_until
 
 
 class RoundtripTalker(Node):

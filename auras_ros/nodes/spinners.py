@@ -30,25 +30,26 @@ from rclpy.node import Node
 from auras_ros.core.errors import ConfigError, one_of
 from auras_ros.nodes.health import end_node
 
-EXECUTORS = {"events": EventsExecutor, "single": SingleThreadedExecutor, "events-shared": EventsExecutor}
-DEFAULT_EXECUTOR = "events"
+# rclpy executors, called spinners here: "executor" is the Auras executor spec (core.spec).
+SPINNERS = {"events": EventsExecutor, "single": SingleThreadedExecutor, "events-shared": EventsExecutor}
+DEFAULT_SPINNER = "events"
 
 
 class NodeSpinners:
-    def __init__(self, nodes: Sequence[Node], context: Any = None, executor: str = DEFAULT_EXECUTOR) -> None:
-        if executor not in EXECUTORS:
-            raise ConfigError("executor", executor, one_of(tuple(EXECUTORS)))
+    def __init__(self, nodes: Sequence[Node], context: Any = None, spinner: str = DEFAULT_SPINNER) -> None:
+        if spinner not in SPINNERS:
+            raise ConfigError("spinner", spinner, one_of(tuple(SPINNERS)))
         self._stop = threading.Event()
-        groups = [list(nodes)] if executor == "events-shared" else [[node] for node in nodes]
+        groups = [list(nodes)] if spinner == "events-shared" else [[node] for node in nodes]
         self.executors = []
         for group in groups:
-            spinner = EXECUTORS[executor](context=context)
+            rclpy_executor = SPINNERS[spinner](context=context)
             for node in group:
-                spinner.add_node(node)
-            self.executors.append(spinner)
-        self.threads = [threading.Thread(target=self._spin, args=(group, spinner), name=f"spin-{group[0].get_name()}",
+                rclpy_executor.add_node(node)
+            self.executors.append(rclpy_executor)
+        self.threads = [threading.Thread(target=self._spin, args=(group, rclpy_executor), name=f"spin-{group[0].get_name()}",
                                          daemon=True)
-                        for group, spinner in zip(groups, self.executors)]
+                        for group, rclpy_executor in zip(groups, self.executors, strict=False)]
 
     def _spin(self, group: list[Node], executor: Any) -> None:
         while not self._stop.is_set():

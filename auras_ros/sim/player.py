@@ -44,7 +44,7 @@ from std_msgs.msg import UInt64
 
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import LATEST_RELIABLE, SENSOR_LATEST
-from auras_ros.nodes.runner import run_node
+from auras_ros.nodes.process import run_node
 from auras_ros.eval import messages as m
 from auras_ros.eval.bag import COMPRESSED, IMAGE, JOINT_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, raw_messages
 from auras_ros.sim.ready import ReadyEvaluators

@@ -5,7 +5,8 @@ Publishes, per world frame: ``/clock`` (rosgraph_msgs/Clock, the world's sim tim
 (sensor_msgs/Image rgb8 from the top camera, stamped with the frame's sim time); ``sim/score``
 (std_msgs/String, JSON) at every episode's end and a summary after the last. Consumes AgentActions on
 ``action_topic``: ``auras/action`` straight from generation, or ``auras/gated_action``, what the safety gate
-(action_node) let through, with its stop commands; how a vector maps to the task's command and how chunks play: :mod:`auras_ros.eval.world`.
+(action_node) let through, with its stop commands; how a vector maps to the task's command and how
+chunks play: :mod:`auras_ros.eval.world`.
 
 Two time modes (parameter ``mode``):
 - ``frame``: frame-stepped. The world advances one step per pipeline frame: on each generation frame
@@ -45,7 +46,7 @@ from auras_ros.eval.task import TaskConfig
 from auras_ros.msg import AgentAction, SimState
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
-from auras_ros.nodes.runner import run_node
+from auras_ros.nodes.process import run_node
 from auras_ros.eval import messages as m
 from auras_ros.sim.ready import ReadyEvaluators
 from auras_ros.eval.world import SimFrame, SimWorld, decision

@@ -7,7 +7,7 @@ from collections import OrderedDict
 
 import torch
 
-from auras_ros.core.errors import ConfigError, InputError
+from auras_ros.core.errors import InputError, positive_int
 from auras_ros.transport.payload import IN_PROCESS, HandleNotFound, PayloadFields, check_header, fill_header
 
 
@@ -20,8 +20,7 @@ class HandleRegistry:
     """
 
     def __init__(self, capacity: int = 16) -> None:
-        if capacity < 1:
-            raise ConfigError("capacity", capacity, "an integer >= 1")
+        positive_int("capacity", capacity)
         self.capacity = capacity
         self._tensors: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._last_id = 0

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from auras_ros.core.errors import ConfigError, InputError
+from auras_ros.core.errors import ConfigError, InputError, positive_int
 from auras_ros.transport.payload import (
     SHM, PayloadFields, PayloadOverwritten, PayloadUnavailable, check_header, fill_header, from_bytes, host_bytes)
 
@@ -131,8 +131,7 @@ class ShmPool:
         if not isinstance(slot_count, int) or slot_count < 2:
             # One slot would be rewritten while a reader may still copy the previous tensor.
             raise ConfigError("slot_count", slot_count, "an integer >= 2")
-        if not isinstance(slot_bytes, int) or slot_bytes < 1:
-            raise ConfigError("slot_bytes", slot_bytes, "an integer >= 1")
+        positive_int("slot_bytes", slot_bytes)
         self.layout = _Layout.for_pool(slot_count, slot_bytes)
         self.name = f"{PREFIX}_{os.getpid()}_{secrets.token_hex(6)}"
         self.path = os.path.join(shm_dir, self.name)

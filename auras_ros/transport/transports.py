@@ -10,7 +10,7 @@ from typing import Optional, Protocol
 
 import torch
 
-from auras_ros.core.errors import ConfigError, InputError, one_of
+from auras_ros.core.errors import ConfigError, InputError, one_of, positive_int
 from auras_ros.transport.in_process import HandleRegistry, pack_in_process, unpack_in_process
 from auras_ros.transport.inline import pack_inline, unpack_inline
 from auras_ros.transport.payload import IN_PROCESS, INLINE, SHM, TRANSPORT_NAMES, PayloadFields
@@ -134,8 +134,7 @@ def make_transport(name: str, *, registry: Optional[HandleRegistry] = None, slot
         # Checked here, not on the first pack, so a bad parameter stops the node at startup.
         if not isinstance(slot_count, int) or slot_count < 2:
             raise ConfigError("slot_count", slot_count, "an integer >= 2")
-        if not isinstance(slot_bytes, int) or slot_bytes < 1:
-            raise ConfigError("slot_bytes", slot_bytes, "an integer >= 1")
+        positive_int("slot_bytes", slot_bytes)
         return ShmTransport(PayloadReader(registry, shm_dir), slot_count, slot_bytes, shm_dir)
     if name == "in_process":
         if registry is None:

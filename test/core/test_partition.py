@@ -21,7 +21,7 @@ def test_counts_sum_and_stay_within_one_of_the_exact_share(iterations: int, stag
     counts = skew_partition(iterations, stages, alpha)
     assert sum(counts) == iterations and all(c >= 0 for c in counts)
     weights = [math.exp(alpha * i) for i in range(1, stages + 1)]
-    for count, weight in zip(counts, weights):
+    for count, weight in zip(counts, weights, strict=False):
         assert abs(count - iterations * weight / sum(weights)) <= 1.0 + 1e-9
 
 
@@ -34,7 +34,7 @@ def test_positive_alpha_moves_work_to_later_stages(iterations: int, stages: int,
 def test_ranges_tile_the_iterations() -> None:
     ranges = stage_ranges(10, 3, 0.7)
     assert ranges[0][0] == 0 and ranges[-1][1] == 10
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
 
 
 @pytest.mark.parametrize("kwargs, field", [

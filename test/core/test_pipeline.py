@@ -55,7 +55,7 @@ def test_each_generation_step_reads_the_freshest_context_of_its_frame(config: Pi
     # Frame f's generation reads slot f + fetch_offset, which holds the percept of the observation
     # that entered perception pp_perception - 1 frames before; the camera senses once per frame.
     assert agent.call_frames
-    for frame, (seq, steps) in zip(agent.call_frames, agent.calls):
+    for frame, (seq, steps) in zip(agent.call_frames, agent.calls, strict=False):
         assert seq == frame + config.fetch_offset - (config.pp_perception - 1)
         assert {(begin, end) for _, begin, end in steps} <= {r for r in ranges if r[0] < r[1]}
     for decision in decisions:

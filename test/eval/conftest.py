@@ -21,7 +21,7 @@ def _render_problem() -> str | None:
         task.close()
         if image.shape != (16, 16, 3):
             return f"MuJoCo rendered shape {image.shape}, expected (16, 16, 3)"
-    except Exception as error:  # any import or GL failure means the same: no renderer
+    except Exception as error:  # noqa: BLE001 - any import or GL failure means the same: no renderer
         return (f"MuJoCo can not render with MUJOCO_GL={os.environ.get('MUJOCO_GL')}: {error!r} "
                 "(install Mesa's EGL (libegl1, libgl1-mesa-dri) or set MUJOCO_GL to a working backend)")
     return None

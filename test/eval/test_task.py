@@ -28,8 +28,8 @@ def test_same_seed_gives_identical_episode(task):
         return images, actions, task.state()
 
     a, b = play(3), play(3)
-    assert all(np.array_equal(x, y) for x, y in zip(a[0], b[0]))
-    assert all(np.array_equal(x, y) for x, y in zip(a[1], b[1]))
+    assert all(np.array_equal(x, y) for x, y in zip(a[0], b[0], strict=False))
+    assert all(np.array_equal(x, y) for x, y in zip(a[1], b[1], strict=False))
     assert np.array_equal(a[2].agent, b[2].agent) and np.array_equal(a[2].target, b[2].target)
     c = play(4)
     assert not np.array_equal(a[2].target, c[2].target)

@@ -93,7 +93,7 @@ def drops(stats: list[PipelineStats]) -> Counter[str]:
     """Drops by reason, summed over every PipelineStats window received."""
     total: Counter[str] = Counter()
     for window in stats:
-        total.update(dict(zip(window.drop_reasons, window.drop_counts)))
+        total.update(dict(zip(window.drop_reasons, window.drop_counts, strict=False)))
     return total
 
 

@@ -110,7 +110,8 @@ def test_fuzzed_input_on_every_topic_is_survived_counted_and_actions_keep_coming
         assert all(p.poll() is None for p in procs), graph.output()
         for node in ("generation_node", "perception_node"):
             assert DiagnosticStatus.ERROR not in _levels(diagnostics, f"auras_ros/{node}"), graph.output()
-        assert any(r.startswith("bad_input:") for r in drops(perception_stats)), (len(perception_stats), drops(perception_stats), graph.output())
+        assert any(r.startswith("bad_input:") for r in drops(perception_stats)), \
+            (len(perception_stats), drops(perception_stats), graph.output())
         assert any(r.startswith(("bad_payload:", "bad_origin:", "frame_error:")) for r in drops(stats)), drops(stats)
         rejected = [int(v.value) for a in diagnostics for s in a.status if s.name == "auras_ros/context/percept"
                     for v in s.values if v.key == "rejected"]

@@ -73,7 +73,7 @@ def test_ramp_keeps_the_direction_and_limits_the_rate() -> None:
     for c in ramp:
         assert c.action[0] == pytest.approx(-2 * c.action[1])  # same direction
     peaks = [0.8] + [float(np.max(np.abs(c.action))) for c in ramp] + [0.0]
-    assert all(0 < a - b <= 0.1 + 1e-9 for a, b in zip(peaks, peaks[1:]))
+    assert all(0 < a - b <= 0.1 + 1e-9 for a, b in zip(peaks, peaks[1:], strict=False))
 
 
 def test_stop_on_demand_is_zero_and_ends_what_is_owed() -> None:

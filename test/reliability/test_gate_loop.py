@@ -23,7 +23,8 @@ def _episode(action_topic: str, monkeypatch, ros_env, tmp_path: Path) -> tuple[d
     try:
         scores = listener.record(String, "sim/score", SCORES)
         # SEQ in strict lockstep: a seeded run repeats exactly, so any difference is the gate's.
-        overrides = {"executor": "seq", "seed": "5", "episodes": "1", "max_frames": "30", "wait_for_action": "true", "composed": "true",
+        overrides = {"executor": "seq", "seed": "5", "episodes": "1", "max_frames": "30", "wait_for_action": "true",
+                     "composed": "true",
                      "report_dir": str(tmp_path / "report"),
                      "action_readers": "1", "score_readers": "1", "action_topic": action_topic}
         with sim_helpers.start_launch_file("sim.launch.py", overrides, monkeypatch, ros_env, tmp_path) as processes:

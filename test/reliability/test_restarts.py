@@ -15,7 +15,7 @@ GRAPH = ("camera_node", "perception_node", "context_node", "generation_node")
 
 
 def _first(messages: list, times: list[float], new: Callable[[Any], bool]) -> float:
-    return next((t for m, t in zip(messages, times) if new(m)), float("nan"))
+    return next((t for m, t in zip(messages, times, strict=False) if new(m)), float("nan"))
 
 
 def test_each_killed_and_restarted_node_brings_actions_back(ros_env, tmp_path) -> None:
@@ -29,7 +29,8 @@ def test_each_killed_and_restarted_node_brings_actions_back(ros_env, tmp_path) -
         context_times: list[float] = []
         contexts = probe.record(ContextState, "auras/context", LATCHED, context_times)
         for executable in GRAPH:
-            graph.start(executable, source=str(DEMO_FRAMES), rate_hz=60.0) if executable == "camera_node" else graph.start(executable)
+            graph.start(executable, source=str(DEMO_FRAMES), rate_hz=60.0) if executable == "camera_node" \
+                else graph.start(executable)
         running = lambda: list(graph.procs.values())  # noqa: E731 - the current processes, after restarts too
         # A seq the new perception node takes seconds to reach, beyond the percepts it may lose while
         # the other nodes discover it.
@@ -54,7 +55,8 @@ def test_each_killed_and_restarted_node_brings_actions_back(ros_env, tmp_path) -
                 resumed = lambda a: True  # noqa: E731
             back = lambda: any(map(resumed, actions[seen:-10]))  # noqa: E731 - and 10 more since
             assert probe.spin_until(back, running()), (
-                f"{victim}: {len(actions) - seen} actions after restart, seqs {[a.observation_seq for a in actions[seen:]][-30:]}, highest before {highest_seq}\n{graph.output()}")
+                f"{victim}: {len(actions) - seen} actions after restart, seqs "
+                f"{[a.observation_seq for a in actions[seen:]][-30:]}, highest before {highest_seq}\n{graph.output()}")
             first_message = {
                 "perception_node": _first(percepts, percept_times, lambda m: m.source_id != old_source),
                 "context_node": _first(contexts, context_times, lambda m: old_version is not None and m.version < old_version),

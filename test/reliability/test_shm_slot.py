@@ -22,7 +22,7 @@ def test_percepts_larger_than_a_slot_are_counted_drops_not_a_crash(ros_env, list
     stats = listener.record(PipelineStats, "auras/perception_stats", ORDERED)
     with node_graph.Processes(commands, ros_env, tmp_path) as processes:
         too_big = lambda: sum(  # noqa: E731
-            c for s in stats for r, c in zip(s.drop_reasons, s.drop_counts) if r == "bad_input:nbytes")
+            c for s in stats for r, c in zip(s.drop_reasons, s.drop_counts, strict=False) if r == "bad_input:nbytes")
         assert listener.spin_until(lambda: too_big() >= 3, 60.0, processes.procs), processes.output()
         codes, output = processes.stop()
     assert codes == [0, 0], output

@@ -12,7 +12,7 @@ import pytest
 from ament_index_python.packages import get_package_share_directory
 
 from auras_ros.launching import node_command
-from auras_ros.nodes.runner import typo_of
+from auras_ros.nodes.process import typo_of
 
 CONFIG = str(Path(get_package_share_directory("auras_ros"), "config", "auras.yaml"))
 

@@ -43,7 +43,8 @@ def _pixels(i: int, size: int) -> np.ndarray:
     return np.stack([(x * 7 + i * 29) % 256, (y * 5 + i * 13) % 256, ((x + y) * 3 + i * 41) % 256], -1).astype(np.uint8)
 
 
-def write_robot_bag(path: Path, spec: RobotBag = RobotBag()) -> Path:
+def write_robot_bag(path: Path, spec: RobotBag | None = None) -> Path:
+    spec = spec if spec is not None else RobotBag()
     store = typestore()
     T = store.types
     stamp = lambda s: T["builtin_interfaces/msg/Time"](sec=int(s), nanosec=round((s % 1) * 1e9))  # noqa: E731

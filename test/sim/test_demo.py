@@ -17,7 +17,7 @@ def _demo() -> tuple[list[str], dict[str, dict[str, str]]]:
     lines = result.stdout.splitlines()
     table = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("| ")]
     header, rows = table[0], table[1:]  # the Markdown rule starts "|-", not "| "
-    return lines, {row[0]: dict(zip(header, row)) for row in rows}
+    return lines, {row[0]: dict(zip(header, row, strict=False)) for row in rows}
 
 
 def test_main_job_runs_seq_then_auras_in_the_simulator_and_repeats_exactly() -> None:

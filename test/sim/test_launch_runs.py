@@ -13,10 +13,10 @@ import pytest
 import yaml
 from std_msgs.msg import String
 
-from auras_ros.nodes.runner import ParamsFileLoader
+from auras_ros.nodes.process import ParamsFileLoader
 from auras_ros.sim.sim_node import SCORES
 from launch_stub import LaunchRun
-from node_graph import DEMO_FRAMES, listener  # noqa: F401 - the fixture
+from node_graph import DEMO_FRAMES
 from sim_helpers import scores_of, start_launch_file
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "auras_ros" / "eval" / "checkpoints"
@@ -33,7 +33,7 @@ def launch_parameters(run: LaunchRun) -> dict[str, dict[str, Any]]:
         if name is None:
             continue
         values: dict[str, Any] = {}
-        for flag, path in zip(process.cmd, process.cmd[1:]):
+        for flag, path in zip(process.cmd, process.cmd[1:], strict=False):
             if flag == "--params-file" and Path(path).name.startswith("launch_params_"):
                 values.update(yaml.load(Path(path).read_text(), Loader=ParamsFileLoader)["/**"]["ros__parameters"])
         said[name] = values

@@ -43,7 +43,7 @@ def test_expert_through_the_nodes_scores_like_the_ros_free_expert(monkeypatch, r
     finally:
         task.close()
     assert [e["seed"] for e in episodes] == [3, 4]
-    for got, want in zip(episodes, expected):
+    for got, want in zip(episodes, expected, strict=False):
         assert got["success"] == want.success and want.success
         assert got["success_frame"] == want.success_frame
         assert got["frames"] == want.frames

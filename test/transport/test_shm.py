@@ -42,7 +42,8 @@ from types import SimpleNamespace
 reader = ShmReader()
 for line in sys.stdin:
     t = reader.unpack(SimpleNamespace(data=b"", **json.loads(line)))
-    print(t.dtype, list(t.shape), hashlib.sha256(t.reshape(-1).view(__import__("torch").uint8).numpy().tobytes()).hexdigest(), flush=True)
+    digest = hashlib.sha256(t.reshape(-1).view(__import__("torch").uint8).numpy().tobytes()).hexdigest()
+    print(t.dtype, list(t.shape), digest, flush=True)
 reader.close()
 assert "rclpy" not in sys.modules, "auras_ros.transport imported rclpy"
 """

@@ -83,7 +83,7 @@ def ros_arguments(argv: Iterable[str]) -> list[str]:
 
 
 def _options(ros_args: list[str], *flags: str) -> list[str]:
-    return [value for flag, value in zip(ros_args, ros_args[1:]) if flag in flags]
+    return [value for flag, value in zip(ros_args, ros_args[1:], strict=False) if flag in flags]
 
 
 class ParamsFileLoader(yaml.SafeLoader):
@@ -166,7 +166,7 @@ def init_rclpy(argv: list[str], **kwargs: Any) -> None:
     check_params_files(ros_arguments(argv))
     try:
         rclpy.init(args=argv, **kwargs)
-    except Exception as error:  # rclpy raises its RCLError for any bad --ros-args
+    except Exception as error:  # noqa: BLE001 - rclpy raises its RCLError for any bad --ros-args
         raise ConfigError("--ros-args", " ".join(ros_arguments(argv)),
                           f"valid ROS arguments ({str(error).splitlines()[0]})") from None
 
