@@ -19,7 +19,7 @@ from rclpy.node import Node
 
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.nodes.health import exit_code, failed_nodes
-from auras_ros.nodes.spinners import DEFAULT_EXECUTOR, EXECUTORS
+from auras_ros.nodes.spinners import DEFAULT_SPINNER, SPINNERS
 
 # Parameters every rclpy node has, declared by rclpy itself.
 ROS_PARAMETERS = ("use_sim_time", "start_type_description_service")
@@ -193,7 +193,7 @@ def run_node(make_node: Callable[..., Node], work: Optional[Callable[[Node], int
             return 2
         if work is None:
             # As in the composed process (nodes/spinners.py): measured the faster per hop.
-            executor = EXECUTORS[DEFAULT_EXECUTOR]()
+            executor = SPINNERS[DEFAULT_SPINNER]()
             executor.add_node(node)
             with stop_requested() as stop:
                 spin_until_stopped(executor, stop, nodes=[node])
