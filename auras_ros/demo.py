@@ -45,6 +45,7 @@ from auras_ros.nodes.action_outputs import GATED_ACTION_TOPIC
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.sim.sim_node import SCORES
+from auras_ros.transport import topics
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "auras_ros" / "eval" / "checkpoints" / "diffusion"
@@ -80,7 +81,7 @@ def agent_params(spec: ExecutorSpec, args: argparse.Namespace) -> dict:
     frame_world = args.world == "frame"
     return {"model": str(args.model), "executor": str(spec), "transport": "shm" if args.distributed else "in_process",
             "use_sim_time": True, "frame_period": 0.0, "stats_period": 3600.0,
-            "state_topic": "joint_states",  # the policy also takes the agent's position
+            "state_topic": topics.JOINT_STATES,  # the policy also takes the agent's position
             # In a frame-stepped world each frame waits for its own observation, as in the paper.
             "lockstep": frame_world, "frame_per_percept": args.frame_per_percept}
 
@@ -128,8 +129,8 @@ def run_block(spec: ExecutorSpec, seed: int, episodes: int, args: argparse.Names
         score = json.loads(msg.data)
         (finished if score.get("summary") else scores).append(score)
 
-    node.create_subscription(AgentAction, "auras/action", on_action, ORDERED)
-    node.create_subscription(String, "sim/score", on_score, SCORES)
+    node.create_subscription(AgentAction, topics.ACTION, on_action, ORDERED)
+    node.create_subscription(String, topics.SIM_SCORE, on_score, SCORES)
     logs = [open(workdir / f"{tag}_{i}.log", "w") for i in range(len(commands))]
     procs = [subprocess.Popen(c, env=env, stdout=log, stderr=subprocess.STDOUT) for c, log in zip(commands, logs, strict=False)]
     try:

@@ -16,12 +16,13 @@ from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import PythonExpression
 
 from auras_ros.launch_files import AGENT_ARGUMENTS, config_file, configurations, declare, node
+from auras_ros.transport import topics
 
 ARGUMENTS = {
     **AGENT_ARGUMENTS,
     "source": ("", "camera node: V4L2 device, video file or image folder ('': no camera node, the robot's "
                "camera driver publishes camera_topic)"),
-    "camera_topic": ("camera/image_raw", "sensor_msgs/Image topic the agent perceives (and <topic>/compressed)"),
+    "camera_topic": (topics.IMAGE, "sensor_msgs/Image topic the agent perceives (and <topic>/compressed)"),
     "policy": ("hold", "staleness policy of the percept key: hold, drop, wait or error"),
     "outputs": ("[twist]", "robot command types through the safety gate, a YAML list of: twist or twist_stamped "
                 "(diff_drive_controller since Jazzy; both publish on cmd_vel), joint_trajectory "
@@ -45,8 +46,8 @@ def generate_launch_description() -> LaunchDescription:
     camera_node = IfCondition(PythonExpression(
         [*with_camera, " and '", arg["composed"], "'.lower() not in ('true', '1')"]))
     # What the camera node publishes and perception reads: the robot's camera topic.
-    images = [("camera/image_raw", arg["camera_topic"]),
-              ("camera/image_raw/compressed", [arg["camera_topic"], "/compressed"])]
+    images = [(topics.IMAGE, arg["camera_topic"]),
+              (topics.COMPRESSED_IMAGE, [arg["camera_topic"], "/compressed"])]
     commands = [("cmd_vel", arg["cmd_vel_topic"])]
     return LaunchDescription([
         *declare(ARGUMENTS),

@@ -19,6 +19,7 @@ from launch import LaunchDescription
 from launch.conditions import IfCondition, UnlessCondition
 
 from auras_ros.launch_files import AGENT_ARGUMENTS, config_file, configurations, declare, node
+from auras_ros.transport import topics
 
 ARGUMENTS = {
     "bag": (None, "rosbag2 directory, mcap or sqlite3 (required: no default)"),
@@ -28,7 +29,7 @@ ARGUMENTS = {
     "rate": ("1.0", "timed replay speed"),
     **AGENT_ARGUMENTS,
     # The player publishes the bag's state topic (topic map 'state') there; a model without a state ignores it.
-    "state_topic": ("joint_states", AGENT_ARGUMENTS["state_topic"][1]),
+    "state_topic": (topics.JOINT_STATES, AGENT_ARGUMENTS["state_topic"][1]),
     "readers": ("1", "the player starts once this many nodes read the camera topic (and the evaluator "
                      "is ready)"),
     "report_dir": ("auras_replay_report", "evaluator: write report.md, errors.png, evaluation.json here at shutdown"),

@@ -17,11 +17,12 @@ from launch import LaunchDescription
 from launch.conditions import IfCondition, UnlessCondition
 
 from auras_ros.launch_files import AGENT_ARGUMENTS, config_file, configurations, declare, node
+from auras_ros.transport import topics
 
 ARGUMENTS = {
     **AGENT_ARGUMENTS,
     # The simulator publishes the agent's position on joint_states (a model without a state ignores it).
-    "state_topic": ("joint_states", AGENT_ARGUMENTS["state_topic"][1]),
+    "state_topic": (topics.JOINT_STATES, AGENT_ARGUMENTS["state_topic"][1]),
     "sim_mode": ("frame", "frame: one world step per pipeline frame; realtime: wall-time steps"),
     "speed": ("1.0", "realtime: world frames per frame period of wall time"),
     "seed": ("0", "seed of the first episode"),
@@ -35,7 +36,7 @@ ARGUMENTS = {
     "action_readers": ("1", "the world starts once this many nodes read auras/action (1: the evaluator)"),
     "score_readers": ("0", "and once this many nodes read sim/score (the world ends when its episodes are done)"),
     "report_dir": ("auras_sim_report", "evaluator: write report.md, errors.png, evaluation.json here at shutdown"),
-    "action_topic": ("auras/gated_action", "what the world executes: the safety gate's output, or auras/action "
+    "action_topic": (topics.GATED_ACTION, "what the world executes: the safety gate's output, or auras/action "
                      "(raw, without the gate: to measure what the gate changes)"),
 }
 SIM = ("speed", "seed", "episodes", "max_frames", "hold_frames", "control", "execute_rows", "wait_for_action",

@@ -1,6 +1,6 @@
 """The linter and the type checker run as tests, so their findings fail CI like any other bug:
 `ruff check` (pyflakes, pycodestyle errors, bugbear, blind excepts; ruff.toml) over the package, the
-tests and the tools, and `mypy` over the ROS-free core (mypy.ini)."""
+launch files, the tests and the tools, and `mypy` over the ROS-free core (mypy.ini)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def run(*command: str) -> subprocess.CompletedProcess:
 
 
 def test_ruff_finds_nothing() -> None:
-    done = run("ruff", "check", "--no-cache", "auras_ros", "test", "tools")
+    done = run("ruff", "check", "--no-cache", "auras_ros", "launch", "test", "tools")
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -25,8 +25,9 @@ from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.spinners import DEFAULT_SPINNER, NodeSpinners
 from auras_ros.transport import HandleRegistry
+from auras_ros.transport import topics
 
-STATE_TOPIC = "joint_states"
+STATE_TOPIC = topics.JOINT_STATES
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,9 @@ class ActionListener:
         self.done = threading.Event()
         self._decisions = decisions
         if delivery is not None:
-            delivery.subscription(self.node, AgentAction, "auras/action", self._on_action, ORDERED, inline=True)
+            delivery.subscription(self.node, AgentAction, topics.ACTION, self._on_action, ORDERED, inline=True)
         else:
-            self.node.create_subscription(AgentAction, "auras/action", self._on_action, ORDERED)
+            self.node.create_subscription(AgentAction, topics.ACTION, self._on_action, ORDERED)
 
     def _on_action(self, msg: AgentAction) -> None:
         self.arrivals.append(Arrival(self.node.get_clock().now().nanoseconds * 1e-9, msg))

@@ -34,6 +34,7 @@ from auras_ros.launching import node_command, private_ros_env, stop_process
 from auras_ros.msg import AgentAction, PipelineStats
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
+from auras_ros.transport import topics
 
 FRAMES = Path(__file__).resolve().parents[2] / "data" / "demo_frames"
 LAYOUTS = {
@@ -105,9 +106,9 @@ def soak(executables: tuple[str, ...], params_files: list[str], env: dict[str, s
     executor.add_node(node)
     actions: list[tuple[float, float]] = []  # (receipt time, observation age at actuation)
     stats_drops: Counter[str] = Counter()
-    node.create_subscription(AgentAction, "auras/action",
+    node.create_subscription(AgentAction, topics.ACTION,
                              lambda a: actions.append((time.monotonic(), to_seconds(a.observation_age))), ORDERED)
-    for topic in ("auras/pipeline_stats", "auras/perception_stats"):
+    for topic in (topics.PIPELINE_STATS, topics.PERCEPTION_STATS):
         node.create_subscription(PipelineStats, topic, lambda s: stats_drops.update(
             dict(zip(s.drop_reasons, s.drop_counts, strict=False))), ORDERED)
     procs = {}

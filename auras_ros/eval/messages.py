@@ -13,16 +13,17 @@ from typing import Any, Callable
 import numpy as np
 
 from auras_ros.eval.world import SimFrame
+from auras_ros.transport import topics
 
 Factory = Callable[..., Any]
 
-IMAGE_TOPIC = "camera/image_raw"
-STATE_TOPIC = "sim/state"
-CLOCK_TOPIC = "/clock"
-JOINTS_TOPIC = "joint_states"  # the agent's own position (proprioception), what a robot's joints report
-SCORE_TOPIC = "sim/score"
-ACTION_TOPIC = "auras/action"
-TICK_TOPIC = "auras/frame"
+IMAGE_TOPIC = topics.IMAGE
+STATE_TOPIC = topics.SIM_STATE
+CLOCK_TOPIC = topics.CLOCK
+JOINTS_TOPIC = topics.JOINT_STATES  # the agent's own position (proprioception), what a robot's joints report
+SCORE_TOPIC = topics.SIM_SCORE
+ACTION_TOPIC = topics.ACTION
+TICK_TOPIC = topics.FRAME
 
 TYPES = {
     IMAGE_TOPIC: "sensor_msgs/msg/Image",

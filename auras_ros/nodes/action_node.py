@@ -35,6 +35,7 @@ from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_clock import clock_started
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.nodes.process import run_node
+from auras_ros.transport import topics
 
 STOP_ACK_TIMEOUT_S = 1.0
 DIAGNOSTICS_PERIOD_S = 1.0  # seconds between the gate's reports on /diagnostics
@@ -100,7 +101,7 @@ class ActionNode(LifecycleNode):
         self._clock_start = self.get_clock().create_jump_callback(
             JumpThreshold(min_forward=Duration(nanoseconds=1), min_backward=None), post_callback=self._on_clock_jump)
         delivery = delivery if delivery is not None else LocalDelivery()
-        delivery.subscription(self, AgentAction, "auras/action", self._on_action, ORDERED)
+        delivery.subscription(self, AgentAction, topics.ACTION, self._on_action, ORDERED)
         # The gate's counters on /diagnostics: a supervisor sees refusals and watchdog stops.
         self.health = Health(self, self._health, DIAGNOSTICS_PERIOD_S)
         start_if(self, autostart)

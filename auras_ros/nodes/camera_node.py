@@ -14,6 +14,7 @@ from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import SENSOR_LATEST
 from auras_ros.nodes.ros_convert import rgb_to_image
 from auras_ros.nodes.process import run_node
+from auras_ros.transport import topics
 
 DIAGNOSTICS_PERIOD_S = 1.0  # seconds between the camera's reports on /diagnostics
 
@@ -34,7 +35,7 @@ class CameraNode(Node):
         size = (self.params["width"], self.params["height"]) if self.params["width"] and self.params["height"] else None
         self.reader = FrameReader(self.params["source"], self.params["loop"], size)
         delivery = delivery if delivery is not None else LocalDelivery()
-        self.publisher = delivery.publisher(self, Image, "camera/image_raw", SENSOR_LATEST)
+        self.publisher = delivery.publisher(self, Image, topics.IMAGE, SENSOR_LATEST)
         self.timer = self.create_timer(1.0 / self.params["rate_hz"], self._publish)
         self.published = 0
         self.ended = False

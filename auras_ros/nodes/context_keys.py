@@ -11,9 +11,10 @@ from rclpy.node import Node
 from auras_ros.core.context import KeySpec, Policy
 from auras_ros.core.stages import PERCEPT_KEY
 from auras_ros.nodes.params import Param, declare
+from auras_ros.transport import topics
 
 KEY_TYPES = ("percept", "string", "joint_state")
-DEFAULT_TOPICS = {"percept": "auras/percept", "string": "auras/instruction", "joint_state": "joint_states"}
+DEFAULT_TOPICS = {"percept": topics.PERCEPT, "string": topics.INSTRUCTION, "joint_state": topics.JOINT_STATES}
 
 # Above a few clock steps: under use_sim_time (simulator, bag replay) a message stamped at the newest
 # /clock can reach a node before its own /clock subscription has taken that step, and an observation

@@ -28,6 +28,7 @@ from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
 from auras_ros.nodes.ros_clock import RosClock
 from auras_ros.nodes.ros_convert import to_duration, to_seconds, to_time
 from auras_ros.nodes.process import run_node
+from auras_ros.transport import topics
 
 VERDICTS = {Verdict.FRESH: ContextEntry.VERDICT_FRESH, Verdict.STALE_HELD: ContextEntry.VERDICT_STALE,
             Verdict.DROPPED: ContextEntry.VERDICT_REJECTED, Verdict.WAIT_TIMEOUT: ContextEntry.VERDICT_REJECTED,
@@ -60,7 +61,7 @@ class ContextNode(Node):
         # The same, for writes delivered in the publisher's thread (a same-process perception node).
         self._context_lock = threading.Lock()
         delivery = delivery if delivery is not None else LocalDelivery()
-        self.publisher = delivery.publisher(self, ContextState, "auras/context", LATCHED)
+        self.publisher = delivery.publisher(self, ContextState, topics.CONTEXT, LATCHED)
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", ORDERED)
         for key in self.keys:
             delivery.subscription(self, MESSAGE_TYPES[key.type], key.topic,

@@ -54,6 +54,7 @@ from auras_ros.nodes.ros_clock import RosClock
 from auras_ros.nodes.ros_convert import decision_to_action, metrics_to_stats, to_seconds
 from auras_ros.nodes.process import run_node
 from auras_ros.transport import PayloadUnavailable
+from auras_ros.transport import topics
 
 THREADED = ("dec", "par")  # executors whose workers run in threads of their own, not on the frame clock
 DEACTIVATED = "deactivated"  # cancel reason of the requests a deactivation drops
@@ -123,12 +124,12 @@ class GenerationNode(LifecycleNode):
         self.context_group = MutuallyExclusiveCallbackGroup()
         self.stats_group = MutuallyExclusiveCallbackGroup()
         delivery = delivery if delivery is not None else LocalDelivery()
-        self.actions = delivery.publisher(self, AgentAction, "auras/action", ORDERED)
-        self.stats = delivery.publisher(self, PipelineStats, "auras/pipeline_stats", ORDERED)
-        self.ticks = delivery.publisher(self, UInt64, "auras/frame", LATEST_RELIABLE)
+        self.actions = delivery.publisher(self, AgentAction, topics.ACTION, ORDERED)
+        self.stats = delivery.publisher(self, PipelineStats, topics.PIPELINE_STATS, ORDERED)
+        self.ticks = delivery.publisher(self, UInt64, topics.FRAME, LATEST_RELIABLE)
         # Inline: the replica takes a same-process context node's state in that node's thread (no executor
         # hop on the way to the frame clock); _replica_lock guards it against configure and cleanup.
-        delivery.subscription(self, ContextState, "auras/context", self._on_context, LATCHED,
+        delivery.subscription(self, ContextState, topics.CONTEXT, self._on_context, LATCHED,
                               callback_group=self.context_group, inline=True)
         self.create_timer(self.params["stats_period"], self._publish_stats, callback_group=self.stats_group)
         self.health = Health(self, self._health, self.params["stats_period"], callback_group=self.stats_group)

@@ -33,6 +33,7 @@ from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
 from auras_ros.nodes.ros_convert import metrics_to_stats, to_duration, to_seconds
 from auras_ros.nodes.process import run_node
+from auras_ros.transport import topics
 
 STATE_HISTORY = 16  # robot states kept to pair with images by stamp
 
@@ -60,10 +61,10 @@ class PerceptionNode(Node):
         # beside generation's in a multi-threaded executor.
         self.perception_group = MutuallyExclusiveCallbackGroup()
         delivery = delivery if delivery is not None else LocalDelivery()
-        self.publisher = delivery.publisher(self, Percept, "auras/percept", LATEST_RELIABLE)
-        self.stats_publisher = delivery.publisher(self, PipelineStats, "auras/perception_stats", ORDERED)
+        self.publisher = delivery.publisher(self, Percept, topics.PERCEPT, LATEST_RELIABLE)
+        self.stats_publisher = delivery.publisher(self, PipelineStats, topics.PERCEPTION_STATS, ORDERED)
         # image_transport's name for the same stream compressed: a robot's JPEG/PNG camera needs no republisher.
-        for image_type, topic in ((Image, "camera/image_raw"), (CompressedImage, "camera/image_raw/compressed")):
+        for image_type, topic in ((Image, topics.IMAGE), (CompressedImage, topics.COMPRESSED_IMAGE)):
             delivery.subscription(self, image_type, topic, self._on_image, SENSOR_LATEST,
                                   callback_group=self.perception_group,
                                   event_callbacks=counting_losses(self, topic,
@@ -77,7 +78,7 @@ class PerceptionNode(Node):
             self.create_subscription(JointState, self.state_topic, self._on_state, ORDERED,
                                      callback_group=self.perception_group)
         if self.params["trigger"] == "frame":
-            delivery.subscription(self, UInt64, "auras/frame", self._on_frame, LATEST_RELIABLE,
+            delivery.subscription(self, UInt64, topics.FRAME, self._on_frame, LATEST_RELIABLE,
                                   callback_group=self.perception_group)
         self.create_timer(self.params["stats_period"], self._publish_stats)
         self.source_id = new_source_id()

@@ -40,6 +40,7 @@ from auras_ros.eval.results import Machine
 from auras_ros.eval.scoring import (ActionRecord, ActionScorer, BagEvaluation, ReferenceInfo, ReferenceSeries,
                                    actions_digest, score_run, summarize)
 from auras_ros.sim.sim_node import SCORES, TICKS
+from auras_ros.transport import topics
 
 PARAMS = (
     Param("bag", "", "the replayed bag, whose reference topic the actions are scored against "
@@ -70,7 +71,7 @@ class EvaluatorNode(Node):
         self.scorer = ActionScorer(self.reference)
         self.actions = 0
         self._reported = 0
-        self.summary_pub = self.create_publisher(String, "eval/summary", SCORES)
+        self.summary_pub = self.create_publisher(String, topics.EVAL_SUMMARY, SCORES)
         self.create_subscription(AgentAction, m.ACTION_TOPIC, self._on_action, ORDERED)
         # A player waits for this before replaying: the evaluator has discovered the action publisher, so
         # its subscription takes the first decisions (a reader drops data from writers it has not matched).

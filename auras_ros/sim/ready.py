@@ -8,7 +8,9 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-READY_TOPIC = "eval/ready"
+from auras_ros.transport import topics
+
+READY_TOPIC = topics.EVAL_READY
 # Latched: a source that starts after the announcement still hears it.
 READY = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                    durability=DurabilityPolicy.TRANSIENT_LOCAL)
