@@ -45,11 +45,12 @@ from auras_ros.nodes.action_outputs import GATED_ACTION_TOPIC
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.sim.sim_node import SCORES
-from auras_ros.transport import topics
+from auras_ros.core import topics
+from auras_ros.eval.task import TaskConfig
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "auras_ros" / "eval" / "checkpoints" / "diffusion"
-FRAME_S = 0.05  # the task's world step: ages in sim time are whole multiples of it
+FRAME_S = TaskConfig().frame_period  # the task's world step: ages in sim time are whole multiples of it
 
 
 @dataclass

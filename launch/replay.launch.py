@@ -19,7 +19,7 @@ from launch import LaunchDescription
 from launch.conditions import IfCondition, UnlessCondition
 
 from auras_ros.launch_files import AGENT_ARGUMENTS, config_file, configurations, declare, node
-from auras_ros.transport import topics
+from auras_ros.core import topics
 
 ARGUMENTS = {
     "bag": (None, "rosbag2 directory, mcap or sqlite3 (required: no default)"),

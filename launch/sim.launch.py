@@ -17,7 +17,7 @@ from launch import LaunchDescription
 from launch.conditions import IfCondition, UnlessCondition
 
 from auras_ros.launch_files import AGENT_ARGUMENTS, config_file, configurations, declare, node
-from auras_ros.transport import topics
+from auras_ros.core import topics
 
 ARGUMENTS = {
     **AGENT_ARGUMENTS,

@@ -25,7 +25,7 @@ from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.spinners import DEFAULT_SPINNER, NodeSpinners
 from auras_ros.transport import HandleRegistry
-from auras_ros.transport import topics
+from auras_ros.core import topics
 
 STATE_TOPIC = topics.JOINT_STATES
 

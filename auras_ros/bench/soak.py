@@ -34,7 +34,7 @@ from auras_ros.launching import node_command, private_ros_env, stop_process
 from auras_ros.msg import AgentAction, PipelineStats
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
-from auras_ros.transport import topics
+from auras_ros.core import topics
 
 FRAMES = Path(__file__).resolve().parents[2] / "data" / "demo_frames"
 LAYOUTS = {

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from auras_ros.eval.world import SimFrame
-from auras_ros.transport import topics
+from auras_ros.core import topics
 
 Factory = Callable[..., Any]
 

@@ -35,7 +35,7 @@ from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_clock import clock_started
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.nodes.process import run_node
-from auras_ros.transport import topics
+from auras_ros.core import topics
 
 STOP_ACK_TIMEOUT_S = 1.0
 DIAGNOSTICS_PERIOD_S = 1.0  # seconds between the gate's reports on /diagnostics

@@ -30,7 +30,7 @@ from auras_ros.core.safety import ACCEPTED, STOP, Command
 from auras_ros.msg import AgentAction
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_duration
-from auras_ros.transport import topics
+from auras_ros.core import topics
 
 TWIST_FIELDS = ("linear.x", "linear.y", "linear.z", "angular.x", "angular.y", "angular.z")
 OUTPUTS = ("twist", "twist_stamped", "joint_trajectory", "agent_action")

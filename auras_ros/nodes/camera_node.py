@@ -14,7 +14,7 @@ from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import SENSOR_LATEST
 from auras_ros.nodes.ros_convert import rgb_to_image
 from auras_ros.nodes.process import run_node
-from auras_ros.transport import topics
+from auras_ros.core import topics
 
 DIAGNOSTICS_PERIOD_S = 1.0  # seconds between the camera's reports on /diagnostics
 

@@ -11,7 +11,7 @@ from rclpy.node import Node
 from auras_ros.core.context import KeySpec, Policy
 from auras_ros.core.stages import PERCEPT_KEY
 from auras_ros.nodes.params import Param, declare
-from auras_ros.transport import topics
+from auras_ros.core import topics
 
 KEY_TYPES = ("percept", "string", "joint_state")
 DEFAULT_TOPICS = {"percept": topics.PERCEPT, "string": topics.INSTRUCTION, "joint_state": topics.JOINT_STATES}

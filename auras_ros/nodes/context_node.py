@@ -28,7 +28,7 @@ from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
 from auras_ros.nodes.ros_clock import RosClock
 from auras_ros.nodes.ros_convert import to_duration, to_seconds, to_time
 from auras_ros.nodes.process import run_node
-from auras_ros.transport import topics
+from auras_ros.core import topics
 
 VERDICTS = {Verdict.FRESH: ContextEntry.VERDICT_FRESH, Verdict.STALE_HELD: ContextEntry.VERDICT_STALE,
             Verdict.DROPPED: ContextEntry.VERDICT_REJECTED, Verdict.WAIT_TIMEOUT: ContextEntry.VERDICT_REJECTED,

@@ -54,7 +54,7 @@ from auras_ros.nodes.ros_clock import RosClock
 from auras_ros.nodes.ros_convert import decision_to_action, metrics_to_stats, to_seconds
 from auras_ros.nodes.process import run_node
 from auras_ros.transport import PayloadUnavailable
-from auras_ros.transport import topics
+from auras_ros.core import topics
 
 THREADED = ("dec", "par")  # executors whose workers run in threads of their own, not on the frame clock
 DEACTIVATED = "deactivated"  # cancel reason of the requests a deactivation drops

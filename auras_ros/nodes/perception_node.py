@@ -33,7 +33,7 @@ from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
 from auras_ros.nodes.ros_convert import metrics_to_stats, to_duration, to_seconds
 from auras_ros.nodes.process import run_node
-from auras_ros.transport import topics
+from auras_ros.core import topics
 
 STATE_HISTORY = 16  # robot states kept to pair with images by stamp
 

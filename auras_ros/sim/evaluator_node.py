@@ -40,7 +40,8 @@ from auras_ros.eval.results import Machine
 from auras_ros.eval.scoring import (ActionRecord, ActionScorer, BagEvaluation, ReferenceInfo, ReferenceSeries,
                                    actions_digest, score_run, summarize)
 from auras_ros.sim.sim_node import SCORES, TICKS
-from auras_ros.transport import topics
+from auras_ros.core import topics
+from auras_ros.eval.task import TaskConfig
 
 PARAMS = (
     Param("bag", "", "the replayed bag, whose reference topic the actions are scored against "
@@ -52,7 +53,7 @@ PARAMS = (
     Param("label", "graph", "the run's name in the report (e.g. the executor)"),
     Param("summary_every", 10, "publish eval/summary after this many newly scored actions", low=1, high=10**6),
 )
-LIVE_FRAME_PERIOD = 0.05  # the simulator's default world frame
+LIVE_FRAME_PERIOD = TaskConfig().frame_period  # the simulator's default world frame
 
 
 class EvaluatorNode(Node):

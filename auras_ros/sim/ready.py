@@ -8,7 +8,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from auras_ros.transport import topics
+from auras_ros.core import topics
 
 READY_TOPIC = topics.EVAL_READY
 # Latched: a source that starts after the announcement still hears it.

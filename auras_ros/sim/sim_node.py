@@ -53,6 +53,7 @@ from auras_ros.eval.world import SimFrame, SimWorld, decision
 
 SUMMARY_ACK_TIMEOUT_S = 5.0
 # Every episode's score reaches a listener that joins late.
+TASK = TaskConfig()  # the task's defaults: the node's parameters start from them
 SCORES = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Ticks and ground truth: reliable and deep, so no frame is lost to a burst.
@@ -66,10 +67,11 @@ PARAMS = (
     Param("control", "agent", "agent: execute AgentActions; expert: the scripted expert drives (reference)",
           choices=("agent", "expert")),
     Param("execute_rows", 1, "rows of an action chunk played before the last one holds", low=1, high=1024),
-    Param("image_size", 64, "camera image width and height in pixels", low=8, high=1024),
-    Param("frame_period", 0.05, "sim seconds per world frame (realtime: also wall seconds)", low=0.001, high=10.0),
-    Param("max_frames", 120, "episode length limit in frames", low=1, high=10**6),
-    Param("hold_frames", 10, "success: this many consecutive frames within the catch radius "
+    Param("image_size", TASK.image_size, "camera image width and height in pixels", low=8, high=1024),
+    Param("frame_period", TASK.frame_period, "sim seconds per world frame (realtime: also wall seconds)",
+          low=0.001, high=10.0),
+    Param("max_frames", TASK.max_frames, "episode length limit in frames", low=1, high=10**6),
+    Param("hold_frames", TASK.hold_frames, "success: this many consecutive frames within the catch radius "
           "(above max_frames: episodes never succeed, they run to max_frames)", low=1, high=10**6),
     Param("speed", 1.0, "realtime: world frames per frame_period of wall time", low=0.01, high=100.0),
     Param("wait_for_action", False, "frame mode: the step of frame n waits for the decision of frame n-1"),

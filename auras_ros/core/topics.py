@@ -1,6 +1,6 @@
-"""The agent graph's topic names, in one place: every node, tool, benchmark and launch file that
-publishes or subscribes names its topic from here (relative names, so a namespace or a remap moves
-them together)."""
+"""The agent graph's topic names (plain strings: the core stays ROS-free), in one place: every node,
+tool, benchmark and launch file that publishes or subscribes names its topic from here (relative
+names, so a namespace or a remap moves them together)."""
 
 from __future__ import annotations
 
