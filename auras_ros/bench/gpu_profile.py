@@ -22,6 +22,7 @@ greedy decode) differ from the first choice's (``plain``: today's path), and by 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import queue
@@ -30,7 +31,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ import torch
 from auras_ros.bench.repeats import measure
 from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.stages import PERCEPT_KEY, GenerationStep, Observation, perceive_all
-from auras_ros.models.ar_config import ARConfig, openvla_7b_shaped, tiny_config
+from auras_ros.models.ar_config import openvla_7b_shaped, tiny_config
 from auras_ros.models.ar_vla import ACTION_TOKENS_KEY, ARVLAAgent
 
 AURAS = "auras:1+3:f-1:a0"
@@ -237,16 +238,6 @@ def token_changes(reference: list[tuple[int, ...]], other: list[tuple[int, ...]]
             "mean_abs_bin_change": float(moved.mean()), "max_abs_bin_change": int(moved.max())}
 
 
-def variants(config: ARConfig, choices: Sequence[str]) -> Iterator[tuple[str, ARVLAAgent]]:
-    """Each choice's agent over the same weights (seed 0), one at a time: the previous one is freed."""
-    for choice in choices:
-        agent = ARVLAAgent.from_config(config, seed=0, graphs=True, **VARIANTS[choice])
-        yield choice, agent
-        del agent
-        if config.device.startswith("cuda"):
-            torch.cuda.empty_cache()
-
-
 def gemm_rates(agent: ARVLAAgent, tokens: int, calls: int) -> dict[str, float]:
     lm, device, dtype = agent.lm.config, agent.device, agent.dtype
     d, i = int(lm.hidden_size), int(lm.intermediate_size)
@@ -279,7 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                               "torch": torch.__version__, "tiny": args.tiny, "merged_tokens": tokens, "variants": {}}
     reference: list[tuple[int, ...]] | None = None
-    for choice, agent in variants(config, args.variants):
+    for choice in args.variants:
+        # Each choice over the same weights (seed 0); the previous agent is freed below first.
+        agent = ARVLAAgent.from_config(config, seed=0, graphs=True, **VARIANTS[choice])
         if "gemm_tflops" not in result:
             result["attention"] = {"lm": agent.lm.config._attn_implementation,
                                    "vision": agent.vision_tower.config._attn_implementation}
@@ -292,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         row.update(token_changes(reference, chosen, agent))
         result["variants"][choice] = row
         print(f"{choice}:", json.dumps(row), flush=True)
+        del agent, percepts
+        gc.collect()  # the agent and its graphed calls refer to each other
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     first = result["variants"][args.variants[0]]["auras_decisions_per_s"]
     for choice, row in result["variants"].items():
         print(f"{choice}: Auras {row['auras_decisions_per_s']:.1f} decisions/s ({row['auras_decisions_per_s'] / first:.2f}x "
