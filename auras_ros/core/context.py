@@ -50,6 +50,21 @@ class StaleContextError(RuntimeError):
         super().__init__(f"public context key {key!r} is stale: age {age:.6f} s > max_age {max_age:.6f} s")
 
 
+# A ROS Duration and a ROS double parameter have no infinity, so parameters and ContextEntry messages
+# say "never stale" as 0 where the core says inf: these two functions are the only crossing.
+NEVER_STALE_SECONDS = 0.0
+
+
+def max_age_from_seconds(seconds: float) -> float:
+    """The core's ``max_age`` from its parameter or message form (0: never stale)."""
+    return math.inf if seconds == NEVER_STALE_SECONDS else seconds
+
+
+def max_age_to_seconds(max_age: float) -> float:
+    """The parameter or message form (0: never stale) of the core's ``max_age``."""
+    return NEVER_STALE_SECONDS if math.isinf(max_age) else max_age
+
+
 @dataclass(frozen=True)
 class KeySpec:
     """How one world-state key ages. ``max_age`` is in seconds of the pipeline clock."""

@@ -3,12 +3,11 @@ the generation node's replica, so both judge staleness the same way)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from rclpy.node import Node
 
-from auras_ros.core.context import KeySpec, Policy
+from auras_ros.core.context import KeySpec, Policy, max_age_from_seconds
 from auras_ros.core.stages import PERCEPT_KEY
 from auras_ros.nodes.params import Param, declare
 from auras_ros.core import topics
@@ -48,7 +47,7 @@ def declare_context_keys(node: Node) -> list[ContextKey]:
             Param(f"{name}.required", True, "the graph cannot decide without a value: missing is an ERROR on "
                   "/diagnostics (false: a WARN, e.g. an instruction no one has sent yet)"),
         ])
-        max_age = values[f"{name}.max_age"] or math.inf
+        max_age = max_age_from_seconds(values[f"{name}.max_age"])
         spec = KeySpec(name, max_age, Policy(values[f"{name}.policy"]), values[f"{name}.wait_timeout"],
                        values[f"{name}.cancels_in_flight"])
         kind = values[f"{name}.type"]

@@ -15,7 +15,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
-from auras_ros.core.context import ContextRead, PublicContext, SourceOrder, StaleContextError, Verdict
+from auras_ros.core.context import (ContextRead, PublicContext, SourceOrder, StaleContextError, Verdict,
+                                     max_age_to_seconds)
 from auras_ros.core.errors import InputError
 from auras_ros.core.sources import new_source_id
 from auras_ros.msg import ContextEntry, ContextState, Percept
@@ -127,7 +128,7 @@ class ContextNode(Node):
             entry.key = key.spec.key
             entry.policy = key.spec.policy.value
             entry.verdict = VERDICTS[read.verdict]
-            entry.max_age = to_duration(0.0 if math.isinf(key.spec.max_age) else key.spec.max_age)
+            entry.max_age = to_duration(max_age_to_seconds(key.spec.max_age))
             latest = self.public_context.history(key.spec.key)
             if latest:
                 entry.stamp = to_time(latest[-1].stamp)

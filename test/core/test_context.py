@@ -200,3 +200,12 @@ def test_absurd_seq_and_stamps_are_refused_and_do_not_hold_later_ones_back(seq: 
         order.admit(source=1, seq=seq, stamp=stamp, now=10.0, where="test")
     assert error.value.what == what
     assert order.admit(source=1, seq=1, stamp=9.0, now=10.0, where="test") is False
+
+
+def test_max_age_crosses_between_the_core_and_its_ros_form_in_one_place():
+    # ROS durations and double parameters have no infinity: 0 there is the core's inf, both ways.
+    from auras_ros.core.context import max_age_from_seconds, max_age_to_seconds
+    assert max_age_from_seconds(0.0) == math.inf
+    assert max_age_to_seconds(math.inf) == 0.0
+    for seconds in (0.05, 2.0):
+        assert max_age_to_seconds(max_age_from_seconds(seconds)) == seconds
