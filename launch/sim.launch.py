@@ -30,7 +30,7 @@ ARGUMENTS = {
     "max_frames": ("120", "episode length limit in frames"),
     "hold_frames": ("10", "success: consecutive frames within the catch radius"),
     "control": ("agent", "agent: the graph's actions drive; expert: the scripted expert (reference)"),
-    "execute_rows": ("1", "rows of each action chunk played (receding horizon)"),
+    "chunk_rows": ("1", "rows of each action chunk played (receding horizon)"),
     "wait_for_action": ("false", "frame mode: strict lockstep for executors deciding every frame (seq)"),
     "first_decision_frame": ("0", "wait_for_action: the executor's first deciding frame (0 for seq, P+G-1 for auras)"),
     "action_readers": ("1", "the world starts once this many nodes read auras/action (1: the evaluator)"),
@@ -39,7 +39,7 @@ ARGUMENTS = {
     "action_topic": (topics.GATED_ACTION, "what the world executes: the safety gate's output, or auras/action "
                      "(raw, without the gate: to measure what the gate changes)"),
 }
-SIM = ("speed", "seed", "episodes", "max_frames", "hold_frames", "control", "execute_rows", "wait_for_action",
+SIM = ("speed", "seed", "episodes", "max_frames", "hold_frames", "control", "chunk_rows", "wait_for_action",
        "first_decision_frame", "action_readers", "score_readers", "action_topic")
 
 

@@ -13,11 +13,11 @@ from auras_ros.core.metrics import Decision
 
 class ChunkExecutor:
     """Both policies emit an action chunk (rows of (vx, vy)). A decision replaces the chunk and its row
-    0 plays; each later tick without a new decision plays the next row (up to ``execute_rows``), then
+    0 plays; each later tick without a new decision plays the next row (up to ``chunk_rows``), then
     the last played row holds. Before the first decision the agent stands still."""
 
-    def __init__(self, execute_rows: int) -> None:
-        self.execute_rows = execute_rows
+    def __init__(self, chunk_rows: int) -> None:
+        self.chunk_rows = chunk_rows
         self._chunk: np.ndarray | None = None
         self._played = 0
 
@@ -29,6 +29,6 @@ class ChunkExecutor:
             self._played = 0
         if self._chunk is None:
             return np.zeros(2)
-        row = min(self._played, self.execute_rows - 1, len(self._chunk) - 1)
+        row = min(self._played, self.chunk_rows - 1, len(self._chunk) - 1)
         self._played += 1
         return self._chunk[row]

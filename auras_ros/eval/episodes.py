@@ -49,12 +49,12 @@ def with_seq_first(specs: Sequence[ExecutorSpec]) -> list[ExecutorSpec]:
 
 # ---- frame-stepped ---------------------------------------------------------------------------------
 
-def run_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed: int, execute_rows: int,
+def run_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed: int, chunk_rows: int,
                 keep_actions: bool = False) -> EpisodeResult:
     task.reset(seed)
     period = task.config.frame_period
     runner = make_runner(spec, agent, TaskSource(task), SimClock(), frame_period=period)
-    executor = ChunkExecutor(execute_rows)
+    executor = ChunkExecutor(chunk_rows)
     ages: list[float] = []
     frames_of_decisions: list[int] = []
     actions: list[list[float]] = []
@@ -101,7 +101,7 @@ def measure_wall(agent: Agent, spec: ExecutorSpec, frames: list[Any], decisions:
     return recorder.summary()
 
 
-def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes: int, execute_rows: int,
+def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes: int, chunk_rows: int,
              task_config: TaskConfig = TaskConfig(), seed0: int = 0, wall_decisions: int = 40,
              wall_repeats: int = 3, progress: bool = True, task: CatchTask | None = None) -> Evaluation:
     """Every spec on the same seeds, SEQ first. ``task``: the world to run in (an agent with privileged
@@ -115,7 +115,7 @@ def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes:
     for spec in specs:
         runs = []
         for seed in seeds:
-            runs.append(run_episode(agent, spec, task, seed, execute_rows))
+            runs.append(run_episode(agent, spec, task, seed, chunk_rows))
             bar.update(1)
             bar.set_postfix(config=spec.name, success=f"{mean([r.success for r in runs]):.2f}")
         per_spec[spec] = runs
@@ -137,7 +137,7 @@ def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes:
         for spec, result in zip(specs, results, strict=False):
             result.decisions_per_s = Spread.of(rates[spec]).median
             result.throughput_vs_seq = result.decisions_per_s / seq_rate
-    return Evaluation(policy, asdict(task.config), seeds, execute_rows, torch.get_num_threads(), results)
+    return Evaluation(policy, asdict(task.config), seeds, chunk_rows, torch.get_num_threads(), results)
 
 
 # ---- real time ---------------------------------------------------------------------------------------
@@ -145,11 +145,11 @@ def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes:
 class RealTimeActuator:
     """Decisions into the real-time world: row 0 of a new chunk is applied when the decision leaves
     (it plays from the world's next step); each later step without a newer decision plays the next
-    row (up to ``execute_rows``), then the last played row holds."""
+    row (up to ``chunk_rows``), then the last played row holds."""
 
-    def __init__(self, world: RealTimeWorld, execute_rows: int) -> None:
+    def __init__(self, world: RealTimeWorld, chunk_rows: int) -> None:
         self.world = world
-        self._executor = ChunkExecutor(execute_rows)
+        self._executor = ChunkExecutor(chunk_rows)
         self._fresh = False  # a new chunk's row 0 is set and has not played a step yet
         self.decisions: list[Decision] = []
         self.arrival_frames: list[int] = []  # world frame (steps done) when each decision was applied
@@ -172,14 +172,14 @@ class RealTimeActuator:
         return None  # row 0 of the newest chunk (already applied), or standing still before any decision
 
 
-def run_realtime_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed: int, execute_rows: int,
+def run_realtime_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed: int, chunk_rows: int,
                          speed: float, max_wall_s: float | None = None) -> RealTimeEpisode:
     """One episode of ``spec`` against the world running in wall time; returns when the world ends
     (success or ``max_frames``) and the executor has stopped."""
     clock = WallClock()
     actuator: RealTimeActuator | None = None
     world = RealTimeWorld(task, clock_now=clock.now, speed=speed, on_tick=lambda: actuator.on_tick())
-    actuator = RealTimeActuator(world, execute_rows)
+    actuator = RealTimeActuator(world, chunk_rows)
     source = FreshObservations(world, timeout=2 * world.period)
     runner = make_runner(spec, agent, source, clock, recorder=MetricsRecorder(), on_decision=actuator.on_decision)
     limit = max_wall_s if max_wall_s is not None else 20 * task.config.max_frames * world.period + 10
@@ -223,7 +223,7 @@ def measure_seq_latency(agent: Agent, frames: list[Any], requests: int = 30) -> 
             "perception_p50": 1000 * stages["perception"].p50, "generation_p50": 1000 * stages["generation"].p50}
 
 
-def evaluate_realtime(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes: int, execute_rows: int,
+def evaluate_realtime(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes: int, chunk_rows: int,
                       speed: float, task_config: TaskConfig = TaskConfig(), seed0: int = 0,
                       warmup: bool = True, progress: bool = True, task: CatchTask | None = None,
                       latency: dict | None = None) -> RealTimeEvaluation:
@@ -236,17 +236,17 @@ def evaluate_realtime(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], 
         latency = measure_seq_latency(agent, [task.reset(s).data for s in seeds[:4]])
     if warmup:  # first calls of each executor (thread pools, merged batch shapes) are not measured
         for spec in specs:
-            run_realtime_episode(agent, spec, task, 10 ** 6, execute_rows, speed)
+            run_realtime_episode(agent, spec, task, 10 ** 6, chunk_rows, speed)
     runs: dict[ExecutorSpec, list[RealTimeEpisode]] = {s: [] for s in specs}
     order_rng = np.random.default_rng(seed0)
     bar = tqdm(total=len(specs) * episodes, desc=f"real-time closed loop ({policy}, speed {speed:g})",
                disable=not progress)
     for seed in seeds:
         for i in order_rng.permutation(len(specs)):
-            runs[specs[i]].append(run_realtime_episode(agent, specs[i], task, seed, execute_rows, speed))
+            runs[specs[i]].append(run_realtime_episode(agent, specs[i], task, seed, chunk_rows, speed))
             bar.update(1)
     bar.close()
     period = task.config.frame_period / speed
     results = [summarize_realtime(spec, runs[spec], runs[SEQ], period) for spec in specs]
-    return RealTimeEvaluation(policy, asdict(task.config), speed, period, latency, seeds, execute_rows,
+    return RealTimeEvaluation(policy, asdict(task.config), speed, period, latency, seeds, chunk_rows,
                               torch.get_num_threads(), results)

@@ -131,7 +131,7 @@ class Evaluation:
     policy: str
     task: dict
     seeds: list[int]
-    execute_rows: int
+    chunk_rows: int
     threads: int
     results: list[ConfigResult]
     machine: Machine | None = None  # None in JSON written before machines were recorded
@@ -163,7 +163,7 @@ class RealTimeEvaluation:
     world_period_s: float
     seq_latency_ms: dict
     seeds: list[int]
-    execute_rows: int
+    chunk_rows: int
     threads: int
     results: list[RealTimeResult]
     machine: Machine | None = None  # None in JSON written before machines were recorded

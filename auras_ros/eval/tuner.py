@@ -85,11 +85,11 @@ def candidates(agent: Agent, config: TunerConfig) -> list[ExecutorSpec]:
     return specs
 
 
-def success_rate(agent: Agent, spec: ExecutorSpec, task: CatchTask, seeds: list[int], execute_rows: int) -> float:
-    return mean([run_episode(agent, spec, task, seed, execute_rows).success for seed in seeds])
+def success_rate(agent: Agent, spec: ExecutorSpec, task: CatchTask, seeds: list[int], chunk_rows: int) -> float:
+    return mean([run_episode(agent, spec, task, seed, chunk_rows).success for seed in seeds])
 
 
-def tune(agent: Agent, config: TunerConfig, execute_rows: int, throughput: ThroughputFn,
+def tune(agent: Agent, config: TunerConfig, chunk_rows: int, throughput: ThroughputFn,
          task: CatchTask | None = None, progress: bool = True) -> TuneResult:
     """``task``: the world to check accuracy in (an agent with privileged state must read this one)."""
     own = task is None
@@ -99,10 +99,10 @@ def tune(agent: Agent, config: TunerConfig, execute_rows: int, throughput: Throu
     found = [Candidate(spec, throughput(spec) / seq_rate) for spec in candidates(agent, config)]
     passing = [c for c in found if c.throughput_vs_seq >= config.target]
     bar = tqdm(total=len(passing) + 1, desc="tuner: accuracy in the simulator", disable=not progress)
-    seq_success = success_rate(agent, SEQ, task, seeds, execute_rows)
+    seq_success = success_rate(agent, SEQ, task, seeds, chunk_rows)
     bar.update(1)
     for c in passing:
-        c.success_rate = success_rate(agent, c.spec, task, seeds, execute_rows)
+        c.success_rate = success_rate(agent, c.spec, task, seeds, chunk_rows)
         bar.update(1)
     bar.close()
     if own:

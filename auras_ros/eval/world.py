@@ -10,7 +10,7 @@ bag), so both produce the very same frames for the same seeds.
 ones stop the agent). A trailing odd element is ignored, so the 7-vector of a 7-DoF agent reads as 3 rows.
 Chunks execute receding-horizon exactly as in :mod:`auras_ros.eval.actuation` (its
 :class:`ChunkExecutor`): a new decision replaces the chunk and its row 0 plays in the next world step,
-later steps without a new decision play rows 1, 2, ... up to ``execute_rows``, then the last played row
+later steps without a new decision play rows 1, 2, ... up to ``chunk_rows``, then the last played row
 holds; before the first decision of an episode the agent stands still.
 
 **Time.** Sim time is ``time0 + frame_period * n`` with ``n`` counting world frames over the whole run
@@ -80,23 +80,23 @@ class SimWorld:
     CONTROLS = ("agent", "expert")
 
     def __init__(self, config: TaskConfig = TaskConfig(), seed: int = 0, episodes: int = 1,
-                 execute_rows: int = 1, control: str = "agent") -> None:
+                 chunk_rows: int = 1, control: str = "agent") -> None:
         if control not in self.CONTROLS:
             raise ConfigError("control", control, " or ".join(self.CONTROLS))
         if episodes < 0:
             raise ConfigError("episodes", episodes, "an integer >= 0 (0: run forever)")
-        positive_int("execute_rows", execute_rows)
+        positive_int("chunk_rows", chunk_rows)
         self.task = CatchTask(config)
         self.seed0 = seed
         self.episodes = episodes
-        self.execute_rows = execute_rows
+        self.chunk_rows = chunk_rows
         self.control = control
         self.episode = -1
         self.global_frame = 0
         self.scores: list[dict] = []
         self.actions_in_episode = 0
         self._digest = hashlib.sha256()
-        self._executor = ChunkExecutor(execute_rows)
+        self._executor = ChunkExecutor(chunk_rows)
         self._last_applied = np.zeros(2)
 
     @property
@@ -115,7 +115,7 @@ class SimWorld:
         """The reset frame of the next episode."""
         self.episode += 1
         self.task.reset(self.seed0 + self.episode)
-        self._executor = ChunkExecutor(self.execute_rows)
+        self._executor = ChunkExecutor(self.chunk_rows)
         self._last_applied = np.zeros(2)
         self.actions_in_episode = 0
         self._digest = hashlib.sha256()  # of every applied command: equal digests, equal episodes

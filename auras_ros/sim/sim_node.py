@@ -66,7 +66,7 @@ PARAMS = (
     Param("episodes", 1, "episodes to play (0: forever)", low=0, high=10**6),
     Param("control", "agent", "agent: execute AgentActions; expert: the scripted expert drives (reference)",
           choices=("agent", "expert")),
-    Param("execute_rows", 1, "rows of an action chunk played before the last one holds", low=1, high=1024),
+    Param("chunk_rows", 1, "rows of an action chunk played before the last one holds", low=1, high=1024),
     Param("image_size", TASK.image_size, "camera image width and height in pixels", low=8, high=1024),
     Param("frame_period", TASK.frame_period, "sim seconds per world frame (realtime: also wall seconds)",
           low=0.001, high=10.0),
@@ -105,7 +105,7 @@ class SimNode(Node):
         self.params = p = declare(self, PARAMS)
         config = TaskConfig(image_size=p["image_size"], frame_period=p["frame_period"], max_frames=p["max_frames"],
                             hold_frames=p["hold_frames"])
-        self.world = SimWorld(config, p["seed"], p["episodes"], p["execute_rows"], p["control"])
+        self.world = SimWorld(config, p["seed"], p["episodes"], p["chunk_rows"], p["control"])
         self.clock_pub = self.create_publisher(Clock, m.CLOCK_TOPIC, LATEST_RELIABLE)
         self.state_pub = self.create_publisher(SimState, m.STATE_TOPIC, TICKS)
         self.image_pub = self.create_publisher(Image, m.IMAGE_TOPIC, SENSOR_LATEST)

@@ -101,7 +101,7 @@ def test_chunk_executor_plays_rows_then_holds():
 
     chunk = np.arange(8, dtype=float).reshape(4, 2)
     decision = Decision(0, AgentOutput(chunk.reshape(-1)), 0, 0.0, (0.0,), 0.05, 0, 0)
-    ex = ChunkExecutor(execute_rows=3)
+    ex = ChunkExecutor(chunk_rows=3)
     assert np.array_equal(ex.next([]), [0, 0])  # nothing decided yet: stand still
     played = [ex.next([decision]).tolist()] + [ex.next([]).tolist() for _ in range(4)]
     assert played == [[0, 1], [2, 3], [4, 5], [4, 5], [4, 5]]
@@ -126,7 +126,7 @@ def test_evaluate_and_report(tmp_path, task):
 
     expert = ExpertAgent(task.config)
     specs = [ExecutorSpec.parse(text) for text in ("seq", "par:3", "auras:1+2:f0:a0")]
-    ev = evaluate(expert, "expert", specs, episodes=3, execute_rows=1, wall_decisions=5, wall_repeats=1,
+    ev = evaluate(expert, "expert", specs, episodes=3, chunk_rows=1, wall_decisions=5, wall_repeats=1,
                   progress=False, task=task)
     names = [r.name for r in ev.results]
     assert names == ["seq", "par:3", "auras:1+2:f0:a0"]

@@ -33,7 +33,7 @@ def task():
 
 def test_actuator_plays_a_chunk_row_per_world_step_after_arrival(task):
     world = RealTimeWorld(task)  # not started: nothing steps, the hooks are called by hand
-    actuator = RealTimeActuator(world, execute_rows=3)
+    actuator = RealTimeActuator(world, chunk_rows=3)
     assert actuator.on_tick() is None  # before any decision: stand still
     chunk = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6], [0.7, 0.8]])
     actuator.on_decision(Decision(0, AgentOutput(chunk.reshape(-1)), 0, 0.0, (0.0,), 0.01, 0, 0))
@@ -55,7 +55,7 @@ def test_fresh_observations_hand_each_frame_once_then_waits_for_the_next(task):
 
 @pytest.mark.parametrize("spec", ["seq", "par:2", "dec", "auras:1+2:f0:a0"])
 def test_episode_bookkeeping(task, spec):
-    run = run_realtime_episode(ExpertAgent(CONFIG), ExecutorSpec.parse(spec), task, seed=3, execute_rows=1,
+    run = run_realtime_episode(ExpertAgent(CONFIG), ExecutorSpec.parse(spec), task, seed=3, chunk_rows=1,
                                speed=SPEED)
     e = run.episode
     assert 1 <= e.frames <= CONFIG.max_frames
@@ -94,7 +94,7 @@ def test_realtime_summary_of_a_scripted_case():
 
 def test_evaluate_realtime_pairs_every_config_with_seq(task):
     specs = [ExecutorSpec.parse("par:2"), ExecutorSpec.parse("auras:1+2:f0:a0")]
-    ev = evaluate_realtime(ExpertAgent(CONFIG), "expert", specs, episodes=2, execute_rows=1, speed=SPEED,
+    ev = evaluate_realtime(ExpertAgent(CONFIG), "expert", specs, episodes=2, chunk_rows=1, speed=SPEED,
                            warmup=False, progress=False, task=task)
     assert [r.config.name for r in ev.results] == ["seq", "par:2", "auras:1+2:f0:a0"]
     assert ev.seeds == [0, 1] and ev.world_period_s == pytest.approx(CONFIG.frame_period / SPEED)
@@ -106,8 +106,8 @@ def test_evaluate_realtime_pairs_every_config_with_seq(task):
 def test_realtime_and_alpha_sections_of_the_report_from_json(tmp_path, task):
     expert = ExpertAgent(CONFIG)
     specs = [ExecutorSpec.parse(f"auras:1+2:f0:a{a}") for a in (0, 1)]
-    stepped = evaluate(expert, "expert", specs, episodes=2, execute_rows=1, wall_decisions=0, progress=False, task=task)
-    rt = evaluate_realtime(expert, "expert", specs[:1], episodes=1, execute_rows=1, speed=SPEED, warmup=False,
+    stepped = evaluate(expert, "expert", specs, episodes=2, chunk_rows=1, wall_decisions=0, progress=False, task=task)
+    rt = evaluate_realtime(expert, "expert", specs[:1], episodes=1, chunk_rows=1, speed=SPEED, warmup=False,
                            progress=False, task=task)
     write_json(tmp_path / "rt.json", rt)
     write_json(tmp_path / "fs.json", stepped)
