@@ -87,6 +87,7 @@ class PerceptionNode(Node):
         self._latest: Image | None = None
         self._seq = 0
         self._perceived_seq = -1
+        self._percepts_in_window = 0
         self._frame = 0
         # trigger frame: a tick asks for one perception, of the newest image not perceived yet, or else
         # of the next to arrive. Asked from the start: the generation node's first frame waits for a
@@ -188,6 +189,7 @@ class PerceptionNode(Node):
         out.frame = self._frame % 2**32
         out.perception_latency = to_duration(elapsed)
         self.publisher.publish(out)
+        self._percepts_in_window += 1
 
     def _fault(self, error: Exception, seq: int) -> None:
         reason = self.faults.record(error)
@@ -203,9 +205,13 @@ class PerceptionNode(Node):
 
     def _publish_stats(self) -> None:
         metrics = self.recorder.take_window()
+        percepts, self._percepts_in_window = self._percepts_in_window, 0
+        # Perception's own view of the pipeline fields: one image at a time (degree 1), no generation, no
+        # context read; "frames" counts the percepts published; nothing is in flight between callbacks
+        # of its exclusive group.
         self.stats_publisher.publish(metrics_to_stats(
             metrics, stamp=self.get_clock().now().to_msg(), mode="perception", pp_perception=1, pp_generation=0,
-            fetch_offset=0, frames=0, in_flight=0))
+            fetch_offset=0, frames=percepts, in_flight=0))
 
     def destroy_node(self) -> None:
         self.codec.close()

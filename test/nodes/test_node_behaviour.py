@@ -19,7 +19,7 @@ from sensor_msgs.msg import Image, JointState
 from auras_ros.core.workload import SyntheticAgent, SyntheticConfig
 from auras_ros.launching import node_command
 from auras_ros.models.diffusion import DiffusionPolicyAgent, tiny
-from auras_ros.msg import AgentAction, ContextEntry, ContextState, Percept
+from auras_ros.msg import AgentAction, ContextEntry, ContextState, Percept, PipelineStats
 from auras_ros.nodes.camera_node import CameraNode
 from auras_ros.nodes.context_node import ContextNode
 from auras_ros.nodes.generation_node import GenerationNode
@@ -152,6 +152,14 @@ def test_bad_images_are_rejected_counted_and_perception_goes_on(graph: Graph) ->
     assert percepts == []
     images.publish(_image())  # a good one still gets through
     assert graph.spin_until(lambda: len(percepts) == 1)
+    # Its stats window counts the one percept published, and the refusals by reason.
+    stats: list[PipelineStats] = []
+    publisher_node.create_subscription(PipelineStats, "auras/perception_stats", stats.append, ORDERED)
+    assert graph.spin_until(lambda: perception.count_subscribers("auras/perception_stats") > 0)
+    perception._publish_stats()
+    assert graph.spin_until(lambda: len(stats) == 1)
+    assert (stats[0].mode, stats[0].frames, stats[0].requests_in_flight) == ("perception", 1, 0)
+    assert dict(zip(stats[0].drop_reasons, stats[0].drop_counts))["bad_input:image size"] == 2
 
 
 def _percept(stamp: float, key: str = "percept", seq: int = 0) -> Percept:
