@@ -18,6 +18,9 @@ from launch.conditions import IfCondition, UnlessCondition
 
 from auras_ros.launch_files import AGENT_ARGUMENTS, config_file, configurations, declare, node
 from auras_ros.core import topics
+from auras_ros.eval.task_config import TaskConfig
+
+TASK = TaskConfig()
 
 ARGUMENTS = {
     **AGENT_ARGUMENTS,
@@ -27,8 +30,8 @@ ARGUMENTS = {
     "speed": ("1.0", "realtime: world frames per frame period of wall time"),
     "seed": ("0", "seed of the first episode"),
     "episodes": ("10", "episodes to play"),
-    "max_frames": ("120", "episode length limit in frames"),
-    "hold_frames": ("10", "success: consecutive frames within the catch radius"),
+    "max_frames": (str(TASK.max_frames), "episode length limit in frames"),
+    "hold_frames": (str(TASK.hold_frames), "success: consecutive frames within the catch radius"),
     "control": ("agent", "agent: the graph's actions drive; expert: the scripted expert (reference)"),
     "chunk_rows": ("1", "rows of each action chunk played (receding horizon)"),
     "wait_for_action": ("false", "frame mode: strict lockstep for executors deciding every frame (seq)"),

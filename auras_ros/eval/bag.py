@@ -33,7 +33,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from auras_ros.core.errors import InputError
-from auras_ros.eval.task import TaskConfig
+from auras_ros.eval.task_config import TaskConfig
 from auras_ros.transport.images import to_rgb
 from auras_ros.eval import messages as m
 from auras_ros.eval.scoring import ReferenceSeries

@@ -18,7 +18,7 @@ import numpy as np
 
 from auras_ros.core.errors import InputError
 from auras_ros.core.stages import PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation
-from auras_ros.eval.task import TaskConfig
+from auras_ros.eval.task_config import TaskConfig
 
 
 def target_from_image(image: np.ndarray, config: TaskConfig) -> np.ndarray:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from auras_ros.eval.task import TaskConfig
+from auras_ros.eval.task_config import TaskConfig
 from auras_ros.eval.bag import record
 
 

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from transformers import CLIPVisionConfig
 
 from auras_ros.eval.demos import DemoConfig, Demos, collect
-from auras_ros.eval.task import TaskConfig
+from auras_ros.eval.task_config import TaskConfig
 from auras_ros.models.ar_checkpoint import save_checkpoint
 from auras_ros.models.ar_config import ARConfig, tiny_llama
 from auras_ros.models.ar_vla import ARVLAAgent

@@ -41,7 +41,7 @@ from auras_ros.eval.scoring import (ActionRecord, ActionScorer, BagEvaluation, R
                                    actions_digest, score_run, summarize)
 from auras_ros.sim.sim_node import SCORES, TICKS
 from auras_ros.core import topics
-from auras_ros.eval.task import TaskConfig
+from auras_ros.eval.task_config import TaskConfig
 
 PARAMS = (
     Param("bag", "", "the replayed bag, whose reference topic the actions are scored against "

@@ -159,7 +159,7 @@ def test_bad_images_are_rejected_counted_and_perception_goes_on(graph: Graph) ->
     perception._publish_stats()
     assert graph.spin_until(lambda: len(stats) == 1)
     assert (stats[0].mode, stats[0].frames, stats[0].requests_in_flight) == ("perception", 1, 0)
-    assert dict(zip(stats[0].drop_reasons, stats[0].drop_counts))["bad_input:image size"] == 2
+    assert dict(zip(stats[0].drop_reasons, stats[0].drop_counts, strict=True))["bad_input:image size"] == 2
 
 
 def _percept(stamp: float, key: str = "percept", seq: int = 0) -> Percept:

@@ -13,7 +13,7 @@ from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from std_msgs.msg import String
 
-from auras_ros.eval.task import TaskConfig
+from auras_ros.eval.task_config import TaskConfig
 from auras_ros.launching import node_command
 from auras_ros.msg import SimState
 from auras_ros.eval import messages as m

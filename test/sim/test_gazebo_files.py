@@ -12,7 +12,7 @@ import rclpy
 import yaml
 from ament_index_python.packages import get_package_share_directory
 
-from auras_ros.eval.task import TaskConfig
+from auras_ros.eval.task_config import TaskConfig
 from auras_ros.nodes import action_node, perception_node
 from auras_ros.eval import messages as m
 from launch_stub import load_launch_file, nodes_of
