@@ -38,6 +38,7 @@ from std_msgs.msg import String
 
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.spec import ExecutorSpec
+from auras_ros.core.stages import chunk_rows
 from auras_ros.core.stats import Spread, paired_ratio_ci, percentile, rate, wilson
 from auras_ros.launching import node_command, private_ros_env, stop_process
 from auras_ros.msg import AgentAction
@@ -46,7 +47,7 @@ from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.sim.sim_node import SCORES
 from auras_ros.core import topics
-from auras_ros.eval.task import TaskConfig
+from auras_ros.eval.task_config import TaskConfig
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "auras_ros" / "eval" / "checkpoints" / "diffusion"
@@ -103,6 +104,7 @@ def run_block(spec: ExecutorSpec, seed: int, episodes: int, args: argparse.Names
         # Strict lockstep for the executors that decide every frame once full: a seeded run repeats exactly.
         "lockstep": frame_world, "wait_for_action": frame_world and spec.kind in ("seq", "auras"),
         "first_decision_frame": spec.in_flight - 1, "action_readers": 1, "score_readers": 1,
+        "chunk_rows": args.chunk_rows,
         "action_topic": GATED_ACTION_TOPIC}}}))
     config = str(Path(get_package_share_directory("auras_ros"), "config", "auras.yaml"))
     commands = [node_command("auras_ros", "sim_node", name="sim_node", params_files=[str(sim_file)])]
@@ -195,6 +197,13 @@ def report(results: list[Results]) -> None:
               f"decisions per second (wall time, this machine)")
 
 
+def policy_chunk_rows(model: Path) -> int:
+    """The rows per chunk the policy was trained to play: the world plays as many, as the core's
+    evaluations do, so the nodes and the core run the same episodes."""
+    from auras_ros.models.factory import build_agent
+    return chunk_rows(build_agent(str(model)))
+
+
 def executor_arg(text: str) -> ExecutorSpec:
     try:
         return ExecutorSpec.parse(text)
@@ -225,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads of every node process (eval.realtime's default too: two on a "
                              "2-core machine with perception and generation in parallel stall each other)")
+    parser.add_argument("--chunk-rows", type=int, default=None,
+                        help="rows of each action chunk the world plays before the next decision (default: the "
+                             "policy's own, as eval.closed_loop and eval.realtime play it)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per block before giving up")
     parser.add_argument("--frames-demo", action="store_true", help="the graph on data/demo_frames instead")
     args, rest = parser.parse_known_args(argv)
@@ -237,10 +249,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--speed is for the realtime world: the frame-stepped world has no wall-time speed")
     if args.episodes < 1 or args.block < 1:
         parser.error("--episodes and --block must be >= 1")
+    if args.chunk_rows is None:
+        args.chunk_rows = policy_chunk_rows(args.model)
+    elif args.chunk_rows < 1:
+        parser.error("--chunk-rows must be >= 1")
     layout = "distributed" if args.distributed else "composed"
     speed = f" at speed {args.speed:g}" if args.world == "realtime" else ""
     print(f"closed loop: {args.model.name} policy, {args.episodes} episodes from seed {args.seed}, "
-          f"{args.world} world{speed}, through the ROS nodes ({layout}): "
+          f"{args.world} world{speed}, {args.chunk_rows} rows per chunk, through the ROS nodes ({layout}): "
           f"{', '.join(str(e) for e in args.executors)}", flush=True)
     report(evaluate(args.executors, args))
     return 0
