@@ -1,0 +1,134 @@
+"""Time-aligned execution of action chunks: which row of which chunk the robot plays now.
+
+A policy that emits a chunk of H rows at the control period ``period`` means row k for the control
+step that starts ``k`` periods after its observation was sensed: row k is due while
+``stamp + k*period <= now < stamp + (k+1)*period``, and its target time (when the step it commands
+ends) is ``stamp + (k+1)*period``. So a decision that arrives late skips the rows whose time has
+passed (its observation's age decides where it starts), and with no newer chunk the last one plays
+to its end; after that no row is due and the caller's hold/stop rule applies.
+
+When a new chunk arrives while the previous one still has rows due, an *overlap policy* decides what
+plays (the peers' answers to jumps at chunk seams):
+
+- ``replace``: the newest chunk alone (the seam is a step).
+- ``ensemble``: ACT's temporal ensembling: the mean of every live chunk's row due now, weighted
+  ``exp(-coeff * i)`` with i = 0 for the oldest chunk (ACT's m = 0.01 by default).
+- ``blend``: a crossfade from the previous chunk to the newest over the rows they share: at the j-th
+  control step after the new chunk arrived (j = 0, 1, ...), with n shared steps, the newest weighs
+  ``(j + 1) / (n + 1)``; once the previous chunk ends the newest plays alone.
+
+ROS-free: the action node, the simulator's world and the evaluations all call :class:`ChunkPlayer`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from auras_ros.core.errors import ConfigError, InputError, one_of
+
+OVERLAPS = ("replace", "ensemble", "blend")
+ACT_ENSEMBLE_COEFF = 0.01  # ACT's temporal ensembling weight exponent m (Zhao et al. 2023)
+# Stamps and clocks add periods in floating point: a row due "exactly now" must not fall a hair short.
+_TIME_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class TimedChunk:
+    """An action chunk with its observation's sensor stamp; rows are due one control period apart."""
+
+    rows: np.ndarray  # (H, D)
+    stamp: float
+    period: float
+    arrival: float  # when the chunk reached the player (for blending)
+
+    def row_index(self, now: float) -> int:
+        """The index of the row due at ``now``: may be < 0 (before its first) or >= H (after its last)."""
+        return math.floor((now - self.stamp) / self.period + _TIME_EPS)
+
+    def due(self, now: float) -> np.ndarray | None:
+        k = self.row_index(now)
+        return self.rows[max(k, 0)] if k < len(self.rows) else None
+
+    def target_time(self, k: int) -> float:
+        """When the control step that row ``k`` commands ends."""
+        return self.stamp + (k + 1) * self.period
+
+    @property
+    def end(self) -> float:
+        """From this time on no row of the chunk is due."""
+        return self.stamp + len(self.rows) * self.period
+
+
+class ChunkPlayer:
+    """Plays chunks by time under one overlap policy; ``row(now)`` is the command due at ``now``."""
+
+    def __init__(self, period: float, overlap: str = "replace", chunk_rows: int | None = None,
+                 ensemble_coeff: float = ACT_ENSEMBLE_COEFF) -> None:
+        if not (isinstance(period, (int, float)) and math.isfinite(period) and period > 0):
+            raise ConfigError("chunk period", period, "a finite number of seconds > 0")
+        if overlap not in OVERLAPS:
+            raise ConfigError("overlap", overlap, one_of(OVERLAPS))
+        if chunk_rows is not None and (not isinstance(chunk_rows, int) or chunk_rows < 1):
+            raise ConfigError("chunk_rows", chunk_rows, "an integer >= 1 (or None: every row)")
+        if not math.isfinite(ensemble_coeff):
+            raise ConfigError("ensemble_coeff", ensemble_coeff, "a finite number")
+        self.period = float(period)
+        self.overlap = overlap
+        self.chunk_rows = chunk_rows
+        self.ensemble_coeff = float(ensemble_coeff)
+        self._chunks: list[TimedChunk] = []  # oldest first; only the newest two matter to blend
+        self.skipped_rows = 0  # rows of arriving chunks whose time had already passed
+
+    def add(self, rows: np.ndarray | Sequence[float], stamp: float, now: float, width: int) -> int:
+        """A new chunk (flat or (H, width)) sensed at ``stamp`` arrives at ``now``; returns the rows
+        skipped because their time had passed."""
+        array = np.asarray(rows, dtype=np.float64)
+        if array.size == 0 or array.size % width:
+            raise InputError("action chunk", "ChunkPlayer.add", f"a non-empty multiple of {width} values",
+                             array.size)
+        array = array.reshape(-1, width)
+        if self.chunk_rows is not None:
+            array = array[: self.chunk_rows]
+        chunk = TimedChunk(array, float(stamp), self.period, float(now))
+        skipped = min(max(chunk.row_index(now), 0), len(array))
+        self.skipped_rows += skipped
+        self._chunks = [c for c in self._chunks if c.end > now] + [chunk]
+        if self.overlap == "replace":
+            self._chunks = self._chunks[-1:]
+        elif self.overlap == "blend":
+            self._chunks = self._chunks[-2:]
+        return skipped
+
+    def row(self, now: float) -> np.ndarray | None:
+        """The command due at ``now``, or None when no chunk has a row due (none yet, or all played)."""
+        self._chunks = [c for c in self._chunks if c.end > now]
+        if not self._chunks:
+            return None
+        if self.overlap == "ensemble":
+            return self._ensemble(now)
+        newest = self._chunks[-1]
+        if self.overlap == "blend" and len(self._chunks) == 2:
+            return self._blend(self._chunks[0], newest, now)
+        return newest.due(now)
+
+    def clear(self) -> None:
+        """Forget every chunk (a stop, a reset, a clock jump): nothing plays until the next one."""
+        self._chunks = []
+
+    def _ensemble(self, now: float) -> np.ndarray | None:
+        due = [row for row in (c.due(now) for c in self._chunks) if row is not None]
+        weights = np.exp(-self.ensemble_coeff * np.arange(len(due)))
+        return np.asarray(np.tensordot(weights, np.stack(due), axes=1) / weights.sum())
+
+    def _blend(self, previous: TimedChunk, newest: TimedChunk, now: float) -> np.ndarray | None:
+        new_row, old_row = newest.due(now), previous.due(now)
+        if old_row is None or new_row is None:
+            return new_row
+        shared = max(math.ceil((previous.end - newest.arrival) / self.period - _TIME_EPS), 1)
+        step = math.floor((now - newest.arrival) / self.period + _TIME_EPS)
+        w = (step + 1) / (shared + 1)
+        return np.asarray((1 - w) * old_row + w * new_row)
