@@ -197,11 +197,36 @@ def report(results: list[Results]) -> None:
               f"decisions per second (wall time, this machine)")
 
 
-def policy_chunk_rows(model: Path) -> int:
-    """The rows per chunk the policy was trained to play: the world plays as many, as the core's
-    evaluations do, so the nodes and the core run the same episodes."""
+@dataclass(frozen=True)
+class PolicyFacts:
+    """What the demo reads of the policy in its own process before the graph runs it."""
+
+    chunk_rows: int  # rows per chunk it was trained to play: the world plays as many, as the core's evaluations do
+    seq_latency_ms: dict  # SEQ's decision latency on this machine now, as eval.realtime measures it
+
+
+def policy_facts(model: Path, threads: int) -> PolicyFacts:
+    import torch
+
+    from auras_ros.eval.episodes import measure_seq_latency
+    from auras_ros.eval.task import CatchTask
     from auras_ros.models.factory import build_agent
-    return chunk_rows(build_agent(str(model)))
+    torch.set_num_threads(threads)
+    agent, task = build_agent(str(model)), CatchTask()
+    try:
+        frames = [task.reset(seed).data for seed in range(4)]
+    finally:
+        task.close()
+    return PolicyFacts(chunk_rows(agent), measure_seq_latency(agent, frames))
+
+
+def machine_line(facts: PolicyFacts, threads: int) -> str:
+    """The machine's own speed beside its table: a reader compares decisions/s across machines by it."""
+    from auras_ros.eval.report import machine_sentence
+    from auras_ros.eval.results import Machine
+    latency = facts.seq_latency_ms
+    return (f"{machine_sentence(Machine.now('cpu'), threads)} SEQ decision latency in-process on this machine: "
+            f"p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms.")
 
 
 def executor_arg(text: str) -> ExecutorSpec:
@@ -249,16 +274,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--speed is for the realtime world: the frame-stepped world has no wall-time speed")
     if args.episodes < 1 or args.block < 1:
         parser.error("--episodes and --block must be >= 1")
-    if args.chunk_rows is None:
-        args.chunk_rows = policy_chunk_rows(args.model)
-    elif args.chunk_rows < 1:
+    if args.chunk_rows is not None and args.chunk_rows < 1:
         parser.error("--chunk-rows must be >= 1")
+    facts = policy_facts(args.model, args.threads)
+    if args.chunk_rows is None:
+        args.chunk_rows = facts.chunk_rows
     layout = "distributed" if args.distributed else "composed"
     speed = f" at speed {args.speed:g}" if args.world == "realtime" else ""
     print(f"closed loop: {args.model.name} policy, {args.episodes} episodes from seed {args.seed}, "
           f"{args.world} world{speed}, {args.chunk_rows} rows per chunk, through the ROS nodes ({layout}): "
           f"{', '.join(str(e) for e in args.executors)}", flush=True)
     report(evaluate(args.executors, args))
+    print(machine_line(facts, args.threads))
     return 0
 
 
