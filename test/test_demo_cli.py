@@ -35,3 +35,15 @@ def test_report_pairs_episodes_by_seed(capsys: pytest.CaptureFixture[str]) -> No
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1:3] == ["100%", "0.51–1.00"] and cells[3] == "200%"
     assert "auras:1+4:f0:a0 / seq: 200% of seq's success at 2.00x decisions per second" in out
+
+
+def test_ratios_to_a_baseline_that_never_succeeded_read_n_a(capsys: pytest.CaptureFixture[str]) -> None:
+    seq, auras = demo.Results(ExecutorSpec("seq")), demo.Results(ExecutorSpec("auras", 1, 4))
+    seq.add_block([{"seed": s, "success": False, "success_frame": None} for s in range(2)], [0.0, 1.0], [0.05])
+    auras.add_block([{"seed": s, "success": s == 0, "success_frame": 30 if s == 0 else None} for s in range(2)],
+                    [0.0, 0.5], [0.0])
+    demo.report([seq, auras])
+    out = capsys.readouterr().out
+    assert "nan" not in out, out
+    assert "success 50% (seq none)" in out
+    assert out.count("n/a") >= 3  # seq's frames to success, auras's ratio and its interval
