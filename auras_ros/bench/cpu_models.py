@@ -2,6 +2,7 @@
 
     python -m auras_ros.bench.cpu_models [--families diffusion ar] [--decisions 40] [--repeats 5] [--threads 1]
                                          [--executors ...] [--load N] [--json out.json]
+    python -m auras_ros.bench.cpu_models --model /path/to/checkpoint [...]   # a loaded checkpoint instead
 
 For a small diffusion policy and a small AR VLA it runs SEQ, DEC, PAR(2), PAR(4) and the Auras
 pipeline at L = 2..6 (pp_perception = 1, pp_generation = L - 1; fetch_offset 0 for diffusion and -1
@@ -98,6 +99,28 @@ def _ar_describe(agent: Any) -> str:
             f"{c.lm.model_type} {c.lm.num_hidden_layers} layers x {c.lm.hidden_size}, l_a = {c.action_dims}")
 
 
+def _model_family(model: str) -> Family:
+    """A checkpoint directory (any format ``build_agent`` loads) as the one family to measure; its camera
+    renders images of the size the checkpoint declares, with a state when it takes one."""
+    from auras_ros.core.inputs import input_spec
+    from auras_ros.core.stages import chunk_rows, state_size
+    from auras_ros.models.factory import build_agent
+
+    def render(agent: Agent) -> Callable[[int, float], Any]:
+        spec = input_spec(agent)
+        images = _images(*(spec.size or (96, 96)))
+        states = np.linspace(-1, 1, state_size(agent), dtype=np.float32)
+        if not state_size(agent):
+            return lambda seq, stamp: images[seq % len(images)]
+        return lambda seq, stamp: {spec.image_key: images[seq % len(images)], spec.state_key: states}
+
+    def describe(agent: Agent) -> str:
+        return (f"{model}: {type(agent).__name__}, {agent.generation_iterations} generation iterations, "
+                f"{chunk_rows(agent)} chunk rows, input {input_spec(agent).size}, state {state_size(agent)}")
+
+    return Family("model", lambda tiny: build_agent(model), render, 0, describe)
+
+
 FAMILIES = {
     "diffusion": Family("diffusion", _diffusion_agent, _diffusion_render, 0, _diffusion_describe),
     "ar": Family("ar", _ar_agent, _ar_render, -1, _ar_describe),
@@ -129,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="Auras in-flight limits of the default executors")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (per stage)")
     parser.add_argument("--tiny", action="store_true", help="the test-sized configs (seconds; numbers meaningless)")
+    parser.add_argument("--model", help="a checkpoint directory (e.g. a LeRobot pretrained_model/) measured instead of --families")
     add_arguments(parser, decisions=40)
     args = parser.parse_args(argv)
     check_arguments(parser, args)
@@ -139,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     described: dict[str, str] = {}
     with busy_load(args.load, args.load_nice):
-        for name in args.families:
-            described[name], family_rows = bench_family(FAMILIES[name], args.executors, args.ls, args.decisions,
+        families = [_model_family(args.model)] if args.model else [FAMILIES[name] for name in args.families]
+        for family in families:
+            described[family.name], family_rows = bench_family(family, args.executors, args.ls, args.decisions,
                                                        args.repeats, args.tiny,
                                                        log=lambda line: print(line, file=sys.stderr, flush=True))
             rows.extend(family_rows)

@@ -45,19 +45,24 @@ class Conv1dBlock(nn.Module):
 class ConditionalResidualBlock1D(nn.Module):
     """Two Conv1dBlocks with a FiLM (scale and bias) from the conditioning vector between them."""
 
-    def __init__(self, in_channels: int, out_channels: int, cond_dim: int, kernel_size: int, n_groups: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, cond_dim: int, kernel_size: int, n_groups: int,
+                 film_scale: bool = True) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
             [Conv1dBlock(in_channels, out_channels, kernel_size, n_groups), Conv1dBlock(out_channels, out_channels, kernel_size, n_groups)]
         )
         self.out_channels = out_channels
-        self.cond_encoder = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * out_channels))
+        self.film_scale = film_scale  # False: the FiLM shifts only (LeRobot's use_film_scale_modulation=False)
+        self.cond_encoder = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, (2 if film_scale else 1) * out_channels))
         self.residual_conv: nn.Module = nn.Conv1d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         out = self.blocks[0](x)
-        film = self.cond_encoder(cond).reshape(cond.shape[0], 2, self.out_channels, 1)
-        out = film[:, 0] * out + film[:, 1]
+        if self.film_scale:
+            film = self.cond_encoder(cond).reshape(cond.shape[0], 2, self.out_channels, 1)
+            out = film[:, 0] * out + film[:, 1]
+        else:
+            out = out + self.cond_encoder(cond)[:, :, None]
         out = self.blocks[1](out)
         return out + self.residual_conv(x)
 
@@ -76,7 +81,11 @@ class ConditionalUnet1D(nn.Module):
         step_embed_dim: int = 256,
         kernel_size: int = 5,
         n_groups: int = 8,
+        film_scale: bool = True,
+        final_groups: int | None = None,
     ) -> None:
+        """``final_groups``: the GroupNorm groups of the final conv block (None: ``n_groups``; LeRobot's
+        UNet keeps 8 there whatever its ``n_groups``)."""
         super().__init__()
         dims = [action_dim, *down_dims]
         cond_dim = step_embed_dim + global_cond_dim
@@ -88,7 +97,7 @@ class ConditionalUnet1D(nn.Module):
         )
 
         def block(i: int, o: int) -> ConditionalResidualBlock1D:
-            return ConditionalResidualBlock1D(i, o, cond_dim, kernel_size, n_groups)
+            return ConditionalResidualBlock1D(i, o, cond_dim, kernel_size, n_groups, film_scale)
 
         pairs = list(zip(dims[:-1], dims[1:], strict=False))
         self.down_modules = nn.ModuleList()
@@ -103,7 +112,7 @@ class ConditionalUnet1D(nn.Module):
         for i, o in reversed(pairs[1:]):
             self.up_modules.append(nn.ModuleList([block(2 * o, i), block(i, i), nn.ConvTranspose1d(i, i, 4, stride=2, padding=1)]))
         start = down_dims[0]
-        self.final_conv = nn.Sequential(Conv1dBlock(start, start, kernel_size, n_groups), nn.Conv1d(start, action_dim, 1))
+        self.final_conv = nn.Sequential(Conv1dBlock(start, start, kernel_size, final_groups or n_groups), nn.Conv1d(start, action_dim, 1))
 
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, global_cond: torch.Tensor) -> torch.Tensor:
         h = x.transpose(1, 2)  # (B, action_dim, T): convolve along the horizon

@@ -26,12 +26,15 @@ def build_agent(model: str, device: str = "cpu") -> Agent:
     path = Path(model)
     if not path.is_dir():
         raise ConfigError("model", model, f"{one_of(PRESETS)}, or a local checkpoint directory")
-    from auras_ros.models import ar_checkpoint, diffusion
+    from auras_ros.models import ar_checkpoint, diffusion, lerobot
+    if lerobot.is_lerobot_dir(path):  # also has a config.json: told apart by LeRobot's processor file
+        return lerobot.load_agent(path, device=device)
     if (path / diffusion.CONFIG_FILE).is_file() and (path / diffusion.WEIGHTS_FILE).is_file():
         return diffusion.DiffusionPolicyAgent.load(path, device=device)
     if (path / ar_checkpoint.CONFIG_FILE).is_file():
         return ar_checkpoint.load_checkpoint(path, device=device)
     raise InputError("checkpoint files", f"build_agent({model})",
-                     f"{diffusion.CONFIG_FILE} + {diffusion.WEIGHTS_FILE} (diffusion) or {ar_checkpoint.CONFIG_FILE} (AR)",
+                     f"{diffusion.CONFIG_FILE} + {diffusion.WEIGHTS_FILE} (diffusion), {ar_checkpoint.CONFIG_FILE} (AR) "
+                     "or a LeRobot pretrained_model/ (config.json + policy_preprocessor.json)",
                      sorted(p.name for p in path.iterdir()))
 
