@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -17,9 +18,10 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from auras_ros.core.partition import skew_partition
-from auras_ros.core.stats import Spread, percentile
+from auras_ros.core.stats import Spread, percentile, rate_text
 from auras_ros.eval.results import (ConfigResult, Evaluation, Machine, RealTimeEvaluation, headline, load_evaluation,
                                     load_realtime, write_json)
+from auras_ros.eval.files import replace_atomically, write_failed, write_text_atomically
 from auras_ros.eval.scoring import BagEvaluation, ScoredRun
 
 # ---- shared by every report ------------------------------------------------------------------------
@@ -42,8 +44,10 @@ def _pyplot() -> Any:
 
 def _save(fig: Any, path: Path, dpi: int = 100) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    _pyplot().close(fig)
+    try:
+        replace_atomically(path, lambda temporary: fig.savefig(temporary, dpi=dpi, format=path.suffix.lstrip(".")))
+    finally:
+        _pyplot().close(fig)
 
 
 def _error_bars(values: Sequence[float], intervals: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -496,8 +500,8 @@ def write_report(evaluation: Evaluation, directory: Path, realtime: RealTimeEval
     draw_plots(evaluation, directory, realtime, alpha)
     tuner = directory / f"{evaluation.policy}_tuner.txt"
     path = directory / f"{evaluation.policy}_report.md"
-    path.write_text(render_report(evaluation, realtime, alpha, iterations, commands,
-                                  tuner.read_text() if tuner.exists() else None))
+    write_text_atomically(path, render_report(evaluation, realtime, alpha, iterations, commands,
+                                              tuner.read_text() if tuner.exists() else None))
     return path
 
 
@@ -510,7 +514,7 @@ def _throughput(evaluation: BagEvaluation) -> tuple[list[str], dict[str, list[st
     runs = evaluation.runs
     base, first = next(iter(runs.items()))
     if first.rates is None:
-        return ["decisions/s"], {name: [_cell(run.decisions_per_s, 1)] for name, run in runs.items()}
+        return ["decisions/s"], {name: [rate_text(run.decisions_per_s, run.actions)] for name, run in runs.items()}
     return (["decisions/s", f"x {base}"],
             {name: [str(Spread.of(run.rates)), str(Spread.of([r / b for r, b in zip(run.rates, first.rates, strict=False)]))]
              for name, run in runs.items()})
@@ -585,11 +589,11 @@ def write_bag_report(evaluation: BagEvaluation, directory: Path) -> Path | None:
         return None
     _plot_errors(evaluation, directory / "errors.png")
     path = directory / "report.md"
-    path.write_text(bag_markdown(evaluation))
+    write_text_atomically(path, bag_markdown(evaluation))
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """Re-render the report from the JSON the evaluation commands wrote (no episodes are run)."""
     import argparse
 
@@ -606,8 +610,12 @@ def main(argv: list[str] | None = None) -> None:
     iterations = load_policy(args.policy).generation_iterations if alpha is not None else None
     commands_file = d / f"{args.policy}_commands.json"
     commands = json.loads(commands_file.read_text()) if commands_file.exists() else None
-    print(f"report: {write_report(evaluation, d, realtime, alpha, iterations, commands)}")
+    try:
+        print(f"report: {write_report(evaluation, d, realtime, alpha, iterations, commands)}")
+    except OSError as error:  # a full disk: one line, no partial file
+        return write_failed("report", error)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

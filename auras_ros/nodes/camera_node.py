@@ -1,4 +1,8 @@
-"""camera_node: publishes frames from a device, a video file or an image folder as sensor_msgs/Image."""
+"""camera_node: publishes frames from a device, a video file or an image folder as sensor_msgs/Image.
+
+A frame that does not decode is skipped, counted (``skipped`` on /diagnostics, WARN) and logged with a
+throttled WARN; the node ends (exit 3) only when its source gives no frame at all: a whole pass over a
+folder without one image that decodes, a looping video or device that stops delivering."""
 
 from __future__ import annotations
 
@@ -15,8 +19,10 @@ from auras_ros.nodes.qos import SENSOR_LATEST
 from auras_ros.nodes.ros_convert import rgb_to_image
 from auras_ros.nodes.process import run_node
 from auras_ros.core import topics
+from auras_ros.core.errors import InputError
 
 DIAGNOSTICS_PERIOD_S = 1.0  # seconds between the camera's reports on /diagnostics
+SKIP_WARN_PERIOD_S = 5.0  # at most one WARN per this many seconds for frames that do not decode
 
 PARAMS = (
     Param("source", "", "V4L2 device index or path, video file, or folder of images (required)"),
@@ -43,14 +49,21 @@ class CameraNode(Node):
         self.health = Health(self, self._health, DIAGNOSTICS_PERIOD_S)
 
     def _publish(self) -> None:
-        pixels = self.reader.read()
+        skipped = self.reader.skipped
+        try:
+            pixels = self.reader.read()
+        except InputError as error:  # a whole pass over a folder and no image decodes
+            self._stop_failed(str(error))
+            return
+        if self.reader.skipped > skipped:
+            self.get_logger().warning(f"skipped a frame that does not decode ({self.reader.last_skipped}); "
+                                      f"{self.reader.skipped} skipped so far", throttle_duration_sec=SKIP_WARN_PERIOD_S)
         if pixels is None:
-            self.timer.cancel()
             if self.params["loop"]:
                 # A looping source never ends: a device unplugged, a file that cannot be read again.
-                self.health.fatal(f"source {self.params['source']!r} stopped delivering frames after "
-                                  f"{self.published}")
+                self._stop_failed("no frame")
                 return
+            self.timer.cancel()
             self.ended = True
             self.get_logger().info(f"source {self.params['source']!r} ended after {self.published} frames")
             return
@@ -60,10 +73,18 @@ class CameraNode(Node):
         self.publisher.publish(rgb_to_image(pixels, stamp, self.params["frame_id"]))
         self.published += 1
 
+    def _stop_failed(self, why: str) -> None:
+        self.timer.cancel()
+        self.health.fatal(f"source {self.params['source']!r} stopped delivering frames after {self.published}: {why}")
+
     def _health(self) -> Status:
+        counts = {"published": self.published, "skipped": self.reader.skipped}
         if self.ended:
-            return Status(WARN, "source ended: publishing no more images", {"published": self.published})
-        return Status(OK, "publishing images", {"published": self.published})
+            return Status(WARN, "source ended: publishing no more images", counts)
+        if self.reader.skipped:
+            return Status(WARN, f"publishing images; skipping frames that do not decode ({self.reader.last_skipped})",
+                          counts)
+        return Status(OK, "publishing images", counts)
 
     def destroy_node(self) -> None:
         self.reader.close()
