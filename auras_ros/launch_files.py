@@ -18,6 +18,7 @@ from typing import Any
 from ament_index_python.packages import get_package_share_directory
 
 from auras_ros.core.spec import DEFAULT_EXECUTOR, TEXT_FORMS
+from auras_ros.transport.dds_limits import PROFILES_ENV
 
 PACKAGE = "auras_ros"
 
@@ -57,6 +58,13 @@ def configurations(arguments: dict[str, Any]) -> dict[str, Any]:
     return {name: LaunchConfiguration(name) for name in arguments}
 
 
+def fastdds_env() -> dict[str, str]:
+    """A launched process's Fast DDS profile (``additional_env``): camera frames between processes need a
+    shared-memory segment larger than Fast DDS's default 512 KB, in the *publishing* process
+    (transport/dds_limits.py); a profile of the user's own (in the launch's environment) wins."""
+    return {PROFILES_ENV: os.environ.get(PROFILES_ENV) or config_file("fastdds_shm_profile.xml")}
+
+
 def node(executable: str, parameters: list[Any], named: bool = True, **kwargs: Any) -> Any:
     """An auras_ros node whose exit ends the launch. ``named``: the process holds one node of that name
     (the composed process holds several, which a ``__node`` remap would all rename)."""
@@ -64,5 +72,5 @@ def node(executable: str, parameters: list[Any], named: bool = True, **kwargs: A
     from launch_ros.actions import Node
 
     return Node(package=PACKAGE, executable=executable, name=executable if named else None,
-                parameters=parameters, output="screen",
+                parameters=parameters, output="screen", additional_env=fastdds_env(),
                 on_exit=Shutdown(reason=f"{executable} exited"), **kwargs)

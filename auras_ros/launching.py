@@ -16,12 +16,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator, Optional, Sequence
 
-from ament_index_python.packages import get_package_prefix
+from ament_index_python.packages import get_package_prefix, get_package_share_directory
 
 
 def executable_path(package: str, executable: str) -> str:
     """Where launch_ros and `ros2 run` find a package's executable: <prefix>/lib/<package>/<exe>."""
     return os.path.join(get_package_prefix(package), "lib", package, executable)
+
+
+def fastdds_profile() -> str:
+    """config/fastdds_shm_profile.xml of the installed package: Fast DDS with a shared-memory segment
+    large enough for camera frames (a message larger than its publisher's segment never reaches another
+    process: transport/dds_limits.py)."""
+    return os.path.join(get_package_share_directory("auras_ros"), "config", "fastdds_shm_profile.xml")
+
+
+def with_fastdds_profile(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the package's Fast DDS profile, unless it names a profile of its own already."""
+    from auras_ros.transport.dds_limits import PROFILES_ENV
+
+    return env if env.get(PROFILES_ENV) else {**env, PROFILES_ENV: fastdds_profile()}
 
 
 def node_command(package: str, executable: str, name: Optional[str] = None,
@@ -40,7 +54,8 @@ def node_command(package: str, executable: str, name: Optional[str] = None,
 
 @contextlib.contextmanager
 def private_ros_env(base: Optional[dict[str, str]] = None) -> Iterator[dict[str, str]]:
-    """An environment with a ROS_DOMAIN_ID no other process on this host holds, localhost only.
+    """An environment with a ROS_DOMAIN_ID no other process on this host holds, localhost only, and the
+    package's Fast DDS profile (unless the base names one), so camera frames travel between its processes.
 
     The id stays reserved while the context is open (domain_coordinator binds a port per id). This
     process's own rclpy (a listener, a composed graph) is held to localhost too while it is open: rclpy
@@ -49,7 +64,7 @@ def private_ros_env(base: Optional[dict[str, str]] = None) -> Iterator[dict[str,
     import domain_coordinator
 
     with domain_coordinator.domain_id() as domain:
-        env = dict(os.environ if base is None else base)
+        env = with_fastdds_profile(dict(os.environ if base is None else base))
         env["ROS_DOMAIN_ID"] = str(domain)
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
         env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated; it would override the range

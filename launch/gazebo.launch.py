@@ -15,7 +15,7 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch_ros.actions import Node
 
-from auras_ros.launch_files import AGENT_ARGUMENTS, config_file, configurations, declare, node
+from auras_ros.launch_files import AGENT_ARGUMENTS, config_file, configurations, declare, fastdds_env, node
 
 ARGUMENTS = {
     **{name: AGENT_ARGUMENTS[name] for name in ("model", "device", "executor", "transport", "sigterm_timeout")},
@@ -37,7 +37,8 @@ def generate_launch_description() -> LaunchDescription:
         Node(package="ros_gz_sim", executable="gzserver", name="gzserver",
              parameters=[{"world_sdf_file": os.path.join(share, "worlds", "catch.sdf")}], output="screen"),
         Node(package="ros_gz_bridge", executable="parameter_bridge", name="gz_bridge",
-             parameters=[{"config_file": config_file("gz_bridge.yaml"), **sim_time}], output="screen"),
+             parameters=[{"config_file": config_file("gz_bridge.yaml"), **sim_time}], output="screen",
+             additional_env=fastdds_env()),  # it publishes the camera: frames need the large segment
         node("perception_node", [params, shared]),
         node("context_node", [params, shared]),
         node("generation_node", [params, {**shared, "executor": arg["executor"]}]),

@@ -469,8 +469,11 @@ class LaunchRun:
             with open(process.log, "w") as out:
                 # ros2 launch runs its processes in its own working directory: here the test's folder, so
                 # that relative defaults (sim.launch.py's report_dir) land there and not in the checkout.
-                process.popen = subprocess.Popen(process.cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                                 cwd=log_dir)
+                # ExecuteProcess's additional_env: added to (and overriding) the launch's environment.
+                extra = {perform(self.context, normalize(key)): perform(self.context, normalize(value))
+                         for key, value in (process.node.kwargs.get("additional_env") or {}).items()}
+                process.popen = subprocess.Popen(process.cmd, env={**env, **extra}, stdout=out,
+                                                 stderr=subprocess.STDOUT, cwd=log_dir)
             self._log("INFO", process.name, f"process started with pid [{process.popen.pid}]")
 
     @property

@@ -15,6 +15,7 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 
 from auras_ros.nodes.qos import ORDERED
+from auras_ros.transport.dds_limits import FASTDDS_DEFAULT_SEGMENT, PROFILES_ENV, message_bytes, segment_limit
 
 FATAL_EXIT = 3  # exit code of a node that stopped because it could no longer work
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
@@ -92,16 +93,98 @@ def wait_stopped_or_failed(stop: threading.Event, nodes: list[Node], timeout: fl
             return
 
 
-def counting_losses(node: Node, topic: str, count: Callable[[int], None]) -> SubscriptionEventCallbacks:
-    """Event callbacks for a subscription to ``topic`` that count the messages DDS lost before they
-    reached it (e.g. a 48 MB image over best effort, lost in fragments), instead of losing them quietly."""
+LOSS_REPORT_PERIOD_S = 2.0  # seconds between two warnings about one topic's losses or oversized messages
 
-    def lost(info: Any) -> None:
-        count(info.total_count_change)
-        node.get_logger().warning(f"{info.total_count} messages on {topic} lost in transport so far "
-                                  "(too large for the transport, or the link dropped them)", throttle_duration_sec=2.0)
 
-    return SubscriptionEventCallbacks(message_lost=lost)
+class PeriodicWarning:
+    """Messages of one kind (lost, oversized) on one topic: counted as they happen and said in one WARN
+    per ``period`` at most that names how many, the largest size seen and the transport's limit: the
+    first at once, later ones at the end of their period, so a stream of them neither floods the log nor
+    passes quietly. ``flush`` says what is still unsaid (a node about to exit)."""
+
+    def __init__(self, node: Node, period: float, say: Callable[[int, int, int], str]) -> None:
+        self._node = node
+        self._say = say  # (new since the last warning, total, largest size) -> the warning
+        self._period = period
+        self._lock = threading.Lock()
+        self.total = 0
+        self.largest = 0
+        self._unsaid = 0
+        self._said_at = -float("inf")
+        node.create_timer(period, self._on_timer)
+
+    def add(self, count: int, nbytes: int = 0) -> None:
+        with self._lock:
+            self.total += count
+            self._unsaid += count
+            self.largest = max(self.largest, nbytes)
+            quiet = time.monotonic() - self._said_at >= self._period
+        if count and quiet:
+            self.flush()
+
+    def _on_timer(self) -> None:
+        with self._lock:
+            due = time.monotonic() - self._said_at >= self._period
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            unsaid, self._unsaid = self._unsaid, 0
+            if unsaid:
+                self._said_at = time.monotonic()
+        if unsaid:
+            self._node.get_logger().warning(self._say(unsaid, self.total, self.largest))
+
+
+class TransportLosses:
+    """The messages DDS lost on their way to a subscription to ``topic`` (``message_lost`` events: e.g. an
+    image larger than its publisher's shared-memory segment), counted through ``count`` and warned about
+    once per period with the size of the largest message that did arrive and the limit in effect here.
+    Pass it as ``losses`` to :meth:`LocalDelivery.subscription`, which shows it every message received."""
+
+    def __init__(self, node: Node, topic: str, count: Callable[[int], None],
+                 period: float = LOSS_REPORT_PERIOD_S) -> None:
+        self._count = count
+        self.limit = segment_limit()
+        self.warning = PeriodicWarning(node, period, lambda new, total, largest: (
+            f"{new} messages on {topic} lost in transport ({total} so far); the largest that arrived was "
+            + (f"{largest:,} B" if largest else "none yet: no message arrived")
+            + "; a message larger than its publisher's shared-memory segment is mostly lost (Fast DDS's default: "
+            f"{FASTDDS_DEFAULT_SEGMENT:,} B; this process: {self.limit.describe()}): start the publishing "
+            f"process with {PROFILES_ENV} set as here (README: Large camera frames)"))
+        self.callbacks = SubscriptionEventCallbacks(message_lost=self._lost)
+
+    def _lost(self, info: Any) -> None:
+        self._count(info.total_count_change)
+        self.warning.add(info.total_count_change)
+
+    def received(self, msg: Any) -> None:
+        nbytes = message_bytes(msg)
+        if nbytes > self.warning.largest:
+            self.warning.add(0, nbytes)
+
+
+class OversizeMessages:
+    """A publisher's messages that cannot reach another process on this host: larger than this process's
+    shared-memory segment (transport/dds_limits.py). Counted and warned about once per period with their
+    size and the limit; they are still published (a subscriber in this process gets them, and one in
+    another process sometimes does)."""
+
+    def __init__(self, node: Node, topic: str, period: float = LOSS_REPORT_PERIOD_S) -> None:
+        self.limit = segment_limit()
+        self.warning = PeriodicWarning(node, period, lambda new, total, largest: (
+            f"{new} messages on {topic} ({total} so far, up to {largest:,} B) are larger than the limit "
+            f"{self.limit.describe()}: subscribers in other processes lose them. Use a larger segment_size "
+            f"(README: Large camera frames)"))
+
+    def check(self, msg: Any) -> bool:
+        """True if ``msg`` fits; else it is counted and warned about (at once, or at the period's end)."""
+        nbytes = message_bytes(msg)
+        if nbytes <= self.limit.nbytes:
+            return True
+        self.warning.add(1, nbytes)
+        return False
 
 
 def end_node(node: Node, reason: str, error: BaseException) -> None:

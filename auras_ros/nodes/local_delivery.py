@@ -25,14 +25,15 @@ from typing import Any, Callable
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from auras_ros.nodes.health import end_node
+from auras_ros.nodes.health import OversizeMessages, TransportLosses, end_node
 
 
 class LocalSubscription:
     """One same-process subscriber of a topic: its DDS subscription plus a queue of local messages."""
 
     def __init__(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None], qos: QoSProfile,
-                 callback_group: Any, event_callbacks: Any = None, inline: bool = False) -> None:
+                 callback_group: Any, event_callbacks: Any = None, inline: bool = False,
+                 losses: TransportLosses | None = None) -> None:
         self.node = node
         self.msg_type = msg_type
         self.callback = callback
@@ -43,6 +44,9 @@ class LocalSubscription:
         self._queue: deque[Any] = deque(maxlen=max(qos.depth, 1))
         self._scheduled = False
         self._dds_copies: deque[Any] = deque(maxlen=16)  # sent locally AND to DDS: ignore when it comes back
+        self._losses = losses
+        if losses is not None:
+            event_callbacks = losses.callbacks
         self.subscription = node.create_subscription(msg_type, topic, self._from_dds, qos,
                                                      callback_group=callback_group, event_callbacks=event_callbacks)
 
@@ -82,6 +86,8 @@ class LocalSubscription:
             self.callback(msg)
 
     def _from_dds(self, msg: Any) -> None:
+        if self._losses is not None:
+            self._losses.received(msg)
         with self._lock:
             for index, sent in enumerate(self._dds_copies):
                 if sent == msg:
@@ -93,6 +99,12 @@ class LocalSubscription:
             self.callback(msg)
 
 
+def carries_bytes(msg_type: type) -> bool:
+    """A message type with a ``uint8[] data`` field (Image, CompressedImage): the ones that grow large."""
+    fields: dict[str, str] = getattr(msg_type, "get_fields_and_field_types", dict)()
+    return fields.get("data") == "sequence<uint8>"
+
+
 class LocalPublisher:
     """A publisher whose message objects reach same-process subscribers directly (see module doc)."""
 
@@ -102,6 +114,9 @@ class LocalPublisher:
         self.topic_name = self.publisher.topic_name
         self.msg_type = msg_type
         self.best_effort = qos.reliability == ReliabilityPolicy.BEST_EFFORT
+        # Images and other byte blobs: one too large for the DDS path between processes is said, not lost
+        # quietly (local subscribers get the object itself, whatever its size).
+        self.oversize = OversizeMessages(node, self.topic_name) if carries_bytes(msg_type) else None
 
     def publish(self, msg: Any) -> None:
         local = [s for s in self._delivery.subscribers(self.topic_name)
@@ -110,6 +125,8 @@ class LocalPublisher:
         for subscriber in local:
             subscriber.deliver(msg, outside)
         if outside:
+            if self.oversize is not None:
+                self.oversize.check(msg)
             self.publisher.publish(msg)
 
     def get_subscription_count(self) -> int:
@@ -132,10 +149,13 @@ class LocalDelivery:
 
     def subscription(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None],
                      qos: QoSProfile, callback_group: Any = None, event_callbacks: Any = None,
-                     inline: bool = False) -> LocalSubscription:
+                     inline: bool = False, losses: TransportLosses | None = None) -> LocalSubscription:
         """``inline``: local messages run the callback in the publisher's thread, one at a time (see
-        the module doc); for short callbacks whose node guards the state they share with its others."""
-        subscriber = LocalSubscription(node, msg_type, topic, callback, qos, callback_group, event_callbacks, inline)
+        the module doc); for short callbacks whose node guards the state they share with its others.
+        ``losses``: counts and reports what DDS lost on the way here (its event callbacks replace
+        ``event_callbacks``) and sees the size of every message that came over DDS."""
+        subscriber = LocalSubscription(node, msg_type, topic, callback, qos, callback_group, event_callbacks, inline,
+                                       losses)
         with self._lock:
             self._subscribers.setdefault(subscriber.subscription.topic_name, []).append(subscriber)
         return subscriber

@@ -1,5 +1,6 @@
 """Quiet losses are counted: an image too large for the transport, lost by DDS on its way to the
-perception node, shows as ``lost:image`` in the perception stats instead of disappearing."""
+perception node, shows as ``lost:image`` in the perception stats instead of disappearing, and both
+ends warn with its size and the limit."""
 
 from __future__ import annotations
 
@@ -20,3 +21,8 @@ def test_a_48_mb_image_lost_in_transport_is_counted(ros_env, tmp_path) -> None:
         procs = [graph.start("perception_node", stats_period=0.5),
                  graph.start("camera_node", source=str(frames), rate_hz=2.0)]
         assert probe.spin_until(lambda: drops(stats)["lost:image"] >= 1, procs), graph.output()
+        output = graph.output()
+    # Said, not only counted: by the camera as it publishes (the size and the limit of the profile that
+    # the process runner gives) and by perception as DDS reports the loss.
+    assert "(1 so far, up to 48,000,000 B) are larger than the limit 33,554,432 B" in output, output
+    assert "lost in transport" in output and "this process: 33,554,432 B" in output, output

@@ -13,9 +13,12 @@ from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import UInt64
 
 from auras_ros.core.spec import ExecutorSpec
+from auras_ros.core.workload import SyntheticAgent
+from auras_ros.eval import bag_eval
+from auras_ros.eval.bag import TopicMap
 from auras_ros.launching import node_command
 from auras_ros.nodes.qos import LATEST_RELIABLE, SENSOR_LATEST
-from foreign_bags import CMD_VEL, RobotBag, write_robot_bag
+from foreign_bags import CAMERA, CMD_VEL, JOINTS, RobotBag, write_robot_bag
 from node_graph import Processes
 from sim_helpers import start_launch_file
 
@@ -75,7 +78,8 @@ def test_a_frame_that_asks_again_gets_its_image_again(monkeypatch, ros_env, list
     ticks = listener.node.create_publisher(UInt64, "auras/frame", LATEST_RELIABLE)
     command = node_command("auras_ros", "bag_player", params_files=[]) + [
         "-p", f"bag:={bag}", "-p", f"topic_map:={CONFIG / 'topic_map_mobile_base.yaml'}",
-        "-p", "replay:=stepped", "-p", "step_timeout:=60.0"]  # a drop would take a minute: the test's guard
+        "-p", "replay:=stepped", "-p", "step_timeout:=60.0",  # a drop would take a minute: the test's guard
+        "-p", "require_decision:=false"]  # the stand-in generation node decides nothing
     processes = Processes([command], ros_env, tmp_path)
     try:
         player = processes.procs[0]
@@ -97,3 +101,40 @@ def test_a_frame_that_asks_again_gets_its_image_again(monkeypatch, ros_env, list
     assert images[1].data == images[0].data and images[1].header.stamp == images[0].header.stamp
     assert len({bytes(m.data) for m in images}) == 3  # each of the bag's images, none skipped
     assert "replayed 3 images" in output and "1 sent again, 0 declared dropped" in output, output
+
+
+@pytest.mark.parametrize("executor", ["seq", "auras:1+2:f0:a0"])
+def test_header_stamps_lagging_log_time_give_the_same_ages_through_the_nodes_and_bag_eval(
+        executor, monkeypatch, ros_env, listener, tmp_path):
+    """One definition of age: the action's time on the graph's clock (the bag's log time on replay) minus
+    its observation's header stamp. A recorder 1.24 s behind its camera makes every age 1.24 s longer,
+    through the nodes and in bag_eval alike."""
+    lag = 1.24
+    bag = write_robot_bag(tmp_path / "bag", RobotBag(frames=FRAMES, stamp_lag=lag))
+    # Scored against the joint states, whose header stamps lag as the camera's do (the Twist has none).
+    topic_map = tmp_path / "map.yaml"
+    topic_map.write_text(f"camera: {CAMERA}\nreference: {JOINTS}\nreference_fields: ['position[shoulder]']\n")
+    result, output = replay(bag, {"executor": executor, "topic_map": str(topic_map)}, monkeypatch, ros_env, listener,
+                            tmp_path / "run")
+    through_nodes = {s["request_id"]: (s["observation_stamp"], s["age"]) for s in result["runs"][executor]["scored"]}
+    _, _, runs = bag_eval.evaluate(bag, TopicMap.load(topic_map), SyntheticAgent(), [ExecutorSpec.parse(executor)])
+    in_bag_eval = {r.request_id: (r.observation_stamp, r.age) for r in runs[executor].records}
+    assert len(through_nodes) >= FRAMES - 2, output  # Auras' last 2 requests are in flight at the bag's end
+    for request, (stamp, age) in through_nodes.items():
+        assert (stamp, age) == pytest.approx(in_bag_eval[request], abs=1e-6), (request, stamp, age, in_bag_eval[request])
+        assert age >= lag
+
+
+def test_a_bag_without_reference_replays_and_reports_rate_and_ages(monkeypatch, ros_env, listener, tmp_path):
+    """A camera alone (no command or state topic): the evaluator counts the actions and reports their
+    rate and ages, the score columns empty, and says why nothing was scored."""
+    bag = write_robot_bag(tmp_path / "bag", RobotBag(frames=FRAMES, reference="none", stamp_lag=0.5))
+    topic_map = tmp_path / "map.yaml"
+    topic_map.write_text(f"camera: {CAMERA}\n")
+    result, output = replay(bag, {"executor": "seq", "topic_map": str(topic_map)}, monkeypatch, ros_env, listener,
+                            tmp_path / "run")
+    assert "no reference topic in the topic map: auras/action is counted" in output, output
+    assert result["actions_received"] == FRAMES and not result["ok"]
+    assert result["reason"] == "no reference topic in the topic map: the actions were not scored"
+    run = result["runs"]["seq"]
+    assert run["scored"] == [] and run["age_p50_s"] == pytest.approx(0.504) and run["decisions_per_s"] > 0
