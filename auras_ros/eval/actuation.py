@@ -1,34 +1,63 @@
-"""Decisions into commands: receding-horizon execution of action chunks, the one rule that the
-frame-stepped evaluation, the real-time evaluation and the simulator node (:mod:`auras_ros.eval.world`)
-share. Imports nothing of the evaluation harness, so ``sim`` can use it alone."""
+"""Decisions into commands: time-aligned execution of action chunks (:mod:`auras_ros.core.chunks`), the
+one rule that the frame-stepped evaluation, the real-time evaluation and the simulator node
+(:mod:`auras_ros.eval.world`) share. Imports nothing of the evaluation harness, so ``sim`` can use it alone."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from auras_ros.core.metrics import Decision
+from auras_ros.core.chunks import ChunkPlayer
+from auras_ros.core.errors import ConfigError, one_of
+
+ROW_WIDTH = 2  # the catch task's command: (vx, vy)
+
+
+def action_chunk(action: Sequence[float] | np.ndarray) -> np.ndarray:
+    """An action vector as chunk rows of (vx, vy), row-major; a trailing odd element is ignored (the
+    7-vector of a 7-DoF agent reads as 3 rows), an empty one is a single stop row."""
+    values = np.asarray(action, dtype=np.float64).ravel()
+    values = values[: len(values) // ROW_WIDTH * ROW_WIDTH]
+    return values.reshape(-1, ROW_WIDTH) if len(values) else np.zeros((1, ROW_WIDTH))
+
+
+TIMINGS = ("arrival", "observation")
 
 
 class ChunkExecutor:
-    """Both policies emit an action chunk (rows of (vx, vy)). A decision replaces the chunk and its row
-    0 plays; each later tick without a new decision plays the next row (up to ``chunk_rows``), then
-    the last played row holds. Before the first decision the agent stands still."""
+    """The world's command for each step. Each decision's chunk joins a :class:`ChunkPlayer` (at most
+    ``chunk_rows`` rows of it play, under the ``overlap`` policy) and its rows are due one world period
+    apart from ``timing``'s start:
 
-    def __init__(self, chunk_rows: int) -> None:
-        self.chunk_rows = chunk_rows
-        self._chunk: np.ndarray | None = None
-        self._played = 0
+    - ``arrival`` (the evaluations' rule so far): row 0 plays in the step the decision arrives in, rows
+      1, 2, ... in the next ones, whatever the observation's age;
+    - ``observation``: row k is due ``k`` periods after the observation was sensed, so a late decision
+      skips the rows whose time has passed (a decision with no observation stamp, such as the safety
+      gate's stop through the simulator, plays from its arrival).
 
-    def next(self, decisions: Sequence[Decision]) -> np.ndarray:
-        if decisions:
-            # Several may leave in one frame (never in these executors, but be exact): newest wins.
-            newest = max(decisions, key=lambda d: d.request_id)
-            self._chunk = np.asarray(newest.output.action, dtype=np.float64).reshape(-1, 2)
-            self._played = 0
-        if self._chunk is None:
-            return np.zeros(2)
-        row = min(self._played, self.chunk_rows - 1, len(self._chunk) - 1)
-        self._played += 1
-        return self._chunk[row]
+    When no row is due (nothing decided yet, or the chunk played to its end with no newer one) the last
+    command holds; before the first decision the agent stands still."""
+
+    def __init__(self, chunk_rows: int, period: float, overlap: str = "replace", timing: str = "arrival") -> None:
+        if timing not in TIMINGS:
+            raise ConfigError("chunk timing", timing, one_of(TIMINGS))
+        self.player = ChunkPlayer(period, overlap, chunk_rows)
+        self.timing = timing
+        self._held = np.zeros(ROW_WIDTH)
+
+    @property
+    def chunk_rows(self) -> int | None:
+        return self.player.chunk_rows
+
+    def next(self, decisions: Sequence[Any], now: float) -> np.ndarray:
+        """``decisions`` (those that arrived since the last step; anything with ``request_id``,
+        ``output.action`` and ``observation_stamp``) join; the command for the step starting at ``now``."""
+        # Several may arrive in one step: the newest request joins last, so under `replace` it wins.
+        for decision in sorted(decisions, key=lambda d: d.request_id):
+            stamp = decision.observation_stamp if self.timing == "observation" else None
+            self.player.add(action_chunk(decision.output.action), now if stamp is None else stamp, now, ROW_WIDTH)
+        row = self.player.row(now)
+        if row is not None:
+            self._held = row
+        return self._held

@@ -8,13 +8,16 @@ How an episode runs: :mod:`auras_ros.eval.episodes`; the tables and plots: :mod:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 
 from auras_ros.core.spec import ExecutorSpec, executor_argument
 from auras_ros.core.stages import chunk_rows
+from auras_ros.eval.actuation import TIMINGS
 from auras_ros.eval.episodes import evaluate
+from auras_ros.eval.files import write_failed
 from auras_ros.eval.policies import add_policy_arguments, load_policy
 from auras_ros.eval.report import headline_sentence, table, write_report
 from auras_ros.eval.results import Machine, device_of, write_json
@@ -28,7 +31,7 @@ DEFAULT_EXECUTORS = {
 }
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Closed-loop SEQ/DEC/PAR/Auras evaluation in the MuJoCo task.")
     add_policy_arguments(parser)
     parser.add_argument("--executors", type=executor_argument, nargs="+", default=None,
@@ -39,6 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wall-decisions", type=int, default=40, help="0 skips the wall-clock throughput runs")
     parser.add_argument("--wall-repeats", type=int, default=3, help="interleaved repeats of each throughput run")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--chunk-timing", choices=TIMINGS, default="arrival",
+                        help="arrival: each chunk's rows play from the step its decision arrives in; observation: "
+                             "row k is due k frames after its observation was sensed (late rows skipped)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--report", type=Path, default=None, help="write the Markdown report with plots here")
     args = parser.parse_args(argv)
@@ -46,15 +52,19 @@ def main(argv: list[str] | None = None) -> None:
     agent = load_policy(args.policy, args.checkpoint)
     specs = args.executors or [ExecutorSpec.parse(text) for text in DEFAULT_EXECUTORS[args.policy]]
     evaluation = evaluate(agent, args.policy, specs, args.episodes, chunk_rows(agent), seed0=args.seed,
-                          wall_decisions=args.wall_decisions, wall_repeats=args.wall_repeats)
+                          wall_decisions=args.wall_decisions, wall_repeats=args.wall_repeats, timing=args.chunk_timing)
     evaluation.machine = Machine.now(device_of(agent))  # as the runs end: the report's machine facts
     print(table(evaluation))
     print(f"\nheadline: {headline_sentence(evaluation)}")
-    if args.json:
-        write_json(args.json, evaluation)
-    if args.report:
-        print(f"report: {write_report(evaluation, args.report)}")
+    try:
+        if args.json:
+            write_json(args.json, evaluation)
+        if args.report:
+            print(f"report: {write_report(evaluation, args.report)}")
+    except OSError as error:  # a full disk: one line, no partial file
+        return write_failed("closed_loop", error)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

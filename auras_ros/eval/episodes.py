@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -50,11 +50,11 @@ def with_seq_first(specs: Sequence[ExecutorSpec]) -> list[ExecutorSpec]:
 # ---- frame-stepped ---------------------------------------------------------------------------------
 
 def run_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed: int, chunk_rows: int,
-                keep_actions: bool = False) -> EpisodeResult:
+                keep_actions: bool = False, timing: str = "arrival") -> EpisodeResult:
     task.reset(seed)
     period = task.config.frame_period
     runner = make_runner(spec, agent, TaskSource(task), SimClock(), frame_period=period)
-    executor = ChunkExecutor(chunk_rows)
+    executor = ChunkExecutor(chunk_rows, period, timing=timing)
     ages: list[float] = []
     frames_of_decisions: list[int] = []
     actions: list[list[float]] = []
@@ -64,7 +64,7 @@ def run_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed: int, ch
             for d in decisions:
                 ages.append(d.age / period)
                 frames_of_decisions.append(task.frame)
-            action = executor.next(decisions)
+            action = executor.next(decisions, task.time)
             if keep_actions:
                 actions.append([float(v) for v in action])
             task.step(action)
@@ -103,7 +103,8 @@ def measure_wall(agent: Agent, spec: ExecutorSpec, frames: list[Any], decisions:
 
 def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes: int, chunk_rows: int,
              task_config: TaskConfig = TaskConfig(), seed0: int = 0, wall_decisions: int = 40,
-             wall_repeats: int = 3, progress: bool = True, task: CatchTask | None = None) -> Evaluation:
+             wall_repeats: int = 3, progress: bool = True, task: CatchTask | None = None,
+             timing: str = "arrival") -> Evaluation:
     """Every spec on the same seeds, SEQ first. ``task``: the world to run in (an agent with privileged
     state must read this one); by default a new one."""
     specs = with_seq_first(specs)
@@ -115,7 +116,7 @@ def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes:
     for spec in specs:
         runs = []
         for seed in seeds:
-            runs.append(run_episode(agent, spec, task, seed, chunk_rows))
+            runs.append(run_episode(agent, spec, task, seed, chunk_rows, timing=timing))
             bar.update(1)
             bar.set_postfix(config=spec.name, success=f"{mean([r.success for r in runs]):.2f}")
         per_spec[spec] = runs
@@ -137,27 +138,27 @@ def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes:
         for spec, result in zip(specs, results, strict=False):
             result.decisions_per_s = Spread.of(rates[spec]).median
             result.throughput_vs_seq = result.decisions_per_s / seq_rate
-    return Evaluation(policy, asdict(task.config), seeds, chunk_rows, torch.get_num_threads(), results)
+    return Evaluation(policy, asdict(task.config), seeds, chunk_rows, torch.get_num_threads(), results,
+                      chunk_timing=timing)
 
 
 # ---- real time ---------------------------------------------------------------------------------------
 
 class RealTimeActuator:
-    """Decisions into the real-time world: row 0 of a new chunk is applied when the decision leaves
-    (it plays from the world's next step); each later step without a newer decision plays the next
-    row (up to ``chunk_rows``), then the last played row holds."""
+    """Decisions into the real-time world, rows aligned to wall time (:class:`ChunkExecutor`): a new
+    chunk's row due now is applied when the decision leaves, and before each world step the row due
+    then; when its rows are played the last holds. ``now``: the world's clock."""
 
-    def __init__(self, world: RealTimeWorld, chunk_rows: int) -> None:
+    def __init__(self, world: RealTimeWorld, chunk_rows: int, now: Callable[[], float], timing: str = "arrival") -> None:
         self.world = world
-        self._executor = ChunkExecutor(chunk_rows)
-        self._fresh = False  # a new chunk's row 0 is set and has not played a step yet
+        self._now = now
+        self._executor = ChunkExecutor(chunk_rows, world.period, timing=timing)
         self.decisions: list[Decision] = []
         self.arrival_frames: list[int] = []  # world frame (steps done) when each decision was applied
 
     def on_decision(self, decision: Decision) -> None:
         def apply(task: CatchTask) -> None:  # under the world's lock: no step runs meanwhile
-            task.apply(self._executor.next([decision]))
-            self._fresh = True
+            task.apply(self._executor.next([decision], self._now()))
             self.decisions.append(decision)
             self.arrival_frames.append(task.frame)
 
@@ -165,21 +166,19 @@ class RealTimeActuator:
             self.world.act(apply)
 
     def on_tick(self) -> np.ndarray | None:
-        """Called by the world under its lock before each step."""
-        if self.decisions and not self._fresh:
-            return self._executor.next([])
-        self._fresh = False
-        return None  # row 0 of the newest chunk (already applied), or standing still before any decision
+        """Called by the world under its lock before each step: the row due now (None before any
+        decision: the agent stands still)."""
+        return self._executor.next([], self._now()) if self.decisions else None
 
 
 def run_realtime_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed: int, chunk_rows: int,
-                         speed: float, max_wall_s: float | None = None) -> RealTimeEpisode:
+                         speed: float, max_wall_s: float | None = None, timing: str = "arrival") -> RealTimeEpisode:
     """One episode of ``spec`` against the world running in wall time; returns when the world ends
     (success or ``max_frames``) and the executor has stopped."""
     clock = WallClock()
     actuator: RealTimeActuator | None = None
     world = RealTimeWorld(task, clock_now=clock.now, speed=speed, on_tick=lambda: actuator.on_tick())
-    actuator = RealTimeActuator(world, chunk_rows)
+    actuator = RealTimeActuator(world, chunk_rows, clock.now, timing)
     source = FreshObservations(world, timeout=2 * world.period)
     runner = make_runner(spec, agent, source, clock, recorder=MetricsRecorder(), on_decision=actuator.on_decision)
     limit = max_wall_s if max_wall_s is not None else 20 * task.config.max_frames * world.period + 10
@@ -226,7 +225,7 @@ def measure_seq_latency(agent: Agent, frames: list[Any], requests: int = 30) -> 
 def evaluate_realtime(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes: int, chunk_rows: int,
                       speed: float, task_config: TaskConfig = TaskConfig(), seed0: int = 0,
                       warmup: bool = True, progress: bool = True, task: CatchTask | None = None,
-                      latency: dict | None = None) -> RealTimeEvaluation:
+                      latency: dict | None = None, timing: str = "arrival") -> RealTimeEvaluation:
     """Every spec on the same seeds, interleaved per seed in a seeded shuffled order (so SEQ and each
     executor share the machine's conditions); SEQ is always run."""
     specs = with_seq_first(specs)
@@ -236,17 +235,17 @@ def evaluate_realtime(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], 
         latency = measure_seq_latency(agent, [task.reset(s).data for s in seeds[:4]])
     if warmup:  # first calls of each executor (thread pools, merged batch shapes) are not measured
         for spec in specs:
-            run_realtime_episode(agent, spec, task, 10 ** 6, chunk_rows, speed)
+            run_realtime_episode(agent, spec, task, 10 ** 6, chunk_rows, speed, timing=timing)
     runs: dict[ExecutorSpec, list[RealTimeEpisode]] = {s: [] for s in specs}
     order_rng = np.random.default_rng(seed0)
     bar = tqdm(total=len(specs) * episodes, desc=f"real-time closed loop ({policy}, speed {speed:g})",
                disable=not progress)
     for seed in seeds:
         for i in order_rng.permutation(len(specs)):
-            runs[specs[i]].append(run_realtime_episode(agent, specs[i], task, seed, chunk_rows, speed))
+            runs[specs[i]].append(run_realtime_episode(agent, specs[i], task, seed, chunk_rows, speed, timing=timing))
             bar.update(1)
     bar.close()
     period = task.config.frame_period / speed
     results = [summarize_realtime(spec, runs[spec], runs[SEQ], period) for spec in specs]
     return RealTimeEvaluation(policy, asdict(task.config), speed, period, latency, seeds, chunk_rows,
-                              torch.get_num_threads(), results)
+                              torch.get_num_threads(), results, chunk_timing=timing)

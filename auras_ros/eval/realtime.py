@@ -15,13 +15,16 @@ decisions/s a per-episode bootstrap interval.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 
 from auras_ros.core.spec import ExecutorSpec, executor_argument
 from auras_ros.core.stages import chunk_rows
+from auras_ros.eval.actuation import TIMINGS
 from auras_ros.eval.episodes import evaluate_realtime
+from auras_ros.eval.files import write_failed
 from auras_ros.eval.policies import add_policy_arguments, load_policy
 from auras_ros.eval.report import realtime_table
 from auras_ros.eval.results import Machine, device_of, write_json
@@ -29,7 +32,7 @@ from auras_ros.eval.results import Machine, device_of, write_json
 DEFAULT_EXECUTORS = ("seq", "dec", "par:2", "par:3", "auras:1+5:f0:a0", "auras:1+5:f0:a1", "auras:1+2:f0:a0")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Real-time closed-loop SEQ/DEC/PAR/Auras evaluation.")
     add_policy_arguments(parser)
     parser.add_argument("--executors", type=executor_argument, nargs="+",
@@ -39,21 +42,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first episode seed")
     parser.add_argument("--speed", type=float, default=3.0, help="world seconds per wall second")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--chunk-timing", choices=TIMINGS, default="arrival",
+                        help="arrival: each chunk's rows play from the step its decision arrives in; observation: "
+                             "row k is due k frames after its observation was sensed (late rows skipped)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     agent = load_policy(args.policy, args.checkpoint)
     evaluation = evaluate_realtime(agent, args.policy, args.executors, args.episodes, chunk_rows(agent), args.speed,
-                                   seed0=args.seed)
+                                   seed0=args.seed, timing=args.chunk_timing)
     evaluation.machine = Machine.now(device_of(agent))  # as the runs end: the report's machine facts
     lat = evaluation.seq_latency_ms
     print(f"SEQ decision latency on this machine: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms; "
           f"world frame {1000 * evaluation.world_period_s:.1f} ms wall (speed {args.speed:g})")
     print(realtime_table(evaluation))
     if args.json:
-        write_json(args.json, evaluation)
+        try:
+            write_json(args.json, evaluation)
+        except OSError as error:  # a full disk: one line, no partial file
+            return write_failed("realtime", error)
         print(f"wrote {args.json}; the report (python -m auras_ros.eval.report) renders it")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from auras_ros.core.spec import ExecutorSpec
+from auras_ros.eval.files import write_text_atomically
 from auras_ros.core.stats import bootstrap_mean_ci, cv, mean, paired_ratio_ci, percentile, wilson
 
 
@@ -135,6 +136,7 @@ class Evaluation:
     threads: int
     results: list[ConfigResult]
     machine: Machine | None = None  # None in JSON written before machines were recorded
+    chunk_timing: str = "arrival"  # eval.actuation.TIMINGS: where each chunk's rows start
 
 
 @dataclass
@@ -167,6 +169,7 @@ class RealTimeEvaluation:
     threads: int
     results: list[RealTimeResult]
     machine: Machine | None = None  # None in JSON written before machines were recorded
+    chunk_timing: str = "arrival"  # eval.actuation.TIMINGS: where each chunk's rows start
 
 
 def summarize(spec: ExecutorSpec, results: Sequence[EpisodeResult], seq: Sequence[EpisodeResult] | None,
@@ -219,7 +222,7 @@ def write_json(path: Path, evaluation: Any, strict: bool = False) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = asdict(evaluation)
-    path.write_text(json.dumps(_strict(data), indent=1, sort_keys=True) if strict else json.dumps(data, indent=1))
+    write_text_atomically(path, json.dumps(_strict(data), indent=1, sort_keys=True) if strict else json.dumps(data, indent=1))
 
 
 def _strict(value: object) -> object:

@@ -8,10 +8,10 @@ bag), so both produce the very same frames for the same seeds.
 ``(vx, vy)`` rows, row-major: element ``2i`` and ``2i+1`` are the normalized velocity command of row ``i``
 (``[-1, 1]`` per axis, times the task's ``max_speed`` in units/s; values outside are clipped, non-finite
 ones stop the agent). A trailing odd element is ignored, so the 7-vector of a 7-DoF agent reads as 3 rows.
-Chunks execute receding-horizon exactly as in :mod:`auras_ros.eval.actuation` (its
-:class:`ChunkExecutor`): a new decision replaces the chunk and its row 0 plays in the next world step,
-later steps without a new decision play rows 1, 2, ... up to ``chunk_rows``, then the last played row
-holds; before the first decision of an episode the agent stands still.
+Chunks execute as in :mod:`auras_ros.eval.actuation` (its :class:`ChunkExecutor`, timing ``arrival``):
+a new decision replaces the chunk, which plays from the step it arrives in (row 0 then, rows 1, 2, ... in
+the next steps without a new decision, up to ``chunk_rows``), then the last played row holds; before the
+first decision of an episode the agent stands still.
 
 **Time.** Sim time is ``time0 + frame_period * n`` with ``n`` counting world frames over the whole run
 (episodes follow each other without a gap), so stamps are unique and increase; ``time0`` is 1 s because
@@ -29,22 +29,18 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from auras_ros.core.errors import ConfigError, positive_int
-from auras_ros.eval.actuation import ChunkExecutor
+from auras_ros.eval.actuation import ChunkExecutor, action_chunk
 from auras_ros.eval.task import CatchTask, EpisodeScore, TaskConfig, WorldState
 
 TIME0 = 1.0
 
 
-def action_chunk(action: Sequence[float]) -> np.ndarray:
-    """An AgentAction vector as chunk rows of (vx, vy) (see the module docstring)."""
-    values = np.asarray(action, dtype=np.float64).ravel()
-    values = values[: len(values) // 2 * 2]
-    return values.reshape(-1, 2) if len(values) else np.zeros((1, 2))
-
-
 def decision(request_id: int, action: Sequence[float]) -> SimpleNamespace:
-    """What :class:`ChunkExecutor` reads of a core Decision, from an AgentAction's fields."""
-    return SimpleNamespace(request_id=request_id, output=SimpleNamespace(action=action_chunk(action)))
+    """What :class:`ChunkExecutor` reads of a core Decision, from an AgentAction's fields: the world
+    plays each chunk from its arrival (the safety gate's ramps and stops, which carry the stamp of the
+    action they end, must act at once)."""
+    return SimpleNamespace(request_id=request_id, output=SimpleNamespace(action=action_chunk(action)),
+                           observation_stamp=None)
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,7 @@ class SimWorld:
         self.scores: list[dict] = []
         self.actions_in_episode = 0
         self._digest = hashlib.sha256()
-        self._executor = ChunkExecutor(chunk_rows)
+        self._executor = ChunkExecutor(chunk_rows, self.task.config.frame_period)
         self._last_applied = np.zeros(2)
 
     @property
@@ -115,7 +111,7 @@ class SimWorld:
         """The reset frame of the next episode."""
         self.episode += 1
         self.task.reset(self.seed0 + self.episode)
-        self._executor = ChunkExecutor(self.chunk_rows)
+        self._executor = ChunkExecutor(self.chunk_rows, self.period)
         self._last_applied = np.zeros(2)
         self.actions_in_episode = 0
         self._digest = hashlib.sha256()  # of every applied command: equal digests, equal episodes
@@ -135,10 +131,11 @@ class SimWorld:
         self.actions_in_episode += len(decisions)
         if self.finished:
             return None
+        now = self.stamp()  # the step about to run starts at the current frame's stamp
         self.global_frame += 1
         if self.task.done:
             return self.start()
-        action = self._executor.next(decisions)
+        action = self._executor.next(decisions, now)
         if self.control == "expert":
             action = self.task.expert_action()
         applied = np.asarray(action, dtype=np.float64).ravel()[:2]

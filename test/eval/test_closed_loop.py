@@ -4,11 +4,14 @@ tuner, the report."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
 from auras_ros.core.clock import SimClock
+from auras_ros.core.errors import ConfigError
 from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.eval.actuation import ChunkExecutor
 from auras_ros.eval.episodes import evaluate, run_episode
@@ -84,27 +87,42 @@ class DelayedSource:
 def test_the_expert_acts_on_the_observation_it_is_handed(task):
     """SEQ fed a three-frame-old observation fails where SEQ fed the current one succeeds: the
     headline test above can only pass if the executor feeds perception the right observation."""
-    expert = ExpertAgent(task.config)
+    # Chunks of 4 equal rows: a three-frame-old decision still has its row 3 due, so it acts (on the
+    # old observation) rather than being skipped as late.
+    expert = ExpertAgent(task.config, chunk_rows=4)
     for source, expected in ((TaskSource, True), (DelayedSource, False)):
         task.reset(0)
         runner = make_runner(SEQ, expert, source(task), SimClock(), frame_period=task.config.frame_period)
-        executor = ChunkExecutor(1)
+        executor = ChunkExecutor(4, task.config.frame_period, timing="observation")
         while not task.done:
-            task.step(executor.next(runner.step()))
+            task.step(executor.next(runner.step(), task.time))
         runner.close()
         assert task.score.success is expected
 
 
-def test_chunk_executor_plays_rows_then_holds():
+@pytest.mark.parametrize("timing, stale_row", [("arrival", [0, 1]), ("observation", [4, 5])])
+def test_chunk_executor_plays_rows_then_holds(timing: str, stale_row: list[int]):
     from auras_ros.core.metrics import Decision
     from auras_ros.core.stages import AgentOutput
 
+    period = 0.05
     chunk = np.arange(8, dtype=float).reshape(4, 2)
-    decision = Decision(0, AgentOutput(chunk.reshape(-1)), 0, 0.0, (0.0,), 0.05, 0, 0)
-    ex = ChunkExecutor(chunk_rows=3)
-    assert np.array_equal(ex.next([]), [0, 0])  # nothing decided yet: stand still
-    played = [ex.next([decision]).tolist()] + [ex.next([]).tolist() for _ in range(4)]
+    ex = ChunkExecutor(chunk_rows=3, period=period, timing=timing)
+    assert np.array_equal(ex.next([], 0.0), [0, 0])  # nothing decided yet: stand still
+    fresh = Decision(0, AgentOutput(chunk.reshape(-1)), 0, 1.0, (1.0,), 1.0, 0, 0)  # age 0: both timings agree
+    played = [ex.next([fresh], 1.0).tolist()] + [ex.next([], 1.0 + k * period).tolist() for k in range(1, 5)]
     assert played == [[0, 1], [2, 3], [4, 5], [4, 5], [4, 5]]
+    # Two frames old on arrival: by its observation's time rows 0 and 1 belonged to steps that have passed.
+    stale = Decision(1, AgentOutput(chunk.reshape(-1)), 0, 2.0, (2.0,), 2.0 + 2 * period, 0, 0)
+    assert ex.next([stale], 2.0 + 2 * period).tolist() == stale_row
+    # A decision with no observation stamp (a stop through the simulator) plays from now under both.
+    stop = SimpleNamespace(request_id=2, output=SimpleNamespace(action=np.zeros(2)), observation_stamp=None)
+    assert ex.next([stop], 3.0).tolist() == [0, 0]
+
+
+def test_chunk_executor_refuses_an_unknown_timing():
+    with pytest.raises(ConfigError, match="chunk timing"):
+        ChunkExecutor(chunk_rows=1, period=0.05, timing="late")
 
 
 def test_tuner_returns_a_configuration_meeting_its_target(task):

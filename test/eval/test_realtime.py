@@ -31,16 +31,23 @@ def task():
     t.close()
 
 
-def test_actuator_plays_a_chunk_row_per_world_step_after_arrival(task):
+@pytest.mark.parametrize("timing, rows", [("arrival", [0, 0, 1, 2, 2]), ("observation", [1, 2, 2, 2, 2])])
+def test_actuator_plays_the_row_due_at_each_world_step(task, timing, rows):
     world = RealTimeWorld(task)  # not started: nothing steps, the hooks are called by hand
-    actuator = RealTimeActuator(world, chunk_rows=3)
+    now = [0.0]
+    actuator = RealTimeActuator(world, chunk_rows=3, now=lambda: now[0], timing=timing)
     assert actuator.on_tick() is None  # before any decision: stand still
     chunk = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6], [0.7, 0.8]])
-    actuator.on_decision(Decision(0, AgentOutput(chunk.reshape(-1)), 0, 0.0, (0.0,), 0.01, 0, 0))
-    assert task.data.ctrl[:2] == pytest.approx(chunk[0] * CONFIG.max_speed)  # applied on arrival
-    played = [actuator.on_tick() for _ in range(4)]
-    assert played[0] is None  # row 0 plays the first step after arrival
-    assert [p.tolist() for p in played[1:]] == [[0.3, 0.4], [0.5, 0.6], [0.5, 0.6]]  # then rows, then hold
+    # Sensed at 0, leaving 1.5 world periods later, mid-step: by arrival row 0 plays now and through the
+    # next step; by the observation's time row 1 is due (row 0's step has passed).
+    now[0] = 1.5 * world.period
+    actuator.on_decision(Decision(0, AgentOutput(chunk.reshape(-1)), 0, 0.0, (0.0,), now[0], 0, 0))
+    assert task.data.ctrl[:2] == pytest.approx(chunk[rows[0]] * CONFIG.max_speed)  # applied on arrival
+    played = []
+    for k in (2, 3, 4, 5):
+        now[0] = k * world.period
+        played.append(actuator.on_tick().tolist())
+    assert played == [chunk[r].tolist() for r in rows[1:]]  # then rows, the last of chunk_rows = 3 holding
     assert actuator.arrival_frames == [0] and len(actuator.decisions) == 1
 
 
