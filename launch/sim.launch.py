@@ -18,6 +18,7 @@ from launch.conditions import IfCondition, UnlessCondition
 
 from auras_ros.launch_files import AGENT_ARGUMENTS, config_file, configurations, declare, node
 from auras_ros.core import topics
+from auras_ros.core.safety import BASE_COMMAND_TIMEOUT
 from auras_ros.eval.task_config import TaskConfig
 
 TASK = TaskConfig()
@@ -39,11 +40,13 @@ ARGUMENTS = {
     "action_readers": ("1", "the world starts once this many nodes read auras/action (1: the evaluator)"),
     "score_readers": ("0", "and once this many nodes read sim/score (the world ends when its episodes are done)"),
     "report_dir": ("auras_sim_report", "evaluator: write report.md, errors.png, evaluation.json here at shutdown"),
+    "command_timeout": (str(BASE_COMMAND_TIMEOUT), "the world's base controller brakes when its last command is older than this "
+                        "(s, as diff_drive_controller's cmd_vel_timeout); 0: no timeout"),
     "action_topic": (topics.GATED_ACTION, "what the world executes: the safety gate's output, or auras/action "
                      "(raw, without the gate: to measure what the gate changes)"),
 }
 SIM = ("speed", "seed", "episodes", "max_frames", "hold_frames", "control", "chunk_rows", "wait_for_action",
-       "first_decision_frame", "action_readers", "score_readers", "action_topic")
+       "first_decision_frame", "action_readers", "score_readers", "action_topic", "command_timeout")
 
 
 def generate_launch_description() -> LaunchDescription:

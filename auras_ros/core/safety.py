@@ -8,10 +8,18 @@ Failing closed means every doubt ends in a stop:
   ``future_tolerance`` (a clock that cannot be trusted), with a non-finite element, an element
   outside ``[action_min, action_max]``, or a length the robot's outputs cannot map, is refused and
   counted by reason;
-- the watchdog (:meth:`SafetyGate.tick`, called every control period) commands a stop when no
-  action was accepted for ``action_timeout``: at once, or, with ``deceleration`` > 0, as a ramp
-  that scales the last command down so that its largest element falls by at most ``deceleration``
-  action units per second (the direction is kept), then the stop.
+- the watchdog (:meth:`SafetyGate.tick`, called every control period) commands a stop when the
+  command in force expires: no action was accepted for ``action_timeout`` (generation is gone), or the
+  observation it was decided on grew older than ``max_observation_age`` (perception, the context or
+  the camera is gone: generation may go on deciding on the last observation it has, and those actions
+  are refused as stale, but the one in force must not outlive the same limit either). The stop comes
+  at once, or, with ``deceleration`` > 0, as a ramp that scales the last command down so that its
+  largest element falls by at most ``deceleration`` action units per second (the direction is kept);
+- while a command is in force, the watchdog repeats it in every control period in which no action
+  arrived, so the robot's own command timeout (a base controller's ``cmd_vel_timeout``, see
+  :class:`CommandTimeout`) stops the robot when the gate itself dies or freezes;
+- a jump of the clock (:meth:`SafetyGate.clock_jumped`: a bag loop, a simulator reset) stops at once:
+  every age judged before it is meaningless.
 
 Times are seconds on one clock (wall or sim time); the gate never reads a clock itself.
 """
@@ -37,13 +45,23 @@ BAD_LENGTH = "bad_length"
 # What a command is.
 ACCEPTED = "accepted"  # an accepted action, as it came
 RAMP = "ramp"  # a step of the ramp down after a timeout
-STOP = "stop"  # all zeros: after a timeout, a ramp, or on deactivation
+STOP = "stop"  # all zeros: after a timeout, a ramp, a clock jump, or on deactivation
+REPEAT = "repeat"  # the command in force again, for the robot's command timeout (no action this period)
+
+# Why the watchdog stopped (SafetyGate.stop_cause).
+NO_ACTION = "no_action"  # nothing accepted for action_timeout
+OLD_OBSERVATION = "old_observation"  # the command in force was decided on an observation now too old
+
+# The robot's command timeout our launch files set (s): 3 of the gate's control periods (0.05 s), so a
+# healthy gate's repeats never trip it and a dead or frozen gate stops the robot within 0.25 s.
+BASE_COMMAND_TIMEOUT = 0.15
 
 
 @dataclass(frozen=True)
 class GateConfig:
-    action_timeout: float = 0.5  # s without an accepted action before the watchdog stops the robot
-    max_observation_age: float = 0.5  # s; an action whose observation is older is refused
+    # 3 and 4 frames of the usual 0.05 s period: a fault upstream stops the robot within 0.25 s.
+    action_timeout: float = 0.15  # s without an accepted action before the watchdog stops the robot
+    max_observation_age: float = 0.2  # s; an action whose observation is older is refused, and stopped
     future_tolerance: float = 0.1  # s an observation stamp may lie ahead of the gate's clock
     action_min: float = -1.0  # bounds of every action element
     action_max: float = 1.0
@@ -86,11 +104,16 @@ class SafetyGate:
         self.refused: Counter[str] = Counter()
         self.accepted = 0
         self.timeouts = 0  # watchdog stops
-        self.stops = 0  # stop commands issued (timeouts and deactivations)
+        self.stop_causes: Counter[str] = Counter()  # watchdog stops by cause (NO_ACTION, OLD_OBSERVATION)
+        self.stop_cause = ""  # of the latest watchdog stop
+        self.clock_jumps = 0
+        self.stops = 0  # stop commands issued (timeouts, clock jumps and deactivations)
         self._last: np.ndarray | None = None  # the last accepted action, None once stopped
         self._scale = 1.0  # of _last, while ramping down
         self._last_accept: float | None = None
+        self._last_observation = 0.0  # observation stamp of the command in force
         self._last_tick: float | None = None
+        self._sent = False  # a command went out since the last tick
 
     @property
     def moving(self) -> bool:
@@ -124,25 +147,50 @@ class SafetyGate:
         self._last = np.asarray(action, dtype=np.float64).copy()
         self._scale = 1.0
         self._last_accept = now
+        self._last_observation = observation_stamp
         self._last_tick = now
+        self._sent = True
         return Command(self._last.copy(), ACCEPTED)
 
+    def expiry(self, now: float) -> str | None:
+        """Why the command in force must end now (NO_ACTION, OLD_OBSERVATION), or None."""
+        if self._last_accept is None:
+            return None
+        if now - self._last_accept > self.config.action_timeout:
+            return NO_ACTION
+        if now - self._last_observation > self.config.max_observation_age:
+            return OLD_OBSERVATION
+        return None
+
     def tick(self, now: float) -> Command | None:
-        """The watchdog, once per control period: a ramp step or the stop when the last accepted
-        action is older than ``action_timeout`` on arrival time; None while nothing is owed."""
+        """The watchdog, once per control period: a ramp step or the stop once the command in force
+        expired (:meth:`expiry`), else that command again (REPEAT) when no action went out since the
+        last tick; None while nothing is owed."""
         if self._last is None or self._last_accept is None:
             return None
         dt = max(now - (self._last_tick if self._last_tick is not None else now), 0.0)
         self._last_tick = now
-        if now - self._last_accept <= self.config.action_timeout:
-            return None
+        cause = self.expiry(now)
+        if cause is None:
+            sent, self._sent = self._sent, False
+            return None if sent else Command(self._last * self._scale, REPEAT)
         if self._scale == 1.0:
             self.timeouts += 1
+            self.stop_causes[cause] += 1
+            self.stop_cause = cause
         peak = float(np.max(np.abs(self._last)))
         if self.config.deceleration > 0 and peak > 0:
             self._scale = max(self._scale - self.config.deceleration * dt / peak, 0.0)
             if self._scale > 0:
                 return Command(self._last * self._scale, RAMP)
+        return self.stop()
+
+    def clock_jumped(self) -> Command:
+        """The clock jumped (back, or far forward): the age of the command in force, and of anything
+        judged before, means nothing now. A stop at once; actions arriving afterwards are judged on the
+        new clock (those decided before a backward jump carry stamps ahead of it: refused)."""
+        self.clock_jumps += 1
+        self._last_accept = None
         return self.stop()
 
     def stop(self) -> Command:
@@ -151,9 +199,64 @@ class SafetyGate:
         length = len(self._last) if self._last is not None else self.config.min_length
         self._last = None
         self._scale = 1.0
+        self._sent = True
         return Command(np.zeros(length), STOP)
 
     def counts(self) -> dict[str, int]:
         """Every counter by name, for stats and diagnostics."""
         return {"accepted": self.accepted, "timeouts": self.timeouts, "stops": self.stops,
+                "clock_jumps": self.clock_jumps,
+                **{f"timeouts_{cause}": n for cause, n in sorted(self.stop_causes.items())},
                 **{f"refused_{reason}": n for reason, n in sorted(self.refused.items())}}
+
+
+class CommandTimeout:
+    """The robot's own line of defence behind the gate: a base controller's command timeout, as
+    ros2_controllers' ``diff_drive_controller`` applies ``cmd_vel_timeout`` to stamped commands since
+    Jazzy (twist_mux's per-input ``timeout`` works alike on arrival time):
+
+    - on receipt, a command stamped 0 is stamped with the controller's clock; a command already older
+      than ``timeout`` by its stamp is ignored (the controller warns and keeps what it had);
+    - at each control update, the last command received is executed while its age (the controller's
+      clock minus its stamp) is at most ``timeout``; after that the controller brakes to zero, and
+      stays braked until a newer command is received.
+
+    So the robot stops ``timeout`` after the last command the gate published, whether the gate died,
+    froze or lost its link; the gate repeats the command in force every control period
+    (:meth:`SafetyGate.tick`) so that a healthy gate never trips it. ``timeout`` 0: no timeout (a base
+    without one; unlike ``diff_drive_controller``, where 0 disables only the check on receipt).
+    Times are seconds on the controller's clock; the class never reads a clock itself."""
+
+    def __init__(self, timeout: float) -> None:
+        if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout >= 0):
+            raise ConfigError("command_timeout", timeout, "a finite number of seconds >= 0 (0: no timeout)")
+        self.timeout = float(timeout)
+        self._timeout_ns = _ns(timeout)
+        self._stamp: int | None = None  # of the command in force, ns
+        self.ignored = 0  # commands already too old on receipt
+        self.brakes = 0  # times the command in force timed out
+
+    def receive(self, stamp: float, now: float) -> bool:
+        """A command arrives, stamped ``stamp``; False when it is ignored as too old."""
+        stamp_ns = _ns(now if stamp == 0 else stamp)
+        if self._timeout_ns and _ns(now) - stamp_ns >= self._timeout_ns:
+            self.ignored += 1
+            return False
+        self._stamp = stamp_ns
+        return True
+
+    def timed_out(self, now: float) -> bool:
+        """At a control update: True once, when the command in force times out (from then on zero is
+        executed, until :meth:`receive` takes a newer command)."""
+        if not self._timeout_ns or self._stamp is None:
+            return False
+        if _ns(now) - self._stamp > self._timeout_ns:
+            self._stamp = None  # braked until a newer command comes
+            self.brakes += 1
+            return True
+        return False
+
+
+def _ns(seconds: float) -> int:
+    """Whole nanoseconds, as ROS times are: ages compare exactly at a boundary (0.15 s after 10.0 s)."""
+    return round(seconds * 1e9)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 import threading
+from collections import Counter
 from typing import Any, Callable, Protocol
 
 from auras_ros.core.errors import ConfigError, positive_int
@@ -101,3 +102,114 @@ def new_source_id() -> int:
     """An id a publishing node draws at each start, so its readers know its sequence numbers and
     stamps began again (see ``context.SourceOrder``); never 0, which messages leave for 'unset'."""
     return secrets.randbits(63) | 1
+
+
+# What SourceFence.admit says of a message.
+ADMITTED = "admitted"
+SECOND_SOURCE = "second_source"  # another producer than the one this role takes
+FLOOD = "flood"  # the producer sends faster than max_rate_hz
+
+
+class SourceFence:
+    """One producer per role: the safety gate takes actions from one generation run, the context node a
+    key's percepts from one perception run. Each message names its producer (a ``source_id`` drawn at each
+    start: :func:`new_source_id`).
+
+    The role takes the source fixed by configuration (``expected`` != 0: fenced), or else the first one it
+    hears; another source is refused (counted, remembered as an intruder) while the one taken is alive.
+    Unless fenced, a source silent for ``takeover_s`` is taken as gone (a restarted node draws a new id)
+    and the next one heard is taken instead. Messages of the source taken beyond ``max_rate_hz`` (a token
+    bucket holding one second's worth) are refused as a flood, so a runaway producer cannot drown the
+    consumer (0: no limit). Times are seconds of a monotonic wall clock, from the caller. Not thread-safe.
+    """
+
+    def __init__(self, role: str, takeover_s: float, max_rate_hz: float, expected: int = 0) -> None:
+        if not (math.isfinite(takeover_s) and takeover_s > 0):
+            raise ConfigError(f"{role} takeover_s", takeover_s, "a finite number of seconds > 0")
+        if not (math.isfinite(max_rate_hz) and max_rate_hz >= 0):
+            raise ConfigError(f"{role} max_rate_hz", max_rate_hz, "a finite rate >= 0 (0: no limit)")
+        if isinstance(expected, bool) or not isinstance(expected, int) or not 0 <= expected < 2**64:
+            raise ConfigError(f"{role} expected source", expected, "an unsigned 64-bit source id (0: the first heard)")
+        self.role = role
+        self.takeover_s = float(takeover_s)
+        self.max_rate_hz = float(max_rate_hz)
+        self.expected = expected
+        self.current: int | None = expected or None
+        self.takeovers = 0  # sources taken after the first (restarts)
+        self.refused: Counter[str] = Counter()
+        self.intruder: int | None = None  # the latest source refused as a second one
+        self._intruder_heard = -math.inf
+        self._heard = -math.inf  # the source taken, last heard
+        self._tokens = self.max_rate_hz
+        self._refilled = -math.inf
+
+    def admit(self, source: int, now: float) -> str:
+        """ADMITTED, SECOND_SOURCE or FLOOD for a message of ``source`` arriving at ``now``."""
+        if self.current is None or (not self.expected and source != self.current
+                                    and now - self._heard > self.takeover_s):
+            self.takeovers += self.current is not None
+            self.current = source
+            self._tokens, self._refilled = self.max_rate_hz, now
+        if source != self.current:
+            self.refused[SECOND_SOURCE] += 1
+            self.intruder, self._intruder_heard = source, now
+            return SECOND_SOURCE
+        self._heard = now
+        if self.max_rate_hz:
+            self._tokens = min(self.max_rate_hz, self._tokens + max(now - self._refilled, 0.0) * self.max_rate_hz)
+            self._refilled = now
+            if self._tokens < 1.0:
+                self.refused[FLOOD] += 1
+                return FLOOD
+            self._tokens -= 1.0
+        return ADMITTED
+
+    def conflict(self, now: float, within_s: float) -> str | None:
+        """A line naming both sources when a second one was refused within the last ``within_s``."""
+        if self.intruder is None or now - self._intruder_heard > within_s:
+            return None
+        return (f"{self.role}: two producers: source {self.current:#x} is taken, source {self.intruder:#x} "
+                f"refused ({self.refused[SECOND_SOURCE]} messages so far)")
+
+    def counts(self) -> dict[str, int]:
+        return {"takeovers": self.takeovers, **{f"refused_{k}": n for k, n in sorted(self.refused.items())}}
+
+
+class Coalescer:
+    """Changes faster than the pipeline can serve them, coalesced: at most one item passes per
+    ``interval_s``; one arriving sooner is held, a newer one replaces it (counted in ``coalesced``), and
+    the held one passes once the interval has run (:meth:`due`), so the newest always lands. For a value
+    whose change cancels the requests in flight (an instruction): changes at 20 Hz would cancel every
+    request; coalesced, requests started on one value can finish. Times are seconds of a monotonic clock
+    from the caller. Not thread-safe."""
+
+    def __init__(self, interval_s: float) -> None:
+        if not (math.isfinite(interval_s) and interval_s >= 0):
+            raise ConfigError("coalesce interval_s", interval_s, "a finite number of seconds >= 0 (0: none)")
+        self.interval_s = float(interval_s)
+        self.coalesced = 0
+        self._held: Any = None
+        self._holding = False
+        self._passed = -math.inf  # when the last item passed
+
+    def offer(self, item: Any, now: float) -> tuple[Any, ...]:
+        """The items to apply now: ``(item,)`` or ``()`` when it is held."""
+        if now - self._passed >= self.interval_s and not self._holding:
+            self._passed = now
+            return (item,)
+        self.coalesced += self._holding
+        self._held, self._holding = item, True
+        return ()
+
+    @property
+    def holding(self) -> bool:
+        """An item waits for its interval."""
+        return self._holding
+
+    def due(self, now: float) -> tuple[Any, ...]:
+        """The held item once its interval has run, else ``()``."""
+        if not self._holding or now - self._passed < self.interval_s:
+            return ()
+        item, self._held, self._holding = self._held, None, False
+        self._passed = now
+        return (item,)

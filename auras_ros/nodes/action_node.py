@@ -3,7 +3,15 @@
 AgentActions from ``auras/action`` pass :class:`auras_ros.core.safety.SafetyGate` (age on this node's
 clock from the observation stamp, finite, in range, mappable) and leave through the selected
 ``outputs`` (:mod:`auras_ros.nodes.action_outputs`); a watchdog every ``control_period`` commands a
-stop (or a ramp down) when nothing was accepted for ``action_timeout``.
+stop (or a ramp down) when nothing was accepted for ``action_timeout`` or the command in force was
+decided on an observation older than ``max_observation_age``, and otherwise repeats the command in force
+when no action arrived in the period: commands leave at a steady rate, so the robot's own command
+timeout (``diff_drive_controller``'s ``cmd_vel_timeout``) stops it if this node dies or freezes. A jump
+of the node's clock (``use_sim_time``: ``/clock`` going back, a bag loop or a simulator reset, or forward
+by more than ``clock_jump_threshold``) stops at once and drops the action held for the first clock.
+One producer: actions come from one generation run at a time (``AgentAction.source_id``,
+:class:`auras_ros.core.sources.SourceFence`): a second one is refused, counted, and an ERROR on
+/diagnostics names both; more than ``max_action_rate`` actions per second are refused as a flood.
 
 Lifecycle: configure checks the parameters and builds the gate and the outputs; activate starts
 actuation (the watchdog runs, actions pass); deactivate commands a stop, then stops actuation;
@@ -15,6 +23,7 @@ drives ``~/change_state``. SIGINT/SIGTERM deactivate (a stop command) before exi
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from rclpy.clock import JumpThreshold, TimeJump
@@ -22,11 +31,12 @@ from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from auras_ros.core.errors import ConfigError
-from auras_ros.core.safety import STOP, Command, GateConfig, SafetyGate
+from auras_ros.core.safety import NO_ACTION, STOP, Command, GateConfig, SafetyGate
+from auras_ros.core.sources import ADMITTED, SECOND_SOURCE, SourceFence
 from auras_ros.msg import AgentAction
 from auras_ros.nodes.action_outputs import (
     OUTPUTS, TRAJECTORY_FIELDS, TWIST_FIELDS, GatedActionOutput, Output, TrajectoryOutput, TwistMapping, TwistOutput)
-from auras_ros.nodes.health import OK, WARN, Health, Status
+from auras_ros.nodes.health import ERROR, OK, WARN, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.managed import (
     refuse_configure, refuse_unavailable_transitions, start_if, start as start_managed)
@@ -39,16 +49,26 @@ from auras_ros.core import topics
 
 STOP_ACK_TIMEOUT_S = 1.0
 DIAGNOSTICS_PERIOD_S = 1.0  # seconds between the gate's reports on /diagnostics
+CONFLICT_REPORT_S = 5.0  # a second producer refused within this many seconds keeps /diagnostics at ERROR
 
 PARAMS = (
     Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
     Param("outputs", ["twist"], "what the gated commands are published as", choices=OUTPUTS),
     Param("control_period", 0.05, "seconds between watchdog checks, and between trajectory points",
           low=0.001, high=10.0),
-    Param("action_timeout", 0.5, "seconds without an accepted action before the robot is stopped",
-          low=0.001, high=60.0),
-    Param("max_observation_age", 0.5, "seconds; an action whose observation is older (on this node's "
-          "clock, from its observation stamp) is refused", low=0.001, high=60.0),
+    Param("action_timeout", GateConfig.action_timeout, "seconds without an accepted action before the robot "
+          "is stopped", low=0.001, high=60.0),
+    Param("max_observation_age", GateConfig.max_observation_age, "seconds; an action whose observation is "
+          "older (on this node's clock, from its observation stamp) is refused, and the command in force "
+          "stops when its observation gets older", low=0.001, high=60.0),
+    Param("expected_source", 0, "source_id of the generation run whose actions this gate takes (0: the first "
+          "one heard, and after source_takeover of its silence the next one)", low=0, high=2**63 - 1),
+    Param("source_takeover", 0.5, "wall seconds a generation run must be silent before another one is taken",
+          low=0.01, high=3600.0),
+    Param("max_action_rate", 200.0, "actions per second taken from the generation run; more are refused as a "
+          "flood (0: no limit)", low=0.0, high=1e6),
+    Param("clock_jump_threshold", 1.0, "seconds; a forward jump of this node's clock by more (or any jump "
+          "back) stops the robot at once", low=0.001, high=3600.0),
     Param("future_tolerance", 0.1, "seconds an observation stamp may lie ahead of this node's clock",
           low=0.0, high=10.0),
     Param("action_min", -1.0, "lowest accepted value of any action element", low=-1e6, high=0.0),
@@ -100,6 +120,15 @@ class ActionNode(LifecycleNode):
         self.before_clock_drops = 0
         self._clock_start = self.get_clock().create_jump_callback(
             JumpThreshold(min_forward=Duration(nanoseconds=1), min_backward=None), post_callback=self._on_clock_jump)
+        self.jump_threshold = self.get_parameter("clock_jump_threshold").value
+        # One producer of actions: a second generation node on the same topic is refused, not interleaved.
+        self.fence = SourceFence("action_node auras/action", self.get_parameter("source_takeover").value,
+                                 self.get_parameter("max_action_rate").value,
+                                 self.get_parameter("expected_source").value)
+        # Any jump back, or far forward: the ages of everything held were judged on a clock that is gone.
+        self._clock_jumps = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=Duration(seconds=self.jump_threshold), min_backward=Duration(nanoseconds=-1),
+                          on_clock_change=False), post_callback=self._on_time_jump)
         delivery = delivery if delivery is not None else LocalDelivery()
         delivery.subscription(self, AgentAction, topics.ACTION, self._on_action, ORDERED)
         # The gate's counters on /diagnostics: a supervisor sees refusals and watchdog stops.
@@ -158,7 +187,11 @@ class ActionNode(LifecycleNode):
 
     def _health(self) -> Status:
         values = {**(self.gate.counts() if self.gate is not None else {}), "inactive_drops": self.inactive_drops,
-                  "before_clock_drops": self.before_clock_drops}
+                  "before_clock_drops": self.before_clock_drops,
+                  **{f"source_{k}": v for k, v in self.fence.counts().items()}}
+        conflict = self.fence.conflict(time.monotonic(), CONFLICT_REPORT_S)
+        if conflict is not None:
+            return Status(ERROR, conflict, values)
         if not self.active:
             return Status(WARN, "inactive: not actuating", values)
         return Status(OK, "actuating through the safety gate", values)
@@ -175,6 +208,18 @@ class ActionNode(LifecycleNode):
         if not self.active or self.gate is None:
             self.inactive_drops += 1  # not actuating: nothing may reach the robot
             return
+        # Wall time: floods and a producer's silence are about this computer's time, whatever the clock.
+        admitted = self.fence.admit(msg.source_id, time.monotonic())
+        if admitted != ADMITTED:
+            conflict = self.fence.conflict(time.monotonic(), 0.0) if admitted == SECOND_SOURCE else None
+            self.get_logger().warning(
+                f"action {msg.request_id} of source {msg.source_id:#x} refused ({admitted}): "
+                + (conflict or f"more than {self.fence.max_rate_hz:g} actions/s") + f"; refused so far: "
+                f"{dict(self.fence.refused)}", throttle_duration_sec=2.0)
+            return
+        self._offer(msg)
+
+    def _offer(self, msg: AgentAction) -> None:
         now = self._seconds()
         if now == 0.0 and not clock_started(self):
             if self._before_clock is not None:
@@ -195,14 +240,31 @@ class ActionNode(LifecycleNode):
     def _on_clock_jump(self, _jump: TimeJump) -> None:
         if self._before_clock is not None and clock_started(self):
             held, self._before_clock = self._before_clock, None
-            self._on_action(held)
+            self._offer(held)
+
+    def _on_time_jump(self, jump: TimeJump) -> None:
+        delta = jump.delta.nanoseconds
+        if self.get_clock().now().nanoseconds - delta == 0:
+            return  # the clock's start (its first /clock), not a jump
+        self._before_clock = None  # judged on the clock before the jump: never executed
+        if self.gate is None:
+            return
+        stop = self.gate.clock_jumped()
+        if self.active:
+            self._send(stop)
+        self.get_logger().warning(f"clock jumped {'back' if delta < 0 else 'forward'} {abs(delta) * 1e-9:.3f} s: "
+                                  f"actions decided before it invalidated, robot stopped "
+                                  f"(clock jumps so far: {self.gate.clock_jumps})", throttle_duration_sec=1.0)
 
     def _on_watchdog(self) -> None:
         command = self.gate.tick(self._seconds())
         if command is not None:
             if command.kind == STOP:
-                self.get_logger().warning(f"no fresh action for {self.gate.config.action_timeout:g} s: "
-                                          f"robot stopped (watchdog stops so far: {self.gate.timeouts})")
+                c = self.gate.config
+                why = (f"no fresh action for {c.action_timeout:g} s" if self.gate.stop_cause == NO_ACTION else
+                       f"the command's observation is older than {c.max_observation_age:g} s")
+                self.get_logger().warning(f"{why}: robot stopped (watchdog stops so far: {self.gate.timeouts})",
+                                          throttle_duration_sec=1.0)
             self._send(command)
 
     def _send(self, command: Command) -> None:

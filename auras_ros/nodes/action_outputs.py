@@ -9,8 +9,14 @@
   ``control_period`` apart, in ``positions`` or ``velocities``. Never empty (that controller discards
   an empty trajectory): a stop is one point, zero velocities, or for positions the first point of
   the last accepted chunk (one control period ahead: the robot holds there);
-- ``agent_action``: the accepted ``AgentAction`` unchanged on ``auras/gated_action``, and for a ramp
-  or a stop a copy of the last accepted one carrying the command (what the simulator executes).
+- ``agent_action``: the accepted ``AgentAction`` unchanged on ``auras/gated_action``, and for a ramp,
+  a repeat or a stop a copy of the last accepted one carrying the command, stamped now (what the
+  simulator executes; it takes a repeat, same request and action, as the command renewed, not a new
+  chunk).
+
+A repeat (the command in force again, once per control period without a new action: see
+:class:`auras_ros.core.safety.SafetyGate`) goes out on ``twist``, ``twist_stamped`` and ``agent_action``,
+whose receivers time commands out; not on ``joint_trajectory``, where it would restart the trajectory.
 
 Twist fields map from action elements through ``index.<field>`` (-1: always 0) and ``scale.<field>``.
 """
@@ -26,7 +32,7 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist, TwistStamped
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from auras_ros.core.safety import ACCEPTED, STOP, Command
+from auras_ros.core.safety import ACCEPTED, REPEAT, STOP, Command
 from auras_ros.msg import AgentAction
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_duration
@@ -90,6 +96,8 @@ class TrajectoryOutput:
 
     def rows(self, command: Command) -> np.ndarray:
         rows = command.action.reshape(-1, len(self.joint_names))
+        if command.kind == REPEAT:
+            return rows[:0]  # the controller keeps executing the trajectory it has; no timeout to feed
         if self.field == "velocities":
             return rows[:1] if command.kind == STOP else rows
         if command.kind == ACCEPTED:

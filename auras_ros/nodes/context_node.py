@@ -1,16 +1,25 @@
 """context_node: holds the public context — timestamped world state with a staleness policy per key —
-and publishes it as ContextState whenever a key changes, plus /diagnostics once a second."""
+and publishes it as ContextState whenever a key changes, plus /diagnostics once a second.
+
+One producer per key (:class:`auras_ros.core.sources.SourceFence`): a key's percepts come from one
+perception run (``Percept.source_id``); another one is refused while that one is alive, counted, and
+/diagnostics says ERROR naming both; more than ``max_write_rate`` writes per second of a key are refused
+as a flood. Changes of a ``cancels_in_flight`` key (an instruction) are coalesced to at most one per
+``change_interval`` (the newest lands), so a stream of changes cannot cancel every request."""
 
 from __future__ import annotations
 
 import math
 import sys
 import threading
+import time
 from collections import Counter
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType, JumpThreshold, TimeJump
+from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
@@ -18,10 +27,10 @@ from std_msgs.msg import String
 from auras_ros.core.context import (ContextRead, PublicContext, SourceOrder, StaleContextError, Verdict,
                                      max_age_to_seconds)
 from auras_ros.core.errors import InputError
-from auras_ros.core.sources import new_source_id
+from auras_ros.core.sources import ADMITTED, Coalescer, SourceFence, new_source_id
 from auras_ros.msg import ContextEntry, ContextState, Percept
 from auras_ros.nodes.context_keys import FUTURE_TOLERANCE, ContextKey, declare_context_keys
-from auras_ros.nodes.health import OK, Health, Status
+from auras_ros.nodes.health import ERROR, OK, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.payload import PayloadCodec, transport_params
@@ -34,11 +43,19 @@ from auras_ros.core import topics
 VERDICTS = {Verdict.FRESH: ContextEntry.VERDICT_FRESH, Verdict.STALE_HELD: ContextEntry.VERDICT_STALE,
             Verdict.DROPPED: ContextEntry.VERDICT_REJECTED, Verdict.WAIT_TIMEOUT: ContextEntry.VERDICT_REJECTED,
             Verdict.MISSING: ContextEntry.VERDICT_MISSING}
+CONFLICT_REPORT_S = 5.0  # a second producer refused within this many seconds keeps /diagnostics at ERROR
+COALESCE_CHECK_S = 0.02  # wall seconds between checks for a held change that is due
 MESSAGE_TYPES = {"percept": Percept, "string": String, "joint_state": JointState}
 
 PARAMS = (
     FUTURE_TOLERANCE,
     Param("diagnostics_period", 1.0, "seconds between /diagnostics reports", low=0.1, high=3600.0),
+    Param("source_takeover", 0.5, "wall seconds a key's perception run must be silent before another run is taken",
+          low=0.01, high=3600.0),
+    Param("max_write_rate", 200.0, "writes per second taken per key; more are refused as a flood (0: no limit)",
+          low=0.0, high=1e6),
+    Param("change_interval", 0.5, "wall seconds: a cancels_in_flight key (an instruction) changes at most once "
+          "per interval, the newest change held until then (0: every change at once)", low=0.0, high=3600.0),
     *transport_params(),
 )
 
@@ -58,6 +75,10 @@ class ContextNode(Node):
         self.source_id = new_source_id()  # the run of the values this node senses itself (text, joints)
         self._orders = {k.spec.key: SourceOrder(self.params["future_tolerance"]) for k in self.keys}
         self._sources: dict[str, int] = {}  # key -> source_id of its newest entry
+        p = self.params
+        self._fences = {k.spec.key: SourceFence(f"context_node key {k.spec.key!r} on {k.topic}", p["source_takeover"],
+                                                p["max_write_rate"]) for k in self.keys}
+        self._coalescers = {k.spec.key: Coalescer(p["change_interval"]) for k in self.keys if k.spec.cancels_in_flight}
         self.context_group = MutuallyExclusiveCallbackGroup()  # the context writes and snapshots, in its executor
         # The same, for writes delivered in the publisher's thread (a same-process perception node).
         self._context_lock = threading.Lock()
@@ -71,17 +92,58 @@ class ContextNode(Node):
         self.create_timer(self.params["diagnostics_period"], self._publish_diagnostics,
                           callback_group=self.context_group)
         self.health = Health(self, self._health, self.params["diagnostics_period"], callback_group=self.context_group)
+        if self._coalescers:
+            # Wall time: a held change must land even while a simulated clock stands still.
+            self.create_timer(COALESCE_CHECK_S, self._release_held, callback_group=self.context_group,
+                              clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.clock_jumps = 0
+        self._jump_handle = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False),
+            post_callback=self._on_clock_back)
+
+    def _on_clock_back(self, jump: TimeJump) -> None:
+        """The clock went back (a bag loop, a simulator reset): every value held was sensed in a future
+        that will not come, and would read as fresh for as long as the jump; each source's order starts
+        again on the new timeline."""
+        with self._context_lock:
+            self.clock_jumps += 1
+            for key in self.keys:
+                self.public_context.clear(key.spec.key)
+            self._orders = {k.spec.key: SourceOrder(self.params["future_tolerance"]) for k in self.keys}
+            self._sources.clear()
+            self.version += 1
+            self.publisher.publish(self._snapshot())
+        self.get_logger().warning(f"clock jumped back {-jump.delta.nanoseconds * 1e-9:.3f} s: the public context "
+                                  f"was cleared (clock jumps so far: {self.clock_jumps})", throttle_duration_sec=1.0)
 
     def _on_message(self, key: ContextKey, msg: Any) -> None:
         with self._context_lock:
-            self._write(key, msg)
+            coalescer = self._coalescers.get(key.spec.key)
+            for item in coalescer.offer(msg, time.monotonic()) if coalescer is not None else (msg,):
+                self._write(key, item)
+
+    def _release_held(self) -> None:
+        with self._context_lock:
+            for key in self.keys:
+                coalescer = self._coalescers.get(key.spec.key)
+                for item in coalescer.due(time.monotonic()) if coalescer is not None else ():
+                    self._write(key, item)
 
     def _write(self, key: ContextKey, msg: Any) -> None:
         where = f"context_node key {key.spec.key!r} on {key.topic}"
         try:
             value, stamp, seq, source = self._value_of(key, msg, where)
+            fence = self._fences[key.spec.key]
+            admitted = fence.admit(source, time.monotonic())
+            if admitted != ADMITTED:
+                self.rejected[f"{key.spec.key}:{admitted}"] += 1
+                self.get_logger().warning(f"{where}: refused ({admitted}) a write of source {source:#x}: " + (
+                    fence.conflict(time.monotonic(), 0.0) or f"more than {fence.max_rate_hz:g} writes/s")
+                    + f"; refused so far: {dict(fence.refused)}", throttle_duration_sec=2.0)
+                return
             if self._orders[key.spec.key].admit(source, seq, stamp, self.clock.now(), where):
-                self.get_logger().info(f"{where}: a new source run (restarted publisher), ordering restarts")
+                self.get_logger().info(f"{where}: a new source run (restarted publisher), ordering restarts",
+                                       throttle_duration_sec=2.0)
         except InputError as error:
             self.rejected[f"{key.spec.key}:{error.what}"] += 1
             self.get_logger().warning(f"rejected: {error}", throttle_duration_sec=2.0)
@@ -169,8 +231,12 @@ class ContextNode(Node):
 
     def _health(self) -> Status:
         with self._context_lock:
-            return Status(OK, "holding the public context", {"writes": sum(self.writes.values()),
-                                                               "rejected": sum(self.rejected.values())})
+            values = {"writes": sum(self.writes.values()), "rejected": sum(self.rejected.values()),
+                      "coalesced": sum(c.coalesced for c in self._coalescers.values())}
+            conflicts = [c for c in (f.conflict(time.monotonic(), CONFLICT_REPORT_S) for f in self._fences.values()) if c]
+            if conflicts:
+                return Status(ERROR, "; ".join(conflicts), values)
+            return Status(OK, "holding the public context", values)
 
     def destroy_node(self) -> None:
         self.codec.close()

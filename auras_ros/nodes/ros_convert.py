@@ -45,7 +45,8 @@ def rgb_to_image(pixels: np.ndarray, stamp: Time, frame_id: str) -> Image:
     return msg
 
 
-def decision_to_action(decision: Decision, frame_id: str) -> AgentAction:
+def decision_to_action(decision: Decision, frame_id: str, source_id: int) -> AgentAction:
+    """The AgentAction of ``decision``, from the generation run ``source_id`` (see ``new_source_id``)."""
     msg = AgentAction()
     msg.header.stamp = to_time(decision.decision_time)
     msg.header.frame_id = frame_id
@@ -53,6 +54,7 @@ def decision_to_action(decision: Decision, frame_id: str) -> AgentAction:
     msg.observation_seq = max(decision.observation_seq, 0)
     msg.observation_age = to_duration(max(decision.age, 0.0))
     msg.request_id = decision.request_id
+    msg.source_id = source_id
     msg.pipeline_slot = decision.slot
     msg.frame = decision.frame % 2**32
     msg.action = [float(v) for v in np.asarray(decision.output.action, dtype=np.float64).ravel()]

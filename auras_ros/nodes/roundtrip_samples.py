@@ -96,6 +96,7 @@ def agent_action() -> AgentAction:
         observation_seq=7,
         observation_age=Duration(sec=0, nanosec=150_000_000),
         request_id=42,
+        source_id=0x5EED_0F_A11CE5,
         pipeline_slot=1,
         frame=5,
         action=[0.01, -0.02, 0.03, 0.0, 0.1, -0.1, 1.0],

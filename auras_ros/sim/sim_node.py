@@ -24,6 +24,12 @@ Two time modes (parameter ``mode``):
   time faster than wall time without changing a frame's dynamics, as ``eval.realtime --speed`` does.
 
 Run the agent graph with ``use_sim_time: true`` so its stamps and ages are in the world's time.
+
+The world's agent has a base controller's command timeout (``command_timeout``, as
+``diff_drive_controller``'s ``cmd_vel_timeout``: :class:`auras_ros.core.safety.CommandTimeout`): a
+command older than it by its header stamp on the world's clock is braked to zero, so the world stops
+when the safety gate dies or freezes. A repeat of the command in force (same request id and action:
+the gate re-sends it every control period) renews it without restarting its chunk.
 """
 
 from __future__ import annotations
@@ -42,11 +48,13 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String, UInt64
 
+from auras_ros.core.safety import CommandTimeout
 from auras_ros.eval.task_config import TaskConfig
 from auras_ros.msg import AgentAction, SimState
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
 from auras_ros.nodes.process import run_node
+from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.eval import messages as m
 from auras_ros.sim.ready import ReadyEvaluators
 from auras_ros.eval.world import SimFrame, SimWorld, decision
@@ -85,6 +93,9 @@ PARAMS = (
     Param("decision_timeout", 10.0, "frame mode with wait_for_action: wall seconds the step of frame n waits "
           "for the decision of frame n-1 before stepping without it (which ends the lockstep's exact repeat); "
           "0: for ever", low=0.0, high=3600.0),
+    Param("command_timeout", 0.0, "seconds: the agent's base controller brakes to zero when its command is "
+          "older than this by its header stamp on the world's clock (diff_drive_controller's cmd_vel_timeout); "
+          "0: no timeout", low=0.0, high=60.0),
     Param("camera_frame_id", "camera", "frame_id of the published images"),
     Param("action_topic", m.ACTION_TOPIC, "the AgentActions executed: auras/action (raw), or the safety gate's "
           "auras/gated_action (action_node with output agent_action)"),
@@ -116,6 +127,8 @@ class SimNode(Node):
         if self.frame_mode:
             self.create_subscription(UInt64, m.TICK_TOPIC, self._on_tick, TICKS)
         self._pending: list[AgentAction] = []  # decisions not executed yet
+        self.controller = CommandTimeout(p["command_timeout"])
+        self._in_force: tuple[int, tuple[float, ...]] | None = None  # request id and action executed now
         self._ticks: list[int] = []  # frame ticks not processed yet (wait_for_action)
         self._last_tick: int | None = None
         self._last_action_frame = -1
@@ -135,8 +148,29 @@ class SimNode(Node):
             {m.CLOCK_TOPIC: self.clock_pub, m.STATE_TOPIC: self.state_pub, m.JOINTS_TOPIC: self.joints_pub,
              m.IMAGE_TOPIC: self.image_pub}[topic].publish(msg)
 
+    def _commands(self, decisions: list[AgentAction]) -> list[AgentAction]:
+        """What the base controller executes of the commands that arrived since the last step (in
+        arrival order): new ones; a repeat of the command in force only renews it; a command already
+        too old is ignored; and a zero command once the one in force times out."""
+        now = self.current.stamp if self.current is not None else 0.0  # the world's clock at this step
+        fresh = []
+        for a in decisions:
+            if not self.controller.receive(to_seconds(a.header.stamp), now):
+                continue
+            key = (a.request_id, tuple(a.action))
+            if key != self._in_force:
+                self._in_force = key
+                fresh.append(a)
+        if not fresh and self.controller.timed_out(now):
+            self._in_force = None
+            self.get_logger().warning(f"no command for {self.controller.timeout:g} s: the base brakes to zero "
+                                      f"(command timeouts so far: {self.controller.brakes})", throttle_duration_sec=1.0)
+            fresh.append(AgentAction(action=[0.0, 0.0]))
+        return fresh
+
     def _advance(self, decisions: list[AgentAction]) -> None:
         scored = len(self.world.scores)
+        decisions = self._commands(decisions)
         # Newest request id wins; on a tie (the gate's stop carries the id of the action it ends) the
         # one that arrived last, so the arrival order is reversed here.
         frame = self.world.advance(decision(a.request_id, a.action) for a in reversed(decisions))

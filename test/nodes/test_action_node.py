@@ -83,7 +83,8 @@ def bench(ros_env: dict[str, str]) -> Iterator[Bench]:
 
 def test_bad_actions_are_refused_counted_and_never_reach_cmd_vel(bench: Bench) -> None:
     twists = bench.record(Twist, "cmd_vel")
-    node = bench.start({"index.linear.x": 0, "index.angular.z": 1, "action_timeout": 30.0})
+    # Limits far above this loaded machine's delivery times: only the forged age is stale.
+    node = bench.start({"index.linear.x": 0, "index.angular.z": 1, "action_timeout": 30.0, "max_observation_age": 5.0})
     assert bench.spin_until(bench.connected)
     bench.send([0.1, 0.2], age_s=10.0, claimed_age_s=0.01)  # the issue's forged age: stamps 10 s old
     bench.send([math.nan, 0.2])
@@ -93,29 +94,38 @@ def test_bad_actions_are_refused_counted_and_never_reach_cmd_vel(bench: Bench) -
     bench.send([0.5, -0.5], request_id=7)  # the one good action
     assert bench.spin_until(lambda: len(twists) >= 1 and node.gate.accepted == 1)
     assert dict(node.gate.refused) == {"stale": 1, "non_finite": 2, "out_of_range": 1, "bad_length": 1}
-    assert len(twists) == 1 and (twists[0].linear.x, twists[0].angular.z) == (0.5, -0.5)
+    # The good action, repeated every control period while it is in force: nothing else.
+    assert bench.spin_until(lambda: len(twists) >= 3)
+    assert {(t.linear.x, t.angular.z) for t in twists} == {(0.5, -0.5)}
 
 
 def test_watchdog_commands_a_stop_when_actions_stop_and_deactivate_stops_too(bench: Bench) -> None:
     twists = bench.record(TwistStamped, "cmd_vel")
-    node = bench.start({"outputs": ["twist_stamped"], "index.linear.x": 0, "action_timeout": 0.3})
+    node = bench.start({"outputs": ["twist_stamped"], "index.linear.x": 0, "action_timeout": 0.3,
+                        "max_observation_age": 1.0})
     assert bench.spin_until(bench.connected)
     bench.send([0.7])
-    assert bench.spin_until(lambda: len(twists) >= 2)  # the action, then the watchdog's stop
-    moved, stopped = twists[:2]
+    assert bench.spin_until(lambda: twists and twists[-1].twist.linear.x == 0.0)  # the watchdog's stop
+    moved, repeats, stopped = twists[0], twists[1:-1], twists[-1]
     assert moved.twist.linear.x == 0.7 and stopped.twist.linear.x == 0.0
+    # Until the stop, the command goes out again every control period, freshly stamped: a base
+    # controller's command timeout keeps it only while the gate is alive.
+    assert repeats and all(r.twist.linear.x == 0.7 for r in repeats)
+    stamps = [to_seconds(t.header.stamp) for t in twists]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     assert moved.header.frame_id == stopped.header.frame_id == "base_link"
     # Stamped on the gate's clock: the stop left no earlier than action_timeout after the action.
-    assert to_seconds(stopped.header.stamp) - to_seconds(moved.header.stamp) >= 0.3
+    assert stamps[-1] - stamps[0] >= 0.3
     assert node.gate.timeouts == 1
+    seen = len(twists)
     bench.send([0.4])
-    assert bench.spin_until(lambda: len(twists) >= 3)
+    assert bench.spin_until(lambda: len(twists) > seen)
     node.trigger_deactivate()
-    assert bench.spin_until(lambda: len(twists) >= 4)
-    assert twists[3].twist.linear.x == 0.0  # deactivate means stop
+    assert bench.spin_until(lambda: twists[-1].twist.linear.x == 0.0)  # deactivate means stop
+    stopped_at = len(twists)
     bench.send([0.9])  # inactive: nothing reaches the robot
     assert bench.spin_until(lambda: node.inactive_drops == 1)
-    assert len(twists) == 4
+    assert len(twists) == stopped_at
 
 
 def test_joint_trajectory_carries_the_chunk_rows_and_holds_on_stop(bench: Bench) -> None:
@@ -132,7 +142,11 @@ def test_joint_trajectory_carries_the_chunk_rows_and_holds_on_stop(bench: Bench)
     assert [to_seconds(p.time_from_start) for p in plan.points] == pytest.approx([0.1, 0.2, 0.3])
     assert [list(p.positions) for p in hold.points] == [[0.1, 0.2]]  # never empty: holds the first point
     assert gated[0].request_id == 5 and list(gated[0].action) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
-    assert gated[1].request_id == 5 and list(gated[1].action) == [0.0] * 6  # the stop, for the simulator
+    assert bench.spin_until(lambda: list(gated[-1].action) == [0.0] * 6)  # the stop, for the simulator
+    # Between them only repeats of the command in force (renewals for the simulator's command timeout);
+    # the trajectory is not sent again (it would restart).
+    assert all(g.request_id == 5 and list(g.action) == list(gated[0].action) for g in gated[1:-1])
+    assert gated[-1].request_id == 5 and len(trajectories) == 2
 
 
 def test_configure_refuses_a_gate_that_cannot_map_and_waits_without_autostart(bench: Bench) -> None:
@@ -151,12 +165,14 @@ def test_configure_refuses_a_gate_that_cannot_map_and_waits_without_autostart(be
 
 def test_with_deceleration_the_stop_is_a_ramp_down(bench: Bench) -> None:
     twists = bench.record(Twist, "cmd_vel")
-    bench.start({"index.linear.x": 0, "action_timeout": 0.2, "control_period": 0.05, "deceleration": 2.0})
+    bench.start({"index.linear.x": 0, "action_timeout": 0.2, "max_observation_age": 1.0, "control_period": 0.05,
+                 "deceleration": 2.0})
     assert bench.spin_until(bench.connected)
     bench.send([0.8])
     assert bench.spin_until(lambda: len(twists) >= 2 and twists[-1].linear.x == 0.0)
     speeds = [t.linear.x for t in twists]
     assert speeds[0] == 0.8 and speeds[-1] == 0.0
+    speeds = speeds[max(i for i, v in enumerate(speeds) if v == 0.8):]  # from the last repeat on: the ramp
     assert len(speeds) >= 4  # at least two ramp steps between (0.8 at 2.0/s in 0.05 s steps: up to 7)
     assert all(a > b for a, b in zip(speeds, speeds[1:], strict=False))  # monotonic, never back up
 
@@ -178,3 +194,68 @@ def test_under_sim_time_an_action_before_the_first_clock_waits_for_it(bench: Ben
     clock.publish(Clock(clock=to_time(5.05)))
     assert bench.spin_until(lambda: len(gated) == 1)
     assert gated[0].request_id == 2 and node.gate.accepted == 1 and not node.gate.refused
+
+
+@pytest.mark.parametrize("jump_to", [10.0, 30.0], ids=["back", "forward"])
+def test_a_clock_jump_stops_at_once(bench: Bench, jump_to: float) -> None:
+    """/clock going back 10 s (a bag loop, a simulator reset) or forward beyond clock_jump_threshold:
+    the command in force was judged on the old clock; a stop goes out at once, not after a timeout."""
+    gated = bench.record(AgentAction, GATED_ACTION_TOPIC)
+    clock = bench.probe.create_publisher(Clock, "/clock", ORDERED)
+    node = bench.start({"use_sim_time": True, "outputs": ["agent_action"], "action_timeout": 60.0,
+                        "max_observation_age": 60.0})
+    assert bench.spin_until(lambda: bench.connected() and clock.get_subscription_count() > 0
+                            and node.outputs[0].publisher.get_subscription_count() > 0)
+    clock.publish(Clock(clock=to_time(20.0)))
+    assert bench.spin_until(lambda: node.get_clock().now().nanoseconds == 20 * 10**9)
+    bench.send([0.5, 0.5], request_id=3)
+    assert bench.spin_until(lambda: len(gated) == 1)
+    assert node.gate.moving and node.gate.clock_jumps == 0
+    clock.publish(Clock(clock=to_time(jump_to)))
+    # No timer could fire: sim time did not pass on the new clock. The stop comes from the jump itself.
+    assert bench.spin_until(lambda: node.gate.clock_jumps == 1 and len(gated) == 2)
+    assert list(gated[1].action) == [0.0, 0.0] and gated[1].request_id == 3
+    assert not node.gate.moving and node.gate.timeouts == 0
+
+
+def test_a_second_generation_run_is_refused_counted_and_named_on_diagnostics(bench: Bench) -> None:
+    """Two generation nodes on auras/action: the gate takes the first run it hears; the other one's
+    actions never reach the robot, are counted, and /diagnostics says ERROR naming both sources."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    twists = bench.record(Twist, "cmd_vel")
+    diagnostics = bench.record(DiagnosticArray, "/diagnostics")
+    node = bench.start({"index.linear.x": 0, "action_timeout": 30.0, "max_observation_age": 5.0})
+    assert bench.spin_until(bench.connected)
+
+    def send(value: float, source_id: int) -> None:
+        msg = AgentAction(action=[value], request_id=1, source_id=source_id)
+        msg.observation_stamp = node.get_clock().now().to_msg()
+        bench.actions.publish(msg)
+
+    send(0.5, source_id=0xA)
+    assert bench.spin_until(lambda: node.gate.accepted == 1)
+    for _ in range(3):
+        send(-0.9, source_id=0xB)  # the impostor
+    send(0.4, source_id=0xA)
+    assert bench.spin_until(lambda: node.gate.accepted == 2 and node.fence.refused["second_source"] == 3)
+    assert -0.9 not in {t.linear.x for t in twists}
+    error = lambda: [s for a in diagnostics for s in a.status  # noqa: E731
+                     if s.name == "auras_ros/action_node" and s.level == DiagnosticStatus.ERROR]
+    assert bench.spin_until(error, 10.0)
+    assert "0xa is taken" in error()[0].message and "0xb refused" in error()[0].message
+
+
+def test_a_flood_from_the_generation_run_is_refused_beyond_the_rate_limit(bench: Bench) -> None:
+    node = bench.start({"index.linear.x": 0, "action_timeout": 30.0, "max_observation_age": 5.0,
+                        "max_action_rate": 1.0})
+    assert bench.spin_until(bench.connected)
+    arrived = lambda: node.gate.accepted + node.fence.refused["flood"]  # noqa: E731
+    started = time.monotonic()
+    for request_id in range(20):
+        bench.send([0.1], request_id=request_id)
+        assert bench.spin_until(lambda: arrived() == request_id + 1)  # noqa: B023 - awaited here
+    elapsed = time.monotonic() - started
+    # A token bucket of one second's worth at 1/s: the first, then one per second elapsed.
+    assert node.gate.accepted <= 1 + int(elapsed) + 1
+    assert node.fence.refused["flood"] >= 20 - (2 + int(elapsed))

@@ -16,7 +16,6 @@ from ament_index_python.packages import get_package_share_directory
 from geometry_msgs.msg import TwistStamped
 
 from auras_ros.nodes.qos import ORDERED
-from auras_ros.nodes.ros_convert import to_seconds
 from launch_stub import LaunchRun, launch_commands, load_launch_file
 import node_graph
 
@@ -26,7 +25,6 @@ import node_graph
 listener = node_graph.listener  # the fixture
 
 LAUNCH_FILE = Path(get_package_share_directory("auras_ros"), "launch", "auras.launch.py")
-ACTION_TIMEOUT = 0.5  # config/auras.yaml
 
 
 def _moving(twist: TwistStamped) -> bool:
@@ -51,10 +49,6 @@ def test_sigkill_upstream_of_the_gate_ends_in_a_stop_command(victim, monkeypatch
         assert listener.spin_until(stopped, 30.0), f"no stop on cmd_vel after SIGKILL of {victim}\n{processes.output()}"
         print(f"SIGKILL {victim}: stop received {time.monotonic() - killed_at:.3f} s later")
         stop_index = next(i for i in range(seen, len(twists)) if not _moving(twists[i]))
-        last_move = max(i for i in range(stop_index) if _moving(twists[i]))
-        # The gate stops no earlier than action_timeout after the last action it accepted (its own clock).
-        gap = to_seconds(twists[stop_index].header.stamp) - to_seconds(twists[last_move].header.stamp)
-        assert gap >= ACTION_TIMEOUT
         assert not any(_moving(t) for t in twists[stop_index:])  # nothing moves the robot after the stop
         gate = names.index("action_node")
         assert processes.procs[gate].poll() is None  # the gate survived its upstream's death
