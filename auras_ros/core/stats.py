@@ -22,6 +22,14 @@ def rate(times: Sequence[float]) -> float:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+def rate_text(value: float, events: int, digits: int = 1, noun: str = "decision") -> str:
+    """A rate for a table or a line: the number, or "n/a (1 decision)" when fewer than two events span
+    no time (a rate needs an interval), never "nan"."""
+    if events < 2 or not math.isfinite(value):
+        return f"n/a ({events} {noun}{'' if events == 1 else 's'})"
+    return f"{value:.{digits}f}"
+
+
 def cv(values: Sequence[float]) -> float:
     """Coefficient of variation: population std / mean; NaN for no values or a mean <= 0."""
     v = np.asarray(values, float)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from auras_ros.core.errors import ConfigError, InputError, positive_int
+from auras_ros.core.inputs import InputSpec
 from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation,
                                    expect_tensor)
 
@@ -43,6 +44,7 @@ class SyntheticAgent:
 
     def __init__(self, config: SyntheticConfig = SyntheticConfig()) -> None:
         self.config = config
+        self.input_spec = InputSpec()  # any image size: it reads only the mean brightness
         g = torch.Generator().manual_seed(config.seed)
         d, w = config.width, config.generation_width
         self._perception_weights = [torch.randn(d, d, generator=g) / d**0.5 for _ in range(config.perception_layers)]

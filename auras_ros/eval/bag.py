@@ -15,8 +15,8 @@ Jazzy typestore, this package's messages and the definitions the bag itself carr
 bag is never imported as a Python module.
 
 **Checked before use.** :func:`check_bag` reads the whole bag once: every message whose type is known is
-decoded (random bytes in a message fail the CDR decode), mcap chunk CRCs are checked where the writer
-stored them, every camera image is decoded (those that do not decode are listed, to be skipped and
+decoded (random bytes in a message fail the CDR decode), mcap CRCs (chunks, data section, summary) are
+checked where the writer stored them, every camera image is decoded (those that do not decode are listed, to be skipped and
 counted), and the reference fields are resolved. Anything missing or broken raises one BagError line.
 """
 
@@ -29,13 +29,14 @@ from typing import Any, Iterator
 
 import numpy as np
 import yaml
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from auras_ros.core.errors import InputError
 from auras_ros.eval.task_config import TaskConfig
 from auras_ros.transport.images import to_rgb
 from auras_ros.eval import messages as m
+from auras_ros.eval.bag_writer import mcap_bag, section_crcs
 from auras_ros.eval.scoring import ReferenceSeries
 from auras_ros.eval.world import SimWorld
 
@@ -240,12 +241,20 @@ def stamp_of(msg: Any, log_ns: int) -> float:
 
 
 def _check_mcap_crcs(path: Path) -> None:
-    """Chunk CRCs of every mcap file, where the writer stored them (rosbag2's writer does)."""
-    from mcap.reader import make_reader
+    """Every CRC of every mcap file where the writer stored one (0: not stored): each chunk's and the data
+    section's (rosbag2's writer and our recorder store them), and the summary's (our recorder does)."""
+    from mcap.stream_reader import StreamReader
     for file in sorted(path.glob("*.mcap")):
         with open(file, "rb") as stream:
-            for _ in make_reader(stream, validate_crcs=True).iter_messages():
+            for _ in StreamReader(stream, skip_magic=False, validate_crcs=True).records:
                 pass
+            crcs = section_crcs(stream)
+            if crcs is None:  # no summary section: the stream reader checked everything there is
+                continue
+            stream.seek(crcs.summary_crc_at)
+            stored = int.from_bytes(stream.read(4), "little")
+            if stored and stored != crcs.summary_crc:
+                raise ValueError(f"{file.name}: summary CRC {stored:#010x}, computed {crcs.summary_crc:#010x}")
 
 
 # ---- checking a bag ------------------------------------------------------------------------------
@@ -265,6 +274,7 @@ class BagInfo:
     bad_images: dict[int, str] = field(default_factory=dict)  # camera message index -> why it does not decode
     unknown_types: list[str] = field(default_factory=list)  # not in the typestore, no usable definition
     camera_stamps: list[float] = field(default_factory=list)  # sensor stamps of every camera message
+    camera_log_times: list[float] = field(default_factory=list)  # and their log times (s), the replay's clock
 
     @property
     def frame_period(self) -> float:
@@ -272,6 +282,12 @@ class BagInfo:
         intervals = np.diff(sorted(self.camera_stamps))
         intervals = intervals[intervals > 0]
         return float(np.median(intervals)) if len(intervals) else DEFAULT_FRAME_PERIOD
+
+    @property
+    def stamp_lag(self) -> float:
+        """Median of log time minus header stamp over the camera messages (s): how far the sensor stamps
+        lag the replay's clock (ages include it)."""
+        return float(np.median(np.subtract(self.camera_log_times, self.camera_stamps))) if self.camera_stamps else 0.0
 
     @property
     def images(self) -> int:
@@ -301,6 +317,9 @@ def check_bag(path: Path | str, topic_map: TopicMap = SIM_TOPIC_MAP, need_refere
     path = Path(path)
     if not path.exists():
         raise BagError(path, "does not exist")
+    if path.is_file() and path.suffix == ".bag":
+        raise BagError(path, f"a ROS 1 bag, which rosbag2 readers do not open: convert it first, e.g. rosbags-convert "
+                             f"--src {path} --dst {path.with_suffix('')}_rosbag2 --dst-storage mcap")
     try:
         reader = Reader(path)
         reader.open()
@@ -365,6 +384,7 @@ def _read_all(reader: Reader, store: Any, info: BagInfo) -> None:
                                           f"{t_ns} ns: {error}") from None
             if topic == info.camera:
                 info.camera_stamps.append(stamp_of(msg, t_ns))
+                info.camera_log_times.append(t_ns * 1e-9)
                 try:
                     to_rgb(msg, MAX_IMAGE_PIXELS, f"{topic} message {index}")
                 except InputError as error:
@@ -432,14 +452,14 @@ def camera_frames(info: BagInfo) -> Iterator[BagFrame]:
             yield BagFrame(index, stamp_of(msg, t_ns), t_ns, to_rgb(msg, MAX_IMAGE_PIXELS, info.camera))
 
 
-def state_samples(info: BagInfo) -> list[tuple[float, np.ndarray]]:
-    """(stamp, joint positions) of the state topic, in bag order."""
+def state_samples(info: BagInfo) -> list[tuple[float, list[str], np.ndarray]]:
+    """(stamp, joint names, joint positions) of the state topic, in bag order."""
     if not info.state:
         return []
     store = typestore()
     with Reader(info.path) as reader:
         connections = [c for c in reader.connections if c.topic == info.state]
-        return [(stamp_of(msg, t_ns), np.asarray(msg.position, dtype=np.float32))
+        return [(stamp_of(msg, t_ns), list(msg.name), np.asarray(msg.position, dtype=np.float32))
                 for connection, t_ns, raw in reader.messages(connections=connections)
                 for msg in [decode(store, raw, connection.msgtype)]]
 
@@ -448,12 +468,14 @@ def state_samples(info: BagInfo) -> list[tuple[float, np.ndarray]]:
 
 def record(out: Path, episodes: int, seed: int = 0, config: TaskConfig = TaskConfig()) -> list[dict]:
     """Record ``episodes`` expert-driven episodes (seeds ``seed ...``) into a new mcap bag at ``out``,
-    with fully qualified topic names as ``ros2 bag record`` writes them; returns their scores."""
+    with fully qualified topic names as ``ros2 bag record`` writes them and chunk CRCs; returns their scores.
+    A write that fails (a full disk) raises :class:`~auras_ros.eval.bag_writer.RecordingCut`, the bag finished
+    with what was written before."""
     store = typestore()
     make = lambda type_name, **fields: store.types[type_name](**fields)  # noqa: E731
     world = SimWorld(config, seed, episodes, control="expert")
     try:
-        with Writer(out, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        with mcap_bag(out) as writer:
             connections = {topic: writer.add_connection("/" + topic.lstrip("/"), msgtype, typestore=store)
                            for topic, msgtype in m.TYPES.items()}
 

@@ -77,6 +77,18 @@ class ReferenceSeries:
         return (self._values[dim][i], self._stamps[dim][i]) if i >= 0 else None
 
 
+def observation_age(observation_stamp: float, decision_stamp: float) -> float:
+    """The one definition of an action's age, in bag_eval, the evaluator node and the graph: the time the
+    action is published on the graph's clock minus its observation's header stamp (s).
+
+    On replay the graph's clock is the bag's log time (the player's /clock, and bag_eval's frame clock),
+    while the observation keeps its sensor header stamp: a recorder that logged images 1.24 s after
+    their capture gives ages 1.24 s longer, the same in every path. Not clamped: a negative age says the
+    header stamps run ahead of the clock. In whole nanoseconds, the resolution of a ROS stamp: a frame
+    clock's float sums land on a stamp only up to rounding, which must not print as -0.0 ms."""
+    return round(decision_stamp - observation_stamp, 9) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
 @dataclass(frozen=True)
 class ActionRecord:
     """One decision as the graph (or the core) emitted it."""

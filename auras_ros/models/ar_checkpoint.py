@@ -29,9 +29,9 @@ REQUIRED_FILES = (CONFIG_FILE, "vision/config.json", PROJECTOR_FILE, "lm/config.
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 # ARConfig fields stored as JSON (the two model configs live in their own folders).
 SCALAR_FIELDS = ("prompt_ids", "action_dims", "chunk_rows", "n_bins", "action_low", "action_high",
-                 "action_token_ids", "dtype", "seq_cache", "image_mean", "image_std")
+                 "action_token_ids", "dtype", "seq_cache", "image_mean", "image_std", "resize")
 # Fields that checkpoints written before they existed lack, read by legacy_fields instead.
-OPTIONAL_FIELDS = ("chunk_rows",)
+OPTIONAL_FIELDS = ("chunk_rows", "resize")
 
 
 def legacy_fields(stored: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +43,9 @@ def legacy_fields(stored: dict[str, Any]) -> dict[str, Any]:
     """
     action_dims = stored["action_dims"]
     # A malformed action_dims is ARConfig's to report, by name; it only must not crash here first.
-    return {"chunk_rows": max(1, action_dims // 2) if isinstance(action_dims, int) else 1}
+    # Images were only ever taken at the trained size before ``resize`` was stored: stretching is the
+    # rule that changes nothing for those.
+    return {"chunk_rows": max(1, action_dims // 2) if isinstance(action_dims, int) else 1, "resize": "resize"}
 
 
 def save_checkpoint(agent: ARVLAAgent, directory: str | Path) -> Path:

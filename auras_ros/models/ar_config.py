@@ -60,6 +60,8 @@ class ARConfig:
     seq_cache: str = "dynamic"
     image_mean: tuple[float, float, float] = field(default=CLIP_MEAN)
     image_std: tuple[float, float, float] = field(default=CLIP_STD)
+    # How a camera image of another size becomes image_size (auras_ros.core.inputs.RESIZE_RULES).
+    resize: str = "resize"
 
     def __post_init__(self) -> None:
         if not self.action_low:

@@ -28,6 +28,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, CLIPVisionModel, DynamicCache, PreTrainedModel, SiglipVisionModel
 
 from auras_ros.core.errors import ConfigError, InputError
+from auras_ros.core.inputs import InputSpec
 from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation,
                                    expect_tensor)
 from auras_ros.models.action_bins import ActionBins
@@ -106,6 +107,9 @@ class ARVLAAgent:
         self.device = torch.device(config.device)
         self.dtype = config.torch_dtype
         check_parts_fit(config, vision_tower, projector, lm)
+        # The observation form it was trained on; the normalisation below is the spec's.
+        self.input_spec = InputSpec(size=(config.image_size, config.image_size), resize=config.resize,
+                                    mean=tuple(config.image_mean), std=tuple(config.image_std))
         self.vision_tower = vision_tower.to(self.device, self.dtype).eval()
         self.projector = projector.to(self.device, self.dtype).eval()
         self.lm = lm.to(self.device, self.dtype).eval()
@@ -129,8 +133,8 @@ class ARVLAAgent:
         self.bins = ActionBins(config.action_token_ids, config.action_low, config.action_high)
         self.action_token_ids = self.bins.token_tensor(self.device)
         self.prompt_ids = torch.tensor(config.prompt_ids, dtype=torch.long, device=self.device)
-        self.pixel_mean = torch.tensor(config.image_mean, device=self.device).view(1, 3, 1, 1)
-        self.pixel_std = torch.tensor(config.image_std, device=self.device).view(1, 3, 1, 1)
+        self.pixel_mean = torch.tensor(self.input_spec.mean, device=self.device).view(1, 3, 1, 1)
+        self.pixel_std = torch.tensor(self.input_spec.std, device=self.device).view(1, 3, 1, 1)
         self.perception_stream: torch.cuda.Stream | None = None
         self.generation_stream: torch.cuda.Stream | None = None
         if self.device.type == "cuda":
@@ -349,10 +353,11 @@ class ARVLAAgent:
 
     def _image_of(self, carry: Any) -> torch.Tensor:
         data = carry.data if isinstance(carry, Observation) else carry
+        key = self.input_spec.image_key
         if isinstance(data, Mapping):
-            if "image" not in data:
-                raise InputError("observation data", "ARVLAAgent.perceive", "an image or a mapping with 'image'", sorted(data))
-            data = data["image"]
+            if key not in data:
+                raise InputError("observation data", "ARVLAAgent.perceive", f"an image or a mapping with {key!r}", sorted(data))
+            data = data[key]
         return as_image_tensor(data, self.config.image_size, self.config.image_size, "ARVLAAgent.perceive")
 
     def _check_carry(self, carry: Any) -> torch.Tensor:

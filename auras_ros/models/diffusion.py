@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from auras_ros.core.errors import ConfigError, InputError, one_of
+from auras_ros.core.inputs import InputSpec, StateSpec
 from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation,
                                    expect_tensor)
 from auras_ros.models.checkpoint_files import read_json_object, read_weights
@@ -59,6 +60,9 @@ class DiffusionPolicyConfig:
     encoder_width: int = 64  # width of the first residual stage; 64 = ResNet-18
     feature_dim: int | None = None  # linear projection of the pooled features; None keeps 8 * encoder_width
     state_dim: int = 2  # robot state concatenated to the image features (Push-T: agent x, y); 0 = none
+    # JointState names of the state values, in order (empty: the message's positions in its order).
+    state_joints: tuple[str, ...] = ()
+    resize: str = "resize"  # how a camera image of another size becomes image_size (core.inputs.RESIZE_RULES)
     global_cond_dim: int | None = None  # the UNet's conditioning width; None derives it, else it must match
     action_dim: int = 2
     horizon: int = 16  # action chunk length
@@ -86,6 +90,14 @@ class DiffusionPolicyConfig:
         return self.encoder_features + self.state_dim
 
     @property
+    def input_spec(self) -> InputSpec:
+        """The observation form this policy is trained on: images in [0, 1] (``pixel / 255``), no mean or std."""
+        if self.state_joints and not self.state_dim:
+            raise ConfigError("state_joints", list(self.state_joints), "none: state_dim is 0 (the image alone)")
+        state = StateSpec(self.state_dim, tuple(self.state_joints)) if self.state_dim else None
+        return InputSpec(size=tuple(self.image_size), resize=self.resize, state=state)
+
+    @property
     def chunk_shape(self) -> tuple[int, int]:
         """Shape of the action chunk that :attr:`AgentOutput.action` holds flattened."""
         return (self.horizon, self.action_dim)
@@ -106,6 +118,7 @@ class DiffusionPolicyConfig:
             positive("feature_dim")
         if not isinstance(self.state_dim, int) or self.state_dim < 0:
             raise ConfigError("state_dim", self.state_dim, "an integer >= 0")
+        _ = self.input_spec  # a resize rule or state joints that do not fit: ConfigError now, not at the first image
         if self.global_cond_dim is not None and self.global_cond_dim != self.cond_dim:
             raise ConfigError(
                 "global_cond_dim",
@@ -151,7 +164,7 @@ class DiffusionPolicyConfig:
         if unknown:
             raise ConfigError(unknown[0], data[unknown[0]], f"a field of DiffusionPolicyConfig ({', '.join(sorted(known))})")
         values = dict(data)
-        for name in ("image_size", "down_dims"):
+        for name in ("image_size", "down_dims", "state_joints"):
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values)
@@ -240,6 +253,7 @@ class DiffusionPolicyAgent:
                  graphs: bool | None = None) -> None:
         config.validate()
         self.config = config
+        self.input_spec = config.input_spec
         self.device = torch.device(config.device)
         self.dtype = DTYPES[config.dtype]
         if model is None:

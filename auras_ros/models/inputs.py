@@ -5,10 +5,12 @@ from __future__ import annotations
 from numbers import Integral
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
 from auras_ros.core.errors import ConfigError, InputError
+from auras_ros.core.inputs import InputSpec
 
 
 def check_perception_slice(stage: Any, num_stages: Any, max_stages: int, slices: str) -> None:
@@ -54,3 +56,51 @@ def _all_finite(tensor: torch.Tensor) -> bool:
     if tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64, torch.float16):
         return bool(np.isfinite(tensor.detach().numpy()).all())
     return bool(torch.isfinite(tensor).all())
+
+
+# ---- a decoded camera image into the agent's input form (the perception node and bag_eval) ----------
+
+def prepare_image(spec: InputSpec, rgb: np.ndarray, where: str) -> np.ndarray:
+    """An HxWx3 uint8 RGB camera array (:func:`auras_ros.transport.images.to_rgb`) in the form ``spec``
+    declares: the trained size by its resize rule, its channel order. An image already of the trained
+    size in RGB passes through untouched (the very array), so the model sees what it was trained on."""
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        got = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise InputError("camera array", where, "an HxWx3 uint8 RGB array", got)
+    if spec.size is not None and tuple(rgb.shape[:2]) != tuple(spec.size):
+        rgb = _to_size(rgb, spec.size, spec.resize)
+    return np.ascontiguousarray(rgb[:, :, ::-1]) if spec.channels == "bgr" else rgb
+
+
+def _scaled(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    # Area averaging when shrinking (no aliasing from a 1280x960 frame to 64x64), bilinear when growing.
+    shrink = height * width < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def _to_size(image: np.ndarray, size: tuple[int, int], rule: str) -> np.ndarray:
+    height, width = size
+    h, w = image.shape[:2]
+    if rule == "resize":
+        return _scaled(image, height, width)
+    scale = min(height / h, width / w) if rule == "pad" else max(height / h, width / w)
+    sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+    scaled = _scaled(image, sh, sw)
+    if rule == "pad":
+        out = np.zeros((height, width, 3), dtype=np.uint8)
+        top, left = (height - sh) // 2, (width - sw) // 2
+        out[top:top + sh, left:left + sw] = scaled
+        return out
+    top, left = (sh - height) // 2, (sw - width) // 2  # crop: the centre
+    return np.ascontiguousarray(scaled[top:top + height, left:left + width])
+
+
+def observation_data(spec: InputSpec, rgb: np.ndarray, state: np.ndarray | None, where: str) -> Any:
+    """An observation's data as the agent takes it: the prepared image alone, or with a state model
+    ``{image_key: image, state_key: state}`` (``state`` from :meth:`StateSpec.assemble`)."""
+    image = prepare_image(spec, rgb, where)
+    if spec.state is None:
+        return image
+    if state is None:
+        raise InputError("robot state", where, f"{spec.state.size} joint positions", "none received yet")
+    return {spec.image_key: image, spec.state_key: state}

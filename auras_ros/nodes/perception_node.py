@@ -19,14 +19,16 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import UInt64
 
 from auras_ros.core.errors import ConfigError, InputError
+from auras_ros.core.inputs import input_spec
 from auras_ros.core.metrics import MetricsRecorder
 from auras_ros.core.runner import FrameFaults
 from auras_ros.core.sources import StampedHistory, new_source_id
-from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all, state_size
+from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all
 from auras_ros.models.factory import build_agent
+from auras_ros.models.inputs import observation_data
 from auras_ros.msg import Percept, PipelineStats
 from auras_ros.transport.images import to_rgb
-from auras_ros.nodes.health import OK, WARN, Health, Status, counting_losses, with_graph_captures
+from auras_ros.nodes.health import OK, WARN, Health, Status, TransportLosses, with_graph_captures
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.payload import PayloadCodec, transport_params
@@ -45,6 +47,8 @@ PARAMS = (
     Param("stats_period", 1.0, "seconds between perception stats reports", low=0.1, high=3600.0),
     Param("state_topic", "", "sensor_msgs/JointState topic whose positions join the image as the agent's "
           "robot state (empty: image only)"),
+    Param("state_joints", [""], "the state's joints by name, in the model's order (['']: the model's own, "
+          "else the message's positions in message order)"),
     *transport_params(),
 )
 
@@ -55,6 +59,8 @@ class PerceptionNode(Node):
         super().__init__("perception_node", **kwargs)
         self.params = declare(self, PARAMS)
         self.agent = agent if agent is not None else build_agent(self.params["model"], self.params["device"])
+        # The agent's input form, with the state's joints a parameter names (ConfigError: refuses to start).
+        self.input_spec = input_spec(self.agent).with_joints([j for j in self.params["state_joints"] if j])
         self.codec = PayloadCodec(self.params, registry)
         self.recorder = MetricsRecorder()
         # One group for everything perception touches: its callbacks never overlap each other, but run
@@ -67,9 +73,9 @@ class PerceptionNode(Node):
         for image_type, topic in ((Image, topics.IMAGE), (CompressedImage, topics.COMPRESSED_IMAGE)):
             delivery.subscription(self, image_type, topic, self._on_image, SENSOR_LATEST,
                                   callback_group=self.perception_group,
-                                  event_callbacks=counting_losses(self, topic,
-                                                                  lambda n: self.recorder.drop("lost:image", n)))
-        self._states = StampedHistory(STATE_HISTORY)  # joint positions by sensor stamp
+                                  losses=TransportLosses(self, topic, lambda n: self.recorder.drop("lost:image", n)))
+        self._states = StampedHistory(STATE_HISTORY)  # assembled states by sensor stamp
+        self._state_refused = False  # a state that cannot be assembled is logged once, and counted each time
         self.state_topic = self._state_topic()
         # The image held while no robot state has arrived yet (-1: none yet; None: not waiting).
         self._waiting_for_state_since: int | None = -1 if self.state_topic else None
@@ -97,7 +103,7 @@ class PerceptionNode(Node):
     def _state_topic(self) -> str:
         """The robot-state topic, when the model takes a state; a model that needs one refuses to start
         without it (rather than rejecting every image)."""
-        topic, size = self.params["state_topic"], state_size(self.agent)
+        topic, size = self.params["state_topic"], self.input_spec.state_size
         if size and not topic:
             raise ConfigError("perception_node.state_topic", topic,
                               f"a sensor_msgs/JointState topic: model {self.params['model']!r} takes a robot "
@@ -115,8 +121,18 @@ class PerceptionNode(Node):
             self._perceive_latest()
 
     def _on_state(self, msg: JointState) -> None:
+        assert self.input_spec.state is not None  # subscribed only for a model that takes a state
+        try:
+            state = self.input_spec.state.assemble(msg.name, msg.position, f"perception_node {self.state_topic}")
+        except InputError as error:
+            self.recorder.drop(f"bad_input:{error.what}")
+            if not self._state_refused:
+                self._state_refused = True
+                self.get_logger().error(f"robot state refused (every such message is counted, this is said "
+                                        f"once): {error}")
+            return
         first = self._waiting_for_state_since is not None
-        self._states.add(to_seconds(msg.header.stamp), np.asarray(msg.position, dtype=np.float32))
+        self._states.add(to_seconds(msg.header.stamp), state)
         if first:
             self.get_logger().info(f"first robot state on {self.state_topic}: perceiving "
                                    f"({self._dropped_before_state} earlier images dropped)")
@@ -139,19 +155,17 @@ class PerceptionNode(Node):
         return True
 
     def _observation_data(self, pixels: np.ndarray, stamp: float) -> Any:
-        """The image, joined with the robot state sensed at the same stamp when the agent takes one."""
-        if not self.state_topic:
-            return pixels
-        found = self._states.at(stamp)
-        if found is None:
-            raise InputError("robot state", "perception_node", f"a JointState on {self.state_topic}",
-                             "none received yet")
-        state, exact = found
-        if not exact:
-            # This frame's state has not arrived (or never will): the newest is the best estimate,
-            # counted so that a systematic mismatch shows in the stats.
-            self.recorder.drop("state_not_synchronized")
-        return {"image": pixels, "state": state}
+        """The image in the agent's input form, joined with the robot state sensed at the same stamp when
+        the agent takes one (the code bag_eval uses: :func:`observation_data`)."""
+        state = None
+        found = self._states.at(stamp) if self.state_topic else None
+        if found is not None:
+            state, exact = found
+            if not exact:
+                # This frame's state has not arrived (or never will): the newest is the best estimate,
+                # counted so that a systematic mismatch shows in the stats.
+                self.recorder.drop("state_not_synchronized")
+        return observation_data(self.input_spec, pixels, state, "perception_node image")
 
     def _on_frame(self, msg: UInt64) -> None:
         self._frame = msg.data

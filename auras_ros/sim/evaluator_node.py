@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from auras_ros.msg import AgentAction, SimState
+from auras_ros.msg import AgentAction, PipelineStats, SimState
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
@@ -37,8 +38,9 @@ from auras_ros.sim.ready import READY, READY_TOPIC
 from auras_ros.eval.bag import SIM_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, field_value
 from auras_ros.eval.report import write_bag_report
 from auras_ros.eval.results import Machine
+from auras_ros.core.stats import percentile, rate, rate_text
 from auras_ros.eval.scoring import (ActionRecord, ActionScorer, BagEvaluation, ReferenceInfo, ReferenceSeries,
-                                   actions_digest, score_run, summarize)
+                                   actions_digest, observation_age, score_run, summarize)
 from auras_ros.sim.sim_node import SCORES, TICKS
 from auras_ros.core import topics
 from auras_ros.eval.task_config import TaskConfig
@@ -62,15 +64,21 @@ class EvaluatorNode(Node):
         self.params = p = declare(self, PARAMS)
         topic_map = TopicMap.load(p["topic_map"]) if p["topic_map"] else SIM_TOPIC_MAP
         self.frame_period = p["frame_period"] or LIVE_FRAME_PERIOD
+        # A bag whose topic map names no reference (a camera alone) is still evaluated: decisions/s, ages
+        # and the actions, the score columns empty.
+        self.scoring = bool(topic_map.reference) or not p["bag"]
         if p["bag"]:
-            info = check_bag(p["bag"], topic_map, need_reference=True)  # BagError: refuses to start
-            self.reference = info.reference
+            info = check_bag(p["bag"], topic_map, need_reference=self.scoring)  # BagError: refuses to start
+            self.reference = info.reference or ReferenceSeries("", "", (), ())
             self.frame_period = p["frame_period"] or info.frame_period
         else:
             self.reference = ReferenceSeries(m.STATE_TOPIC, SIM_STATE, topic_map.reference_fields, topic_map.scale)
             self.create_subscription(SimState, m.STATE_TOPIC, self._on_state, TICKS)
         self.scorer = ActionScorer(self.reference)
         self.actions = 0
+        # What perception refused or lost, by reason, to name the cause when no action comes.
+        self.perception_drops: Counter[str] = Counter()
+        self.create_subscription(PipelineStats, topics.PERCEPTION_STATS, self._on_perception_stats, ORDERED)
         self._reported = 0
         self.summary_pub = self.create_publisher(String, topics.EVAL_SUMMARY, SCORES)
         self.create_subscription(AgentAction, m.ACTION_TOPIC, self._on_action, ORDERED)
@@ -79,8 +87,12 @@ class EvaluatorNode(Node):
         self.ready_pub = self.create_publisher(String, READY_TOPIC, READY)
         # On the steady clock: under use_sim_time the bag's /clock only starts once the player does.
         self._ready_timer = self.create_timer(0.05, self._announce_ready, clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.get_logger().info(f"scoring auras/action against {self.reference.topic} ({self.reference.samples} "
-                               f"samples so far), fields {list(self.reference.fields)}")
+        if self.scoring:
+            self.get_logger().info(f"scoring auras/action against {self.reference.topic} ({self.reference.samples} "
+                                   f"samples so far), fields {list(self.reference.fields)}")
+        else:
+            self.get_logger().info("no reference topic in the topic map: auras/action is counted (decisions/s, "
+                                   "ages, digest), not scored")
 
     def _announce_ready(self) -> None:
         if self.count_publishers(m.ACTION_TOPIC) > 0:  # graph changes wake no callback: poll
@@ -92,19 +104,30 @@ class EvaluatorNode(Node):
         self.scorer.flush()
         self._maybe_summarize()
 
+    def _on_perception_stats(self, msg: PipelineStats) -> None:
+        self.perception_drops.update(dict(zip(msg.drop_reasons, msg.drop_counts, strict=False)))
+
     def _on_action(self, msg: AgentAction) -> None:
         self.actions += 1
-        self.scorer.add_action(ActionRecord(msg.request_id, to_seconds(msg.observation_stamp), to_seconds(msg.header.stamp),
-                                            to_seconds(msg.observation_age), time.monotonic(), tuple(msg.action)))
+        observed, decided = to_seconds(msg.observation_stamp), to_seconds(msg.header.stamp)
+        # The age from the two stamps (the one definition bag_eval uses), not the sender's clamped field.
+        self.scorer.add_action(ActionRecord(msg.request_id, observed, decided, observation_age(observed, decided),
+                                            time.monotonic(), tuple(msg.action)))
         self._maybe_summarize()
 
     def summary(self) -> dict:
-        ids = [r.request_id for r in self.scorer.records]
-        return {"actions": self.actions, "actions_digest": actions_digest(self.scorer.records),
-                # Request ids count up from 0: the ones never seen were lost before this node.
-                "actions_missed": max(ids) + 1 - len(set(ids)) if ids else 0,
-                "reference_samples": self.reference.samples, "unmatched": self.scorer.unmatched,
-                **asdict(summarize(self.scorer.scored, self.reference, self.frame_period))}
+        records = self.scorer.records
+        ids = [r.request_id for r in records]
+        summary = {"actions": self.actions, "actions_digest": actions_digest(records),
+                   # Request ids count up from 0: the ones never seen were lost before this node.
+                   "actions_missed": max(ids) + 1 - len(set(ids)) if ids else 0,
+                   "reference_samples": self.reference.samples, "unmatched": self.scorer.unmatched,
+                   **asdict(summarize(self.scorer.scored, self.reference, self.frame_period))}
+        if not self.scoring:  # no score: rate and ages of every action received
+            ages = [r.age for r in records]
+            summary.update(decisions_per_s=rate(sorted(r.wall for r in records)), age_p50_s=percentile(ages, 50),
+                           age_p99_s=percentile(ages, 99))
+        return summary
 
     def _maybe_summarize(self) -> None:
         if len(self.scorer.scored) - self._reported >= self.params["summary_every"]:
@@ -114,12 +137,18 @@ class EvaluatorNode(Node):
     def finish(self) -> dict:
         self.scorer.flush(final=True)
         summary = self.summary()
-        problems = [what for what, n in ((f"no reference on {self.reference.topic}", self.reference.samples),
-                                         ("no AgentAction on auras/action", self.actions)) if n == 0]
+        problems = [what for what, n in ((f"no reference on {self.reference.topic}", self.reference.samples or not self.scoring),
+                                         (self._no_action(), self.actions)) if n == 0]
         if summary["actions_missed"]:
             self.get_logger().warning(f"{summary['actions_missed']} actions (by request id) never arrived: "
                                       "the report leaves them out")
-        if problems or not self.scorer.scored:
+        if not problems and not self.scoring:
+            summary["reason"] = "no reference topic in the topic map: the actions were not scored"
+            self.get_logger().info(
+                f"{self.actions} actions, not scored (no reference topic in the topic map): decisions/s "
+                f"{rate_text(summary['decisions_per_s'], self.actions)}, age p50 {summary['age_p50_s'] * 1000:.1f} ms, "
+                f"p99 {summary['age_p99_s'] * 1000:.1f} ms")
+        elif problems or not self.scorer.scored:
             reason = "; ".join(problems) or "no action could be matched to a reference at or before its observation"
             print(f"evaluator_node: FAILED: {reason}; no report written", file=sys.stderr, flush=True)
             summary["reason"] = reason
@@ -129,9 +158,20 @@ class EvaluatorNode(Node):
             write_bag_report(self.evaluation(summary), Path(self.params["report_dir"]))
         return summary
 
+    def _no_action(self) -> str:
+        """Why no AgentAction came, as far as perception's stats tell (refusals and losses by reason)."""
+        drops = {k: n for k, n in self.perception_drops.items() if n}
+        if not drops:
+            return "no AgentAction on auras/action"
+        return ("no AgentAction on auras/action; perception dropped " +
+                ", ".join(f"{reason} x{n}" for reason, n in sorted(drops.items(), key=lambda kv: -kv[1])))
+
     def evaluation(self, summary: dict) -> BagEvaluation:
         """Everything scored so far as the report's evaluation; ``summary``: :meth:`finish`'s."""
         run = score_run(self.scorer.scored, self.scorer.unmatched, self.reference, self.frame_period)
+        if not self.scoring:  # the score columns stay empty; rate and ages are of every action
+            run.decisions_per_s, run.age_p50_s, run.age_p99_s = (summary[k] for k in ("decisions_per_s", "age_p50_s",
+                                                                                     "age_p99_s"))
         # No model runs in this process, so no device: the facts are of the machine the scoring ran on.
         return BagEvaluation(f"auras/action vs {self.params['bag'] or 'the live simulator'}", self.frame_period,
                              ReferenceInfo.of(self.reference), {self.params["label"]: run},

@@ -27,13 +27,18 @@ Two replay modes:
   ``clock_rate`` Hz while waiting.
 Publishing starts once ``readers`` nodes subscribe to the camera topic, ``evaluators`` evaluator nodes
 announced on ``eval/ready`` that they see the action publisher, and (stepped) the frame ticks are there.
-The player exits 0 at the bag's end.
+The player exits 0 at the bag's end, once a decision (``AgentAction`` on auras/action) has come; a replay
+that made none exits 3 with the reason: what the perception and generation nodes counted as dropped
+(images lost in transport, refused), how many percepts came, requests still in flight, and camera
+messages too large for the Fast DDS transport (transport/dds_limits.py: each such message is counted
+and warned about as it is published, with its size and the limit).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from typing import Any, Callable
 
 import rclpy
@@ -42,12 +47,16 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import UInt64
 
+from auras_ros.msg import AgentAction, Percept, PipelineStats
+from auras_ros.nodes.health import FATAL_EXIT
+from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
-from auras_ros.nodes.qos import LATEST_RELIABLE, SENSOR_LATEST
+from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
 from auras_ros.nodes.process import run_node
+from auras_ros.core import topics
 from auras_ros.eval import messages as m
 from auras_ros.eval.bag import COMPRESSED, IMAGE, JOINT_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, raw_messages
-from auras_ros.sim.ready import ReadyEvaluators
+from auras_ros.sim.ready import READY_TOPIC, ReadyEvaluators
 from auras_ros.sim.sim_node import TICKS
 
 # The only classes the player publishes with: the graph's inputs. A bag's type names are never imported.
@@ -67,6 +76,10 @@ PARAMS = (
     Param("evaluators", 0, "and once this many evaluator nodes announced on eval/ready that they see the "
           "action publisher, so none misses the first decisions", low=0, high=1000),
     Param("start_timeout", 60.0, "wall seconds to wait for those readers", low=0.0, high=3600.0),
+    Param("require_decision", True, "exit 3, naming why, when the replay ends without a decision on "
+          "auras/action (false: no agent graph listens, e.g. a recording)"),
+    Param("decision_timeout", 5.0, "wall seconds to wait after the bag's end for a first decision",
+          low=0.0, high=3600.0),
 )
 
 
@@ -79,8 +92,10 @@ class BagPlayer(Node):
         self.info = check_bag(p["bag"], topic_map, need_reference=False)
         self.clock_pub = self.create_publisher(Clock, m.CLOCK_TOPIC, LATEST_RELIABLE)
         self.camera_topic = self.info.graph_topic(self.info.camera)
-        self.publishers_ = {self.info.camera: self.create_publisher(
-            GRAPH_TYPES[self.info.camera_type], self.camera_topic, SENSOR_LATEST)}
+        # A LocalPublisher: it counts and warns about camera messages too large for the Fast DDS transport.
+        self.camera_publisher = LocalDelivery().publisher(self, GRAPH_TYPES[self.info.camera_type],
+                                                          self.camera_topic, SENSOR_LATEST)
+        self.publishers_: dict[str, Any] = {self.info.camera: self.camera_publisher}
         if self.info.state:
             self.publishers_[self.info.state] = self.create_publisher(JointState, self.info.graph_topic(self.info.state), TICKS)
         self.stepped = p["replay"] == "stepped"
@@ -91,12 +106,50 @@ class BagPlayer(Node):
         if self.stepped:
             self.create_subscription(UInt64, m.TICK_TOPIC, self._on_tick, LATEST_RELIABLE)
         self._evaluators = ReadyEvaluators(self)
+        # What the graph made of the replay, to name the reason when no decision comes.
+        self.decisions = 0
+        self.percepts = 0
+        self.drops: Counter[str] = Counter()  # by node and reason, summed over the stats windows
+        self.in_flight = 0  # requests in the generation node's pipeline, at its last stats
+        self.create_subscription(AgentAction, m.ACTION_TOPIC, self._on_action, ORDERED)
+        self.create_subscription(Percept, topics.PERCEPT, self._on_percept, ORDERED)
+        self.create_subscription(PipelineStats, topics.PERCEPTION_STATS,
+                                 lambda msg: self._on_stats("perception", msg), ORDERED)
+        self.create_subscription(PipelineStats, topics.PIPELINE_STATS,
+                                 lambda msg: self._on_stats("generation", msg), ORDERED)
         self.published = 0
         self.images = 0
         self.dropped = 0
         self.resent = 0
         for index, reason in self.info.bad_images.items():
             self.get_logger().warning(f"camera message {index} does not decode, skipped: {reason}")
+
+    def _on_action(self, msg: AgentAction) -> None:
+        self.decisions += 1
+
+    def _on_percept(self, msg: Percept) -> None:
+        self.percepts += 1
+
+    def _on_stats(self, node: str, msg: PipelineStats) -> None:
+        for reason, count in zip(msg.drop_reasons, msg.drop_counts, strict=False):
+            self.drops[f"{node} {reason}"] += count
+        if node == "generation":
+            self.in_flight = msg.requests_in_flight
+
+    def no_decision_reason(self) -> str:
+        """Why the replay decided nothing, from what the graph reported while it ran."""
+        parts = [f"{self.percepts} percepts on {topics.PERCEPT}"]
+        oversize = self.camera_publisher.oversize
+        if oversize is not None and oversize.warning.total:
+            parts.append(f"{oversize.warning.total} camera messages (up to {oversize.warning.largest:,} B) larger "
+                         f"than the Fast DDS limit {oversize.limit.describe()}")
+        parts += [f"{reason}: {count}" for reason, count in sorted(self.drops.items()) if count]
+        if self.in_flight:
+            parts.append(f"{self.in_flight} requests still in flight at the bag's end (a pipelined executor "
+                         "decides only once its pipeline has filled)")
+        if not self.drops and not self.in_flight:
+            parts.append("no stats from a perception or generation node")
+        return "; ".join(parts)
 
     def _on_tick(self, msg: UInt64) -> None:
         if msg.data == self._taken:
@@ -116,18 +169,31 @@ class BagPlayer(Node):
             rclpy.spin_once(self, timeout_sec=0.01)  # graph changes wake no callback: poll
         return done()
 
+    def _unmet(self) -> list[str]:
+        """Each start condition not met yet, saying what it waits for and what there is."""
+        p, unmet = self.params, []
+        readers = self.count_subscribers(self.camera_topic)
+        if readers < p["readers"]:
+            unmet.append(f"{readers} of {p['readers']} readers subscribe to {self.camera_topic} (is a perception "
+                         "node running, on this ROS_DOMAIN_ID?)")
+        if len(self._evaluators) < p["evaluators"]:
+            unmet.append(f"{len(self._evaluators)} of {p['evaluators']} evaluator nodes announced on "
+                         f"{READY_TOPIC} that they see the action publisher (is a generation node publishing "
+                         f"{m.ACTION_TOPIC}?)")
+        if self.stepped and self.count_publishers(m.TICK_TOPIC) == 0:
+            unmet.append(f"no generation node publishes frame ticks on {m.TICK_TOPIC} (stepped replay needs "
+                         "one with lockstep: true)")
+        return unmet
+
     def _ready(self) -> bool:
-        return self.count_subscribers(self.camera_topic) >= self.params["readers"] and (
-            len(self._evaluators) >= self.params["evaluators"]) and (
-            not self.stepped or self.count_publishers(m.TICK_TOPIC) > 0)
+        return not self._unmet()
 
     def play(self) -> int:
         p = self.params
         if not self._spin_until(self._ready, p["start_timeout"]):
-            ticks = " and a generation node's frame ticks on auras/frame (lockstep: true)" if self.stepped else ""
-            evaluators = f", {p['evaluators']} evaluators ready" if p["evaluators"] else ""
-            self.get_logger().error(f"no {p['readers']} readers of {self.camera_topic}{evaluators}{ticks} "
-                                    f"within {p['start_timeout']:g} s")
+            unmet = self._unmet()
+            self.get_logger().error(f"not ready to replay within {p['start_timeout']:g} s, {len(unmet)} "
+                                    f"condition(s) unmet: " + "; ".join(f"({k + 1}) {u}" for k, u in enumerate(unmet)))
             return 3
         self._publish_clock(self.info.start_ns)
         if self.stepped:
@@ -160,11 +226,17 @@ class BagPlayer(Node):
         if awaiting:
             self._await_frame()  # the last image's frame has run and published its decisions
         self._publish_clock(self.info.end_ns)
+        if self.camera_publisher.oversize is not None:
+            self.camera_publisher.oversize.warning.flush()  # the period's last ones, before the player ends
         self.get_logger().info(
             f"replayed {self.images} images ({self.published} messages) of {self.info.path}, "
             f"{(self.info.end_ns - bag0) * 1e-9:.2f} s of bag time, {p['replay']}; "
             f"{len(self.info.bad_images)} undecodable images skipped, {self.resent} sent again, "
             f"{self.dropped} declared dropped")
+        if p["require_decision"] and not self._spin_until(lambda: self.decisions > 0, p["decision_timeout"]):
+            self.get_logger().error(f"no decision on {m.ACTION_TOPIC} from {self.images} images within "
+                                    f"{p['decision_timeout']:g} s of the bag's end: {self.no_decision_reason()}")
+            return FATAL_EXIT
         return 0
 
     def _await_frame(self) -> None:

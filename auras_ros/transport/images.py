@@ -14,8 +14,14 @@ import cv2
 import numpy as np
 
 from auras_ros.core.errors import InputError
+from auras_ros.transport.image_headers import check_byte_size, check_compressed_header
 
-ENCODINGS = ("rgb8", "bgr8", "mono8")
+# encoding -> (bytes per pixel, the channels that make RGB, in order)
+_LAYOUTS = {"rgb8": (3, (0, 1, 2)), "bgr8": (3, (2, 1, 0)), "rgba8": (4, (0, 1, 2)), "bgra8": (4, (2, 1, 0)),
+            "mono8": (1, (0, 0, 0)), "8UC3": (3, (0, 1, 2)), "8UC1": (1, (0, 0, 0))}
+ENCODINGS = tuple(_LAYOUTS)
+# Depth and 16-bit images are distances or raw intensities, not colours: no colour model takes them.
+DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1", "16SC1", "rgb16", "bgr16", "rgba16", "bgra16")
 # image_transport's compressed formats: "jpeg", "png", or "<encoding>; jpeg compressed <encoding>".
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
 
@@ -26,23 +32,24 @@ def _bytes(data: Any) -> np.ndarray:
 
 def image_to_rgb(msg: Any, max_pixels: int, where: str) -> np.ndarray:
     """An HxWx3 uint8 RGB array (a copy) from a sensor_msgs/Image, or InputError."""
+    if msg.encoding in DEPTH_ENCODINGS:
+        raise InputError("image encoding", where, "an 8-bit colour or mono camera image (" + ", ".join(ENCODINGS) +
+                         "): a depth or 16-bit image is not what a colour model takes", msg.encoding)
     if msg.encoding not in ENCODINGS:
         raise InputError("image encoding", where, " or ".join(ENCODINGS), msg.encoding)
     if msg.height == 0 or msg.width == 0:
         raise InputError("image size", where, "a non-empty image", f"{msg.width}x{msg.height}")
     if msg.height * msg.width > max_pixels:
         raise InputError("image size", where, f"at most {max_pixels} pixels", f"{msg.width}x{msg.height}")
-    channels = 1 if msg.encoding == "mono8" else 3
+    check_byte_size(len(msg.data), max_pixels, where)
+    channels, order = _LAYOUTS[msg.encoding]
     if msg.step < msg.width * channels or len(msg.data) != msg.step * msg.height:
         raise InputError("image data length", where, f"step*height = {msg.step}*{msg.height} bytes with "
                          f"step >= {msg.width * channels}", len(msg.data))
     rows = _bytes(msg.data).reshape(msg.height, msg.step)
     pixels = rows[:, : msg.width * channels].reshape(msg.height, msg.width, channels)
-    if msg.encoding == "bgr8":
-        pixels = pixels[:, :, ::-1]
-    elif msg.encoding == "mono8":
-        pixels = np.repeat(pixels, 3, axis=2)
-    return np.array(pixels)  # a writable copy: the message's buffer is read-only and reused
+    # Fancy indexing makes the writable copy the message's read-only, reused buffer needs.
+    return pixels[:, :, list(order)]
 
 
 def compressed_format(fmt: str) -> str:
@@ -54,11 +61,16 @@ def compressed_format(fmt: str) -> str:
 
 def compressed_to_rgb(msg: Any, max_pixels: int, where: str) -> np.ndarray:
     """An HxWx3 uint8 RGB array from a sensor_msgs/CompressedImage (JPEG or PNG), or InputError."""
+    words = msg.format.lower().replace(";", " ").split()
+    if "compresseddepth" in words or any(e.lower() in words for e in DEPTH_ENCODINGS):
+        raise InputError("compressed image format", where, "a JPEG or PNG colour or mono camera image: a "
+                         "depth or 16-bit image is not what a colour model takes", msg.format)
     if not compressed_format(msg.format):
         raise InputError("compressed image format", where, " or ".join(COMPRESSED_FORMATS), msg.format)
     data = _bytes(msg.data)
     if data.size == 0:
         raise InputError("compressed image data", where, f"a {msg.format} image", "0 bytes")
+    check_compressed_header(data, max_pixels, where)  # before decoding: the decoder allocates what the header says
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
         raise InputError("compressed image data", where, f"bytes OpenCV decodes as {msg.format}",

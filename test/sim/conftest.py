@@ -1,3 +1,3 @@
-"""Fixtures of the simulator tests: the test-process listener of test/node_graph.py."""
+"""Fixtures of the simulator tests: the test-process listener and in-process graph of test/node_graph.py."""
 
-from node_graph import listener  # noqa: F401  (fixture)
+from node_graph import graph, listener  # noqa: F401  (fixtures)

@@ -4,7 +4,6 @@ bag_eval scores every action against the reference at its observation stamp, det
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -108,9 +107,15 @@ def test_bag_eval_scores_at_the_observation_stamp_and_repeats_exactly(tmp_path):
             action = next(r.action for r in first[name].records if r.request_id == s.request_id)
             assert s.errors[0] == pytest.approx(0.5 * action[0] - (0.2 + 0.01 * (i - 1)))
             assert s.errors[1] == pytest.approx(1.0 * action[1] + 0.3)
-            if name == "seq":  # decided one frame later, when image i's own command (Twist i) was in force
-                assert s.decision_stamp == pytest.approx(s.observation_stamp + PERIOD_S)
-                assert s.error_at_decision == pytest.approx(math.hypot(0.5 * action[0] - (0.2 + 0.01 * i), action[1] + 0.3))
+            # Decided at the log time of the newest image its frame admitted (the bag's clock: images are
+            # logged 4 ms after their header stamp), whole frames after image i's; SEQ in image i's own frame.
+            frames = (s.decision_stamp - s.observation_stamp - 0.004) / PERIOD_S
+            assert frames == pytest.approx(round(frames), abs=1e-6)
+            assert s.age == pytest.approx(s.decision_stamp - s.observation_stamp, abs=1e-9)
+            if name == "seq":
+                assert round(frames) == 0
+                # Twist i is logged after image i: at the decision the previous one is still in force.
+                assert s.error_at_decision == pytest.approx(s.error)
     # Auras' pipeline decides later than SEQ on the same frames: older observations at the decision.
     ages = {name: sorted(s.age for s in run.scored) for name, run in first.items()}
     assert ages["auras:1+3:f0:a0"][-1] > ages["seq"][-1]
@@ -142,10 +147,14 @@ def test_foreign_types_resolve_from_the_bag_never_by_import(ros_env, tmp_path):
     assert info.topics["/zen"] == "this/msg/Zen" and not info.unknown_types and info.counts["/zen"] == 8
     assert "this" not in sys.modules
     player = subprocess.run(node_command("auras_ros", "bag_player") + [
-        "-p", f"bag:={bag}", "-p", f"topic_map:={CONFIG / 'topic_map_mobile_base.yaml'}", "-p", "start_timeout:=0.0"],
-        env=ros_env, capture_output=True, text=True, timeout=60)
+        "-p", f"bag:={bag}", "-p", f"topic_map:={CONFIG / 'topic_map_mobile_base.yaml'}", "-p", "start_timeout:=0.0",
+        "-p", "evaluators:=1"], env=ros_env, capture_output=True, text=True, timeout=60)
     assert "Beautiful is better than ugly" not in player.stdout + player.stderr
-    assert player.returncode == 3 and "no 1 readers of camera/image_raw/compressed" in player.stderr, player.stderr
+    # Nothing else runs: each start condition is named on its own, with what it saw.
+    assert player.returncode == 3 and "3 condition(s) unmet: (1) 0 of 1 readers subscribe to " \
+        "camera/image_raw/compressed" in player.stderr, player.stderr
+    assert "(2) 0 of 1 evaluator nodes announced on eval/ready" in player.stderr
+    assert "(3) no generation node publishes frame ticks on auras/frame" in player.stderr
 
 
 def test_random_bytes_inside_an_mcap_are_refused_before_replay(ros_env, tmp_path):

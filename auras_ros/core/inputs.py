@@ -1,0 +1,115 @@
+"""What an agent takes as input, declared by the agent (and its checkpoint) in one :class:`InputSpec`.
+
+A camera delivers any size and encoding; a model takes the one form it was trained on. The spec says
+which: the image's key and trained size, how another size is brought to it, the channel order and the
+normalisation, and the robot state's size and joints. The perception node and ``bag_eval`` both
+put every decoded camera array through :func:`auras_ros.models.inputs.observation_data`, which applies
+the spec, so the node path and the bag evaluation feed the model identical observations.
+
+This module is the declaration only (numpy, no image library): the core's own agents declare their
+inputs with it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from auras_ros.core.errors import ConfigError, InputError, one_of
+
+# How an image of another size becomes the trained size. "resize" stretches to it; "pad" scales the
+# whole image to fit and pads the rest with black (keeps the aspect ratio and everything in view);
+# "crop" scales to cover and cuts the centre. A policy trained with random crops is evaluated on the
+# centre crop, so "crop" is the eval rule for it too.
+RESIZE_RULES = ("resize", "pad", "crop")
+CHANNEL_ORDERS = ("rgb", "bgr")
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """The robot state beside the image: ``size`` values from ``sensor_msgs/JointState.position``.
+
+    ``joints`` names them in the order the model takes them (looked up by name in each message);
+    empty: the message's positions in message order, as many as ``size``."""
+
+    size: int
+    joints: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise ConfigError("state size", self.size, "an integer >= 1")
+        if self.joints and len(self.joints) != self.size:
+            raise ConfigError("state joints", list(self.joints), f"{self.size} joint names, one per state value")
+
+    def with_joints(self, joints: Sequence[str]) -> StateSpec:
+        """This spec with the joints a parameter names (empty: unchanged)."""
+        return StateSpec(self.size, tuple(joints)) if joints else self
+
+    def assemble(self, names: Sequence[str], positions: Sequence[float], where: str) -> np.ndarray:
+        """The state vector from one JointState's ``name`` and ``position``, or InputError naming the
+        joints expected and the ones the message has."""
+        names, values = list(names), np.asarray(positions, dtype=np.float32).ravel()
+        if not self.joints:
+            if values.size != self.size:
+                raise InputError("state size", where, f"{self.size} joint positions in message order (or state "
+                                 "joints naming them)", f"{values.size} positions, joints {names}")
+            return values
+        missing = [joint for joint in self.joints if joint not in names]
+        if missing:
+            raise InputError("state joints", where, f"joints {list(self.joints)} (missing {missing})", names)
+        if len(names) != values.size:
+            raise InputError("state positions", where, f"one position per name of {names}", f"{values.size} positions")
+        return values[[names.index(joint) for joint in self.joints]]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One agent's observation form. ``size`` (H, W) None: the image is taken at any size, as decoded.
+
+    Normalisation is ``(pixel / 255 - mean) / std`` per channel; the agent applies it on its device as
+    its first operation (uint8 crosses to the device, a quarter of float32's bytes), everything before
+    it happens on the host in :func:`auras_ros.models.inputs.prepare_image`."""
+
+    size: tuple[int, int] | None = None
+    resize: str = "resize"
+    channels: str = "rgb"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    image_key: str = "image"
+    state: StateSpec | None = None
+    state_key: str = "state"
+
+    def __post_init__(self) -> None:
+        if self.size is not None and (len(self.size) != 2 or any(
+                isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in self.size)):
+            raise ConfigError("input size", self.size, "(height, width) positive integers, or None")
+        if self.resize not in RESIZE_RULES:
+            raise ConfigError("resize", self.resize, one_of(RESIZE_RULES))
+        if self.channels not in CHANNEL_ORDERS:
+            raise ConfigError("channels", self.channels, one_of(CHANNEL_ORDERS))
+        if len(self.mean) != 3 or len(self.std) != 3 or not all(s > 0 for s in self.std):
+            raise ConfigError("normalisation", (self.mean, self.std), "3 means and 3 standard deviations > 0")
+
+    @property
+    def state_size(self) -> int:
+        return self.state.size if self.state is not None else 0
+
+    def with_joints(self, joints: Sequence[str]) -> InputSpec:
+        """This spec with the state's joints named by a parameter; ConfigError for a model without a state."""
+        if not joints:
+            return self
+        if self.state is None:
+            raise ConfigError("state joints", list(joints), "none: the model takes the image alone")
+        return replace(self, state=self.state.with_joints(joints))
+
+
+def input_spec(agent: Any) -> InputSpec:
+    """The agent's :class:`InputSpec` (its ``input_spec`` attribute); an agent without one takes the
+    decoded image as it is, with a state of its ``state_size`` positions in message order."""
+    spec = getattr(agent, "input_spec", None)
+    if spec is not None:
+        return spec
+    size = int(getattr(agent, "state_size", 0))
+    return InputSpec(state=StateSpec(size) if size else None)
