@@ -1,7 +1,8 @@
 """The baselines every comparison runs side by side with Auras, over the same Agent interface (paper §6.1):
 
 - SEQ: strict sequence, one request at a time: perceive, then the whole generation.
-- DEC: perception and generation in two threads; generation takes the latest percept. No control.
+- DEC: perception and generation in two threads; generation takes the latest percept, once (no new
+  percept, no new decision). No control.
 - PAR(k): k workers, each running whole requests on its own observation (private context).
 
 On a simulated (frame-stepped) clock each baseline keeps its meaning in frames: SEQ makes one decision
@@ -26,6 +27,9 @@ from auras_ros.core.pacing import Pacer
 from auras_ros.core.runner import Runner
 from auras_ros.core.sources import ObservationSource
 from auras_ros.core.stages import PERCEPT_KEY, Agent, AgentOutput, Observation, perceive_all
+
+
+DEC_PERCEPT_WAIT_S = 0.1  # DEC's generation thread checks for a stop this often while no new percept comes
 
 
 def _decision(request_id: int, output: AgentOutput, observation: Observation, t: float, frame: int,
@@ -237,23 +241,38 @@ class DecoupledRunner(_ThreadedRunner):
             return super().run(decisions, frames)
         stop = threading.Event()  # this run's own end; self._stop ends it from outside
         errors: list[BaseException] = []
+        # Percepts written so far: generation starts only on one it has not generated from, so a
+        # camera slower than generation gives one decision per observation, never the same one again.
+        perceived = threading.Condition()
+        written = [0]
 
         def perception_loop() -> None:
             try:
                 while not (stop.is_set() or self._stop.is_set()):
                     if not self._perceive_latest():
                         time.sleep(0.0005)  # no new camera frame yet: poll again shortly
+                        continue
+                    with perceived:
+                        written[0] += 1
+                        perceived.notify_all()
             except BaseException as error:  # noqa: BLE001 - surfaced in run(), never swallowed
                 errors.append(error)
                 stop.set()
 
         thread = threading.Thread(target=perception_loop, name="dec-perception")
         thread.start()
+        used = 0
         try:
             while not (stop.is_set() or self._stop.is_set() or _reached(self, decisions)):
+                with perceived:
+                    # Bounded, so that a stop from outside (which does not notify) is seen soon.
+                    if written[0] == used:
+                        perceived.wait(DEC_PERCEPT_WAIT_S)
+                    if written[0] == used:
+                        continue  # none yet: look at the stop, then wait again
+                    used = written[0]
                 decision = self._generate_latest(None)
                 if decision is None:
-                    time.sleep(0.0005)  # no percept yet
                     continue
                 self.recorder.in_flight(1)
                 self.emit(replace(decision, decision_time=self.clock.now()))

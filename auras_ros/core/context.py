@@ -266,13 +266,15 @@ class PublicContext:
                 return entry
         return None
 
-    def read(self, key: str, *, frame: int | None = None, fetch_offset: int = 0, block: bool = True) -> ContextRead:
+    def read(self, key: str, *, frame: int | None = None, fetch_offset: int = 0, block: bool = True,
+             give_up: Callable[[], bool] | None = None) -> ContextRead:
         """Read ``key`` as generation in ``frame`` sees it: the newest entry written in frame
         ``frame + fetch_offset`` or earlier (``frame=None``: the newest entry), judged by its policy.
 
         ``block=False`` never sleeps: a ``wait`` key that is not fresh reads as WAIT_TIMEOUT at once.
         A reader that only reports the context (the context node) must not stall the thread that
-        also takes its writes."""
+        also takes its writes. ``give_up()`` true ends a blocked wait as WAIT_TIMEOUT early (a reader
+        being stopped; its stopper calls :meth:`wake_waiters` after making it true)."""
         if fetch_offset not in FETCH_OFFSETS:
             raise ConfigError("fetch_offset", fetch_offset, one_of(FETCH_OFFSETS))
         spec = self.spec(key)
@@ -290,9 +292,15 @@ class PublicContext:
             raise StaleContextError(key, age, spec.max_age)
         if not block:
             return ContextRead(key, None, age, Verdict.WAIT_TIMEOUT)
-        return self._wait_fresh(spec, frame, fetch_offset)
+        return self._wait_fresh(spec, frame, fetch_offset, give_up)
 
-    def _wait_fresh(self, spec: KeySpec, frame: int | None, fetch_offset: int) -> ContextRead:
+    def wake_waiters(self) -> None:
+        """Wake every blocked ``wait`` read, to check its ``give_up`` again."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def _wait_fresh(self, spec: KeySpec, frame: int | None, fetch_offset: int,
+                    give_up: Callable[[], bool] | None) -> ContextRead:
         deadline = self._clock.now() + spec.wait_timeout
         with self._changed:
             while True:
@@ -301,7 +309,7 @@ class PublicContext:
                 if entry is not None and now - entry.stamp <= spec.max_age:
                     return ContextRead(spec.key, entry, now - entry.stamp, Verdict.FRESH)
                 remaining = deadline - now
-                if remaining <= 0 or self._clock.simulated:
+                if remaining <= 0 or self._clock.simulated or (give_up is not None and give_up()):
                     # Simulated time does not pass while we wait, so nothing fresher can come.
                     age = None if entry is None else now - entry.stamp
                     return ContextRead(spec.key, None, age, Verdict.WAIT_TIMEOUT)

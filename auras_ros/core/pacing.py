@@ -12,7 +12,9 @@ version that only grows):
   per camera frame, each admitting a fresh observation), and runs anyway once requests are in flight.
 
 :class:`FreshObservations` is the same rule on the pulling side: it hands each observation once and
-waits (at most ``timeout``) for a newer one rather than handing the same again.
+waits (at most ``timeout``) for a newer one rather than handing the same again. :class:`FreshArrivals`
+is that rule over pushed arrivals (the generation node's percepts), for DEC and PAR, whose own threads
+take observations unpaced: each arrival is handed once, so they decide at most once per observation.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ class Arrivals(Protocol):
     def version(self) -> int: ...
 
     def wait_newer(self, version: int, timeout: float) -> bool: ...
+
+
+class PushedObservations(Arrivals, Protocol):
+    """Arrivals that also hold the newest observation (``LatestObservation``)."""
+
+    def latest(self, now: float) -> Observation | None: ...
 
 
 @dataclass(frozen=True)
@@ -104,3 +112,27 @@ class FreshObservations:
             with self._lock:
                 self._handed = max(self._handed, observation.seq)
         return observation
+
+
+class FreshArrivals:
+    """An :class:`~auras_ros.core.sources.ObservationSource` over ``arrivals`` that hands each arrival
+    once, to one caller: a caller finding nothing new waits (at most ``timeout``) for the next arrival
+    and gets None if none comes, never the observation it or another worker already had."""
+
+    def __init__(self, arrivals: PushedObservations, timeout: float) -> None:
+        if not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+            raise ConfigError("timeout", timeout, "a finite number of seconds > 0")
+        self.arrivals = arrivals
+        self.timeout = timeout
+        self._handed = arrivals.version  # hands what arrives from now on only
+        self._lock = threading.Lock()  # one caller at a time: two workers never get the same arrival
+
+    def latest(self, now: float) -> Observation | None:
+        with self._lock:
+            if self.arrivals.version <= self._handed and not self.arrivals.wait_newer(self._handed, self.timeout):
+                return None
+            # The observation first, then the version: an arrival between the two is skipped (marked
+            # handed) rather than handed twice.
+            observation = self.arrivals.latest(now)
+            self._handed = self.arrivals.version
+            return observation

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from auras_ros.core.clock import Clock
-from auras_ros.core.context import FETCH_OFFSETS, ContextEntry, KeySpec, PublicContext, Verdict
+from auras_ros.core.context import FETCH_OFFSETS, ContextEntry, ContextSnapshot, KeySpec, PublicContext, Verdict
 from auras_ros.core.errors import ConfigError, InputError, one_of, positive_int
 from auras_ros.core.metrics import Decision, MetricsRecorder
 from auras_ros.core.partition import stage_ranges
@@ -183,7 +183,7 @@ class AurasPipeline(Runner):
         return ([last] if ran and last is not None else []), ran
 
     def _generate_public(self, frame: int, active: list[tuple[int, _Request]]) -> bool:
-        snapshot = self.context.snapshot(frame=frame, fetch_offset=self.config.fetch_offset)
+        snapshot = self._read_context(frame)
         for key, read in snapshot.items():
             if read.verdict is Verdict.STALE_HELD:
                 self.recorder.drop(f"stale_held:{key}")
@@ -209,6 +209,19 @@ class AurasPipeline(Runner):
                     request.state = by_id[request.request_id]
                     request.reads.append(percept)
         return True
+
+    def _read_context(self, frame: int) -> ContextSnapshot:
+        """Every key as this frame's generation sees it. A ``wait`` on a key this pipeline writes itself
+        (the percept, generation's own writes) never blocks: only its own frames write them, so the wait
+        would hold the one thread that can end it; the frame is skipped (counted) and the next frame's
+        percept ends the wait. A wait on a key others write ends early when the run stops."""
+        own = {PERCEPT_KEY, *self._generation_keys}
+        return ContextSnapshot({key: self.context.read(key, frame=frame, fetch_offset=self.config.fetch_offset,
+                                                       block=key not in own, give_up=self.stopping)
+                                for key in self.context.keys}, frame)
+
+    def wake(self) -> None:
+        self.context.wake_waiters()
 
     def _generate_private(self, stage: int, request: _Request) -> None:
         begin, end = self.ranges[stage]

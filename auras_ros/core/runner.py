@@ -95,6 +95,7 @@ class Runner:
         self.frame = 0
         self._frame_start: float | None = None
         self._stop = threading.Event()  # ends a threaded run() early (node shutdown)
+        self._until: Callable[[], bool] | None = None  # the stop of the run_until in progress
 
     # -- intake ----------------------------------------------------------------------------------
     def take_observation(self, allow_repeat: bool = False) -> Observation | None:
@@ -198,14 +199,27 @@ class Runner:
         """Frames until ``stop()``, ``self.stop()`` or ``faults.fatal``: each paced by ``pacer`` (None:
         back to back), run by ``guarded_step`` and followed by ``after_frame()``. What a node's frame
         thread runs; DEC and PAR override it (their workers run in threads of their own)."""
-        while not (stop() or self._stop.is_set() or self.faults.fatal):
-            if pacer is not None and not pacer.ready(self.frame, self.in_flight):
-                continue
-            if stop():
-                return  # stopped while the pacer waited: no frame after that
-            self.guarded_step()
-            if after_frame is not None:
-                after_frame()
+        self._until = stop
+        try:
+            while not (stop() or self._stop.is_set() or self.faults.fatal):
+                if pacer is not None and not pacer.ready(self.frame, self.in_flight):
+                    continue
+                if stop():
+                    return  # stopped while the pacer waited: no frame after that
+                self.guarded_step()
+                if after_frame is not None:
+                    after_frame()
+        finally:
+            self._until = None
+
+    def stopping(self) -> bool:
+        """Whether the run should end: ``stop()`` was called, or the stop of ``run_until`` holds."""
+        until = self._until
+        return self._stop.is_set() or (until is not None and until())
+
+    def wake(self) -> None:
+        """Wake a frame blocked in a wait, to check ``stopping()`` again: its stopper calls this after
+        making the stop true. A runner that never blocks mid-frame has nothing to wake."""
 
     def run_guarded(self, decisions: int | None = None) -> None:
         """``run`` in a thread of its own (DEC and PAR on a wall clock): an exception from a worker
@@ -237,6 +251,7 @@ class Runner:
     def stop(self) -> None:
         """Make run() return, now or as soon as it starts (thread-safe; for good)."""
         self._stop.set()
+        self.wake()
 
     def close(self) -> None:
         """Release threads; the runner can't step afterwards."""

@@ -37,6 +37,10 @@ KINDS = ("seq", "dec", "par", "auras")
 DEFAULT_EXECUTOR = "auras:1+2:f0:a0"
 TEXT_FORMS = "seq, dec[:G], par:K or auras:P+G[:fO][:aA][:private] (e.g. auras:1+5:f0:a0.5)"
 
+MAX_DEGREE = 64  # the most stages, workers or generation frames a spec may ask for: each is a thread or a slot
+MAX_TEXT = 100  # the longest text form parse reads (the longest valid one is well under)
+_DEGREES = ("pp_perception", "pp_generation", "workers", "generation_frames")
+
 _AURAS = re.compile(r"^(?P<p>\d+)\+(?P<g>\d+)(?P<rest>(:[^:]+)*)$")
 
 
@@ -56,8 +60,9 @@ class ExecutorSpec:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError("executor", self.kind, f"one of {', '.join(KINDS)}")
-        for name in ("workers", "generation_frames"):
-            positive_int(name, getattr(self, name))
+        for name in _DEGREES:
+            if positive_int(name, getattr(self, name)) > MAX_DEGREE:
+                raise ConfigError(name, getattr(self, name), f"an integer in [1, {MAX_DEGREE}]")
         if self.kind == "auras":
             self.pipeline_config()  # checks the degrees, fetch_offset, alpha and context mode
 
@@ -65,6 +70,9 @@ class ExecutorSpec:
     @classmethod
     def parse(cls, text: str) -> "ExecutorSpec":
         """Read the text form; a malformed one raises ConfigError naming what was expected."""
+        if not isinstance(text, str) or len(text) > MAX_TEXT:
+            shown = text[:MAX_TEXT] + f"... ({len(text)} characters)" if isinstance(text, str) else text
+            raise ConfigError("executor", shown, f"{TEXT_FORMS}, at most {MAX_TEXT} characters")
         kind, _, rest = text.strip().partition(":")
         try:
             if kind == "seq" and not rest:

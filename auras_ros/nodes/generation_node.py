@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from typing import Any, Callable
 
 import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import JumpThreshold, TimeJump
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import UInt64
 
@@ -33,21 +36,21 @@ from auras_ros.core.context import PublicContext, SourceOrder
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.external import ExternalPerception
 from auras_ros.core.metrics import Decision, MetricsRecorder
-from auras_ros.core.pacing import Pacer, Pacing
+from auras_ros.core.pacing import FreshArrivals, Pacer, Pacing
 from auras_ros.core.recent import RecentDecisions
 from auras_ros.core.runner import Runner
-from auras_ros.core.sources import LatestObservation
+from auras_ros.core.sources import ADMITTED, LatestObservation, SourceFence, new_source_id
 from auras_ros.core.spec import DEFAULT_EXECUTOR, TEXT_FORMS, ExecutorSpec, make_runner
 from auras_ros.core.stages import PERCEPT_KEY, Observation
 from auras_ros.models.factory import build_agent
 from auras_ros.models.inputs import check_finite
 from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
 from auras_ros.nodes.context_keys import FUTURE_TOLERANCE, declare_context_keys
-from auras_ros.nodes.health import OK, WARN, Health, Status, with_graph_captures
+from auras_ros.nodes.health import ERROR, OK, WARN, Health, Status, with_graph_captures
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.managed import (
     refuse_configure, refuse_unavailable_transitions, start_if, start as start_managed)
-from auras_ros.nodes.params import Param, declare, read
+from auras_ros.nodes.params import MAX_NAME, Param, declare, read
 from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATCHED, LATEST_RELIABLE, ORDERED
 from auras_ros.nodes.ros_clock import RosClock
@@ -59,6 +62,8 @@ from auras_ros.core import topics
 THREADED = ("dec", "par")  # executors whose workers run in threads of their own, not on the frame clock
 DEACTIVATED = "deactivated"  # cancel reason of the requests a deactivation drops
 INACTIVE = "inactive"  # drop reason of the context states that arrive while not generating
+SOURCE_TAKEOVER_S = 0.5  # wall seconds a key's source must be silent before another one is taken
+CONFLICT_REPORT_S = 5.0  # a second source refused within this many seconds keeps /diagnostics at ERROR
 
 PARAMS = (
     Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
@@ -74,7 +79,7 @@ PARAMS = (
           f"{Pacing.percept_wait_s:g} s) even while requests are in flight, so each frame admits a fresh observation "
           "and requests advance one stage per camera frame, as in the paper and the core's real-time runs; "
           "false: frames run back to back while requests are in flight (measured worse: README)"),
-    Param("action_frame_id", "base_link", "frame_id of the published actions"),
+    Param("action_frame_id", "base_link", "frame_id of the published actions", max_length=MAX_NAME),
     Param("stats_period", 1.0, "seconds between PipelineStats reports", low=0.1, high=3600.0),
     FUTURE_TOLERANCE,
     *transport_params(),
@@ -100,8 +105,10 @@ class GenerationNode(LifecycleNode):
         self._keys = declare_context_keys(self)
         self.clock = RosClock(self)
         self.recorder = MetricsRecorder()  # windows for PipelineStats, over every activation
+        self.source_id = new_source_id()  # in every action: the gate takes actions from one generation run
         self.run = RecentDecisions()  # bounded: the run's totals and its newest decisions, for a final summary
         self.config_error: ConfigError | InputError | None = None
+        self._truncated_reported = 0  # shm reads refused for truncation, as of the last health report
         # Built by configure, dropped by cleanup.
         self.spec: ExecutorSpec | None = None
         self.agent: Any = None
@@ -111,12 +118,18 @@ class GenerationNode(LifecycleNode):
         self.runner: Runner | None = None
         self._last_seen: dict[str, tuple[int, float]] = {}
         self._orders: dict[str, SourceOrder] = {}
+        self._fences: dict[str, SourceFence] = {}
         # The frame clock, while active: a thread, or a timer (frame_period > 0).
         self._active = threading.Event()
         self._frame_lock = threading.Lock()  # a frame and the deactivation never overlap
         self._replica_lock = threading.Lock()  # the public-context replica: updates, configure, cleanup
         self._thread: threading.Thread | None = None
         self._frame_timer: Any = None
+        # /clock going back (a bag loop, a simulator reset): the replica's order starts again on the new
+        # timeline. Requests in flight finish; the gate refuses their actions (stamped ahead of its clock).
+        self._jump_handle = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False),
+            post_callback=self._on_clock_back)
 
         # Callback groups named for what they protect: the frame clock (the executor's state), the
         # public-context replica, and the periodic reports.
@@ -148,14 +161,18 @@ class GenerationNode(LifecycleNode):
             if agent is None:
                 agent = build_agent(params["model"], params["device"])
             public_context = PublicContext([k.spec for k in self._keys], self.clock)
+            codec = PayloadCodec(params, self._registry)
             percepts, runner = self._make_runner(spec, agent, public_context)
         except (ConfigError, InputError) as error:
             return refuse_configure(self, error)
         self.params, self.spec, self.agent, self.public_context = params, spec, agent, public_context
         self.percepts, self.runner = percepts, runner
-        self.codec = PayloadCodec(params, self._registry)
+        self.codec = codec
         self._last_seen = {}
         self._orders = {key: SourceOrder(params["future_tolerance"]) for key in public_context.keys}
+        # One producer per key: entries of a second source (a second context or perception node) refused.
+        self._fences = {key: SourceFence(f"generation_node context key {key!r}", SOURCE_TAKEOVER_S, 0.0)
+                        for key in public_context.keys}
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -189,9 +206,12 @@ class GenerationNode(LifecycleNode):
     def _make_runner(self, spec: ExecutorSpec, agent: Any,
                      public_context: PublicContext) -> tuple[LatestObservation, Runner]:
         """A runner and the percept source it reads, new: it decides on percepts that arrive from now on
-        only (PAR would re-read a percept from before, any runner would admit one as new)."""
+        only (PAR would re-read a percept from before, any runner would admit one as new). The frame
+        clock's pacer admits each percept once; DEC's and PAR's threads take theirs unpaced, so they read
+        through FreshArrivals: at most one decision per percept, as in the core's real-time runs."""
         percepts = LatestObservation()
-        return percepts, make_runner(spec, ExternalPerception(agent, spec.pp_perception), percepts, self.clock,
+        source = FreshArrivals(percepts, Pacing.percept_wait_s) if spec.kind in THREADED else percepts
+        return percepts, make_runner(spec, ExternalPerception(agent, spec.pp_perception), source, self.clock,
                                      recorder=self.recorder, on_decision=self._publish_decision,
                                      context=public_context)
 
@@ -202,6 +222,8 @@ class GenerationNode(LifecycleNode):
         robot's stop once ``action_timeout`` passes without a fresh action.
         """
         self._active.clear()  # a decision still finishing is dropped at _publish_decision, counted
+        if self.runner is not None:
+            self.runner.wake()  # a frame waiting on a 'wait' key sees the stop now, not after wait_timeout
         if self._frame_timer is not None:
             self.destroy_timer(self._frame_timer)
             self._frame_timer = None
@@ -235,6 +257,7 @@ class GenerationNode(LifecycleNode):
             self.runner, self.percepts, self.codec, self.public_context, self.spec = None, None, None, None, None
             self.agent = None
             self._orders = {}
+            self._fences = {}
 
     # -- the frame clock -----------------------------------------------------------------------------
     def _frame(self) -> None:
@@ -277,8 +300,17 @@ class GenerationNode(LifecycleNode):
             return Status(WARN, "unconfigured: no model loaded, not generating")
         faults = self.runner.faults
         values = {"frames": self.runner.frame, **faults.counts}
+        # Reads refused because another process truncated the segment under them (transport/shm.py).
+        truncated = self.codec.transport.reader.shm.truncated if self.codec is not None else 0
+        values["shm_truncated"] = truncated
+        conflicts = [c for c in (f.conflict(time.monotonic(), CONFLICT_REPORT_S) for f in self._fences.values()) if c]
+        if conflicts:
+            return Status(ERROR, "; ".join(conflicts), values)
         if not self.active:
             return Status(WARN, "inactive: not generating", values)
+        if truncated > self._truncated_reported:
+            self._truncated_reported = truncated
+            return Status(WARN, f"refused reads of a truncated shared-memory segment ({truncated} so far)", values)
         if faults.consecutive:
             return Status(WARN, f"last frame failed: {faults.last_reason}", values)
         return with_graph_captures(Status(OK, "generating", values), self.agent)
@@ -290,10 +322,16 @@ class GenerationNode(LifecycleNode):
             self.recorder.cancel(DEACTIVATED)
             return False
         self.run.decision(decision)
-        self.actions.publish(decision_to_action(decision, self.params["action_frame_id"]))
+        self.actions.publish(decision_to_action(decision, self.params["action_frame_id"], self.source_id))
         return True
 
     # -- the public-context replica ------------------------------------------------------------------
+    def _on_clock_back(self, _jump: TimeJump) -> None:
+        with self._replica_lock:
+            if self._orders:
+                self._orders = {key: SourceOrder(self.params["future_tolerance"]) for key in self._orders}
+            self._last_seen = {}
+
     def _on_context(self, msg: ContextState) -> None:
         with self._replica_lock:
             self._update_replica(msg)
@@ -315,6 +353,13 @@ class GenerationNode(LifecycleNode):
                 # The context node's policy forbids its use (too old): it forwards no value, which
                 # is not a bad payload; generation goes on with what it has and its own policy.
                 self.recorder.drop(f"context_rejected:{entry.key}")
+                continue
+            fence = self._fences[entry.key]
+            admitted = fence.admit(entry.source_id, time.monotonic())
+            if admitted != ADMITTED:
+                self.recorder.drop(f"{admitted}:{entry.key}")
+                self.get_logger().warning(f"rejected context entry {entry.key!r} of source {entry.source_id:#x}: "
+                                          f"{fence.conflict(time.monotonic(), 0.0)}", throttle_duration_sec=2.0)
                 continue
             try:
                 self._orders[entry.key].admit(entry.source_id, seq, stamp, self.clock.now(), f"generation_node {entry.key!r}")

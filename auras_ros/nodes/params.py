@@ -18,6 +18,17 @@ from rclpy.node import Node
 from auras_ros.core.errors import ConfigError, one_of
 
 
+MAX_NAME = 256  # a string parameter that is a name (a frame id, a topic): the most characters
+MAX_STRING = 4096  # any other string parameter (PATH_MAX: it may name a file or directory)
+SHOWN_CHARS = 200  # a refused value is shown up to this long
+
+
+def shorten(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """``value`` as text of at most ``limit`` characters, on one line, saying how long it was."""
+    text = str(value).replace("\n", "\\n")
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -26,6 +37,7 @@ class Param:
     low: float | None = None  # inclusive bounds for numbers
     high: float | None = None
     choices: tuple[Any, ...] | None = None
+    max_length: int = MAX_STRING  # strings: the most characters
 
     def descriptor(self) -> ParameterDescriptor:
         # A float or a string accepts an integer (YAML and -p write 1 for 1.0, 0 for the camera "0");
@@ -59,7 +71,10 @@ class Param:
             if self.choices is not None and any(item not in self.choices for item in value):
                 raise ConfigError(field, value, "a list of " + one_of(self.choices))
         elif self.choices is not None and value not in self.choices:
-            raise ConfigError(field, value, one_of(self.choices))
+            raise ConfigError(field, shorten(value), one_of(self.choices))
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and len(text) > self.max_length:
+                raise ConfigError(field, shorten(text), f"a string of at most {self.max_length} characters")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if math.isnan(value) or (self.low is not None and value < self.low) or (
                     self.high is not None and value > self.high):
@@ -71,10 +86,12 @@ _ROS_TYPE = {bool: "a bool (true or false)", int: "an integer", float: "a float"
              list: "a list"}
 
 
-def _override(node: Node, name: str) -> Any:
-    # rclpy keeps the refused override only there; there is no public view of it.
-    override = getattr(node, "_parameter_overrides", {}).get(name)
-    return override.value if override is not None else None
+def _refused_value(error: InvalidParameterTypeException) -> str:
+    """The value rclpy refused, from its message (it keeps it nowhere public): "Trying to set parameter
+    'NAME' to 'VALUE' of type 'TYPE', expecting type 'TYPE'"."""
+    message = str(error.args[0]) if error.args else str(error)
+    _, _, rest = message.partition("' to '")
+    return shorten(rest.rpartition("' of type '")[0] or message)
 
 
 def declare(node: Node, params: Iterable[Param]) -> dict[str, Any]:
@@ -86,12 +103,12 @@ def declare(node: Node, params: Iterable[Param]) -> dict[str, Any]:
             value = node.get_parameter(param.name).value
         except InvalidParameterValueException as error:
             # rclpy keeps the value only in its message: "Invalid parameter value (V) for parameter. ..."
-            raise ConfigError(f"{node.get_name()}.{param.name}", str(error).split("(", 1)[-1].split(")", 1)[0],
+            raise ConfigError(f"{node.get_name()}.{param.name}", shorten(str(error).split("(", 1)[-1].split(")", 1)[0]),
                               f"a value accepted by its descriptor: {param.description}"
                               + (f" in [{param.low}, {param.high}]" if param.low is not None else "")) from None
-        except InvalidParameterTypeException:
+        except InvalidParameterTypeException as error:
             # e.g. -p pp_generation:=two, or 1 for a float (write 1.0).
-            raise ConfigError(f"{node.get_name()}.{param.name}", _override(node, param.name),
+            raise ConfigError(f"{node.get_name()}.{param.name}", _refused_value(error),
                               f"{_ROS_TYPE[type(param.default)]}: {param.description}") from None
         except (ParameterUninitializedException, TypeError) as error:
             raise ConfigError(f"{node.get_name()}.{param.name}", None, f"a {type(param.default).__name__}: {error}") from None

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import re
 import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import rclpy
 import yaml
+from rcl_interfaces.msg import ParameterType
+from rclpy.exceptions import NameValidationException
 from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.nodes.health import exit_code, failed_nodes
+from auras_ros.nodes.params import shorten
 from auras_ros.nodes.spinners import DEFAULT_SPINNER, SPINNERS
 
 # Parameters every rclpy node has, declared by rclpy itself.
@@ -26,6 +32,9 @@ ROS_PARAMETERS = ("use_sim_time", "start_type_description_service")
 # An unknown parameter this close to a declared one (difflib ratio), and this long, is a typo.
 TYPO_CUTOFF = 0.9
 TYPO_MIN_LENGTH = 6
+MAX_NAME_LENGTH = 256  # longer is no parameter name of ours, nor a typo of one
+OWN_CUTOFF = 0.6  # an unknown name addressed to the node is refused anyway; this close, it gets a hint
+REFUSAL_CHARS = 2000  # a refusal is one readable line
 
 
 def spin_until(node: Node, done: Callable[[], bool], timeout_s: float) -> bool:
@@ -118,42 +127,146 @@ def command_line_overrides(ros_args: list[str]) -> list[str]:
     return ["--ros-args", *(arg for p in plain for arg in ("-p", p))] if plain else []
 
 
+def _spelling(name: str) -> str:
+    """A name as a typo compares it: case and separators do not count (actionTimeout, Action_Timeout)."""
+    return "".join(c for c in name.lower() if c.isalnum() or c == ".")
+
+
+def closest(name: str, declared: Iterable[str], cutoff: float) -> str | None:
+    """The declared name closest to ``name`` (case and separators aside) at difflib ratio >= cutoff."""
+    by_spelling = {_spelling(d): d for d in sorted(declared)}
+    close = difflib.get_close_matches(_spelling(name), list(by_spelling), n=1, cutoff=cutoff)
+    return by_spelling[close[0]] if close else None
+
+
 def typo_of(name: str, declared: Iterable[str]) -> str | None:
     """The declared name that ``name`` most likely misspells, or None. Short names are too close to
     each other (mode, model) to tell a typo from another node's parameter; a test checks that no
     parameter of one node looks like a typo of another's."""
-    if len(name) < TYPO_MIN_LENGTH:
+    if len(name) < TYPO_MIN_LENGTH or len(name) > MAX_NAME_LENGTH:
         return None
-    close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=TYPO_CUTOFF)
-    return close[0] if close else None
+    return closest(name, declared, TYPO_CUTOFF)
 
 
-def check_unknown_parameters(nodes: list[Node], ros_args: list[str]) -> None:
-    """A ConfigError for an override no node of this process declares that is a typo: addressed to one
-    of them on the command line (`-p node:name:=value`), or close to a declared name. Other undeclared
-    entries pass: one params file (and launch_ros's parameter dicts) serve several nodes."""
+@dataclass(frozen=True)
+class Given:
+    """One value the command line gives a node's parameter: where from, and whether it was addressed
+    to that node by name (its own section of a params file, or ``-p node:name:=value``) rather than
+    to every node (``/**``, a plain ``-p``)."""
+
+    name: str
+    value: Any
+    origin: str
+    own: bool
+
+
+def _section_matches(key: str, fully_qualified: str) -> bool:
+    """Whether a params file section (``/**``, ``node``, ``/ns/node``, ``/**/node``, ``*``) names the
+    node, with rcl's wildcards: ``**`` any number of namespace tokens, ``*`` one token."""
+    key = key if key.startswith("/") else "/" + key
+    pattern = "".join("(/[^/]+)*" if token == "**" else "/[^/]+" if token == "*" else "/" + re.escape(token)
+                      for token in key.strip("/").split("/"))
+    return re.fullmatch(pattern, fully_qualified) is not None
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``{a: {b: 1}}`` as ``a.b: 1``, as rcl names nested parameters."""
+    for name, value in values.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", value
+
+
+def given_parameters(node: Node, ros_args: list[str]) -> list[Given]:
+    """Every value the command line gives ``node``, in rcl's order (params files, then ``-p``), every
+    file included, not only the value that won. Read from the arguments themselves, the way rcl reads
+    them (rclpy has no public view of a node's overrides)."""
+    fqn = node.get_fully_qualified_name()
+    given = []
+    for path in _options(ros_args, "--params-file"):
+        content = yaml.load(Path(path).read_text(), Loader=ParamsFileLoader)  # checked by check_params_files
+        for key, section in content.items():
+            if isinstance(section, dict) and isinstance(section.get("ros__parameters"), dict) \
+                    and _section_matches(str(key), fqn):
+                own = str(key).rstrip("/").rsplit("/", 1)[-1] == node.get_name()
+                given += [Given(n, v, f"--params-file {path} ({key})", own)
+                          for n, v in _flatten(section["ros__parameters"])]
+    for option in _options(ros_args, "-p", "--param"):
+        name, _, text = option.partition(":=")
+        target, _, addressed = name.rpartition(":")
+        if target and target not in (node.get_name(), fqn):
+            continue
+        try:
+            value = yaml.safe_load(text)  # rcl reads a -p value as YAML
+        except yaml.YAMLError:
+            value = text
+        given.append(Given(addressed, value, f"-p {shorten(name)}", bool(target)))
+    return given
+
+
+_TYPE_NAMES = {ParameterType.PARAMETER_BOOL: "a bool (true or false)", ParameterType.PARAMETER_INTEGER: "an integer",
+               ParameterType.PARAMETER_DOUBLE: "a float", ParameterType.PARAMETER_STRING: "a string",
+               ParameterType.PARAMETER_STRING_ARRAY: "a list of strings",
+               ParameterType.PARAMETER_INTEGER_ARRAY: "a list of integers",
+               ParameterType.PARAMETER_DOUBLE_ARRAY: "a list of floats",
+               ParameterType.PARAMETER_BOOL_ARRAY: "a list of bools"}
+
+
+def _check_type(node: Node, given: Given) -> None:
+    """A ConfigError when ``given`` does not have its declared parameter's type (an integer passes for
+    a float or a string: YAML writes 1 for 1.0 and 0 for the camera "0")."""
+    expected = node.describe_parameter(given.name).type
+    if isinstance(given.value, list) and not given.value:
+        return  # an empty YAML list has no element type
+    try:
+        got = Parameter.Type.from_parameter_value(given.value).value
+    except TypeError:
+        got = None
+    if got == expected or (got == ParameterType.PARAMETER_INTEGER
+                           and expected in (ParameterType.PARAMETER_DOUBLE, ParameterType.PARAMETER_STRING)):
+        return
+    raise ConfigError(f"{node.get_name()}.{given.name}", shorten(given.value),
+                      f"{_TYPE_NAMES.get(expected, 'its declared type')} (given by {given.origin})")
+
+
+def check_given_parameters(nodes: list[Node], ros_args: list[str]) -> None:
+    """A ConfigError for a value the command line gives one of ``nodes``: of the wrong type (in any
+    params file, not only the one that won), unknown while addressed to that node (with the closest
+    declared name, if any), or a typo of a declared name. Other undeclared entries pass: one params
+    file (and launch_ros's parameter dicts, under ``/**``) serve several nodes."""
     declared = {name for node in nodes for name in node.list_parameters([], 0).names}
     for node in nodes:
-        addressed = {p.split(":=", 1)[0].split(":", 1)[1] for p in _options(ros_args, "-p", "--param")
-                     if p.split(":=", 1)[0].split(":", 1)[0] == node.get_name()}
-        # rclpy keeps every override meant for this node there; it has no public view of them.
-        overrides = getattr(node, "_parameter_overrides", {})
-        for name in sorted(set(overrides) - declared - set(ROS_PARAMETERS)):
-            close = typo_of(name, declared)
-            if name.startswith("qos_overrides.") or not (name in addressed or close):
+        own_names = set(node.list_parameters([], 0).names)
+        for given in given_parameters(node, ros_args):
+            if given.name in own_names:
+                _check_type(node, given)
+                continue
+            if given.name in declared or given.name in ROS_PARAMETERS or given.name.startswith("qos_overrides."):
+                continue
+            close = closest(given.name, own_names, OWN_CUTOFF) if given.own else typo_of(given.name, declared)
+            if not (given.own or close):
                 continue
             hint = f" (did you mean {close}?)" if close else ""
-            raise ConfigError(f"{node.get_name()}.{name}", overrides[name].value,
-                              f"a parameter {node.get_name()} declares{hint}; this one is unknown")
+            raise ConfigError(f"{node.get_name()}.{shorten(given.name)}", shorten(given.value),
+                              f"a parameter {node.get_name()} declares{hint}; this one is unknown "
+                              f"(given by {given.origin})")
 
 
 def start_nodes(make_nodes: Callable[[list[str]], list[Node]], argv: list[str]) -> list[Node]:
     """The process's nodes, made with the command line's plain -p overrides as node-local arguments;
     a ConfigError for a parameter no node declares. Call after init_rclpy."""
     ros_args = ros_arguments(argv)
-    nodes = make_nodes(command_line_overrides(ros_args))
     try:
-        check_unknown_parameters(nodes, ros_args)
+        nodes = make_nodes(command_line_overrides(ros_args))
+    except Exception as error:  # noqa: BLE001 - narrowed below: rclpy's RCLError has no public import
+        if not (isinstance(error, NameValidationException) or type(error).__name__ == "RCLError"):
+            raise
+        # A name rcl refuses (e.g. a remap or node name past 255 characters): one line, not a traceback.
+        raise ConfigError("--ros-args", shorten(" ".join(ros_args)),
+                          f"names rcl accepts ({shorten(str(error).splitlines()[0] if str(error) else error)})") from None
+    try:
+        check_given_parameters(nodes, ros_args)
     except ConfigError:
         for node in reversed(nodes):
             node.destroy_node()
@@ -167,7 +280,7 @@ def init_rclpy(argv: list[str], **kwargs: Any) -> None:
     try:
         rclpy.init(args=argv, **kwargs)
     except Exception as error:  # noqa: BLE001 - rclpy raises its RCLError for any bad --ros-args
-        raise ConfigError("--ros-args", " ".join(ros_arguments(argv)),
+        raise ConfigError("--ros-args", shorten(" ".join(ros_arguments(argv))),
                           f"valid ROS arguments ({str(error).splitlines()[0]})") from None
 
 
@@ -189,7 +302,7 @@ def run_node(make_node: Callable[..., Node], work: Optional[Callable[[Node], int
             node = start_nodes(lambda cli_args: [make_node(cli_args=cli_args) if cli_args else make_node()], argv)[0]
         except (ConfigError, InputError) as error:
             # A bad parameter or model: one clear line, and the node refuses to start.
-            print(f"{name}: refusing to start: {error}", file=sys.stderr, flush=True)
+            print(f"{name}: refusing to start: {shorten(error, REFUSAL_CHARS)}", file=sys.stderr, flush=True)
             return 2
         if work is None:
             # As in the composed process (nodes/spinners.py): measured the faster per hop.

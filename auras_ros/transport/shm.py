@@ -107,13 +107,14 @@ class _Layout:
         return self.data_start + slot * self.stride
 
 
-def _release_segment(mm: mmap.mmap, path: str, owner_pid: int) -> None:
+def _release_segment(mm: mmap.mmap, fd: int, path: str, owner_pid: int) -> None:
     # A forked child inherits the pool object; only the creating process may unlink.
     if os.getpid() == owner_pid:
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
+    os.close(fd)
     try:
         mm.close()
     except BufferError:  # a view into the mapping is still alive; the mapping goes with it
@@ -147,12 +148,30 @@ class ShmPool:
                 raise ConfigError("slot_count*slot_bytes", self.layout.size,
                                   f"at most the free space of {shm_dir} (in Docker: raise --shm-size)") from e
             raise
-        os.close(fd)
-        _HEADER.pack_into(self._mm, 0, _MAGIC, _VERSION, slot_count, slot_bytes, self.layout.data_start)
+        self._fd = fd  # kept: each pack checks the file still has its size
+        self._write_header()
         self._next_slot = 0
         self._lock = threading.Lock()
         self._fence = _Fence()
-        self._finalizer = weakref.finalize(self, _release_segment, self._mm, self.path, os.getpid())
+        self.truncated = 0  # packs that found the segment truncated by another process and restored it
+        self._written = [0] * slot_count  # each slot's write count, kept here too: a truncation zeroes the file's
+        self._finalizer = weakref.finalize(self, _release_segment, self._mm, fd, self.path, os.getpid())
+
+    def _write_header(self) -> None:
+        layout = self.layout
+        _HEADER.pack_into(self._mm, 0, _MAGIC, _VERSION, layout.slot_count, layout.slot_bytes, layout.data_start)
+
+    def _restore_if_truncated(self) -> None:
+        """Writing into pages another process truncated away would kill this one with SIGBUS: give the
+        file its size back first (zeroed pages: the header is written again, counters start over)."""
+        if os.fstat(self._fd).st_size != self.layout.size:
+            os.posix_fallocate(self._fd, 0, self.layout.size)
+            self._write_header()
+            for slot in range(self.layout.slot_count):
+                # Past every count already sent: no earlier payload matches a slot's zeroed bytes.
+                self._written[slot] += 2
+                _COUNTER.pack_into(self._mm, self.layout.counter_offset(slot), self._written[slot])
+            self.truncated += 1
 
     @property
     def closed(self) -> bool:
@@ -167,16 +186,18 @@ class ShmPool:
         with self._lock:
             if self.closed:
                 raise RuntimeError(f"shared-memory pool {self.name} is closed")
+            self._restore_if_truncated()
             slot = self._next_slot
             self._next_slot = (slot + 1) % self.layout.slot_count
             counter_at = self.layout.counter_offset(slot)
             offset = self.layout.slot_offset(slot)
-            (generation,) = _COUNTER.unpack_from(self._mm, counter_at)
+            generation = self._written[slot]
             _COUNTER.pack_into(self._mm, counter_at, generation + 1)  # odd: being written
             self._fence()
             self._mm[offset:offset + nbytes] = memoryview(src.numpy())
             self._fence()
             _COUNTER.pack_into(self._mm, counter_at, generation + 2)
+            self._written[slot] = generation + 2
         payload.shm_name = self.name
         payload.shm_offset = offset
         payload.shm_generation = generation + 2
@@ -185,8 +206,26 @@ class ShmPool:
         self._finalizer()
 
 
+class SegmentTruncated(InputError):
+    """A segment shorter than its own layout says: another process truncated it. Read through a mapping,
+    the missing pages would kill the reader with SIGBUS; read with pread, they are a short read."""
+
+    def __init__(self, shm_name: str, where: str, expected: int, size: int) -> None:
+        super().__init__("shm segment size", where, f"{expected} bytes (its layout)", f"{size} bytes in {shm_name}")
+
+
+def _read(fd: int, nbytes: int, offset: int, name: str, expected: int, where: str) -> np.ndarray:
+    """``nbytes`` at ``offset`` of the segment, copied with pread: a file truncated meanwhile gives a
+    short read (SegmentTruncated), never the SIGBUS of a mapping's vanished pages."""
+    buffer = np.empty(nbytes, np.uint8)
+    if nbytes and os.preadv(fd, [buffer], offset) != nbytes:
+        raise SegmentTruncated(name, where, expected, os.fstat(fd).st_size)
+    return buffer
+
+
 class _Segment:
-    """A reader's read-only mapping of one publisher's segment, with its layout checked."""
+    """A reader's handle on one publisher's segment (an open file, read with pread, never mapped: see
+    SegmentTruncated), with its layout checked."""
 
     def __init__(self, name: str, shm_dir: str, where: str) -> None:
         # The name comes from a message, and any local user can create a file under that name:
@@ -208,12 +247,12 @@ class _Segment:
             size = status.st_size
             if size < _HEADER_BYTES:
                 raise InputError("shm_name", where, "an auras shared-memory segment", f"{name} ({size} bytes)")
-            self.mm = mmap.mmap(self.fd, size, access=mmap.ACCESS_READ)
-            magic, version, slot_count, slot_bytes, data_start = _HEADER.unpack_from(self.mm, 0)
+            self.name = name
+            header = _read(self.fd, _HEADER.size, 0, name, _HEADER_BYTES, where)
+            magic, version, slot_count, slot_bytes, data_start = _HEADER.unpack_from(header, 0)
             self.layout = _Layout(slot_count, slot_bytes, data_start)
             if (magic, version) != (_MAGIC, _VERSION) or self.layout != _Layout.for_pool(slot_count, slot_bytes) \
                     or self.layout.size != size:
-                self.mm.close()
                 raise InputError("shm_name", where, f"an auras shared-memory segment, version {_VERSION}", name)
         except BaseException:
             os.close(self.fd)
@@ -222,11 +261,17 @@ class _Segment:
     def unlinked(self) -> bool:
         return os.fstat(self.fd).st_nlink == 0
 
+    def check_size(self, where: str) -> None:
+        """SegmentTruncated unless the file still has its layout's size (checked before each read)."""
+        size = os.fstat(self.fd).st_size
+        if size != self.layout.size:
+            raise SegmentTruncated(self.name, where, self.layout.size, size)
+
+    def read(self, nbytes: int, offset: int, where: str) -> np.ndarray:
+        return _read(self.fd, nbytes, offset, self.name, self.layout.size, where)
+
     def close(self) -> None:
-        try:
-            self.mm.close()
-        finally:
-            os.close(self.fd)
+        os.close(self.fd)
 
 
 class ShmReader:
@@ -238,6 +283,7 @@ class ShmReader:
         self._segments: OrderedDict[str, _Segment] = OrderedDict()
         self._lock = threading.Lock()
         self._fence = _Fence()
+        self.truncated = 0  # reads refused because their segment had been truncated (for /diagnostics)
 
     def _segment(self, name: str, where: str) -> _Segment:
         if not _NAME.match(name):  # also keeps a received name from pointing outside shm_dir
@@ -266,24 +312,35 @@ class ShmReader:
             raise InputError("shm_generation", where, "an even write count >= 2", generation)
         with self._lock:
             segment = self._segment(payload.shm_name, where)
-            layout = segment.layout
-            offset = payload.shm_offset
-            slot, misalign = divmod(offset - layout.data_start, layout.stride)
-            if offset < layout.data_start or misalign or slot >= layout.slot_count:
-                raise InputError("shm_offset", where, f"the start of one of {layout.slot_count} slots "
-                                 f"({layout.data_start} + k * {layout.stride})", offset)
-            if nbytes > layout.slot_bytes:
-                raise InputError("nbytes", where, f"at most the slot size, {layout.slot_bytes} bytes", nbytes)
-            counter_at = layout.counter_offset(slot)
-            (before,) = _COUNTER.unpack_from(segment.mm, counter_at)
-            if before != generation:
-                raise PayloadOverwritten(payload.shm_name, offset, generation, before)
-            self._fence()
-            copy = np.frombuffer(segment.mm, np.uint8, count=nbytes, offset=offset).copy()
-            self._fence()
-            (after,) = _COUNTER.unpack_from(segment.mm, counter_at)
-            if after != generation:
-                raise PayloadOverwritten(payload.shm_name, offset, generation, after)
+            try:
+                return self._read_slot(segment, payload, where, dtype, shape, nbytes, generation)
+            except SegmentTruncated:
+                self.truncated += 1
+                self._segments.pop(payload.shm_name).close()  # its next use opens and checks it anew
+                raise
+
+    def _read_slot(self, segment: _Segment, payload: PayloadFields, where: str, dtype: torch.dtype,
+                   shape: tuple[int, ...], nbytes: int, generation: int) -> torch.Tensor:
+        """The seqlock read of one slot: its write count, its bytes, its write count again."""
+        layout = segment.layout
+        offset = payload.shm_offset
+        slot, misalign = divmod(offset - layout.data_start, layout.stride)
+        if offset < layout.data_start or misalign or slot >= layout.slot_count:
+            raise InputError("shm_offset", where, f"the start of one of {layout.slot_count} slots "
+                             f"({layout.data_start} + k * {layout.stride})", offset)
+        if nbytes > layout.slot_bytes:
+            raise InputError("nbytes", where, f"at most the slot size, {layout.slot_bytes} bytes", nbytes)
+        counter_at = layout.counter_offset(slot)
+        segment.check_size(where)
+        (before,) = _COUNTER.unpack_from(segment.read(_COUNTER.size, counter_at, where), 0)
+        if before != generation:
+            raise PayloadOverwritten(payload.shm_name, offset, generation, before)
+        self._fence()
+        copy = segment.read(nbytes, offset, where)
+        self._fence()
+        (after,) = _COUNTER.unpack_from(segment.read(_COUNTER.size, counter_at, where), 0)
+        if after != generation:
+            raise PayloadOverwritten(payload.shm_name, offset, generation, after)
         return from_bytes(copy, 0, dtype, shape, nbytes)
 
     def close(self) -> None:

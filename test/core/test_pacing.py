@@ -10,7 +10,7 @@ import pytest
 
 from auras_ros.core.clock import SimClock, WallClock
 from auras_ros.core.errors import ConfigError
-from auras_ros.core.pacing import Pacer, Pacing
+from auras_ros.core.pacing import FreshArrivals, Pacer, Pacing
 from auras_ros.core.sources import LatestObservation, PeriodicCamera
 from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stages import Observation
@@ -99,3 +99,34 @@ def test_run_without_a_limit_runs_until_stop() -> None:
                          SimClock(), frame_period=0.05, on_decision=lambda d: runner.stop() if d.request_id >= 4 else None)
     runner.run()
     assert runner.recorder.decisions_recorded == 5
+
+
+def test_fresh_arrivals_hand_each_arrival_once() -> None:
+    percepts = LatestObservation()
+    percepts.push(Observation(0, 0.0, 0.5))  # from before: never handed
+    fresh = FreshArrivals(percepts, timeout=0.01)
+    assert fresh.latest(0.0) is None
+    percepts.push(Observation(1, 0.0, 0.5))
+    assert fresh.latest(0.0).seq == 1
+    assert fresh.latest(0.0) is None  # waited for a newer one; none came
+    percepts.push(Observation(2, 0.0, 0.5))
+    assert fresh.latest(0.0).seq == 2
+
+
+@pytest.mark.parametrize("executor", ["dec", "par:3"])
+def test_threaded_runners_decide_at_most_once_per_pushed_observation(executor: str) -> None:
+    percepts = LatestObservation()
+    decided = threading.Semaphore(0)
+    runner = make_runner(ExecutorSpec.parse(executor), SyntheticAgent(SyntheticConfig()),
+                         FreshArrivals(percepts, timeout=0.01), WallClock(), on_decision=lambda d: decided.release())
+    thread = threading.Thread(target=runner.run_until, args=(lambda: False,))
+    thread.start()
+    for seq in range(3):
+        percepts.push(Observation(seq, 0.0, 0.5))
+        assert decided.acquire(timeout=30)  # a hang guard: each observation is decided on
+    idle = runner.recorder.summary().drops.get("no_observation", 0)
+    while runner.recorder.summary().drops.get("no_observation", 0) < idle + 3:  # every worker found nothing new
+        threading.Event().wait(0.01)
+    runner.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive() and runner.recorder.decisions_recorded == 3

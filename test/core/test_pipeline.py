@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -313,3 +314,39 @@ def test_a_fault_in_the_perception_pool_is_caught_at_the_frame_boundary() -> Non
     pipeline, decisions = _guarded(FaultyPerception(), frames=12, config=PipelineConfig(2, 2, -1, frame_period=FRAME))
     assert pipeline.faults.counts["frame_error:RuntimeError"] == 1
     assert max(d.frame for d in decisions) >= 10
+
+
+def _in_thread(target, *args) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args)
+    thread.start()
+    return thread
+
+
+def test_a_wait_on_the_percept_never_blocks_the_frame_that_writes_it() -> None:
+    """Only the pipeline's own frames write the percept: a stale one skips the frame (counted) at once,
+    and the next frame's fresh percept is decided on, though ``wait_timeout`` is a minute."""
+    clock, percepts = WallClock(), LatestObservation()
+    context = PublicContext([KeySpec(PERCEPT_KEY, max_age=5.0, policy=Policy.WAIT, wait_timeout=60.0)], clock)
+    pipeline = AurasPipeline(RecordingAgent(), PipelineConfig(1, 1, 0), percepts, clock, context=context)
+    decided = []
+    for seq, age in enumerate((30.0, 30.0, 0.0)):  # the first generation (frame 1) reads a stale percept
+        percepts.push(Observation(seq, clock.now() - age, 0.1))
+        frame = _in_thread(lambda: decided.extend(pipeline.step()))
+        frame.join(timeout=30)  # within the wait_timeout at all: a frame waiting it out would be alive
+        assert not frame.is_alive()
+    assert pipeline.recorder.summary().drops["wait_timeout:percept"] == 1
+    assert [d.observation_seq for d in decided] == [2]
+
+
+def test_a_wait_on_a_key_others_write_ends_when_the_run_stops() -> None:
+    clock, percepts = WallClock(), LatestObservation()
+    context = PublicContext([KeySpec(PERCEPT_KEY), KeySpec("instruction", policy=Policy.WAIT, wait_timeout=60.0)],
+                            clock)
+    pipeline = AurasPipeline(RecordingAgent(), PipelineConfig(1, 1, 0), percepts, clock, context=context)
+    stopped = threading.Event()
+    percepts.push(Observation(0, clock.now(), 0.1))
+    run = _in_thread(pipeline.run_until, stopped.is_set)
+    stopped.set()
+    pipeline.wake()
+    run.join(timeout=30)  # within the wait_timeout at all
+    assert not run.is_alive() and pipeline.recorder.decisions_recorded == 0

@@ -60,3 +60,19 @@ def test_make_runner_builds_what_the_spec_names(text: str, runner_type: type) ->
             assert runner.generation_frames == 2
     finally:
         runner.close()
+
+
+@pytest.mark.parametrize("text, field, at_cap", [("auras:1+100", "pp_generation", "auras:1+64"),
+                                                 ("auras:65+1", "pp_perception", "auras:64+1"),
+                                                 ("par:65", "workers", "par:64"),
+                                                 ("dec:1000", "generation_frames", "dec:64")])
+def test_degrees_beyond_the_cap_are_refused_at_parse_time(text: str, field: str, at_cap: str) -> None:
+    with pytest.raises(ConfigError, match=f"invalid {field}="):
+        ExecutorSpec.parse(text)
+    assert str(ExecutorSpec.parse(at_cap)).startswith(at_cap)
+
+
+def test_an_over_long_executor_text_is_refused_in_a_bounded_message() -> None:
+    with pytest.raises(ConfigError) as error:
+        ExecutorSpec.parse("auras:1+" + "9" * 100_000)
+    assert len(str(error.value)) < 1000 and "characters" in str(error.value)

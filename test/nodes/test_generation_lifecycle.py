@@ -86,7 +86,7 @@ def test_deactivate_stops_the_actions_and_activate_resumes_them(graph: Graph) ->
 
 @pytest.mark.parametrize("mode", ["dec", "par"])
 def test_a_threaded_baseline_stops_and_resumes_on_new_percepts_only(graph: Graph, mode: str) -> None:
-    generation = graph.add(GenerationNode, {"stats_period": 3600.0, "mode": mode})
+    generation = graph.add(GenerationNode, {"stats_period": 3600.0, "executor": mode if mode == "dec" else "par:2"})
     states, actions = _context_source(graph, generation)
 
     def published_count() -> int:
