@@ -242,7 +242,7 @@ def executor_arg(text: str) -> ExecutorSpec:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=POLICY, help="policy checkpoint directory")
     parser.add_argument("--episodes", type=int, default=6)
@@ -272,10 +272,11 @@ def main(argv: list[str] | None = None) -> int:
                              "policy's own, as eval.closed_loop and eval.realtime play it)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per block before giving up")
     parser.add_argument("--frames-demo", action="store_true", help="the graph on data/demo_frames instead")
-    args, rest = parser.parse_known_args(argv)
-    if args.frames_demo:
-        from auras_ros import frames_demo
-        return frames_demo.main(rest)
+    return parser
+
+
+def checked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """The demo's arguments, refused through ``parser`` where they cannot work together."""
     if args.world == "frame" and any(e.kind in ("dec", "par") for e in args.executors):
         parser.error("dec and par run their own threads, not frames: compare them with --world realtime")
     if args.world == "frame" and args.speed != 1.0:
@@ -284,6 +285,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--episodes and --block must be >= 1")
     if args.chunk_rows is not None and args.chunk_rows < 1:
         parser.error("--chunk-rows must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.frames_demo:
+        from auras_ros import frames_demo
+        return frames_demo.main(rest)
+    args = checked(parser, args)
     facts = policy_facts(args.model, args.threads)
     if args.chunk_rows is None:
         args.chunk_rows = facts.chunk_rows
