@@ -62,6 +62,7 @@ from auras_ros.core import topics
 THREADED = ("dec", "par")  # executors whose workers run in threads of their own, not on the frame clock
 DEACTIVATED = "deactivated"  # cancel reason of the requests a deactivation drops
 INACTIVE = "inactive"  # drop reason of the context states that arrive while not generating
+UNKNOWN_KEY = "unknown_context_key"  # drop reason of context entries under a key this node does not read
 SOURCE_TAKEOVER_S = 0.5  # wall seconds a key's source must be silent before another one is taken
 CONFLICT_REPORT_S = 5.0  # a second source refused within this many seconds keeps /diagnostics at ERROR
 
@@ -345,8 +346,14 @@ class GenerationNode(LifecycleNode):
         for entry in msg.entries:
             if entry.verdict == ContextEntry.VERDICT_MISSING:
                 continue
+            if entry.key not in self.public_context.keys:
+                # One reason for every unknown name: a sender of random keys must not grow the counters.
+                self.recorder.drop(UNKNOWN_KEY)
+                self.get_logger().warning(f"context entry of unknown key {entry.key[:MAX_NAME]!r} skipped (this node "
+                                          f"reads {sorted(self.public_context.keys)})", throttle_duration_sec=2.0)
+                continue
             stamp, seq = to_seconds(entry.stamp), entry.observation_seq
-            if self._last_seen.get(entry.key) == (seq, stamp) or entry.key not in self.public_context.keys:
+            if self._last_seen.get(entry.key) == (seq, stamp):
                 continue
             self._last_seen[entry.key] = (seq, stamp)
             if entry.verdict == ContextEntry.VERDICT_REJECTED:

@@ -231,10 +231,14 @@ def test_generation_rejects_nan_and_malformed_payloads_and_keeps_running(graph: 
     assert graph.spin_until(lambda: generation.recorder.summary().drops.get("bad_payload:percept", 0) == 1)
     states.publish(state(2, torch.zeros(width), dtype="complex999"))
     assert graph.spin_until(lambda: generation.recorder.summary().drops.get("bad_payload:percept", 0) == 2)
+    unknown = state(3, torch.zeros(width))
+    unknown.entries[0].key = "no_such_key"
+    states.publish(unknown)
+    assert graph.spin_until(lambda: generation.recorder.summary().drops.get("unknown_context_key", 0) == 1)
     assert actions == []
-    states.publish(state(3, torch.zeros(width)))
+    states.publish(state(4, torch.zeros(width)))
     assert graph.spin_until(lambda: len(actions) >= 1)  # the node kept running and decides on good input
-    assert actions[0].observation_seq == 3
+    assert actions[0].observation_seq == 4
 
 
 @pytest.mark.parametrize("parameter, shown", [
