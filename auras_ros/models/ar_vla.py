@@ -113,13 +113,7 @@ class ARVLAAgent:
         self.vision_tower = vision_tower.to(self.device, self.dtype).eval()
         self.projector = projector.to(self.device, self.dtype).eval()
         self.lm = lm.to(self.device, self.dtype).eval()
-        tower = getattr(self.vision_tower, "vision_model", self.vision_tower)
-        self._embeddings = tower.embeddings
-        self._pre_norm = getattr(tower, "pre_layrnorm", None)
-        self._layers = tower.encoder.layers
-        self._drop_cls = config.vision.model_type == "clip_vision_model"
-        # transformers 4.x CLIP layers take a third (causal mask) argument and return tuples.
-        self._layer_args = (None, None) if "causal_attention_mask" in inspect.signature(self._layers[0].forward).parameters else (None,)
+        self._bind_vision_tower()
         self.backbone = self.lm.base_model
         self.compiled = compile
         if compile:
@@ -160,6 +154,16 @@ class ARVLAAgent:
             projector = build_projector(int(config.vision.hidden_size), int(config.lm.hidden_size))
             lm = build_lm(config)
         return cls(config, vision, projector, lm, graphs, compile)
+
+    def _bind_vision_tower(self) -> None:
+        """The tower's parts perception runs one by one (a subclass with another tower binds its own)."""
+        tower = getattr(self.vision_tower, "vision_model", self.vision_tower)
+        self._embeddings = tower.embeddings
+        self._pre_norm = getattr(tower, "pre_layrnorm", None)
+        self._layers = tower.encoder.layers
+        self._drop_cls = self.config.vision.model_type == "clip_vision_model"
+        # transformers 4.x CLIP layers take a third (causal mask) argument and return tuples.
+        self._layer_args = (None, None) if "causal_attention_mask" in inspect.signature(self._layers[0].forward).parameters else (None,)
 
     # ---- the Agent protocol -------------------------------------------------------------------
 

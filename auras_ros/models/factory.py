@@ -11,8 +11,18 @@ from auras_ros.core.stages import Agent
 PRESETS = ("synthetic", "diffusion-tiny", "ar-tiny")  # diffusion-tiny sees 96x96 images, ar-tiny 32x32
 
 
-def build_agent(model: str, device: str = "cpu") -> Agent:
-    """``model`` is a preset name or a checkpoint directory written by an agent's save function."""
+def build_agent(model: str, device: str = "cpu", *, instruction: str | None = None,
+                unnorm_key: str | None = None) -> Agent:
+    """``model`` is a preset name or a checkpoint directory written by an agent's save function.
+    ``instruction`` and ``unnorm_key``: an OpenVLA checkpoint's task in words and the dataset whose action
+    statistics unnormalise its actions (:mod:`auras_ros.models.openvla`)."""
+    path = Path(model)
+    if path.is_dir() and (path / "config.json").is_file():
+        from auras_ros.models import openvla
+        if openvla.is_openvla_dir(path):
+            return openvla.load_agent(path, device=device, instruction=instruction, unnorm_key=unnorm_key)
+    if instruction is not None or unnorm_key is not None:
+        raise ConfigError("instruction/unnorm_key", (instruction, unnorm_key), f"only with an OpenVLA checkpoint, not {model!r}")
     if model == "synthetic":
         from auras_ros.core.workload import SyntheticAgent
         return SyntheticAgent()
@@ -23,7 +33,6 @@ def build_agent(model: str, device: str = "cpu") -> Agent:
         from auras_ros.models.ar_config import tiny_config
         from auras_ros.models.ar_vla import ARVLAAgent
         return ARVLAAgent.from_config(tiny_config(device=device))
-    path = Path(model)
     if not path.is_dir():
         raise ConfigError("model", model, f"{one_of(PRESETS)}, or a local checkpoint directory")
     from auras_ros.models import ar_checkpoint, diffusion, lerobot
@@ -34,7 +43,8 @@ def build_agent(model: str, device: str = "cpu") -> Agent:
     if (path / ar_checkpoint.CONFIG_FILE).is_file():
         return ar_checkpoint.load_checkpoint(path, device=device)
     raise InputError("checkpoint files", f"build_agent({model})",
-                     f"{diffusion.CONFIG_FILE} + {diffusion.WEIGHTS_FILE} (diffusion), {ar_checkpoint.CONFIG_FILE} (AR) "
-                     "or a LeRobot pretrained_model/ (config.json + policy_preprocessor.json)",
+                     f"{diffusion.CONFIG_FILE} + {diffusion.WEIGHTS_FILE} (diffusion), {ar_checkpoint.CONFIG_FILE} (AR), "
+                     "a LeRobot pretrained_model/ (config.json + policy_preprocessor.json) "
+                     "or an OpenVLA checkpoint (config.json with \"model_type\": \"openvla\")",
                      sorted(p.name for p in path.iterdir()))
 
