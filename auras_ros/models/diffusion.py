@@ -35,12 +35,11 @@ from torch import nn
 
 from auras_ros.core.errors import ConfigError, InputError, one_of
 from auras_ros.core.inputs import InputSpec, StateSpec
-from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, Observation,
-                                   expect_tensor)
+from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, expect_tensor)
 from auras_ros.models.checkpoint_files import read_json_object, read_weights
 from auras_ros.models.denoiser import ConditionalUnet1D
 from auras_ros.models.graphs import CaptureLog, GraphedFunction, capture_for
-from auras_ros.models.inputs import as_image_tensor, check_finite, check_perception_slice
+from auras_ros.models.inputs import as_image_tensor, check_finite, check_perception_slice, split_observation
 from auras_ros.models.resnet import ResNet18Encoder
 from auras_ros.models.schedule import make_schedule
 from auras_ros.models.seeding import seeded_rng
@@ -466,23 +465,10 @@ class DiffusionPolicyAgent:
         return stage * units // num_stages, (stage + 1) * units // num_stages
 
     def _observation_carry(self, observation: Any, where: str) -> _Carry:
-        data = observation.data if isinstance(observation, Observation) else observation
-        height, width = self.config.image_size
-        state = None
-        if self.config.state_dim:
-            if not isinstance(data, Mapping) or "image" not in data or "state" not in data:
-                raise InputError("observation data", where, "a mapping with 'image' and 'state'", type(data).__name__)
-            try:
-                state = torch.as_tensor(np.asarray(data["state"], dtype=np.float32))
-            except (TypeError, ValueError) as error:
-                raise InputError("state type", where, f"({self.config.state_dim},) numbers", repr(data["state"])[:60]) from error
-            if state.shape != (self.config.state_dim,):
-                raise InputError("state shape", where, f"({self.config.state_dim},)", tuple(state.shape))
-            check_finite(state, "state", where)
+        data, state = split_observation(observation, self.config.state_dim, where)
+        if state is not None:
             state = state.to(self.device, self.dtype)
-            data = data["image"]
-        elif isinstance(data, Mapping) and "image" in data:
-            data = data["image"]  # an image-only policy ignores the other keys of a richer observation
+        height, width = self.config.image_size
         image = as_image_tensor(data, height, width, where)
         pixels = image.to(self.device).permute(2, 0, 1)[None].to(self.dtype) / 255.0
         return _Carry(pixels, state)

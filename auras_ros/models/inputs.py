@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from numbers import Integral
-from typing import Any
+from typing import Any, Mapping
 
 import cv2
 import numpy as np
@@ -11,6 +11,7 @@ import torch
 
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.inputs import InputSpec
+from auras_ros.core.stages import Observation
 
 
 def check_perception_slice(stage: Any, num_stages: Any, max_stages: int, slices: str) -> None:
@@ -31,7 +32,8 @@ def _is_integer(value: Any) -> bool:
 def as_image_tensor(image: Any, height: int, width: int, where: str) -> torch.Tensor:
     """Check an HxWx3 uint8 RGB image (numpy or torch) and return it as a uint8 torch tensor."""
     if isinstance(image, np.ndarray):
-        image = torch.from_numpy(np.ascontiguousarray(image))
+        # torch cannot share a read-only buffer (a decoded message's, a PIL image's) safely: copy those.
+        image = torch.from_numpy(np.ascontiguousarray(image) if image.flags.writeable else np.array(image))
     if not isinstance(image, torch.Tensor):
         raise InputError("image type", where, "numpy.ndarray or torch.Tensor", type(image).__name__)
     if image.dtype != torch.uint8:
@@ -41,6 +43,25 @@ def as_image_tensor(image: Any, height: int, width: int, where: str) -> torch.Te
     if tuple(image.shape[:2]) != (height, width):
         raise InputError("image size", where, f"{height}x{width} (HxW)", tuple(image.shape[:2]))
     return image
+
+
+def split_observation(observation: Any, state_dim: int, where: str) -> tuple[Any, torch.Tensor | None]:
+    """``(image data, state)`` of an observation (or its data): the state checked as ``state_dim`` finite
+    numbers (fp32, on the CPU) when the policy takes one, else None; a policy without a state ignores the
+    other keys of a richer observation."""
+    data = observation.data if isinstance(observation, Observation) else observation
+    if not state_dim:
+        return (data["image"] if isinstance(data, Mapping) and "image" in data else data), None
+    if not isinstance(data, Mapping) or "image" not in data or "state" not in data:
+        raise InputError("observation data", where, "a mapping with 'image' and 'state'", type(data).__name__)
+    try:
+        state = torch.as_tensor(np.asarray(data["state"], dtype=np.float32))
+    except (TypeError, ValueError) as error:
+        raise InputError("state type", where, f"({state_dim},) numbers", repr(data["state"])[:60]) from error
+    if tuple(state.shape) != (state_dim,):
+        raise InputError("state shape", where, f"({state_dim},)", tuple(state.shape))
+    check_finite(state, "state", where)
+    return data["image"], state
 
 
 def check_finite(tensor: torch.Tensor, name: str, where: str) -> torch.Tensor:

@@ -17,14 +17,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from auras_ros.core.clock import SimClock
 from auras_ros.core.errors import ConfigError, InputError
-from auras_ros.core.sources import PeriodicCamera
-from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stages import PERCEPT_KEY, Agent, GenerationStep, Observation, chunk_rows, perceive_all, state_size
 from auras_ros.models.factory import build_agent
 from auras_ros.models.lerobot.act import LeRobotACTAgent
 from auras_ros.models.lerobot.diffusion import LeRobotDiffusionAgent
+from executor_runs import decisions_over
 from test_diffusion import run_pipeline
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -51,15 +49,7 @@ def with_golden_noise(agent: LeRobotDiffusionAgent, g: dict[str, np.ndarray]) ->
 def run_executor(agent: Agent, g: dict[str, np.ndarray], executor: str, frames: int) -> list:
     """``executor`` over a camera that shows the golden observations in order, one per frame."""
     count = len(g["images"])
-    camera = PeriodicCamera(1 / FRAME, lambda seq, stamp: observation_data(g, seq % count))
-    decisions: list = []
-    runner = make_runner(ExecutorSpec.parse(executor), agent, camera, SimClock(), frame_period=FRAME,
-                         on_decision=lambda d: decisions.append(d) or True)
-    try:
-        runner.run(frames=frames)
-    finally:
-        runner.close()
-    return decisions
+    return decisions_over(agent, executor, frames, FRAME, lambda seq: observation_data(g, seq % count))
 
 
 @pytest.fixture(scope="module")

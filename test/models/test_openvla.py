@@ -18,14 +18,12 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from auras_ros.core.clock import SimClock
 from auras_ros.core.errors import ConfigError, InputError
-from auras_ros.core.sources import PeriodicCamera
-from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stages import PERCEPT_KEY, Agent, GenerationStep, Observation, chunk_rows, perceive_all
 from auras_ros.models.ar_vla import ACTION_TOKENS_KEY
 from auras_ros.models.factory import build_agent
 from auras_ros.models.openvla import OpenVLAAgent, load_agent
+from executor_runs import decisions_over
 from gpu import cuda_test
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "openvla_tiny"
@@ -48,15 +46,7 @@ def agent() -> OpenVLAAgent:
 
 
 def run_executor(agent: Agent, executor: str, frames: int) -> list:
-    camera = PeriodicCamera(1 / FRAME, lambda seq, stamp: IMAGE)
-    decisions: list = []
-    runner = make_runner(ExecutorSpec.parse(executor), agent, camera, SimClock(), frame_period=FRAME,
-                         on_decision=lambda d: decisions.append(d) or True)
-    try:
-        runner.run(frames=frames)
-    finally:
-        runner.close()
-    return decisions
+    return decisions_over(agent, executor, frames, FRAME, lambda seq: IMAGE)
 
 
 def test_the_checkpoint_loads_as_an_ar_agent(agent: OpenVLAAgent) -> None:

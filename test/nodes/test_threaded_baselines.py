@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from auras_ros.msg import AgentAction, ContextState
 from auras_ros.nodes.generation_node import GenerationNode
-from auras_ros.nodes.qos import LATCHED, ORDERED
 from node_graph import Graph
-from test_generation_lifecycle import _state
+from test_generation_lifecycle import _context_source, _state
 
 PERCEPTS = 5
 NO_OBSERVATION = "no_observation"  # what a worker counts when it found no new percept in its wait
@@ -18,12 +16,7 @@ NO_OBSERVATION = "no_observation"  # what a worker counts when it found no new p
 @pytest.mark.parametrize("executor", ["dec", "par:3"])
 def test_a_threaded_baseline_decides_at_most_once_per_percept(graph: Graph, executor: str) -> None:
     generation = graph.add(GenerationNode, {"stats_period": 3600.0, "executor": executor})
-    source = graph.probe("context_source")
-    states = source.create_publisher(ContextState, "auras/context", LATCHED)
-    actions: list[AgentAction] = []
-    source.create_subscription(AgentAction, "auras/action", actions.append, ORDERED)
-    assert graph.spin_until(lambda: states.get_subscription_count() > 0
-                            and generation.actions.get_subscription_count() > 0)
+    states, actions = _context_source(graph, generation)
     assert str(generation.spec) == executor
 
     def idle_waits() -> int:
