@@ -23,7 +23,9 @@ def _demo() -> tuple[list[str], dict[str, dict[str, str]]]:
 def test_main_job_runs_seq_then_auras_in_the_simulator_and_repeats_exactly() -> None:
     lines, rows = _demo()
     assert {"seq", "auras:1+4:f0:a0"} <= set(rows), lines
-    assert "auras:1+4:f0:a0 / seq:" in lines[-1] and "of seq's success at" in lines[-1], lines
+    assert "auras:1+4:f0:a0 / seq:" in lines[-2] and "of seq's success at" in lines[-2], lines
+    # The machine it ran on, beside the table: its CPUs and SEQ's decision latency on it.
+    assert lines[-1].startswith("Machine: ") and "SEQ decision latency in-process on this machine: p50" in lines[-1]
     assert any(line.split()[:3] == ["seq", "seeds", "100..100:"] for line in lines), lines
     _, again = _demo()
     for executor, row in rows.items():
