@@ -16,6 +16,9 @@ def test_a_48_mb_image_lost_in_transport_is_counted(ros_env, tmp_path) -> None:
     frames = tmp_path / "frames"
     frames.mkdir()
     cv2.imwrite(str(frames / "big.png"), np.zeros((4000, 4000, 3), np.uint8))  # 48 MB as rgb8
+    # A small frame between the big ones: DDS reports a loss as a gap in the sequence numbers it
+    # receives, so a reader that never receives anything never hears of what it lost.
+    cv2.imwrite(str(frames / "a_small.png"), np.zeros((64, 64, 3), np.uint8))
     with NodeProcesses(ros_env, tmp_path) as graph, Probe(int(ros_env["ROS_DOMAIN_ID"])) as probe:
         stats: list[PipelineStats] = probe.record(PipelineStats, "auras/perception_stats", ORDERED)
         procs = [graph.start("perception_node", stats_period=0.5),

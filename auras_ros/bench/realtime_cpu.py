@@ -1,0 +1,210 @@
+"""Where the CPU goes in real time: CPU seconds per process and per thread of a real-time run through
+the composed nodes (the simulator node, the composed agent), against the core's run of the same
+episodes in this process, and CPU milliseconds per decision for each.
+
+    python -m auras_ros.bench.realtime_cpu --executor seq --episodes 4 --seed 50000 --speed 3
+
+Linux only: it samples ``/proc/<pid>/task/<tid>/stat`` (user + system time) of this process and of
+every process it starts, every ``--sample-s`` seconds, and keeps each thread's last reading, so a
+thread that ends counts up to its last sample (at most one sampling period short). Both paths are the
+code users run (``eval.realtime``'s episodes and ``demo``'s blocks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from auras_ros import demo
+from auras_ros.core.spec import ExecutorSpec
+from auras_ros.core.stages import chunk_rows
+from auras_ros.eval.episodes import evaluate_realtime
+from auras_ros.eval.policies import load_policy
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""  # the process or thread ended between listing and reading
+
+
+def thread_cpu(pid: int) -> dict[tuple[int, str], float]:
+    """CPU seconds (user + system) of each thread of ``pid``, keyed by (tid, thread name)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        stat = _read(task / "stat")
+        if not stat:
+            continue
+        # The name field may hold spaces: the fields after it start past the last ')'.
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[int(task.name), _read(task / "comm").strip()] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return out
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process whose parent chain reaches ``root``."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        stat = _read(entry / "stat")
+        if stat:
+            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def process_label(pid: int) -> str:
+    """A started node's name from its command line (``sim_node``, ``auras_composed``), else its comm."""
+    argv = _read(Path(f"/proc/{pid}/cmdline")).split("\0")
+    for arg in argv:
+        name = Path(arg).name
+        if name in ("sim_node", "auras_composed") or name.endswith("_node"):
+            return name
+    return _read(Path(f"/proc/{pid}/comm")).strip() or str(pid)
+
+
+@dataclass
+class CpuSampler:
+    """Samples this process's threads (``own``) or its descendants' (not ``own``) in a thread of its own."""
+
+    own: bool
+    period_s: float = 0.2
+    # (process label, pid) -> (tid, thread name) -> last CPU seconds seen
+    seen: dict[tuple[str, int], dict[tuple[int, str], float]] = field(default_factory=lambda: defaultdict(dict))
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> "CpuSampler":
+        self._baseline = self._sample_once() if self.own else {}
+        self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+        self._sample_once()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self._sample_once()
+
+    def _sample_once(self) -> dict[tuple[int, str], float]:
+        me = os.getpid()
+        pids = [me] if self.own else descendants(me)
+        own: dict[tuple[int, str], float] = {}
+        for pid in pids:
+            label = "this process (core)" if pid == me else process_label(pid)
+            for key, seconds in thread_cpu(pid).items():
+                if key[1] == "cpu-sampler":
+                    continue
+                self.seen[label, pid][key] = seconds
+                own[key] = seconds
+        return own
+
+    def by_process(self) -> dict[str, float]:
+        totals: dict[str, float] = defaultdict(float)
+        for (label, _), threads in self.seen.items():
+            for key, seconds in threads.items():
+                totals[label] += seconds - self._baseline.get(key, 0.0) if self.own else seconds
+        return dict(totals)
+
+    def by_thread(self) -> dict[str, float]:
+        """CPU seconds per (process, thread name), threads of one name summed."""
+        totals: dict[str, float] = defaultdict(float)
+        for (label, _), threads in self.seen.items():
+            for key, seconds in threads.items():
+                # DDS names threads by port (dds.shm.7663): one name per kind, across runs.
+                name = re.sub(r"\d+", "#", key[1])
+                totals[f"{label} / {name}"] += seconds - self._baseline.get(key, 0.0) if self.own else seconds
+        return dict(totals)
+
+
+def _minus(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {k: a.get(k, 0.0) - b.get(k, 0.0) for k in a.keys() | b.keys()}
+
+
+def report(title: str, processes: dict[str, float], threads: dict[str, float], decisions: int, wall_s: float,
+           top: int) -> None:
+    total = sum(processes.values())
+    per_decision = f"{1000 * total / decisions:.1f} ms" if decisions > 0 else "n/a (no decision)"
+    print(f"\n{title}: {total:.2f} CPU s over {wall_s:.1f} wall s ({total / wall_s:.2f} cores), {decisions} "
+          f"decisions, {per_decision} CPU per decision")
+    for label, seconds in sorted(processes.items(), key=lambda kv: -kv[1]):
+        print(f"  {label:<28} {seconds:7.2f} s  {100 * seconds / total if total else 0:5.1f}%")
+    print("  busiest threads (threads of one name summed):")
+    for label, seconds in sorted(threads.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"    {label:<44} {seconds:7.2f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    if not Path("/proc/self/task").is_dir():
+        print("realtime_cpu: needs Linux's /proc", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--executor", type=demo.executor_arg, default=ExecutorSpec("seq"))
+    parser.add_argument("--episodes", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=50000)
+    parser.add_argument("--speed", type=float, default=3.0)
+    parser.add_argument("--trigger", choices=("image", "frame"), default="image", help="the nodes' perception trigger")
+    parser.add_argument("--top", type=int, default=12, help="threads listed per path")
+    parser.add_argument("--sample-s", type=float, default=0.2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    agent = load_policy("diffusion")
+    demo_parser = demo.build_parser()
+    demo_args = demo.checked(demo_parser, demo_parser.parse_args([
+        "--world", "realtime", "--speed", str(args.speed), "--episodes", str(args.episodes), "--seed", str(args.seed),
+        "--block", str(args.episodes), "--trigger", args.trigger, "--chunk-rows", str(chunk_rows(agent)),
+        "--executors", str(args.executor)]))
+
+    started = time.monotonic()
+    with CpuSampler(own=True, period_s=args.sample_s) as core:
+        ev = evaluate_realtime(agent, "diffusion", [args.executor], args.episodes, chunk_rows(agent), args.speed,
+                               seed0=args.seed, warmup=False, progress=False)
+    core_wall = time.monotonic() - started
+    result = next(r for r in ev.results if r.config.spec == str(args.executor))
+    core_decisions = len(result.config.ages_frames)  # one age per decision
+
+    # The node processes start up (imports, model, discovery) inside the sampled time: a run of one
+    # episode and a run of all of them differ by the episodes alone, so their difference is the steady
+    # cost, start-up excluded.
+    runs = []
+    for episodes in (1, args.episodes):
+        demo_args.episodes = demo_args.block = episodes
+        started = time.monotonic()
+        with CpuSampler(own=False, period_s=args.sample_s) as nodes:
+            node_result = demo.evaluate([args.executor], demo_args)[0]
+        runs.append((nodes, len(node_result.ages_frames), time.monotonic() - started, node_result.decisions_per_s))
+    (short, short_decisions, short_wall, _), (long, long_decisions, long_wall, node_rate) = runs
+    print(f"\n{args.executor} at speed {args.speed:g}, {args.episodes} episodes from seed {args.seed}; "
+          f"decisions/s core {result.decisions_per_s:.1f}, nodes {node_rate:.1f}")
+    report("core (eval.realtime, one process)", core.by_process(), core.by_thread(), core_decisions, core_wall,
+           args.top)
+    report(f"nodes (sim_node + auras_composed), episodes 2..{args.episodes} (a 1-episode run subtracted)",
+           _minus(long.by_process(), short.by_process()), _minus(long.by_thread(), short.by_thread()),
+           long_decisions - short_decisions, long_wall - short_wall, args.top)
+    report("nodes: start-up and the first episode", short.by_process(), short.by_thread(), short_decisions,
+           short_wall, args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
