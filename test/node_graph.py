@@ -15,7 +15,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter, parameter_value_to_python
 
 from auras_ros.launching import stop_process
-from auras_ros.nodes.generation_node import GenerationNode
+from auras_ros.nodes.composed import stop_producers
 from auras_ros.nodes.spinners import NodeSpinners
 
 REPO = Path(__file__).resolve().parents[1]
@@ -194,9 +194,7 @@ class Graph:
         return done()
 
     def close(self) -> None:
-        for node in self.nodes:
-            if isinstance(node, GenerationNode):
-                node.stop()
+        stop_producers(self.nodes)
         if self.spinners is not None:
             self.spinners.shutdown()
         for node in reversed(self.nodes):

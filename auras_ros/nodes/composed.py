@@ -81,17 +81,30 @@ def compose(registry: HandleRegistry, *, camera: bool = True, action: bool = Tru
             nodes.append(ActionNode(autostart=False, delivery=own(), **node_kwargs))
             nodes[-1].start()
     except Exception:
+        for node in nodes:
+            if isinstance(node, PerceptionNode):
+                node.stop_perceiving()  # not generation: it may not have started
         for node in reversed(nodes):
             node.destroy_node()
         raise
     return nodes
 
 
+def stop_producers(nodes: list[Node]) -> None:
+    """The nodes that produce from threads of their own stop first: generation deactivated (its frame
+    clock ends, so no action leaves) and perception's thread ended (no percept reaches a node being
+    destroyed)."""
+    for node in nodes:
+        if isinstance(node, GenerationNode):
+            node.stop()
+        elif isinstance(node, PerceptionNode):
+            node.stop_perceiving()
+
+
 def stop_composed(spinners: NodeSpinners | None, nodes: list[Node]) -> None:
-    """Generation deactivated first (its frame clock ends, so no action leaves), then the executors'
-    callbacks, the gate's stop, then the nodes."""
-    if nodes:
-        nodes[0].stop()
+    """The producers first (:func:`stop_producers`), then the executors' callbacks, the gate's stop,
+    then the nodes."""
+    stop_producers(nodes)
     if spinners is not None:
         spinners.shutdown()
     for node in nodes:

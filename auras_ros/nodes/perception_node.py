@@ -3,12 +3,15 @@
 Triggered by every new image (``trigger: image``) or by the generation node's frame clock
 (``trigger: frame``: one perception per frame tick, of the newest image not perceived yet or else the
 next to arrive, as in the paper's pipeline; the first image is perceived without a tick, since the
-generation node's first frame waits for a percept).
+generation node's first frame waits for a percept). The image callback only takes the newest image;
+perception runs in a thread of the node's own, so an image that a newer one replaces before it was
+perceived is counted (``overwritten``) instead of vanishing from the subscription's queue of one.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any
 
@@ -38,6 +41,7 @@ from auras_ros.nodes.process import run_node
 from auras_ros.core import topics
 
 STATE_HISTORY = 16  # robot states kept to pair with images by stamp
+OVERWRITTEN = "overwritten"  # drop reason: an image a newer one replaced before it was perceived
 
 PARAMS = (
     Param("model", "synthetic", "agent preset (synthetic, diffusion-tiny, ar-tiny) or local checkpoint directory"),
@@ -99,6 +103,13 @@ class PerceptionNode(Node):
         # of the next to arrive. Asked from the start: the generation node's first frame waits for a
         # percept before it ticks, and a percept lost to a bad image must not leave it waiting for ever.
         self._asked = True
+        # Perception runs in a thread of its own and the image callback only takes the newest image: a
+        # frame that a newer one replaces before it was perceived is counted (with perception in the
+        # callback, a fast camera's frames were dropped unseen by the subscription's queue of one).
+        self._lock = threading.Condition()  # the newest image, the states, the tick: callbacks vs the thread
+        self._stopping = False
+        self._worker = threading.Thread(target=self._perception_loop, name="perception", daemon=True)
+        self._worker.start()
 
     def _state_topic(self) -> str:
         """The robot-state topic, when the model takes a state; a model that needs one refuses to start
@@ -115,10 +126,13 @@ class PerceptionNode(Node):
         return topic
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
-        self._latest = msg
-        self._seq += 1
-        if self.params["trigger"] == "image" or self._asked:
-            self._perceive_latest()
+        with self._lock:
+            if self._latest is not None and self._seq != self._perceived_seq and self._waiting_for_state_since is None:
+                self.recorder.drop(OVERWRITTEN)
+            self._latest = msg
+            self._seq += 1
+            if not self._waiting_for_state(self._seq):
+                self._lock.notify()
 
     def _on_state(self, msg: JointState) -> None:
         assert self.input_spec.state is not None  # subscribed only for a model that takes a state
@@ -131,14 +145,14 @@ class PerceptionNode(Node):
                 self.get_logger().error(f"robot state refused (every such message is counted, this is said "
                                         f"once): {error}")
             return
-        first = self._waiting_for_state_since is not None
-        self._states.add(to_seconds(msg.header.stamp), state)
-        if first:
-            self.get_logger().info(f"first robot state on {self.state_topic}: perceiving "
-                                   f"({self._dropped_before_state} earlier images dropped)")
-            self._waiting_for_state_since = None
-            if self.params["trigger"] == "image" or self._asked:
-                self._perceive_latest()  # the image held while waiting, with the state just received
+        with self._lock:
+            first = self._waiting_for_state_since is not None
+            self._states.add(to_seconds(msg.header.stamp), state)
+            if first:
+                self.get_logger().info(f"first robot state on {self.state_topic}: perceiving "
+                                       f"({self._dropped_before_state} earlier images dropped)")
+                self._waiting_for_state_since = None
+                self._lock.notify()  # the image held while waiting, with the state just received
 
     def _waiting_for_state(self, seq: int) -> bool:
         """Before the first robot state the newest image is held (the one it replaces is dropped,
@@ -158,7 +172,8 @@ class PerceptionNode(Node):
         """The image in the agent's input form, joined with the robot state sensed at the same stamp when
         the agent takes one (the code bag_eval uses: :func:`observation_data`)."""
         state = None
-        found = self._states.at(stamp) if self.state_topic else None
+        with self._lock:
+            found = self._states.at(stamp) if self.state_topic else None
         if found is not None:
             state, exact = found
             if not exact:
@@ -168,15 +183,31 @@ class PerceptionNode(Node):
         return observation_data(self.input_spec, pixels, state, "perception_node image")
 
     def _on_frame(self, msg: UInt64) -> None:
-        self._frame = msg.data
-        self._asked = True
-        self._perceive_latest()
+        with self._lock:
+            self._frame = msg.data
+            self._asked = True
+            self._lock.notify()
 
-    def _perceive_latest(self) -> None:
-        msg, seq = self._latest, self._seq
-        if msg is None or seq == self._perceived_seq or self._waiting_for_state(seq):
-            return
-        self._perceived_seq = seq
+    def _due(self) -> bool:
+        """An image not perceived yet, a state to join it with, and (trigger frame) a tick asking. Under the lock."""
+        return (self._latest is not None and self._seq != self._perceived_seq
+                and self._waiting_for_state_since is None and (self.params["trigger"] == "image" or self._asked))
+
+    def _perception_loop(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    self._lock.wait_for(lambda: self._stopping or self._due())
+                    if self._stopping:
+                        return
+                    msg, seq, frame = self._latest, self._seq, self._frame
+                    self._perceived_seq = seq
+                assert msg is not None  # _due
+                self._perceive(msg, seq, frame)
+        except Exception as error:  # noqa: BLE001 - a dead perception thread must end the node, never idle it
+            self.health.fatal(f"the perception thread failed: {error!r}")
+
+    def _perceive(self, msg: Image | CompressedImage, seq: int, frame: int) -> None:
         started = time.perf_counter()
         out = Percept()
         try:
@@ -193,17 +224,19 @@ class PerceptionNode(Node):
             self._fault(error, seq)
             return
         self.faults.succeeded()
-        self._asked = False
+        with self._lock:
+            self._asked = False
         elapsed = time.perf_counter() - started
         self.recorder.stage("perception", elapsed)
         out.header = msg.header
         out.observation_seq = seq
         out.source_id = self.source_id
         out.key = PERCEPT_KEY
-        out.frame = self._frame % 2**32
+        out.frame = frame % 2**32
         out.perception_latency = to_duration(elapsed)
         self.publisher.publish(out)
-        self._percepts_in_window += 1
+        with self._lock:
+            self._percepts_in_window += 1
 
     def _fault(self, error: Exception, seq: int) -> None:
         reason = self.faults.record(error)
@@ -219,15 +252,24 @@ class PerceptionNode(Node):
 
     def _publish_stats(self) -> None:
         metrics = self.recorder.take_window()
-        percepts, self._percepts_in_window = self._percepts_in_window, 0
+        with self._lock:
+            percepts, self._percepts_in_window = self._percepts_in_window, 0
         # Perception's own view of the pipeline fields: one image at a time (degree 1), no generation, no
-        # context read; "frames" counts the percepts published; nothing is in flight between callbacks
-        # of its exclusive group.
+        # context read; "frames" counts the percepts published; in flight is not tracked (0).
         self.stats_publisher.publish(metrics_to_stats(
             metrics, stamp=self.get_clock().now().to_msg(), mode="perception", pp_perception=1, pp_generation=0,
             fetch_offset=0, frames=percepts, in_flight=0))
 
+    def stop_perceiving(self) -> None:
+        """End the perception thread, after the perception under way (its percept still goes out): before
+        the nodes its percepts reach in this process are destroyed. Idempotent."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify()
+        self._worker.join()
+
     def destroy_node(self) -> None:
+        self.stop_perceiving()
         self.codec.close()
         super().destroy_node()
 

@@ -5,6 +5,7 @@ a node at startup with one clear line."""
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -129,6 +130,44 @@ def test_images_before_the_first_robot_state_are_held_with_one_info_line(graph: 
     assert {log.level for log in mine} == {Log.INFO}, [(log.level, log.msg) for log in mine]
     assert sum("waiting for the first robot state" in log.msg for log in mine) == 1
     assert "bad_input:robot state" not in perception.recorder.summary().drops
+
+
+class HeldPerception(SyntheticAgent):
+    """Perceives only once the test lets it: a perception slower than the camera, on demand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def perceive(self, carry: Any, stage: int, num_stages: int) -> Any:
+        self.started.set()
+        self.release.wait(timeout=60.0)
+        return super().perceive(carry, stage, num_stages)
+
+
+def test_images_replaced_before_they_were_perceived_are_counted(graph: Graph) -> None:
+    agent = HeldPerception()
+    perception = graph.add(PerceptionNode, {"stats_period": 3600.0}, agent=agent)
+    camera = graph.probe("fast_camera")
+    images = camera.create_publisher(Image, "camera/image_raw", SENSOR_LATEST)
+    percepts: list[Percept] = []
+    camera.create_subscription(Percept, "auras/percept", percepts.append, LATEST_RELIABLE)
+    assert graph.spin_until(lambda: images.get_subscription_count() > 0)
+
+    def overwritten() -> int:
+        return perception.recorder.summary().drops.get("overwritten", 0)
+
+    images.publish(_image(height=8))  # perceived: its perception now holds
+    assert graph.spin_until(agent.started.is_set)
+    # While it holds, the callback still takes each new image: the second is replaced by the third
+    # before anyone perceived it, and that is counted.
+    images.publish(_image(height=9))
+    assert graph.spin_until(lambda: perception._seq == 2)
+    images.publish(_image(height=10))
+    assert graph.spin_until(lambda: overwritten() == 1)
+    agent.release.set()
+    assert graph.spin_until(lambda: [p.observation_seq for p in percepts] == [1, 3])
+    assert overwritten() == 1
 
 
 def test_bad_images_are_rejected_counted_and_perception_goes_on(graph: Graph) -> None:
