@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -89,6 +90,7 @@ class CpuSampler:
     seen: dict[tuple[str, int], dict[tuple[int, str], float]] = field(default_factory=lambda: defaultdict(dict))
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _baseline: dict[tuple[int, str], float] = field(default_factory=dict)
 
     def __enter__(self) -> "CpuSampler":
         self._baseline = self._sample_once() if self.own else {}
@@ -120,20 +122,19 @@ class CpuSampler:
         return own
 
     def by_process(self) -> dict[str, float]:
-        totals: dict[str, float] = defaultdict(float)
-        for (label, _), threads in self.seen.items():
-            for key, seconds in threads.items():
-                totals[label] += seconds - self._baseline.get(key, 0.0) if self.own else seconds
-        return dict(totals)
+        return self._totals(lambda label, thread: label)
 
     def by_thread(self) -> dict[str, float]:
-        """CPU seconds per (process, thread name), threads of one name summed."""
+        """CPU seconds per (process, thread name), threads of one name summed; DDS names threads by port
+        (dds.shm.7663), so digits are folded: one name per kind, across runs."""
+        return self._totals(lambda label, thread: f"{label} / {re.sub(r'[0-9]+', '#', thread)}")
+
+    def _totals(self, name: Callable[[str, str], str]) -> dict[str, float]:
         totals: dict[str, float] = defaultdict(float)
         for (label, _), threads in self.seen.items():
             for key, seconds in threads.items():
-                # DDS names threads by port (dds.shm.7663): one name per kind, across runs.
-                name = re.sub(r"\d+", "#", key[1])
-                totals[f"{label} / {name}"] += seconds - self._baseline.get(key, 0.0) if self.own else seconds
+                # This process's threads count from the sampler's start (started processes: empty baseline).
+                totals[name(label, key[1])] += seconds - self._baseline.get(key, 0.0)
         return dict(totals)
 
 

@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from auras_ros.core.errors import ConfigError, InputError, one_of
+from auras_ros.core.errors import ConfigError, InputError, one_of, positive_int
 
 OVERLAPS = ("replace", "ensemble", "blend")
 ACT_ENSEMBLE_COEFF = 0.01  # ACT's temporal ensembling weight exponent m (Zhao et al. 2023)
@@ -72,8 +72,8 @@ class ChunkPlayer:
             raise ConfigError("chunk period", period, "a finite number of seconds > 0")
         if overlap not in OVERLAPS:
             raise ConfigError("overlap", overlap, one_of(OVERLAPS))
-        if chunk_rows is not None and (not isinstance(chunk_rows, int) or chunk_rows < 1):
-            raise ConfigError("chunk_rows", chunk_rows, "an integer >= 1 (or None: every row)")
+        if chunk_rows is not None:
+            positive_int("chunk_rows", chunk_rows)
         if not math.isfinite(ensemble_coeff):
             raise ConfigError("ensemble_coeff", ensemble_coeff, "a finite number")
         self.period = float(period)

@@ -17,7 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from auras_ros.core.errors import ConfigError, InputError, one_of
+from auras_ros.core.errors import ConfigError, InputError, one_of, positive_int
+from auras_ros.core.stages import state_size
 
 # How an image of another size becomes the trained size. "resize" stretches to it; "pad" scales the
 # whole image to fit and pads the rest with black (keeps the aspect ratio and everything in view);
@@ -38,8 +39,7 @@ class StateSpec:
     joints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
-            raise ConfigError("state size", self.size, "an integer >= 1")
+        positive_int("state size", self.size)
         if self.joints and len(self.joints) != self.size:
             raise ConfigError("state joints", list(self.joints), f"{self.size} joint names, one per state value")
 
@@ -111,5 +111,5 @@ def input_spec(agent: Any) -> InputSpec:
     spec = getattr(agent, "input_spec", None)
     if spec is not None:
         return spec
-    size = int(getattr(agent, "state_size", 0))
+    size = state_size(agent)
     return InputSpec(state=StateSpec(size) if size else None)

@@ -147,14 +147,12 @@ def make_runner(spec: ExecutorSpec, agent: Agent, source: ObservationSource, clo
                 on_decision: DecisionSink | None = None, **kwargs: Any) -> Runner:
     """The runner that executes ``spec``: the one factory every entry point uses. ``kwargs`` go to
     the Auras pipeline (e.g. ``context=`` a public context the caller owns)."""
+    common: dict[str, Any] = dict(frame_period=frame_period, recorder=recorder, on_decision=on_decision)
     if spec.kind == "seq":
-        return SequentialRunner(agent, source, clock, frame_period=frame_period, recorder=recorder,
-                                on_decision=on_decision)
+        return SequentialRunner(agent, source, clock, **common)
     if spec.kind == "dec":
-        return DecoupledRunner(agent, source, clock, generation_frames=spec.generation_frames,
-                               frame_period=frame_period, recorder=recorder, on_decision=on_decision)
+        return DecoupledRunner(agent, source, clock, generation_frames=spec.generation_frames, **common)
     if spec.kind == "par":
-        return ParallelRunner(agent, source, clock, spec.workers, frame_period=frame_period, recorder=recorder,
-                              on_decision=on_decision)
+        return ParallelRunner(agent, source, clock, spec.workers, **common)
     return AurasPipeline(agent, spec.pipeline_config(frame_period), source, clock,
                          recorder=recorder, on_decision=on_decision, **kwargs)

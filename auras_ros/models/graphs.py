@@ -215,7 +215,7 @@ class GraphedFunction:
         if entry is None:
             entry = self._capture(args)
             entries[key] = entry  # only a whole entry: a capture that raised leaves nothing behind
-        for buffer, value in zip(entry.inputs, args, strict=False):
+        for buffer, value in zip(entry.inputs, args, strict=True):
             buffer.copy_(value, non_blocking=True)
         assert entry.call is not None
         entry.call()

@@ -73,7 +73,7 @@ class ContextNode(Node):
         self.writes: Counter[str] = Counter()
         self.version = 0
         self.source_id = new_source_id()  # the run of the values this node senses itself (text, joints)
-        self._orders = {k.spec.key: SourceOrder(self.params["future_tolerance"]) for k in self.keys}
+        self._orders = self._new_orders()
         self._sources: dict[str, int] = {}  # key -> source_id of its newest entry
         p = self.params
         self._fences = {k.spec.key: SourceFence(f"context_node key {k.spec.key!r} on {k.topic}", p["source_takeover"],
@@ -101,6 +101,9 @@ class ContextNode(Node):
             JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False),
             post_callback=self._on_clock_back)
 
+    def _new_orders(self) -> dict[str, SourceOrder]:
+        """Each key's source ordering from scratch (at start; a clock jump back starts a new timeline)."""
+        return {k.spec.key: SourceOrder(self.params["future_tolerance"]) for k in self.keys}
     def _on_clock_back(self, jump: TimeJump) -> None:
         """The clock went back (a bag loop, a simulator reset): every value held was sensed in a future
         that will not come, and would read as fresh for as long as the jump; each source's order starts
@@ -109,7 +112,7 @@ class ContextNode(Node):
             self.clock_jumps += 1
             for key in self.keys:
                 self.public_context.clear(key.spec.key)
-            self._orders = {k.spec.key: SourceOrder(self.params["future_tolerance"]) for k in self.keys}
+            self._orders = self._new_orders()
             self._sources.clear()
             self.version += 1
             self.publisher.publish(self._snapshot())

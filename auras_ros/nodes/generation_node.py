@@ -170,7 +170,7 @@ class GenerationNode(LifecycleNode):
         self.percepts, self.runner = percepts, runner
         self.codec = codec
         self._last_seen = {}
-        self._orders = {key: SourceOrder(params["future_tolerance"]) for key in public_context.keys}
+        self._orders = self._new_orders(params["future_tolerance"], public_context.keys)
         # One producer per key: entries of a second source (a second context or perception node) refused.
         self._fences = {key: SourceFence(f"generation_node context key {key!r}", SOURCE_TAKEOVER_S, 0.0)
                         for key in public_context.keys}
@@ -260,6 +260,11 @@ class GenerationNode(LifecycleNode):
             self._orders = {}
             self._fences = {}
 
+    @staticmethod
+    def _new_orders(future_tolerance: float, keys: Any) -> dict[str, SourceOrder]:
+        """Each key's source ordering from scratch (configure; a clock jump back starts a new timeline)."""
+        return {key: SourceOrder(future_tolerance) for key in keys}
+
     # -- the frame clock -----------------------------------------------------------------------------
     def _frame(self) -> None:
         """One frame of the fixed-period timer (frame_period > 0)."""
@@ -302,7 +307,7 @@ class GenerationNode(LifecycleNode):
         faults = self.runner.faults
         values = {"frames": self.runner.frame, **faults.counts}
         # Reads refused because another process truncated the segment under them (transport/shm.py).
-        truncated = self.codec.transport.reader.shm.truncated if self.codec is not None else 0
+        truncated = self.codec.truncated_reads if self.codec is not None else 0
         values["shm_truncated"] = truncated
         conflicts = [c for c in (f.conflict(time.monotonic(), CONFLICT_REPORT_S) for f in self._fences.values()) if c]
         if conflicts:
@@ -330,7 +335,7 @@ class GenerationNode(LifecycleNode):
     def _on_clock_back(self, _jump: TimeJump) -> None:
         with self._replica_lock:
             if self._orders:
-                self._orders = {key: SourceOrder(self.params["future_tolerance"]) for key in self._orders}
+                self._orders = self._new_orders(self.params["future_tolerance"], self._orders)
             self._last_seen = {}
 
     def _on_context(self, msg: ContextState) -> None:

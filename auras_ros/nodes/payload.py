@@ -50,5 +50,11 @@ class PayloadCodec:
             return bytes(payload.data).decode()
         return self.transport.unpack(payload)
 
+    @property
+    def truncated_reads(self) -> int:
+        """Shared-memory reads refused because another process truncated the segment (every transport
+        reads through one PayloadReader)."""
+        return self.transport.reader.shm.truncated
+
     def close(self) -> None:
         self.transport.close()

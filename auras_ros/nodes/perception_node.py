@@ -103,6 +103,7 @@ class PerceptionNode(Node):
         # of the next to arrive. Asked from the start: the generation node's first frame waits for a
         # percept before it ticks, and a percept lost to a bad image must not leave it waiting for ever.
         self._asked = True
+        self._ticks = 0  # frame ticks so far: one that comes while an image is perceived asks again
         # Perception runs in a thread of its own and the image callback only takes the newest image: a
         # frame that a newer one replaces before it was perceived is counted (with perception in the
         # callback, a fast camera's frames were dropped unseen by the subscription's queue of one).
@@ -186,6 +187,7 @@ class PerceptionNode(Node):
         with self._lock:
             self._frame = msg.data
             self._asked = True
+            self._ticks += 1
             self._lock.notify()
 
     def _due(self) -> bool:
@@ -200,14 +202,14 @@ class PerceptionNode(Node):
                     self._lock.wait_for(lambda: self._stopping or self._due())
                     if self._stopping:
                         return
-                    msg, seq, frame = self._latest, self._seq, self._frame
+                    msg, seq, frame, ticks = self._latest, self._seq, self._frame, self._ticks
                     self._perceived_seq = seq
                 assert msg is not None  # _due
-                self._perceive(msg, seq, frame)
+                self._perceive(msg, seq, frame, ticks)
         except Exception as error:  # noqa: BLE001 - a dead perception thread must end the node, never idle it
             self.health.fatal(f"the perception thread failed: {error!r}")
 
-    def _perceive(self, msg: Image | CompressedImage, seq: int, frame: int) -> None:
+    def _perceive(self, msg: Image | CompressedImage, seq: int, frame: int, ticks: int) -> None:
         started = time.perf_counter()
         out = Percept()
         try:
@@ -225,7 +227,7 @@ class PerceptionNode(Node):
             return
         self.faults.succeeded()
         with self._lock:
-            self._asked = False
+            self._asked = self._ticks != ticks  # a tick during this perception still asks for the next
         elapsed = time.perf_counter() - started
         self.recorder.stage("perception", elapsed)
         out.header = msg.header

@@ -56,6 +56,7 @@ from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
 from auras_ros.nodes.process import run_node
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.eval import messages as m
+from auras_ros.eval.actuation import ROW_WIDTH
 from auras_ros.sim.ready import ReadyEvaluators
 from auras_ros.eval.world import SimFrame, SimWorld, decision
 
@@ -165,7 +166,7 @@ class SimNode(Node):
             self._in_force = None
             self.get_logger().warning(f"no command for {self.controller.timeout:g} s: the base brakes to zero "
                                       f"(command timeouts so far: {self.controller.brakes})", throttle_duration_sec=1.0)
-            fresh.append(AgentAction(action=[0.0, 0.0]))
+            fresh.append(AgentAction(action=[0.0] * ROW_WIDTH))
         return fresh
 
     def _advance(self, decisions: list[AgentAction]) -> None:

@@ -86,7 +86,7 @@ def test_threaded_runners_run_until_stopped(executor: str) -> None:
     runner = make_runner(ExecutorSpec.parse(executor), SyntheticAgent(SyntheticConfig()), camera, clock)
     thread = threading.Thread(target=runner.run_until, args=(lambda: False,))
     thread.start()
-    while runner.recorder.decisions_recorded < 5:  # a condition, not a duration
+    while runner.recorder.decisions_recorded < 5 and thread.is_alive():  # a condition, not a duration
         threading.Event().wait(0.01)
     runner.stop()
     thread.join(timeout=30)
@@ -125,7 +125,8 @@ def test_threaded_runners_decide_at_most_once_per_pushed_observation(executor: s
         percepts.push(Observation(seq, 0.0, 0.5))
         assert decided.acquire(timeout=30)  # a hang guard: each observation is decided on
     idle = runner.recorder.summary().drops.get("no_observation", 0)
-    while runner.recorder.summary().drops.get("no_observation", 0) < idle + 3:  # every worker found nothing new
+    # Every worker found nothing new (a runner thread that died ends the wait, and the asserts fail).
+    while runner.recorder.summary().drops.get("no_observation", 0) < idle + 3 and thread.is_alive():
         threading.Event().wait(0.01)
     runner.stop()
     thread.join(timeout=30)

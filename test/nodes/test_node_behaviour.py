@@ -16,6 +16,7 @@ from rcl_interfaces.msg import Log
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import UInt64
 
 from auras_ros.core.workload import SyntheticAgent, SyntheticConfig
 from auras_ros.launching import node_command
@@ -168,6 +169,25 @@ def test_images_replaced_before_they_were_perceived_are_counted(graph: Graph) ->
     agent.release.set()
     assert graph.spin_until(lambda: [p.observation_seq for p in percepts] == [1, 3])
     assert overwritten() == 1
+
+
+def test_a_frame_tick_during_a_perception_asks_for_the_next_image(graph: Graph) -> None:
+    agent = HeldPerception()
+    perception = graph.add(PerceptionNode, {"stats_period": 3600.0, "trigger": "frame"}, agent=agent)
+    probe = graph.probe("generation_clock")
+    images = probe.create_publisher(Image, "camera/image_raw", SENSOR_LATEST)
+    ticks = probe.create_publisher(UInt64, "auras/frame", LATEST_RELIABLE)
+    percepts: list[Percept] = []
+    probe.create_subscription(Percept, "auras/percept", percepts.append, LATEST_RELIABLE)
+    assert graph.spin_until(lambda: images.get_subscription_count() > 0 and ticks.get_subscription_count() > 0)
+    images.publish(_image(height=8))  # the first image is perceived unasked; its perception holds
+    assert graph.spin_until(agent.started.is_set)
+    ticks.publish(UInt64(data=1))  # a tick while it holds: it asks for the next perception
+    assert graph.spin_until(lambda: perception._ticks == 1)
+    agent.release.set()
+    assert graph.spin_until(lambda: len(percepts) == 1)
+    images.publish(_image(height=9))  # perceived on that tick's ask, with no tick after it
+    assert graph.spin_until(lambda: [p.observation_seq for p in percepts] == [1, 2])
 
 
 def test_bad_images_are_rejected_counted_and_perception_goes_on(graph: Graph) -> None:
