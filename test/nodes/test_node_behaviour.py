@@ -153,7 +153,9 @@ def test_images_replaced_before_they_were_perceived_are_counted(graph: Graph) ->
     images = camera.create_publisher(Image, "camera/image_raw", SENSOR_LATEST)
     percepts: list[Percept] = []
     camera.create_subscription(Percept, "auras/percept", percepts.append, LATEST_RELIABLE)
-    assert graph.spin_until(lambda: images.get_subscription_count() > 0)
+    # The percepts' subscription matched too: a percept sent before the match would be lost.
+    assert graph.spin_until(lambda: images.get_subscription_count() > 0
+                            and perception.count_subscribers("auras/percept") > 0)
 
     def overwritten() -> int:
         return perception.recorder.summary().drops.get("overwritten", 0)
@@ -179,7 +181,8 @@ def test_a_frame_tick_during_a_perception_asks_for_the_next_image(graph: Graph) 
     ticks = probe.create_publisher(UInt64, "auras/frame", LATEST_RELIABLE)
     percepts: list[Percept] = []
     probe.create_subscription(Percept, "auras/percept", percepts.append, LATEST_RELIABLE)
-    assert graph.spin_until(lambda: images.get_subscription_count() > 0 and ticks.get_subscription_count() > 0)
+    assert graph.spin_until(lambda: images.get_subscription_count() > 0 and ticks.get_subscription_count() > 0
+                            and perception.count_subscribers("auras/percept") > 0)
     images.publish(_image(height=8))  # the first image is perceived unasked; its perception holds
     assert graph.spin_until(agent.started.is_set)
     ticks.publish(UInt64(data=1))  # a tick while it holds: it asks for the next perception
