@@ -30,6 +30,14 @@ ARGUMENTS = {
     "cmd_vel_topic": ("cmd_vel", "where twist / twist_stamped commands go (Jazzy's diff_drive_controller reads "
                       "/<controller name>/cmd_vel)"),
     "joint_names": ("[joint_0, joint_1]", "joint_trajectory: the joints, one action chunk column each (a YAML list)"),
+    # How the safety gate plays action chunks (action_node's parameters of the same names).
+    "row_width": ("0", "elements per action chunk row the gate plays one per chunk_period (0: the whole action "
+                  "is one row; joint_trajectory: len(joint_names))"),
+    "chunk_period": ("0.0", "seconds between chunk rows, the policy's control period (0: control_period)"),
+    "chunk_timing": ("arrival", "row 0 of a chunk is due at its arrival, or at its observation stamp "
+                     "(observation: time-aligned, late rows skipped)"),
+    "overlap": ("replace", "what plays while chunks overlap: replace, ensemble, blend, inpaint or a LeRobot "
+                "aggregate function"),
 }
 
 
@@ -37,10 +45,12 @@ def generate_launch_description() -> LaunchDescription:
     params = config_file("auras.yaml")
     arg = configurations(ARGUMENTS)
     shared = {"model": arg["model"], "device": arg["device"], "transport": arg["transport"],
-              "percept.policy": arg["policy"], "state_topic": arg["state_topic"]}
+              "percept.policy": arg["policy"], "state_topic": arg["state_topic"], "instruction": arg["instruction"],
+              "unnorm_key": arg["unnorm_key"]}
     generation = {**shared, "executor": arg["executor"]}
     camera = {"source": arg["source"]}
-    action = {"outputs": arg["outputs"], "joint_names": arg["joint_names"]}
+    action = {name: arg[name] for name in ("outputs", "joint_names", "row_width", "chunk_period", "chunk_timing",
+                                           "overlap")}
     distributed = UnlessCondition(arg["composed"])
     with_camera = ["'", arg["source"], "' != ''"]
     camera_node = IfCondition(PythonExpression(

@@ -16,6 +16,18 @@ plays (the peers' answers to jumps at chunk seams):
 - ``blend``: a crossfade from the previous chunk to the newest over the rows they share: at the j-th
   control step after the new chunk arrived (j = 0, 1, ...), with n shared steps, the newest weighs
   ``(j + 1) / (n + 1)``; once the previous chunk ends the newest plays alone.
+- ``inpaint``: RTC's answer, made inside generation: the new chunk's rows that execute before it can
+  take over were already guided toward the executing chunk while denoising, so the new chunk joins
+  the executing one by construction and the player plays it as ``replace``.
+- LeRobot's aggregate functions (its async inference's ``aggregate_fn_name``, see
+  ``core.async_runner``): the player holds one merged chunk, LeRobot's action queue. When a new chunk
+  arrives, each of its rows whose control step the merged chunk also has a row for becomes
+  ``old_w * old + new_w * new`` (``old`` the merged chunk's row due when the new row's step begins:
+  LeRobot merges by timestep, possibly an earlier merge's result), the rest of the new chunk joins as
+  it is, and the merged chunk's rows after the new chunk's end are dropped (LeRobot rebuilds its queue
+  from the incoming actions). (old_w, new_w): ``weighted_average`` (0.3, 0.7, LeRobot's default),
+  ``average`` (0.5, 0.5), ``conservative`` (0.7, 0.3); ``latest_only`` keeps the new row, which plays
+  exactly as ``replace``.
 
 ROS-free: the action node, the simulator's world and the evaluations all call :class:`ChunkPlayer`.
 """
@@ -23,17 +35,27 @@ ROS-free: the action node, the simulator's world and the evaluations all call :c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 
 from auras_ros.core.errors import ConfigError, InputError, one_of, positive_int
 
-OVERLAPS = ("replace", "ensemble", "blend")
+# LeRobot's aggregate functions (async_inference/configs.py AGGREGATE_FUNCTIONS) as (old_w, new_w).
+AGGREGATES = {"weighted_average": (0.3, 0.7), "latest_only": (0.0, 1.0), "average": (0.5, 0.5),
+              "conservative": (0.7, 0.3)}
+OVERLAPS = ("replace", "ensemble", "blend", "inpaint", *AGGREGATES)
+# Where row 0 of a chunk is due: at the chunk's arrival, or at its observation's stamp (time-aligned).
+TIMINGS = ("arrival", "observation")
 ACT_ENSEMBLE_COEFF = 0.01  # ACT's temporal ensembling weight exponent m (Zhao et al. 2023)
 # Stamps and clocks add periods in floating point: a row due "exactly now" must not fall a hair short.
 _TIME_EPS = 1e-9
+
+
+def row_index(stamp: float, period: float, now: float) -> int:
+    """The index of the row due at ``now`` of a chunk sensed at ``stamp`` with rows ``period`` apart."""
+    return math.floor((now - stamp) / period + _TIME_EPS)
 
 
 @dataclass(frozen=True)
@@ -44,10 +66,11 @@ class TimedChunk:
     stamp: float
     period: float
     arrival: float  # when the chunk reached the player (for blending)
+    label: int | None = None  # the caller's name for the chunk (e.g. its request id): see ChunkPlayer.source
 
     def row_index(self, now: float) -> int:
         """The index of the row due at ``now``: may be < 0 (before its first) or >= H (after its last)."""
-        return math.floor((now - self.stamp) / self.period + _TIME_EPS)
+        return row_index(self.stamp, self.period, now)
 
     def due(self, now: float) -> np.ndarray | None:
         k = self.row_index(now)
@@ -83,9 +106,10 @@ class ChunkPlayer:
         self._chunks: list[TimedChunk] = []  # oldest first; only the newest two matter to blend
         self.skipped_rows = 0  # rows of arriving chunks whose time had already passed
 
-    def add(self, rows: np.ndarray | Sequence[float], stamp: float, now: float, width: int) -> int:
+    def add(self, rows: np.ndarray | Sequence[float], stamp: float, now: float, width: int,
+            label: int | None = None) -> int:
         """A new chunk (flat or (H, width)) sensed at ``stamp`` arrives at ``now``; returns the rows
-        skipped because their time had passed."""
+        skipped because their time had passed. ``label``: what :attr:`source` names this chunk by."""
         array = np.asarray(rows, dtype=np.float64)
         if array.size == 0 or array.size % width:
             raise InputError("action chunk", "ChunkPlayer.add", f"a non-empty multiple of {width} values",
@@ -93,11 +117,13 @@ class ChunkPlayer:
         array = array.reshape(-1, width)
         if self.chunk_rows is not None:
             array = array[: self.chunk_rows]
-        chunk = TimedChunk(array, float(stamp), self.period, float(now))
+        chunk = TimedChunk(array, float(stamp), self.period, float(now), label)
         skipped = min(max(chunk.row_index(now), 0), len(array))
         self.skipped_rows += skipped
         self._chunks = [c for c in self._chunks if c.end > now] + [chunk]
-        if self.overlap == "replace":
+        if self.overlap in AGGREGATES:
+            self._chunks = [self._aggregate(self._chunks[-2], chunk) if len(self._chunks) > 1 else chunk]
+        if self.overlap in ("replace", "inpaint"):
             self._chunks = self._chunks[-1:]
         elif self.overlap == "blend":
             self._chunks = self._chunks[-2:]
@@ -115,9 +141,28 @@ class ChunkPlayer:
             return self._blend(self._chunks[0], newest, now)
         return newest.due(now)
 
+    @property
+    def source(self) -> int | None:
+        """The label of the newest chunk with a row due at the last :meth:`row`:
+        the chunk the played row came from (under ensemble and blend, the newest of those mixed in, as
+        every live chunk has a row due), so a change marks a chunk switch, a seam. None: no live chunk."""
+        return self._chunks[-1].label if self._chunks else None
+
     def clear(self) -> None:
         """Forget every chunk (a stop, a reset, a clock jump): nothing plays until the next one."""
         self._chunks = []
+
+    def _aggregate(self, playing: TimedChunk, chunk: TimedChunk) -> TimedChunk:
+        """LeRobot's queue merge of ``chunk`` into the merged chunk ``playing`` (module docstring)."""
+        if self.overlap == "latest_only":
+            return chunk
+        old_w, new_w = AGGREGATES[self.overlap]
+        rows = chunk.rows.copy()
+        for k in range(len(rows)):
+            j = playing.row_index(chunk.stamp + k * self.period)
+            if 0 <= j < len(playing.rows):
+                rows[k] = old_w * playing.rows[j] + new_w * rows[k]
+        return replace(chunk, rows=rows)
 
     def _ensemble(self, now: float) -> np.ndarray | None:
         due = [row for row in (c.due(now) for c in self._chunks) if row is not None]

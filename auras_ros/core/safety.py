@@ -21,6 +21,15 @@ Failing closed means every doubt ends in a stop:
 - a jump of the clock (:meth:`SafetyGate.clock_jumped`: a bag loop, a simulator reset) stops at once:
   every age judged before it is meaningless.
 
+Action chunks: an accepted action is a chunk of rows ``row_width`` wide (0: the whole action is one
+row), played by a :class:`auras_ros.core.chunks.ChunkPlayer` one row per ``chunk_period`` under the
+``overlap`` policy: with ``chunk_timing`` ``observation`` row k is due ``k`` periods after the
+observation stamp (a late chunk skips the rows whose time has passed; one with no row left is refused
+as ``late``), with ``arrival`` row 0 is due when the action arrives. The command in force is the row
+due now; each tick plays the row due then. A chunk is the policy's plan for its rows' times, so it
+plays to its end whatever the timeout; only then, with no newer chunk, the rules above apply to its
+last row (held, then stopped or ramped down once it expired).
+
 Times are seconds on one clock (wall or sim time); the gate never reads a clock itself.
 """
 
@@ -33,7 +42,8 @@ from typing import Sequence
 
 import numpy as np
 
-from auras_ros.core.errors import ConfigError
+from auras_ros.core.chunks import TIMINGS, ChunkPlayer, TimedChunk
+from auras_ros.core.errors import ConfigError, one_of
 
 # Why an action was refused (the keys of SafetyGate.refused).
 STALE = "stale"
@@ -41,12 +51,14 @@ FUTURE = "future_stamp"
 NON_FINITE = "non_finite"
 OUT_OF_RANGE = "out_of_range"
 BAD_LENGTH = "bad_length"
+LATE = "late"  # chunk_timing observation: every row's time had passed when it arrived
 
 # What a command is.
 ACCEPTED = "accepted"  # an accepted action, as it came
 RAMP = "ramp"  # a step of the ramp down after a timeout
 STOP = "stop"  # all zeros: after a timeout, a ramp, a clock jump, or on deactivation
 REPEAT = "repeat"  # the command in force again, for the robot's command timeout (no action this period)
+ROW = "row"  # the row of the chunk in force due at this tick (no new action)
 
 # Why the watchdog stopped (SafetyGate.stop_cause).
 NO_ACTION = "no_action"  # nothing accepted for action_timeout
@@ -67,7 +79,10 @@ class GateConfig:
     action_max: float = 1.0
     deceleration: float = 0.0  # action units per second of the ramp down; 0: stop at once
     min_length: int = 1  # the outputs need at least this many elements
-    row_width: int = 1  # ... and a whole number of rows of this width (action chunks)
+    row_width: int = 0  # ... and a whole number of rows of this width (action chunks); 0: one row
+    chunk_period: float = 0.05  # s between the rows of a chunk
+    overlap: str = "replace"  # what plays when chunks overlap (core.chunks.OVERLAPS)
+    chunk_timing: str = "arrival"  # row 0 is due at: "arrival" of the action, or its "observation" stamp
 
     def __post_init__(self) -> None:
         positive = {"action_timeout": self.action_timeout, "max_observation_age": self.max_observation_age}
@@ -83,16 +98,21 @@ class GateConfig:
             # Zero is the stop command: it must lie in the accepted range.
             raise ConfigError("action_min..action_max", (self.action_min, self.action_max),
                               "finite bounds with action_min <= 0 <= action_max")
-        if self.min_length < 1 or self.row_width < 1:
-            raise ConfigError("min_length/row_width", (self.min_length, self.row_width), "integers >= 1")
+        if self.min_length < 1 or self.row_width < 0:
+            raise ConfigError("min_length/row_width", (self.min_length, self.row_width),
+                              "integers >= 1 and >= 0 (0: the whole action is one row)")
+        if self.chunk_timing not in TIMINGS:
+            raise ConfigError("chunk_timing", self.chunk_timing, one_of(TIMINGS))
 
 
 @dataclass(frozen=True)
 class Command:
-    """What the outputs send: ``action`` (the vector to execute) and what kind of command it is."""
+    """What the outputs send: ``action`` (the vector to execute now: a chunk row) and what kind of
+    command it is; an ACCEPTED one also carries its whole ``chunk`` with the rows' times."""
 
     action: np.ndarray
     kind: str
+    chunk: TimedChunk | None = None
 
 
 class SafetyGate:
@@ -101,6 +121,8 @@ class SafetyGate:
 
     def __init__(self, config: GateConfig) -> None:
         self.config = config
+        # Checks the period and the overlap policy (ConfigError).
+        self.player = ChunkPlayer(config.chunk_period, config.overlap)
         self.refused: Counter[str] = Counter()
         self.accepted = 0
         self.timeouts = 0  # watchdog stops
@@ -108,7 +130,7 @@ class SafetyGate:
         self.stop_cause = ""  # of the latest watchdog stop
         self.clock_jumps = 0
         self.stops = 0  # stop commands issued (timeouts, clock jumps and deactivations)
-        self._last: np.ndarray | None = None  # the last accepted action, None once stopped
+        self._last: np.ndarray | None = None  # the command in force (a chunk row), None once stopped
         self._scale = 1.0  # of _last, while ramping down
         self._last_accept: float | None = None
         self._last_observation = 0.0  # observation stamp of the command in force
@@ -129,28 +151,41 @@ class SafetyGate:
         if age < -c.future_tolerance:
             return FUTURE
         values = np.asarray(action, dtype=np.float64)
-        if values.ndim != 1 or len(values) < c.min_length or len(values) % c.row_width:
+        if values.ndim != 1 or len(values) < c.min_length or (c.row_width and len(values) % c.row_width):
             return BAD_LENGTH
         if not np.all(np.isfinite(values)):
             return NON_FINITE
         if np.any(values < c.action_min) or np.any(values > c.action_max):
             return OUT_OF_RANGE
+        if self._timed(values, observation_stamp, now).due(now) is None:
+            return LATE
         return None
 
+    def _timed(self, values: np.ndarray, observation_stamp: float, now: float) -> TimedChunk:
+        """The action as a chunk of rows with their times (a judged action: its length fits)."""
+        c = self.config
+        start = observation_stamp if c.chunk_timing == "observation" else now
+        return TimedChunk(values.reshape(-1, c.row_width or len(values)), start, c.chunk_period, now)
+
     def offer(self, action: Sequence[float], observation_stamp: float, now: float) -> Command | str:
-        """The command for an arriving action, or the reason it was refused (counted)."""
+        """The command for an arriving action (the row due now, and the chunk), or the reason it was
+        refused (counted)."""
         reason = self.judge(action, observation_stamp, now)
         if reason is not None:
             self.refused[reason] += 1
             return reason
         self.accepted += 1
-        self._last = np.asarray(action, dtype=np.float64).copy()
+        chunk = self._timed(np.asarray(action, dtype=np.float64), observation_stamp, now)
+        self.player.add(chunk.rows, chunk.stamp, now, chunk.rows.shape[1])
+        row = self.player.row(now)
+        assert row is not None  # judge refused a chunk with no row due now
+        self._last = row.copy()
         self._scale = 1.0
         self._last_accept = now
         self._last_observation = observation_stamp
         self._last_tick = now
         self._sent = True
-        return Command(self._last.copy(), ACCEPTED)
+        return Command(row.copy(), ACCEPTED, chunk)
 
     def expiry(self, now: float) -> str | None:
         """Why the command in force must end now (NO_ACTION, OLD_OBSERVATION), or None."""
@@ -163,13 +198,22 @@ class SafetyGate:
         return None
 
     def tick(self, now: float) -> Command | None:
-        """The watchdog, once per control period: a ramp step or the stop once the command in force
-        expired (:meth:`expiry`), else that command again (REPEAT) when no action went out since the
-        last tick; None while nothing is owed."""
+        """Once per control period: the row of the chunk in force due now (ROW; None when the action
+        that arrived since the last tick sent that very row), and once the chunk has played to its
+        end the watchdog: a ramp step or the stop once the command in force expired
+        (:meth:`expiry`), else that command again (REPEAT) when no action went out since the last
+        tick; None while nothing is owed."""
         if self._last is None or self._last_accept is None:
             return None
         dt = max(now - (self._last_tick if self._last_tick is not None else now), 0.0)
         self._last_tick = now
+        row = self.player.row(now)
+        if row is not None:
+            sent, self._sent = self._sent, False
+            if sent and np.array_equal(row, self._last):
+                return None
+            self._last = row.copy()
+            return Command(row.copy(), ROW)
         cause = self.expiry(now)
         if cause is None:
             sent, self._sent = self._sent, False
@@ -196,7 +240,8 @@ class SafetyGate:
     def stop(self) -> Command:
         """A stop command now (deactivation, or the end of a timeout); nothing is owed afterwards."""
         self.stops += 1
-        length = len(self._last) if self._last is not None else self.config.min_length
+        length = len(self._last) if self._last is not None else max(self.config.min_length, self.config.row_width)
+        self.player.clear()
         self._last = None
         self._scale = 1.0
         self._sent = True

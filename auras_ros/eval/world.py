@@ -11,7 +11,9 @@ ones stop the agent). A trailing odd element is ignored, so the 7-vector of a 7-
 Chunks execute as in :mod:`auras_ros.eval.actuation` (its :class:`ChunkExecutor`, timing ``arrival``):
 a new decision replaces the chunk, which plays from the step it arrives in (row 0 then, rows 1, 2, ... in
 the next steps without a new decision, up to ``chunk_rows``), then the last played row holds; before the
-first decision of an episode the agent stands still.
+first decision of an episode the agent stands still. Behind the safety gate the world still gets whole
+chunks (its ``agent_action`` output, with renewals of the chunk in force and its stops): the gate plays
+rows only for outputs of one command, so the world's player is the one that plays them here.
 
 **Time.** Sim time is ``time0 + frame_period * n`` with ``n`` counting world frames over the whole run
 (episodes follow each other without a gap), so stamps are unique and increase; ``time0`` is 1 s because

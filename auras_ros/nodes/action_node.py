@@ -2,11 +2,16 @@
 
 AgentActions from ``auras/action`` pass :class:`auras_ros.core.safety.SafetyGate` (age on this node's
 clock from the observation stamp, finite, in range, mappable) and leave through the selected
-``outputs`` (:mod:`auras_ros.nodes.action_outputs`); a watchdog every ``control_period`` commands a
-stop (or a ramp down) when nothing was accepted for ``action_timeout`` or the command in force was
-decided on an observation older than ``max_observation_age``, and otherwise repeats the command in force
-when no action arrived in the period: commands leave at a steady rate, so the robot's own command
-timeout (``diff_drive_controller``'s ``cmd_vel_timeout``) stops it if this node dies or freezes. A jump
+``outputs`` (:mod:`auras_ros.nodes.action_outputs`). Each accepted action is an action chunk of rows
+``row_width`` wide (0: one row), played by the gate's :class:`auras_ros.core.chunks.ChunkPlayer` at this
+node's own control rate: a timer every ``control_period`` sends the row due now (rows ``chunk_period``
+apart from the observation stamp or the arrival, ``chunk_timing``; overlapping chunks under
+``overlap``), whether or not a new action came. Once the last chunk has played to its end the
+watchdog's rules apply: a stop (or a ramp down) when nothing was accepted for ``action_timeout`` or the
+command in force was decided on an observation older than ``max_observation_age``, and otherwise the
+command in force again when no action arrived in the period: commands leave at a steady rate, so the
+robot's own command timeout (``diff_drive_controller``'s ``cmd_vel_timeout``) stops it if this node
+dies or freezes. A jump
 of the node's clock (``use_sim_time``: ``/clock`` going back, a bag loop or a simulator reset, or forward
 by more than ``clock_jump_threshold``) stops at once and drops the action held for the first clock.
 One producer: actions come from one generation run at a time (``AgentAction.source_id``,
@@ -30,6 +35,7 @@ from rclpy.clock import JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
+from auras_ros.core.chunks import OVERLAPS, TIMINGS
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.safety import NO_ACTION, STOP, Command, GateConfig, SafetyGate
 from auras_ros.core.sources import ADMITTED, SECOND_SOURCE, SourceFence
@@ -43,7 +49,7 @@ from auras_ros.nodes.managed import (
 from auras_ros.nodes.params import Param, declare, read
 from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_clock import clock_started
-from auras_ros.nodes.ros_convert import to_seconds
+from auras_ros.nodes.ros_convert import to_seconds, to_time
 from auras_ros.nodes.process import run_node
 from auras_ros.core import topics
 
@@ -54,8 +60,17 @@ CONFLICT_REPORT_S = 5.0  # a second producer refused within this many seconds ke
 PARAMS = (
     Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
     Param("outputs", ["twist"], "what the gated commands are published as", choices=OUTPUTS),
-    Param("control_period", 0.05, "seconds between watchdog checks, and between trajectory points",
-          low=0.001, high=10.0),
+    Param("control_period", 0.05, "seconds between control ticks: the chunk row due now goes out, or the "
+          "watchdog's hold or stop", low=0.001, high=10.0),
+    Param("chunk_period", 0.0, "seconds between the rows of an action chunk, the policy's control period (0: "
+          "control_period; no shipped checkpoint states its own)", low=0.0, high=10.0),
+    Param("row_width", 0, "elements per action chunk row (0: the whole action is one row; joint_trajectory: "
+          "len(joint_names))", low=0, high=4096),
+    Param("chunk_timing", "arrival", "row 0 of a chunk is due at the action's arrival, or at its observation "
+          "stamp (time-aligned: the rows whose time passed before it arrived are skipped)", choices=TIMINGS),
+    Param("overlap", "replace", "what plays while chunks overlap: the newest alone (replace; inpaint: the "
+          "generation already joined it to the executing one), ACT's temporal ensembling, a crossfade (blend), "
+          "or a LeRobot aggregate function", choices=OVERLAPS),
     Param("action_timeout", GateConfig.action_timeout, "seconds without an accepted action before the robot "
           "is stopped", low=0.001, high=60.0),
     Param("max_observation_age", GateConfig.max_observation_age, "seconds; an action whose observation is "
@@ -93,11 +108,21 @@ def gate_config(p: dict[str, Any], mapping: TwistMapping) -> GateConfig:
                           "(both publish on cmd_vel; Jazzy's diff_drive_controller takes twist_stamped)")
     if trajectory and not p["joint_names"]:
         raise ConfigError("action_node.joint_names", p["joint_names"], "at least one joint name")
+    row_width = p["row_width"]
+    if trajectory and row_width not in (0, len(p["joint_names"])):
+        raise ConfigError("action_node.row_width", row_width, f"0 or len(joint_names) = {len(p['joint_names'])} "
+                          "(a joint_trajectory point is one row)")
+    row_width = len(p["joint_names"]) if trajectory else row_width
+    if twist and row_width and mapping.min_length > row_width:
+        # The Twist fields map elements of the row due now.
+        raise ConfigError("action_node.row_width", row_width, f"at least {mapping.min_length}, the elements the "
+                          "index.<field> parameters map (or 0: the whole action is one row)")
     return GateConfig(action_timeout=p["action_timeout"], max_observation_age=p["max_observation_age"],
                       future_tolerance=p["future_tolerance"], action_min=p["action_min"],
                       action_max=p["action_max"], deceleration=p["deceleration"],
-                      min_length=mapping.min_length if twist else 1,
-                      row_width=len(p["joint_names"]) if trajectory else 1)
+                      min_length=mapping.min_length if twist else 1, row_width=row_width,
+                      chunk_period=p["chunk_period"] or p["control_period"], overlap=p["overlap"],
+                      chunk_timing=p["chunk_timing"])
 
 
 class ActionNode(LifecycleNode):
@@ -151,14 +176,14 @@ class ActionNode(LifecycleNode):
         makers = {"twist": lambda: TwistOutput(self, mapping, stamped=False),
                   "twist_stamped": lambda: TwistOutput(self, mapping, stamped=True),
                   "joint_trajectory": lambda: TrajectoryOutput(self, p["joint_names"], p["trajectory_field"],
-                                                               p["control_period"]),
+                                                               self.gate.config.chunk_period),
                   "agent_action": lambda: GatedActionOutput(self)}
         self.outputs = [makers[name]() for name in dict.fromkeys(p["outputs"])]
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)
-        # On the node's clock: with use_sim_time the watchdog counts world time.
+        # On the node's clock: with use_sim_time the control ticks (rows, watchdog) count world time.
         self._watchdog = self.create_timer(self.control_period, self._on_watchdog)
         return result
 
@@ -235,7 +260,7 @@ class ActionNode(LifecycleNode):
                 throttle_duration_sec=2.0)
             return
         self._last_source = msg
-        self._send(verdict)
+        self._send(verdict, now)
 
     def _on_clock_jump(self, _jump: TimeJump) -> None:
         if self._before_clock is not None and clock_started(self):
@@ -257,7 +282,8 @@ class ActionNode(LifecycleNode):
                                   f"(clock jumps so far: {self.gate.clock_jumps})", throttle_duration_sec=1.0)
 
     def _on_watchdog(self) -> None:
-        command = self.gate.tick(self._seconds())
+        now = self._seconds()
+        command = self.gate.tick(now)
         if command is not None:
             if command.kind == STOP:
                 c = self.gate.config
@@ -265,13 +291,14 @@ class ActionNode(LifecycleNode):
                        f"the command's observation is older than {c.max_observation_age:g} s")
                 self.get_logger().warning(f"{why}: robot stopped (watchdog stops so far: {self.gate.timeouts})",
                                           throttle_duration_sec=1.0)
-            self._send(command)
+            self._send(command, now)
 
-    def _send(self, command: Command) -> None:
+    def _send(self, command: Command, now: float | None = None) -> None:
+        """To every output, stamped ``now`` (the time the gate decided it at; default: the clock now)."""
         source = self._last_source if self._last_source is not None else AgentAction()
-        now = self.get_clock().now().to_msg()
+        stamp = to_time(now) if now is not None else self.get_clock().now().to_msg()
         for output in self.outputs:
-            output.send(command, source, now)
+            output.send(command, source, stamp)
 
     def _destroy_watchdog(self) -> None:
         if self._watchdog is not None:

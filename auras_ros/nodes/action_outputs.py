@@ -1,22 +1,28 @@
 """The action node's output adapters: the gate's commands in the robot's own message types.
 
-- ``twist``: ``geometry_msgs/Twist`` on ``cmd_vel`` (older bases);
-- ``twist_stamped``: ``geometry_msgs/TwistStamped`` on ``cmd_vel``, stamped with the gate's clock at
-  publication (since Jazzy, ros2_controllers' ``diff_drive_controller`` takes only this type on
+Two kinds of output, one player: the gate plays each accepted chunk's rows at its control rate
+(:class:`auras_ros.core.safety.SafetyGate`, rows due at their target times). An output of one command
+gets the row due now at every control tick; an output that carries a whole chunk leaves the playing to
+its receiver's own player or controller, on the same target times.
+
+- ``twist``: ``geometry_msgs/Twist`` on ``cmd_vel`` (older bases), the row due now;
+- ``twist_stamped``: ``geometry_msgs/TwistStamped`` on ``cmd_vel``, the row due now, stamped with the
+  gate's clock (since Jazzy, ros2_controllers' ``diff_drive_controller`` takes only this type on
   ``~/cmd_vel``, and drops a command older than its ``cmd_vel_timeout`` by that stamp);
 - ``joint_trajectory``: ``trajectory_msgs/JointTrajectory`` on ``joint_trajectory`` for
-  ``joint_trajectory_controller``: the action chunk's rows (``len(joint_names)`` wide) as points
-  ``control_period`` apart, in ``positions`` or ``velocities``. Never empty (that controller discards
-  an empty trajectory): a stop is one point, zero velocities, or for positions the first point of
-  the last accepted chunk (one control period ahead: the robot holds there);
-- ``agent_action``: the accepted ``AgentAction`` unchanged on ``auras/gated_action``, and for a ramp,
-  a repeat or a stop a copy of the last accepted one carrying the command, stamped now (what the
-  simulator executes; it takes a repeat, same request and action, as the command renewed, not a new
-  chunk).
+  ``joint_trajectory_controller``: an accepted chunk's rows (``len(joint_names)`` wide) whose time has
+  not passed, each point's ``time_from_start`` its row's target time minus the header stamp (the gate's
+  clock when it was accepted), in ``positions`` or ``velocities``. Never empty (that controller
+  discards an empty trajectory): a stop is one point, zero velocities, or for positions the row the
+  gate played last (one chunk period ahead: the robot holds there);
+- ``agent_action``: the accepted ``AgentAction`` (the whole chunk) unchanged on ``auras/gated_action``,
+  for a receiver that plays chunks itself (the simulator: :mod:`auras_ros.eval.world`); at every other
+  tick (a row played or held) a copy of it stamped now, which renews it there (same request and action:
+  not a new chunk); for a ramp or a stop a copy carrying the command.
 
-A repeat (the command in force again, once per control period without a new action: see
-:class:`auras_ros.core.safety.SafetyGate`) goes out on ``twist``, ``twist_stamped`` and ``agent_action``,
-whose receivers time commands out; not on ``joint_trajectory``, where it would restart the trajectory.
+The ticks between actions (rows and repeats, see :class:`auras_ros.core.safety.SafetyGate`) go out on
+``twist``, ``twist_stamped`` and ``agent_action``, whose receivers time commands out; not on
+``joint_trajectory``, whose controller already has the rows and would restart the trajectory.
 
 Twist fields map from action elements through ``index.<field>`` (-1: always 0) and ``scale.<field>``.
 """
@@ -32,10 +38,10 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist, TwistStamped
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from auras_ros.core.safety import ACCEPTED, REPEAT, STOP, Command
+from auras_ros.core.safety import ACCEPTED, REPEAT, ROW, STOP, Command
 from auras_ros.msg import AgentAction
 from auras_ros.nodes.qos import ORDERED
-from auras_ros.nodes.ros_convert import to_duration
+from auras_ros.nodes.ros_convert import to_duration, to_seconds
 from auras_ros.core import topics
 
 TWIST_FIELDS = ("linear.x", "linear.y", "linear.z", "angular.x", "angular.y", "angular.z")
@@ -87,35 +93,41 @@ class TwistOutput:
 
 
 class TrajectoryOutput:
-    def __init__(self, node: Any, joint_names: list[str], field: str, control_period: float) -> None:
+    def __init__(self, node: Any, joint_names: list[str], field: str, period: float) -> None:
         self.joint_names = joint_names
         self.field = field
-        self.control_period = control_period
+        self.period = period  # of the chunk rows: a stop's one point is one period ahead
         self.publisher = node.create_lifecycle_publisher(JointTrajectory, "joint_trajectory", ORDERED)
-        self._hold: np.ndarray | None = None  # positions: the first point of the last accepted chunk
+        self._hold: np.ndarray | None = None  # positions: the row the gate played last
 
-    def rows(self, command: Command) -> np.ndarray:
-        rows = command.action.reshape(-1, len(self.joint_names))
-        if command.kind == REPEAT:
-            return rows[:0]  # the controller keeps executing the trajectory it has; no timeout to feed
+    def points(self, command: Command, now: float) -> list[tuple[np.ndarray, float]]:
+        """The points to send for ``command`` at ``now``: (row, time from ``now``)."""
+        width = len(self.joint_names)
+        if command.kind in (ACCEPTED, ROW) and self.field == "positions":
+            self._hold = command.action[:width].copy()
+        if command.kind in (ROW, REPEAT):
+            return []  # the controller keeps executing the trajectory it has; no timeout to feed
+        if command.kind == ACCEPTED and command.chunk is not None:
+            chunk = command.chunk
+            first = max(chunk.row_index(now), 0)  # the gate accepts no chunk with every row passed
+            return [(chunk.rows[k], chunk.target_time(k) - now) for k in range(first, len(chunk.rows))]
         if self.field == "velocities":
-            return rows[:1] if command.kind == STOP else rows
-        if command.kind == ACCEPTED:
-            self._hold = rows[0].copy()
-            return rows
+            rows = command.action.reshape(-1, width)
+            return [(rows[k], self.period * (k + 1)) for k in range(1 if command.kind == STOP else len(rows))]
         # Positions do not ramp to zero (zero is a place, not a stop): hold.
-        return self._hold[None] if self._hold is not None else rows[:0]
+        return [(self._hold, self.period)] if self._hold is not None else []
 
     def send(self, command: Command, source: AgentAction, now: Time) -> None:
-        rows = self.rows(command)
-        if not len(rows):
+        points = self.points(command, to_seconds(now))
+        if not points:
             return  # nothing was ever commanded: there is no position to hold
         msg = JointTrajectory(joint_names=list(self.joint_names))
-        # A zero stamp: the controller starts the trajectory on receipt, whatever its clock.
-        msg.header.stamp = Time()
+        # Stamped with the gate's clock: the controller starts the trajectory then (its points' target
+        # times are absolute), not on receipt, so the delivery's delay does not shift the rows.
+        msg.header.stamp = now
         msg.header.frame_id = source.header.frame_id
-        for k, row in enumerate(rows):
-            point = JointTrajectoryPoint(time_from_start=to_duration(self.control_period * (k + 1)))
+        for row, time_from_start in points:
+            point = JointTrajectoryPoint(time_from_start=to_duration(time_from_start))
             setattr(point, self.field, [float(v) for v in row])
             msg.points.append(point)
         self.publisher.publish(msg)
@@ -130,7 +142,8 @@ class GatedActionOutput:
             self.publisher.publish(source)
             return
         msg = copy.deepcopy(source)
-        msg.action = [float(v) for v in command.action]
+        if command.kind not in (ROW, REPEAT):  # a row or a hold renews the chunk its receiver plays
+            msg.action = [float(v) for v in command.action]
         msg.action_tokens = []
         msg.header.stamp = now
         self.publisher.publish(msg)

@@ -25,6 +25,13 @@ Two time modes (parameter ``mode``):
 
 Run the agent graph with ``use_sim_time: true`` so its stamps and ages are in the world's time.
 
+The world plays action chunks itself, as a controller that takes a whole trajectory does: the safety
+gate plays rows for its one-command outputs (Twist), but its ``agent_action`` output carries each
+accepted chunk unchanged, and the world's own :class:`auras_ros.core.chunks.ChunkPlayer` (through
+:class:`auras_ros.eval.actuation.ChunkExecutor`, the one the evaluations use) plays its rows one per
+world step. Stepping the world by frame ticks stays exact that way: which rows act in a step does not
+depend on when the gate's timer fires relative to the ticks, so a seeded run repeats.
+
 The world's agent has a base controller's command timeout (``command_timeout``, as
 ``diff_drive_controller``'s ``cmd_vel_timeout``: :class:`auras_ros.core.safety.CommandTimeout`): a
 command older than it by its header stamp on the world's clock is braked to zero, so the world stops
@@ -134,6 +141,7 @@ class SimNode(Node):
         self._last_tick: int | None = None
         self._last_action_frame = -1
         self.current: SimFrame | None = None
+        self.frames_published = 0  # each with its camera image (a stalled frame sent again counts again)
         self.done = False
         self._evaluators = ReadyEvaluators(self)
         self.finished = threading.Event()  # all episodes played: run_node ends the process (exit 0)
@@ -145,6 +153,7 @@ class SimNode(Node):
     # -- publishing ----------------------------------------------------------------------------------
     def _publish(self, frame: SimFrame) -> None:
         self.current = frame
+        self.frames_published += 1
         for topic, msg in m.frame_messages(m.rclpy_factory, frame, self.params["camera_frame_id"]):
             {m.CLOCK_TOPIC: self.clock_pub, m.STATE_TOPIC: self.state_pub, m.JOINTS_TOPIC: self.joints_pub,
              m.IMAGE_TOPIC: self.image_pub}[topic].publish(msg)

@@ -54,6 +54,17 @@ def test_replace_plays_the_newest_chunk_alone() -> None:
     assert [player.row(t)[0] for t in (0.2, 0.3, 0.4)] == [2, 3, 4]
 
 
+def test_inpaint_plays_as_replace_since_generation_already_joined_the_new_chunk_to_the_old() -> None:
+    played = {}
+    for overlap in ("replace", "inpaint"):
+        player = ChunkPlayer(P, overlap)
+        player.add(chunk(0, 0, 0, 0), stamp=0.0, now=0.0, width=1)
+        player.add(chunk(1, 2, 3, 4), stamp=0.1, now=0.2, width=1)
+        played[overlap] = [player.row(t)[0] for t in (0.2, 0.3, 0.4)]
+        assert player.row(0.5) is None
+    assert played["inpaint"] == played["replace"] == [2, 3, 4]
+
+
 def test_ensemble_weights_live_chunks_oldest_first_as_act_does() -> None:
     m = 0.5
     player = ChunkPlayer(P, "ensemble", ensemble_coeff=m)

@@ -13,6 +13,7 @@ import rclpy
 from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
+from builtin_interfaces.msg import Time
 from rosgraph_msgs.msg import Clock
 from trajectory_msgs.msg import JointTrajectory
 
@@ -55,6 +56,21 @@ class Bench:
         msg.observation_stamp = to_time(now - age_s)
         msg.observation_age = to_duration(claimed_age_s)  # what the sender claims; never trusted
         self.actions.publish(msg)
+
+    def sim_clock(self, nanoseconds: int) -> None:
+        """Publish /clock and wait until the node's clock reads it (use_sim_time)."""
+        self.clock.publish(Clock(clock=Time(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)))
+        assert self.spin_until(lambda: self.node.get_clock().now().nanoseconds == nanoseconds)
+
+    def start_on_sim_clock(self, overrides: dict[str, Any], at_ns: int) -> ActionNode:
+        """An action node on use_sim_time, activated once its clock reads ``at_ns``: its control timer
+        then ticks exactly at ``at_ns`` + k * control_period as the test advances /clock."""
+        self.clock = self.probe.create_publisher(Clock, "/clock", ORDERED)
+        node = self.start({"use_sim_time": True, **overrides}, autostart=False)
+        assert self.spin_until(lambda: self.connected() and self.clock.get_subscription_count() > 0)
+        self.sim_clock(at_ns)
+        node.start()
+        return node
 
     def spin_until(self, done, timeout_s: float = 20.0) -> bool:
         deadline = time.monotonic() + timeout_s  # a hang guard only (wall time: a sim clock may stand still)
@@ -128,25 +144,76 @@ def test_watchdog_commands_a_stop_when_actions_stop_and_deactivate_stops_too(ben
     assert len(twists) == stopped_at
 
 
-def test_joint_trajectory_carries_the_chunk_rows_and_holds_on_stop(bench: Bench) -> None:
+T0 = 20 * 10**9  # the sim clock's start in the tests on use_sim_time, ns
+STEP = 50_000_000  # their control period, 0.05 s, in ns
+
+
+def test_joint_trajectory_carries_the_chunk_rows_and_holds_the_last_played_row_on_stop(bench: Bench) -> None:
     trajectories = bench.record(JointTrajectory, "joint_trajectory")
     gated = bench.record(AgentAction, GATED_ACTION_TOPIC)
-    bench.start({"outputs": ["joint_trajectory", "agent_action"], "joint_names": ["a", "b"],
-                 "control_period": 0.1, "action_timeout": 0.3})
-    assert bench.spin_until(bench.connected)
-    bench.send([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], request_id=5)
-    assert bench.spin_until(lambda: len(trajectories) >= 2 and len(gated) >= 2)
-    plan, hold = trajectories[:2]
-    assert plan.joint_names == ["a", "b"]
+    node = bench.start_on_sim_clock({"outputs": ["joint_trajectory", "agent_action"], "joint_names": ["a", "b"],
+                                     "control_period": 0.05, "action_timeout": 0.125}, T0)
+    assert bench.spin_until(lambda: all(o.publisher.get_subscription_count() for o in node.outputs))
+    bench.send([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], request_id=5)  # stamped now: row k due at 20 + 0.05 k
+    assert bench.spin_until(lambda: len(trajectories) == 1 and len(gated) == 1)
+    plan = trajectories[0]
+    assert plan.joint_names == ["a", "b"] and plan.header.stamp == Time(sec=20)
     assert [list(p.positions) for p in plan.points] == [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]
-    assert [to_seconds(p.time_from_start) for p in plan.points] == pytest.approx([0.1, 0.2, 0.3])
-    assert [list(p.positions) for p in hold.points] == [[0.1, 0.2]]  # never empty: holds the first point
+    assert [to_seconds(p.time_from_start) for p in plan.points] == pytest.approx([0.05, 0.1, 0.15])
+    for k in (1, 2):  # the rows play at the gate; the controller has them already: no new trajectory
+        bench.sim_clock(T0 + k * STEP)
+        assert bench.spin_until(lambda: len(gated) == 1 + k)  # noqa: B023 - awaited here
+    bench.sim_clock(T0 + 3 * STEP)  # played to its end, and 0.15 s > action_timeout after the action: stop
+    assert bench.spin_until(lambda: len(trajectories) == 2 and len(gated) == 4)
+    hold = trajectories[1]
+    assert [list(p.positions) for p in hold.points] == [[0.5, 0.6]]  # never empty: holds the last row played
     assert gated[0].request_id == 5 and list(gated[0].action) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
-    assert bench.spin_until(lambda: list(gated[-1].action) == [0.0] * 6)  # the stop, for the simulator
-    # Between them only repeats of the command in force (renewals for the simulator's command timeout);
-    # the trajectory is not sent again (it would restart).
-    assert all(g.request_id == 5 and list(g.action) == list(gated[0].action) for g in gated[1:-1])
-    assert gated[-1].request_id == 5 and len(trajectories) == 2
+    # Between them renewals of the chunk the simulator plays itself, then the stop (one row of zeros).
+    assert all(g.request_id == 5 and list(g.action) == list(gated[0].action) for g in gated[1:3])
+    assert gated[3].request_id == 5 and list(gated[3].action) == [0.0, 0.0]
+
+
+def test_the_gate_plays_a_chunk_at_its_own_control_rate_then_holds_then_stops(bench: Bench) -> None:
+    """No decision after the first: each control tick sends the next row, the last one holds while the
+    action is fresh, then the watchdog stops. Sim time steps the ticks one by one: counts, not timings."""
+    twists = bench.record(Twist, "cmd_vel")
+    node = bench.start_on_sim_clock({"index.linear.x": 0, "row_width": 1, "control_period": 0.05,
+                                     "action_timeout": 0.225, "max_observation_age": 1.0}, T0)
+    bench.send([0.1, 0.2, 0.3, 0.4], request_id=1)  # four one-element rows, stamped now
+    assert bench.spin_until(lambda: len(twists) == 1)
+    for k in range(1, 6):
+        bench.sim_clock(T0 + k * STEP)
+        assert bench.spin_until(lambda: len(twists) == 1 + k)  # noqa: B023 - awaited here
+    # Rows 0..3 one per period, row 3 held at 20.2 (0.2 s after the action: still fresh), the stop at 20.25.
+    assert [t.linear.x for t in twists] == [0.1, 0.2, 0.3, 0.4, 0.4, 0.0]
+    assert node.gate.accepted == 1 and node.gate.timeouts == 1
+
+
+def test_time_aligned_chunk_skips_passed_rows_and_stamps_trajectory_points_at_their_target_times(
+        bench: Bench) -> None:
+    trajectories = bench.record(JointTrajectory, "joint_trajectory")
+    node = bench.start_on_sim_clock({"outputs": ["joint_trajectory"], "joint_names": ["a"], "control_period": 0.05,
+                                     "chunk_timing": "observation", "trajectory_field": "velocities"}, T0)
+    assert bench.spin_until(lambda: node.outputs[0].publisher.get_subscription_count() > 0)
+    msg = AgentAction(action=[0.1, 0.2, 0.3, 0.4], request_id=1)
+    msg.observation_stamp = Time(sec=19, nanosec=930_000_000)  # 0.07 s old at 20.0: row 0 (until 19.98) passed
+    bench.actions.publish(msg)
+    assert bench.spin_until(lambda: len(trajectories) == 1)
+    plan = trajectories[0]
+    # Row k's target time 19.93 + 0.05 (k + 1), relative to the header stamp 20.0: rows 1..3 at
+    # 20.03, 20.08, 20.13.
+    assert plan.header.stamp == Time(sec=20)
+    assert [list(p.velocities) for p in plan.points] == [[0.2], [0.3], [0.4]]
+    assert [to_seconds(p.time_from_start) for p in plan.points] == pytest.approx([0.03, 0.08, 0.13])
+    assert node.gate.player.skipped_rows == 1
+
+
+def test_an_unknown_overlap_is_refused_in_one_line(bench: Bench) -> None:
+    with pytest.raises(ConfigError) as error:
+        bench.start({"overlap": "average_of_three"})
+    message = str(error.value)
+    assert "\n" not in message and "action_node.overlap" in message and "'average_of_three'" in message
+    assert all(name in message for name in ("replace", "ensemble", "blend", "inpaint"))
 
 
 def test_configure_refuses_a_gate_that_cannot_map_and_waits_without_autostart(bench: Bench) -> None:

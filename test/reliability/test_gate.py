@@ -134,7 +134,7 @@ def test_stop_on_demand_is_zero_and_ends_what_is_owed() -> None:
     ({"max_observation_age": math.inf}, "max_observation_age"),
     ({"deceleration": -1.0}, "deceleration"),
     ({"action_min": 0.5}, "action_min..action_max"),
-    ({"row_width": 0}, "min_length/row_width"),
+    ({"row_width": -1}, "min_length/row_width"),
 ])
 def test_a_gate_that_would_not_fail_closed_is_refused(kwargs, field) -> None:
     with pytest.raises(ConfigError) as error:
