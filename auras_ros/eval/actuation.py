@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from auras_ros.core.chunks import ChunkPlayer
+from auras_ros.core.chunks import TIMINGS, ChunkPlayer
 from auras_ros.core.errors import ConfigError, one_of
 
 ROW_WIDTH = 2  # the catch task's command: (vx, vy)
@@ -20,9 +20,6 @@ def action_chunk(action: Sequence[float] | np.ndarray) -> np.ndarray:
     values = np.asarray(action, dtype=np.float64).ravel()
     values = values[: len(values) // ROW_WIDTH * ROW_WIDTH]
     return values.reshape(-1, ROW_WIDTH) if len(values) else np.zeros((1, ROW_WIDTH))
-
-
-TIMINGS = ("arrival", "observation")
 
 
 class ChunkExecutor:
@@ -37,7 +34,11 @@ class ChunkExecutor:
       gate's stop through the simulator, plays from its arrival).
 
     When no row is due (nothing decided yet, or the chunk played to its end with no newer one) the last
-    command holds; before the first decision the agent stands still."""
+    command holds; before the first decision the agent stands still.
+
+    :attr:`source` is the request id of the chunk the last returned command came from (a held command
+    keeps the source it was played from; None before any row played), so the measurements
+    (:mod:`auras_ros.eval.seams`) see where chunks switch."""
 
     def __init__(self, chunk_rows: int, period: float, overlap: str = "replace", timing: str = "arrival") -> None:
         if timing not in TIMINGS:
@@ -45,6 +46,7 @@ class ChunkExecutor:
         self.player = ChunkPlayer(period, overlap, chunk_rows)
         self.timing = timing
         self._held = np.zeros(ROW_WIDTH)
+        self.source: int | None = None
 
     @property
     def chunk_rows(self) -> int | None:
@@ -56,8 +58,10 @@ class ChunkExecutor:
         # Several may arrive in one step: the newest request joins last, so under `replace` it wins.
         for decision in sorted(decisions, key=lambda d: d.request_id):
             stamp = decision.observation_stamp if self.timing == "observation" else None
-            self.player.add(action_chunk(decision.output.action), now if stamp is None else stamp, now, ROW_WIDTH)
+            self.player.add(action_chunk(decision.output.action), now if stamp is None else stamp, now, ROW_WIDTH,
+                            label=decision.request_id)
         row = self.player.row(now)
         if row is not None:
             self._held = row
+            self.source = self.player.source
         return self._held

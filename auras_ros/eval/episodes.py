@@ -28,13 +28,15 @@ import torch
 from tqdm import tqdm
 
 from auras_ros.core.clock import SimClock, WallClock
+from auras_ros.core.inpaint import InpaintConfig
 from auras_ros.core.metrics import Decision, MetricsRecorder, RunMetrics
 from auras_ros.core.pacing import FreshObservations
 from auras_ros.core.spec import ExecutorSpec, make_runner
-from auras_ros.core.stages import Agent, Observation
+from auras_ros.core.stages import Agent, Observation, reset_episode
 from auras_ros.core.stats import Spread, mean
 from auras_ros.eval.actuation import ChunkExecutor
 from auras_ros.eval.realtime_world import RealTimeWorld
+from auras_ros.eval.seams import ChunkMetrics
 from auras_ros.eval.results import (EpisodeResult, Evaluation, RealTimeEpisode, RealTimeEvaluation, summarize,
                                     summarize_realtime)
 from auras_ros.eval.task import CatchTask, TaskConfig, TaskSource
@@ -52,9 +54,10 @@ def with_seq_first(specs: Sequence[ExecutorSpec]) -> list[ExecutorSpec]:
 def run_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed: int, chunk_rows: int,
                 keep_actions: bool = False, timing: str = "arrival") -> EpisodeResult:
     task.reset(seed)
+    reset_episode(agent)
     period = task.config.frame_period
-    runner = make_runner(spec, agent, TaskSource(task), SimClock(), frame_period=period)
-    executor = ChunkExecutor(chunk_rows, period, timing=timing)
+    runner = make_runner(spec, agent, TaskSource(task), SimClock(), frame_period=period, chunk_rows=chunk_rows)
+    executor = ChunkExecutor(chunk_rows, period, spec.chunk_overlap("replace"), timing=timing)
     ages: list[float] = []
     frames_of_decisions: list[int] = []
     actions: list[list[float]] = []
@@ -88,11 +91,13 @@ class FreshCamera:
         return Observation(self._seq, self._clock.now(), self._frames[self._seq % len(self._frames)])
 
 
-def measure_wall(agent: Agent, spec: ExecutorSpec, frames: list[Any], decisions: int = 40) -> RunMetrics:
-    """A wall-clock run of ``spec`` on this machine (fill-up decisions not counted)."""
+def measure_wall(agent: Agent, spec: ExecutorSpec, frames: list[Any], decisions: int = 40,
+                 chunk_period: float | None = None) -> RunMetrics:
+    """A wall-clock run of ``spec`` on this machine (fill-up decisions not counted); ``chunk_period``:
+    the seconds between chunk rows that ASYNC paces its requests by."""
     clock = WallClock()
     recorder = MetricsRecorder(warmup_decisions=spec.in_flight)
-    runner = make_runner(spec, agent, FreshCamera(frames, clock), clock, recorder=recorder)
+    runner = make_runner(spec, agent, FreshCamera(frames, clock), clock, recorder=recorder, chunk_period=chunk_period)
     try:
         # On a wall clock PAR and DEC run their own threads inside run(); SEQ and Auras step frames.
         runner.run(decisions=decisions)
@@ -131,7 +136,7 @@ def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes:
         bar = tqdm(total=len(specs) * wall_repeats, desc="wall-clock throughput", disable=not progress)
         for _ in range(wall_repeats):  # interleaved repeats: machine load drifts, so SEQ is re-measured too
             for spec in specs:
-                rates[spec].append(measure_wall(agent, spec, frames, wall_decisions).decisions_per_s)
+                rates[spec].append(measure_wall(agent, spec, frames, wall_decisions, period).decisions_per_s)
                 bar.update(1)
         bar.close()
         seq_rate = Spread.of(rates[SEQ]).median
@@ -147,14 +152,17 @@ def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes:
 class RealTimeActuator:
     """Decisions into the real-time world, rows aligned to wall time (:class:`ChunkExecutor`): a new
     chunk's row due now is applied when the decision leaves, and before each world step the row due
-    then; when its rows are played the last holds. ``now``: the world's clock."""
+    then; when its rows are played the last holds. ``now``: the world's clock. ``sources``: per world
+    step, the request id of the chunk its command came from (:attr:`ChunkExecutor.source`)."""
 
-    def __init__(self, world: RealTimeWorld, chunk_rows: int, now: Callable[[], float], timing: str = "arrival") -> None:
+    def __init__(self, world: RealTimeWorld, chunk_rows: int, now: Callable[[], float], timing: str = "arrival",
+                 overlap: str = "replace") -> None:
         self.world = world
         self._now = now
-        self._executor = ChunkExecutor(chunk_rows, world.period, timing=timing)
+        self._executor = ChunkExecutor(chunk_rows, world.period, overlap, timing)
         self.decisions: list[Decision] = []
         self.arrival_frames: list[int] = []  # world frame (steps done) when each decision was applied
+        self.sources: list[int | None] = []
 
     def on_decision(self, decision: Decision) -> None:
         def apply(task: CatchTask) -> None:  # under the world's lock: no step runs meanwhile
@@ -168,19 +176,28 @@ class RealTimeActuator:
     def on_tick(self) -> np.ndarray | None:
         """Called by the world under its lock before each step: the row due now (None before any
         decision: the agent stands still)."""
-        return self._executor.next([], self._now()) if self.decisions else None
+        command = self._executor.next([], self._now()) if self.decisions else None
+        self.sources.append(self._executor.source)
+        return command
 
 
 def run_realtime_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed: int, chunk_rows: int,
-                         speed: float, max_wall_s: float | None = None, timing: str = "arrival") -> RealTimeEpisode:
+                         speed: float, max_wall_s: float | None = None, timing: str = "arrival",
+                         overlap: str = "replace") -> RealTimeEpisode:
     """One episode of ``spec`` against the world running in wall time; returns when the world ends
-    (success or ``max_frames``) and the executor has stopped."""
+    (success or ``max_frames``) and the executor has stopped, with the played commands measured
+    (:mod:`auras_ros.eval.seams`)."""
     clock = WallClock()
     actuator: RealTimeActuator | None = None
     world = RealTimeWorld(task, clock_now=clock.now, speed=speed, on_tick=lambda: actuator.on_tick())
-    actuator = RealTimeActuator(world, chunk_rows, clock.now, timing)
+    played = spec.chunk_overlap(overlap)
+    actuator = RealTimeActuator(world, chunk_rows, clock.now, timing, played)
     source = FreshObservations(world, timeout=2 * world.period)
-    runner = make_runner(spec, agent, source, clock, recorder=MetricsRecorder(), on_decision=actuator.on_decision)
+    reset_episode(agent)
+    # inpaint: every request is guided toward the newest emitted chunk, its rows a world period apart.
+    inpaint = InpaintConfig(world.period) if played == "inpaint" else None
+    runner = make_runner(spec, agent, source, clock, recorder=MetricsRecorder(), on_decision=actuator.on_decision,
+                         chunk_rows=chunk_rows, chunk_period=world.period, inpaint=inpaint)
     limit = max_wall_s if max_wall_s is not None else 20 * task.config.max_frames * world.period + 10
     errors: list[BaseException] = []
 
@@ -210,7 +227,9 @@ def run_realtime_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed
     times = [d.decision_time for d in actuator.decisions]
     episode = EpisodeResult(seed, score.success, score.frames, score.success_frame, score.tracking_error,
                             len(ages), ages, [float(v) / period for v in np.diff(times)])
-    return RealTimeEpisode(episode, wall, world.overruns)
+    chunks = ChunkMetrics.of(score.commands, actuator.sources, task.config.frame_period, score.reversal_frame,
+                             score.reversal_velocity)
+    return RealTimeEpisode(episode, wall, world.overruns, chunks)
 
 
 def measure_seq_latency(agent: Agent, frames: list[Any], requests: int = 30) -> dict:
@@ -225,7 +244,8 @@ def measure_seq_latency(agent: Agent, frames: list[Any], requests: int = 30) -> 
 def evaluate_realtime(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes: int, chunk_rows: int,
                       speed: float, task_config: TaskConfig = TaskConfig(), seed0: int = 0,
                       warmup: bool = True, progress: bool = True, task: CatchTask | None = None,
-                      latency: dict | None = None, timing: str = "arrival") -> RealTimeEvaluation:
+                      latency: dict | None = None, timing: str = "arrival",
+                      overlap: str = "replace") -> RealTimeEvaluation:
     """Every spec on the same seeds, interleaved per seed in a seeded shuffled order (so SEQ and each
     executor share the machine's conditions); SEQ is always run."""
     specs = with_seq_first(specs)
@@ -235,17 +255,18 @@ def evaluate_realtime(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], 
         latency = measure_seq_latency(agent, [task.reset(s).data for s in seeds[:4]])
     if warmup:  # first calls of each executor (thread pools, merged batch shapes) are not measured
         for spec in specs:
-            run_realtime_episode(agent, spec, task, 10 ** 6, chunk_rows, speed, timing=timing)
+            run_realtime_episode(agent, spec, task, 10 ** 6, chunk_rows, speed, timing=timing, overlap=overlap)
     runs: dict[ExecutorSpec, list[RealTimeEpisode]] = {s: [] for s in specs}
     order_rng = np.random.default_rng(seed0)
     bar = tqdm(total=len(specs) * episodes, desc=f"real-time closed loop ({policy}, speed {speed:g})",
                disable=not progress)
     for seed in seeds:
         for i in order_rng.permutation(len(specs)):
-            runs[specs[i]].append(run_realtime_episode(agent, specs[i], task, seed, chunk_rows, speed, timing=timing))
+            runs[specs[i]].append(run_realtime_episode(agent, specs[i], task, seed, chunk_rows, speed, timing=timing,
+                                                       overlap=overlap))
             bar.update(1)
     bar.close()
     period = task.config.frame_period / speed
     results = [summarize_realtime(spec, runs[spec], runs[SEQ], period) for spec in specs]
     return RealTimeEvaluation(policy, asdict(task.config), speed, period, latency, seeds, chunk_rows,
-                              torch.get_num_threads(), results, chunk_timing=timing)
+                              torch.get_num_threads(), results, chunk_timing=timing, overlap=overlap)

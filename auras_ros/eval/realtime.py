@@ -1,6 +1,7 @@
 """Real-time closed-loop evaluation: the world runs in wall time and a slow agent pays.
 
     python -m auras_ros.eval.realtime --policy diffusion --speed 3 --episodes 30 [--executors ...] [--json F]
+        [--overlap replace|ensemble|blend|...] [--variant catch|reverse]
 
 How an episode runs: :mod:`auras_ros.eval.episodes`. **World speed**: ``speed`` scales world time
 against wall time without changing the per-frame dynamics (the policies were trained frame-stepped
@@ -10,24 +11,32 @@ latency spans several world frames, where staleness costs success.
 **Pairing**: every seed runs every executor back to back, in a seeded shuffled order, so SEQ and each
 executor share the machine's conditions. Success's ratio to SEQ has a paired bootstrap interval,
 decisions/s a per-episode bootstrap interval.
+
+**Chunks**: ``--overlap`` is how a new chunk joins the one playing (:data:`auras_ros.core.chunks.OVERLAPS`),
+``--variant reverse`` the task with a sudden target reversal; a second table gives every executor's
+seams, jerk and reaction time (:mod:`auras_ros.eval.seams`). ``python -m auras_ros.eval.chunk_table``
+runs executor × overlap rows against each other.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from auras_ros.core.chunks import OVERLAPS
 from auras_ros.core.spec import ExecutorSpec, executor_argument
 from auras_ros.core.stages import chunk_rows
 from auras_ros.eval.actuation import TIMINGS
 from auras_ros.eval.episodes import evaluate_realtime
 from auras_ros.eval.files import write_failed
 from auras_ros.eval.policies import add_policy_arguments, load_policy
-from auras_ros.eval.report import realtime_table
+from auras_ros.eval.report import chunk_table, realtime_table
 from auras_ros.eval.results import Machine, device_of, write_json
+from auras_ros.eval.task_config import VARIANTS, TaskConfig
 
 DEFAULT_EXECUTORS = ("seq", "dec", "par:2", "par:3", "auras:1+5:f0:a0", "auras:1+5:f0:a1", "auras:1+2:f0:a0")
 
@@ -45,17 +54,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-timing", choices=TIMINGS, default="arrival",
                         help="arrival: each chunk's rows play from the step its decision arrives in; observation: "
                              "row k is due k frames after its observation was sensed (late rows skipped)")
+    parser.add_argument("--overlap", choices=OVERLAPS, default="replace",
+                        help="how a new chunk joins the one playing (core.chunks)")
+    parser.add_argument("--variant", choices=VARIANTS, default="catch",
+                        help="reverse: the target reverses at a seeded frame (reaction time is measured)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     agent = load_policy(args.policy, args.checkpoint)
     evaluation = evaluate_realtime(agent, args.policy, args.executors, args.episodes, chunk_rows(agent), args.speed,
-                                   seed0=args.seed, timing=args.chunk_timing)
+                                   replace(TaskConfig(), variant=args.variant), seed0=args.seed,
+                                   timing=args.chunk_timing, overlap=args.overlap)
     evaluation.machine = Machine.now(device_of(agent))  # as the runs end: the report's machine facts
     lat = evaluation.seq_latency_ms
     print(f"SEQ decision latency on this machine: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms; "
           f"world frame {1000 * evaluation.world_period_s:.1f} ms wall (speed {args.speed:g})")
     print(realtime_table(evaluation))
+    print(f"\nChunks (overlap {args.overlap}, task variant {args.variant}):")
+    print(chunk_table([(r.config.name, r.chunks) for r in evaluation.results if r.chunks is not None]))
     if args.json:
         try:
             write_json(args.json, evaluation)

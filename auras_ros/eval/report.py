@@ -23,6 +23,7 @@ from auras_ros.eval.results import (ConfigResult, Evaluation, Machine, RealTimeE
                                     load_realtime, write_json)
 from auras_ros.eval.files import replace_atomically, write_failed, write_text_atomically
 from auras_ros.eval.scoring import BagEvaluation, ScoredRun
+from auras_ros.eval.seams import ChunkSummary
 
 # ---- shared by every report ------------------------------------------------------------------------
 
@@ -223,6 +224,18 @@ def realtime_table(evaluation: RealTimeEvaluation) -> str:
             f"{r.age_p50_frames:.1f}/{r.age_p99_frames:.1f}", f"{r.interval_cv:.2f}", f"{r.mean_time_to_success:.1f}",
             f"{rt.overruns_per_episode:.1f}"])
     return markdown_table(head, rows)
+
+
+def chunk_table(rows: Sequence[tuple[str, ChunkSummary]]) -> str:
+    """Seams, jerk and reaction (:mod:`auras_ros.eval.seams`) per labelled row: success with its 95%
+    Wilson interval, time to success and reaction in world frames, seams in normalized command units."""
+    head = ["executor / overlap", "episodes", "success [95% CI]", "time to success (frames)",
+            "seam max ‖Δ‖ p50/p99", "jerk p99 (1/s³)", "reaction p50 (frames)", "reacted"]
+    return markdown_table(head, [
+        [label, str(c.episodes), f"{c.success_rate:.2f} [{c.success_ci[0]:.2f}–{c.success_ci[1]:.2f}]",
+         f"{c.time_to_success:.1f}", f"{c.seam_max_p50:.3f}/{c.seam_max_p99:.3f}", f"{c.jerk_p99:.0f}",
+         f"{c.reaction_p50:.1f}", f"{c.reacted}/{c.reversals}" if c.reversals else "–"]
+        for label, c in rows])
 
 
 def alpha_table(evaluation: Evaluation, iterations: int | None = None) -> str:

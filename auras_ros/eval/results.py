@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from auras_ros.core.spec import ExecutorSpec
 from auras_ros.eval.files import write_text_atomically
+from auras_ros.eval.seams import ChunkMetrics, ChunkSummary
 from auras_ros.core.stats import bootstrap_mean_ci, cv, mean, paired_ratio_ci, percentile, wilson
 
 
@@ -144,6 +145,7 @@ class RealTimeEpisode:
     episode: EpisodeResult
     wall_s: float
     overruns: int  # world ticks the renderer could not keep
+    chunks: ChunkMetrics | None = None  # seams, jerk and reaction of the played commands
 
 
 @dataclass
@@ -155,6 +157,7 @@ class RealTimeResult:
     overruns_per_episode: float
     wall_s: float
     per_episode_decisions_per_s: list[float] = field(default_factory=list)
+    chunks: ChunkSummary | None = None  # seams, jerk, reaction (None in JSON written before they were measured)
 
 
 @dataclass
@@ -170,6 +173,7 @@ class RealTimeEvaluation:
     results: list[RealTimeResult]
     machine: Machine | None = None  # None in JSON written before machines were recorded
     chunk_timing: str = "arrival"  # eval.actuation.TIMINGS: where each chunk's rows start
+    overlap: str = "replace"  # core.chunks.OVERLAPS: how a new chunk joins the one playing
 
 
 def summarize(spec: ExecutorSpec, results: Sequence[EpisodeResult], seq: Sequence[EpisodeResult] | None,
@@ -205,7 +209,17 @@ def summarize_realtime(spec: ExecutorSpec, runs: Sequence[RealTimeEpisode], seq:
     config.decisions_per_s = mean(rates)
     config.throughput_vs_seq = mean([a / b for a, b in zip(rates, seq_rates, strict=False) if b > 0])
     return RealTimeResult(config, config.decisions_per_s, bootstrap_mean_ci(rates), config.throughput_vs_seq,
-                          mean([r.overruns for r in runs]), mean([r.wall_s for r in runs]), rates)
+                          mean([r.overruns for r in runs]), mean([r.wall_s for r in runs]), rates,
+                          chunk_summary(runs))
+
+
+def chunk_summary(runs: Sequence[RealTimeEpisode]) -> ChunkSummary | None:
+    """The chunk measurements of ``runs`` (None when an episode was not measured)."""
+    metrics = [r.chunks for r in runs]
+    if any(m is None for m in metrics):
+        return None
+    return ChunkSummary.of([r.episode.success for r in runs], [r.episode.success_frame for r in runs],
+                           [m for m in metrics if m is not None])
 
 
 def headline(evaluation: Evaluation, min_ratio: float = 1.0) -> ConfigResult | None:
@@ -250,9 +264,14 @@ def load_evaluation(path: Path) -> Evaluation:
                          "machine": _machine(data.get("machine"))})
 
 
+def _chunk_summary(data: dict | None) -> ChunkSummary | None:
+    return None if data is None else ChunkSummary(**{**data, "success_ci": tuple(data["success_ci"])})
+
+
 def load_realtime(path: Path) -> RealTimeEvaluation:
     """A :class:`RealTimeEvaluation` back from the JSON that :func:`write_json` wrote."""
     data = json.loads(Path(path).read_text())
     results = [RealTimeResult(**{**r, "config": _config_result(r["config"]),
-                                 "decisions_per_s_ci": tuple(r["decisions_per_s_ci"])}) for r in data["results"]]
+                                 "decisions_per_s_ci": tuple(r["decisions_per_s_ci"]),
+                                 "chunks": _chunk_summary(r.get("chunks"))}) for r in data["results"]]
     return RealTimeEvaluation(**{**data, "results": results, "machine": _machine(data.get("machine"))})

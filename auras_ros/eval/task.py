@@ -16,6 +16,12 @@ Two time modes:
   time, ``substeps`` physics steps); accuracy does not depend on the machine's speed.
 - **real-time**: :class:`auras_ros.eval.realtime_world.RealTimeWorld` steps the same world in wall
   time at the frame rate from a thread; actions apply when they arrive, so a slow agent pays.
+
+Variants (``TaskConfig.variant``): ``catch`` as above; ``reverse`` adds a sudden target change: at a
+frame r drawn per seed from ``reverse_frames`` (the same r for every executor on that seed), the
+target's velocity flips sign at the start of the step from frame r to r + 1 (observations up to frame
+r show the old motion), and only a hold completed after the reversal counts as success (the hold
+counter restarts there), so every successful episode has caught the target after it turned.
 """
 
 from __future__ import annotations
@@ -94,6 +100,11 @@ class EpisodeScore:
     frames: int = 0
     success_frame: int | None = None  # the frame at which the hold completed
     distances: list[float] = field(default_factory=list)
+    # The command in force during each step (normalized, as clipped by apply): commands[i] moved the
+    # world from frame i to frame i + 1.
+    commands: list[list[float]] = field(default_factory=list)
+    reversal_frame: int | None = None  # reverse variant: the step r whose start flips the target
+    reversal_velocity: list[float] | None = None  # the target's velocity right after the flip
 
     @property
     def time_to_success(self) -> float | None:
@@ -115,7 +126,9 @@ class CatchTask:
         self._renderer: mujoco.Renderer | None = None
         self._camera = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, "top")
         self._target_velocity = np.zeros(2)
+        self._reversal_frame: int | None = None
         self._rendered: tuple[int, np.ndarray] | None = None
+        self.renders = 0  # camera renders done (a frame's is reused): the work a test per decision counts
         self.frame = 0
         self.seed = 0
         self._hold = 0
@@ -133,6 +146,9 @@ class CatchTask:
             if np.linalg.norm(agent - target) >= c.min_start_distance:
                 break
         heading = rng.uniform(0, 2 * math.pi)
+        # Drawn after everything the catch variant draws, so its episodes stay the same seed for seed.
+        self._reversal_frame = int(rng.integers(c.reverse_frames[0], c.reverse_frames[1] + 1)) \
+            if c.variant == "reverse" else None
         self.data.qpos[:2] = agent
         self.data.mocap_pos[0, :2] = target
         self._target_velocity = c.target_speed * np.array([math.cos(heading), math.sin(heading)])
@@ -142,7 +158,7 @@ class CatchTask:
         self.seed = seed
         self._hold = 0
         self._rendered = None
-        self.score = EpisodeScore(seed=seed)
+        self.score = EpisodeScore(seed=seed, reversal_frame=self._reversal_frame)
         return self.observation()
 
     @property
@@ -170,6 +186,11 @@ class CatchTask:
         if action is not None:
             self.apply(action)
         c = self.config
+        if self.frame == self._reversal_frame:
+            self._target_velocity *= -1
+            self._hold = 0
+            self.score.reversal_velocity = [float(v) for v in self._target_velocity]
+        self.score.commands.append([float(v) for v in self.data.ctrl[:2] / c.max_speed])
         dt = c.frame_period / c.substeps
         for _ in range(c.substeps):
             self._move_target(dt)
@@ -194,7 +215,8 @@ class CatchTask:
         s.frames = self.frame
         s.distances.append(state.distance)
         self._hold = self._hold + 1 if state.distance <= self.config.catch_radius else 0
-        if not s.success and self._hold >= self.config.hold_frames:
+        turned = self._reversal_frame is None or self.frame > self._reversal_frame
+        if not s.success and turned and self._hold >= self.config.hold_frames:
             s.success = True
             s.success_frame = self.frame
 
@@ -211,6 +233,7 @@ class CatchTask:
             self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         self._renderer.update_scene(self.data, camera=self._camera)
         image = self._renderer.render().copy()
+        self.renders += 1
         self._rendered = (self.frame, image)
         return image
 
