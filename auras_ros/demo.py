@@ -85,7 +85,21 @@ def agent_params(spec: ExecutorSpec, args: argparse.Namespace) -> dict:
             "use_sim_time": True, "frame_period": 0.0, "stats_period": 3600.0,
             "state_topic": topics.JOINT_STATES,  # the policy also takes the agent's position
             # In a frame-stepped world each frame waits for its own observation, as in the paper.
-            "lockstep": frame_world, "frame_per_percept": args.frame_per_percept, "trigger": args.trigger}
+            "lockstep": frame_world, "frame_per_percept": args.frame_per_percept, "trigger": args.trigger,
+            # ASYNC paces its requests by the rows left of its last chunk (the world plays one per frame),
+            # and the action node plays its chunks under its aggregate.
+            **({"chunk_period": FRAME_S, "overlap": spec.aggregate} if spec.kind == "async" else {})}
+
+
+def sim_params(spec: ExecutorSpec, seed: int, episodes: int, args: argparse.Namespace) -> dict:
+    """The simulator node's parameters for episodes ``seed`` .. ``seed + episodes - 1`` of one executor: it
+    executes what the safety gate (action_node) lets through, so the gate sits in the loop."""
+    frame_world = args.world == "frame"
+    return {"mode": args.world, "seed": seed, "episodes": episodes, "control": "agent", "speed": args.speed,
+            # Strict lockstep for the executors that decide every frame once full: a seeded run repeats exactly.
+            "lockstep": frame_world, "wait_for_action": frame_world and spec.kind in ("seq", "auras"),
+            "first_decision_frame": spec.in_flight - 1, "chunk_rows": args.chunk_rows,
+            "action_topic": GATED_ACTION_TOPIC}
 
 
 def run_block(spec: ExecutorSpec, seed: int, episodes: int, args: argparse.Namespace, env: dict[str, str],
@@ -95,17 +109,11 @@ def run_block(spec: ExecutorSpec, seed: int, episodes: int, args: argparse.Names
     tag = f"{spec}_{seed}".replace(":", "_").replace("+", "p")
     agent_file, sim_file = workdir / f"{tag}_agent.yaml", workdir / f"{tag}_sim.yaml"
     agent = agent_params(spec, args)
-    frame_world = args.world == "frame"
     # After config/auras.yaml, whose entries are all /** too, so these win. The world executes what the
     # safety gate (action_node) lets through, so the gate sits in the loop.
     agent_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": {**agent, "outputs": ["agent_action"]}}}))
     sim_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
-        "mode": args.world, "seed": seed, "episodes": episodes, "control": "agent", "speed": args.speed,
-        # Strict lockstep for the executors that decide every frame once full: a seeded run repeats exactly.
-        "lockstep": frame_world, "wait_for_action": frame_world and spec.kind in ("seq", "auras"),
-        "first_decision_frame": spec.in_flight - 1, "action_readers": 1, "score_readers": 1,
-        "chunk_rows": args.chunk_rows,
-        "action_topic": GATED_ACTION_TOPIC}}}))
+        **sim_params(spec, seed, episodes, args), "action_readers": 1, "score_readers": 1}}}))
     config = str(Path(get_package_share_directory("auras_ros"), "config", "auras.yaml"))
     commands = [node_command("auras_ros", "sim_node", name="sim_node", params_files=[str(sim_file)])]
     if args.distributed:
@@ -250,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--executors", type=executor_arg, nargs="+",
                         default=[ExecutorSpec("seq"), ExecutorSpec("auras", 1, 4)],
                         help="executors in the core.spec text form: seq, dec[:G], par:K, auras:P+G[:fO][:aA]"
-                             "[:private] (the first is the baseline of the ratios)")
+                             "[:private], async[:T[:AGG]] (the first is the baseline of the ratios)")
     parser.add_argument("--world", choices=("frame", "realtime"), default="frame",
                         help="frame: one world step per pipeline frame; realtime: the world steps in wall time")
     parser.add_argument("--speed", type=float, default=1.0,

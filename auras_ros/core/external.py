@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from auras_ros.core.errors import InputError
-from auras_ros.core.stages import Agent, AgentOutput, GenerationResult, GenerationStep, Observation
+from auras_ros.core.stages import Agent, AgentOutput, GenerationResult, GenerationStep, Observation, chunk_rows
 
 
 class ExternalPerception:
@@ -32,6 +32,16 @@ class ExternalPerception:
     @property
     def max_perception_stages(self) -> int:
         return self.stages
+
+    @property
+    def chunk_rows(self) -> int:
+        """The wrapped agent's (ASYNC paces its requests by the rows its chunks play)."""
+        return chunk_rows(self.agent)
+
+    @property
+    def chunk_period(self) -> float | None:
+        """The wrapped agent's seconds between chunk rows, where it states them."""
+        return getattr(self.agent, "chunk_period", None)
 
     def perceive(self, carry: Any, stage: int, num_stages: int) -> Any:
         if not isinstance(carry, Observation):

@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Closed-loop SEQ/DEC/PAR/Auras evaluation in the MuJoCo task.")
     add_policy_arguments(parser)
     parser.add_argument("--executors", type=executor_argument, nargs="+", default=None,
-                        help="executor specs (seq, dec:G, par:K, auras:P+G:fO:aA[:private]); SEQ always runs; "
+                        help="executor specs (seq, dec:G, par:K, auras:P+G:fO:aA[:private], async[:T[:AGG]]: its chunks "
+                             "play under its own aggregate); SEQ always runs; "
                              "default: the shipped results' grid")
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0, help="first episode seed")

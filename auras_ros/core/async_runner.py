@@ -1,0 +1,136 @@
+"""ASYNC: the peers' executor, LeRobot's asynchronous inference, as a baseline beside SEQ, DEC, PAR and Auras.
+
+LeRobot (``async_inference/robot_client.py``) keeps one request in flight: the robot plays its action
+queue and sends a new observation once ``queue size / chunk size <= chunk_size_threshold`` (default
+0.5); the server infers one chunk at a time, and the client merges the overlap of the new chunk with
+what is still queued by an aggregate function (here the ChunkPlayer's overlap policies of the same
+names, :mod:`auras_ros.core.chunks`).
+
+:class:`AsyncRunner` keeps that rule on this package's runners. It cannot see the queue of whoever
+plays the chunks (the evaluators' ChunkExecutor, the action node's player: the generation node runs in
+another process), so it estimates it from the chunk it last emitted: with that chunk's observation
+stamp s, its ``chunk_rows`` H and the chunk row period p, the rows left at ``now`` are the rows whose
+control step has not begun, ``H - max(0, floor((now - s) / p))`` (clamped to [0, H]: the time-aligned
+rule of ``core.chunks``, under which row k is due from s + k·p). A request (perceive the newest
+observation, then the whole generation, as SEQ's) starts when ``rows left / H <= threshold``, LeRobot's
+comparison; before any chunk left, at once. So it runs unchanged in the core's evaluators and in the
+generation node. A request that yields no decision (no observation, bad input, a sink that refused
+it) leaves the estimate as it was, so the next frame tries again.
+
+On a simulated (frame-stepped) clock a request takes one frame, as SEQ's does, and a frame with
+nothing to request passes. Run unpaced on a wall clock (``run()``, ``run_until`` without a pacer, no
+fixed frame period) a step waits, interruptibly, until the threshold is crossed rather than spin; paced
+frames (a node's pacer, whose lockstep world only moves after the next tick, or its frame timer) pass
+without waiting.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any, Callable
+
+from auras_ros.core.baselines import SequentialRunner
+from auras_ros.core.chunks import row_index
+from auras_ros.core.clock import Clock
+from auras_ros.core.errors import ConfigError, positive_int
+from auras_ros.core.metrics import Decision, RunMetrics
+from auras_ros.core.pacing import Pacer
+from auras_ros.core.sources import ObservationSource
+from auras_ros.core.stages import Agent
+
+DEFAULT_THRESHOLD = 0.5  # LeRobot's chunk_size_threshold default
+WAIT_SLICE_S = 0.05  # a wall-clock wait for the threshold re-reads the clock (and the stop) this often
+
+
+def check_threshold(threshold: Any) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise ConfigError("async threshold", threshold, "a number in [0, 1]: the fraction of a chunk's rows left "
+                          "when the next request starts (LeRobot's chunk_size_threshold)")
+    return float(threshold)
+
+
+def check_chunk_period(period: Any) -> float:
+    if isinstance(period, bool) or not isinstance(period, (int, float)) or not (math.isfinite(period) and period > 0):
+        raise ConfigError("chunk_period", period, "a finite number of seconds > 0 between an action chunk's rows")
+    return float(period)
+
+
+class AsyncRunner(SequentialRunner):
+    """ASYNC(threshold): SEQ's request (one at a time, the newest observation, the whole generation),
+    started only when the chunk it last emitted runs low."""
+
+    def __init__(self, agent: Agent, source: ObservationSource, clock: Clock, *, chunk_rows: int,
+                 chunk_period: float, threshold: float = DEFAULT_THRESHOLD, **kwargs: Any) -> None:
+        super().__init__(agent, source, clock, **kwargs)
+        self.chunk_rows = positive_int("chunk_rows", chunk_rows)
+        self.chunk_period = check_chunk_period(chunk_period)
+        self.threshold = check_threshold(threshold)
+        # The first row index at which rows left / H <= threshold (H: left at worst, 0 <= threshold).
+        self.start_row = next(k for k in range(self.chunk_rows + 1)
+                              if (self.chunk_rows - k) / self.chunk_rows <= self.threshold)
+        self._playing: float | None = None  # observation stamp of the chunk it last emitted
+        self._woken = threading.Event()
+        self._unpaced = False  # inside run() or an unpaced run_until: nothing else waits between steps
+
+    def rows_left(self, now: float) -> int:
+        """Rows of the chunk it last emitted whose control step has not begun at ``now`` (0: none emitted)."""
+        if self._playing is None:
+            return 0
+        begun = max(row_index(self._playing, self.chunk_period, now), 0)
+        return max(self.chunk_rows - begun, 0)
+
+    def request_time(self) -> float | None:
+        """When the next request is due (None: now, no chunk has left yet)."""
+        if self._playing is None:
+            return None
+        return self._playing + self.start_row * self.chunk_period
+
+    def due(self, now: float) -> bool:
+        """Whether a request starts at ``now``: LeRobot's ``queue / chunk size <= threshold``."""
+        return self._playing is None or self.rows_left(now) / self.chunk_rows <= self.threshold
+
+    def emit(self, decision: Decision) -> bool:
+        left = super().emit(decision)
+        if left:
+            self._playing = decision.observation_stamp
+        return left
+
+    def run(self, decisions: int | None = None, frames: int | None = None) -> RunMetrics:
+        self._unpaced = True
+        try:
+            return super().run(decisions, frames)
+        finally:
+            self._unpaced = False
+
+    def run_until(self, stop: Callable[[], bool], pacer: Pacer | None = None,
+                  after_frame: Callable[[], None] | None = None) -> None:
+        self._unpaced = pacer is None
+        try:
+            super().run_until(stop, pacer, after_frame)
+        finally:
+            self._unpaced = False
+
+    def step(self) -> list[Decision]:
+        start = self.begin_frame()
+        if self._unpaced and not self.due(start) and not self.clock.simulated and self.frame_period is None:
+            self._wait_until_due()
+        if self.due(self.clock.now()):
+            return super().step()  # its begin_frame keeps this frame's start
+        self.end_frame()
+        return []
+
+    def _wait_until_due(self) -> None:
+        """Sleep until the threshold is crossed, in slices (the clock may be a ROS clock on sim time),
+        ending early on a stop or ``wake()``."""
+        self._woken.clear()
+        while not self.stopping():
+            t = self.request_time()
+            now = self.clock.now()
+            if t is None or now >= t:
+                return
+            if self._woken.wait(min(t - now, WAIT_SLICE_S)):
+                return
+
+    def wake(self) -> None:
+        self._woken.set()
