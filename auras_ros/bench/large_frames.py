@@ -16,6 +16,17 @@ effort like the camera QoS, with a queue of 30 so a busy machine's scheduling do
 *lost in transport*, what the perception node counted as lost (``lost:image``); *perceived*, the
 percepts published. perceived < delivered means perception was slower than the camera: its
 subscription keeps the newest frame only (a late frame is worth less than the next one).
+
+    python -m auras_ros.bench.large_frames --camera-4k [--seconds 10] [--rate 60] [--model diffusion-tiny]
+        [--kinds rgb jpeg]
+
+A 3840x2160 camera at ``rate`` Hz for ``seconds`` through the composed agent graph (generation, context and
+perception nodes in this process as ``auras_composed`` runs them, ``transport: in_process``, local
+delivery), with the perception node's ``reduced_decoding`` off (before: every frame decoded at 4K) and on
+(after: decoded at the smallest 1/2^n that is still at least the model's input), alternated. Per run:
+frames sent; perceptions/s; frames *overwritten* (replaced before perception took them, counted by the
+perception node); actions/s; and the age of each action when it reaches a listener in the process (its
+arrival minus its camera stamp: what the safety gate compares with ``max_obs_age``), p50 and p99.
 """
 
 from __future__ import annotations
@@ -114,6 +125,92 @@ def run_composed(kind: str, count: int, rate: float, model: str) -> dict[str, An
             node.destroy_node()
         rclpy.try_shutdown(context=context)
     return _row("composed", kind, msg, count, achieved, delivered[0], drops.get("lost:image", 0), percepts[0])
+
+
+WIDTH_4K, HEIGHT_4K = 3840, 2160
+
+
+def camera_4k_message(kind: str) -> Any:
+    """A camera-like 4K frame (gradients, shapes, sensor noise: a JPEG of it has a camera's size)."""
+    from sensor_msgs.msg import CompressedImage, Image
+
+    y, x = np.mgrid[0:HEIGHT_4K, 0:WIDTH_4K]
+    pixels = np.stack([x * 255 // WIDTH_4K, y * 255 // HEIGHT_4K, (x // 7 + y // 5) % 256], axis=-1).astype(np.uint8)
+    cv2.circle(pixels, (WIDTH_4K // 2, HEIGHT_4K // 2), HEIGHT_4K // 3, (200, 30, 90), -1)
+    noise = np.random.default_rng(0).integers(-12, 13, pixels.shape)
+    pixels = np.clip(pixels.astype(int) + noise, 0, 255).astype(np.uint8)
+    if kind == "rgb":
+        return Image(height=HEIGHT_4K, width=WIDTH_4K, encoding="rgb8", step=WIDTH_4K * 3, data=pixels.tobytes())
+    ok, jpeg = cv2.imencode(".jpg", pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return CompressedImage(format="jpeg", data=jpeg.tobytes())
+
+
+def run_camera_4k(kind: str, seconds: float, rate: float, model: str, reduced: bool) -> dict[str, Any]:
+    """One run of the composed graph fed a 4K camera (the module's docstring)."""
+    import copy
+
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from auras_ros.msg import AgentAction, Percept, PipelineStats
+    from auras_ros.nodes.composed import compose, stop_composed
+    from auras_ros.nodes.local_delivery import LocalDelivery
+    from auras_ros.nodes.qos import ORDERED, SENSOR_LATEST
+    from auras_ros.nodes.ros_convert import to_seconds
+    from auras_ros.nodes.spinners import NodeSpinners
+    from auras_ros.transport import HandleRegistry
+
+    template = camera_4k_message(kind)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=_domain())
+    delivery = LocalDelivery()
+    params = {"model": model, "transport": "in_process", "stats_period": 0.5, "reduced_decoding": reduced}
+    nodes = compose(HandleRegistry(), camera=False, action=False, delivery=delivery, context=context,
+                    parameter_overrides=[Parameter(name, value=value) for name, value in params.items()])
+    listener = rclpy.create_node("action_listener", context=context)
+    ages: list[float] = []
+    percepts, drops = [0], dict[str, int]()
+
+    def on_action(msg: AgentAction) -> None:
+        ages.append(listener.get_clock().now().nanoseconds * 1e-9 - to_seconds(msg.observation_stamp))
+
+    def on_stats(stats: PipelineStats) -> None:
+        for reason, n in zip(stats.drop_reasons, stats.drop_counts, strict=False):
+            drops[reason] = drops.get(reason, 0) + n
+
+    delivery.subscription(listener, AgentAction, topics.ACTION, on_action, ORDERED, inline=True)
+    delivery.subscription(listener, Percept, topics.PERCEPT, lambda _: percepts.__setitem__(0, percepts[0] + 1),
+                          ORDERED)
+    delivery.subscription(listener, PipelineStats, topics.PERCEPTION_STATS, on_stats, ORDERED)
+    source = rclpy.create_node("camera_4k", context=context)
+    publisher = delivery.publisher(source, type(template), topic_of(kind), SENSOR_LATEST)
+    spinners = NodeSpinners([*nodes, listener, source], context=context).start()
+    count = max(2, round(seconds * rate))
+    try:
+        time.sleep(0.5)  # the executors start spinning; a local message before that is not received
+        start = time.monotonic()
+        for i in range(count):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            # Local delivery hands the object itself on: a frame of its own (its pixels shared, not copied),
+            # so that stamping the next one does not restamp one perception still holds.
+            msg = copy.copy(template)
+            msg.header = type(template.header)(stamp=source.get_clock().now().to_msg(), frame_id="camera")
+            publisher.publish(msg)
+        elapsed = time.monotonic() - start
+        actions, perceived = len(ages), percepts[0]
+        time.sleep(1.5)  # the perception stats of the last window (stats_period 0.5) come in
+    finally:
+        stop_composed(spinners, [*nodes, listener, source])
+        rclpy.try_shutdown(context=context)
+    in_run = np.asarray(ages[:actions]) * 1e3
+    return {"kind": kind, "reduced_decoding": reduced, "bytes": len(template.data), "sent": count,
+            "rate_hz": round((count - 1) / elapsed, 1), "perceptions_per_s": round(perceived / elapsed, 1),
+            "overwritten": drops.get("overwritten", 0), "actions_per_s": round(actions / elapsed, 1),
+            "age_p50_ms": round(float(np.percentile(in_run, 50)), 1) if actions else float("nan"),
+            "age_p99_ms": round(float(np.percentile(in_run, 99)), 1) if actions else float("nan")}
 
 
 def _domain() -> int:
@@ -215,16 +312,24 @@ def reader(kind: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=90, help="frames of each kind")
-    parser.add_argument("--rate", type=float, default=30.0, help="frames per second")
-    parser.add_argument("--model", default="synthetic", help="the perception node's model")
+    parser.add_argument("--rate", type=float, help="frames per second (default 30; --camera-4k: 60)")
+    parser.add_argument("--model", help="the perception node's model (default synthetic; --camera-4k: diffusion-tiny, "
+                        "whose 96x96 input a 4K frame is reduced for: the synthetic model takes any size)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--graphs", nargs="+", choices=GRAPHS, default=list(GRAPHS))
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--reader", choices=KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--camera-4k", action="store_true",
+                        help="a 4K camera through the composed graph, reduced_decoding off and on (rate 60 by default)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--camera-4k: seconds of frames per run")
     options = parser.parse_args(argv)
     if options.reader:
         reader(options.reader)
         return 0
+    if options.camera_4k:
+        return camera_4k_table(options)
+    options.rate = options.rate or 30.0
+    options.model = options.model or "synthetic"
     from auras_ros.launching import private_ros_env, with_fastdds_profile
 
     # This process publishes the frames, so it takes the profile too, before its first participant.
@@ -248,6 +353,32 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"| {r['graph']:<11} | {r['kind']:<5} | {r['bytes']:>9,} | {r['sent']:>4} | {r['rate_hz']:>9} | "
               f"{r['delivered']:>9} | {r['lost_in_transport']:>17} | {r['perceived']:>9} |")
+    return 0
+
+
+def camera_4k_table(options: argparse.Namespace) -> int:
+    from auras_ros.launching import private_ros_env
+
+    rate, model = options.rate or 60.0, options.model or "diffusion-tiny"
+    rows = []
+    with private_ros_env() as env:
+        os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
+        for kind in options.kinds:
+            for reduced in (False, True):
+                rows.append(run_camera_4k(kind, options.seconds, rate, model, reduced))
+    if options.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"a {WIDTH_4K}x{HEIGHT_4K} camera at {rate:g} Hz for {options.seconds:g} s through the composed graph, "
+          f"model {model}, {os.cpu_count()} CPUs")
+    print("| frame | reduced decoding | bytes      | sent | rate (Hz) | perceptions/s | overwritten | actions/s "
+          "| age p50 (ms) | age p99 (ms) |")
+    print("|-------|------------------|------------|------|-----------|---------------|-------------|-----------"
+          "|--------------|--------------|")
+    for r in rows:
+        print(f"| {r['kind']:<5} | {'on' if r['reduced_decoding'] else 'off':<16} | {r['bytes']:>10,} | {r['sent']:>4} "
+              f"| {r['rate_hz']:>9} | {r['perceptions_per_s']:>13} | {r['overwritten']:>11} | {r['actions_per_s']:>9} "
+              f"| {r['age_p50_ms']:>12} | {r['age_p99_ms']:>12} |")
     return 0
 
 

@@ -4,6 +4,17 @@ episodes in this process, and CPU milliseconds per decision for each.
 
     python -m auras_ros.bench.realtime_cpu --executor seq --episodes 4 --seed 50000 --speed 3
 
+    python -m auras_ros.bench.realtime_cpu --hops --executor seq --episodes 4 --seed 50000 --speed 3
+
+``--hops``: the CPU each hop of a message costs inside the agent process, where ``top`` shows one process
+and threads of few names: the composed agent nodes run in this process (``nodes.composed.compose``, as
+``auras_composed`` runs them, with the demo's parameters) against ``sim_node`` in its own, and each node
+adds ``time.thread_time`` around its hops to one ledger (core/cpu_costs.py): image intake (the callback;
+rclpy takes and deserializes the message before it, uncounted), decode, preprocess, perceive, percept
+publish, context update, context intake by generation, and the generation frame (pacing, the step and
+its actions' publication). What no hop counts (the executors' spinning, DDS, rclpy's deserialization,
+the action node, timers) is the process's CPU less the hops'.
+
 Linux only: it samples ``/proc/<pid>/task/<tid>/stat`` (user + system time) of this process and of
 every process it starts, every ``--sample-s`` seconds, and keeps each thread's last reading, so a
 thread that ends counts up to its last sample (at most one sampling period short). Both paths are the
@@ -155,6 +166,62 @@ def report(title: str, processes: dict[str, float], threads: dict[str, float], d
         print(f"    {label:<44} {seconds:7.2f} s")
 
 
+def hop_costs(spec: ExecutorSpec, episodes: int, seed: int, demo_args: argparse.Namespace, timeout_s: float) -> int:
+    """``--hops`` (the module's docstring): one run of ``episodes`` episodes, the ledger printed."""
+    import subprocess
+    import tempfile
+
+    import rclpy
+    import yaml
+    from ament_index_python.packages import get_package_share_directory
+
+    from auras_ros.launching import node_command, private_ros_env, stop_process
+    from auras_ros.nodes.composed import compose, stop_composed
+    from auras_ros.nodes.generation_node import GenerationNode
+    from auras_ros.nodes.spinners import NodeSpinners
+    from auras_ros.transport import HandleRegistry
+
+    config = str(Path(get_package_share_directory("auras_ros"), "config", "auras.yaml"))
+    with private_ros_env() as env, tempfile.TemporaryDirectory() as tmp:
+        sim_file, agent_file = Path(tmp, "sim.yaml"), Path(tmp, "agent.yaml")
+        sim_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": demo.sim_params(spec, seed, episodes, demo_args)}}))
+        agent_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
+            **demo.agent_params(spec, demo_args), "outputs": ["agent_action"]}}}))
+        context = rclpy.Context()
+        rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))
+        nodes = compose(HandleRegistry(), camera=False, context=context,
+                        cli_args=["--ros-args", "--params-file", config, "--params-file", str(agent_file)])
+        generation = next(node for node in nodes if isinstance(node, GenerationNode))
+        spinners = NodeSpinners(nodes, context=context).start()
+        cpu_before, started = time.process_time(), time.monotonic()
+        with open(Path(tmp, "sim.log"), "w") as log:
+            sim = subprocess.Popen(node_command("auras_ros", "sim_node", name="sim_node", params_files=[str(sim_file)]),
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            code = sim.wait(timeout=timeout_s)  # it ends when its episodes are done
+        finally:
+            stop_process(sim)
+            wall, process_cpu = time.monotonic() - started, time.process_time() - cpu_before
+            costs, decisions = generation.cpu.snapshot(), generation.recorder.decisions_recorded
+            stop_composed(spinners, nodes)
+            rclpy.try_shutdown(context=context)
+        if code != 0:
+            print(f"sim_node exited {code}:\n{Path(tmp, 'sim.log').read_text()[-3000:]}", file=sys.stderr)
+            return 1
+    hops = sum(cost.seconds for cost in costs.values())
+    print(f"\n{spec} at speed {demo_args.speed:g}, {episodes} episodes from seed {seed}: the agent process "
+          f"(composed nodes) took {process_cpu:.2f} CPU s over {wall:.1f} wall s, {decisions} decisions "
+          f"({1e3 * process_cpu / max(decisions, 1):.1f} ms CPU per decision)")
+    print("| hop                              | messages | CPU ms / message | CPU s | share of the process |")
+    print("|----------------------------------|----------|------------------|-------|----------------------|")
+    for name, cost in sorted(costs.items(), key=lambda kv: -kv[1].seconds):
+        print(f"| {name:<32} | {cost.messages:>8} | {cost.ms_per_message:>16.3f} | {cost.seconds:>5.2f} | "
+              f"{100 * cost.seconds / process_cpu:>19.1f}% |")
+    print(f"| {'(no hop: executors, DDS, gate)':<32} | {'':>8} | {'':>16} | {process_cpu - hops:>5.2f} | "
+          f"{100 * (process_cpu - hops) / process_cpu:>19.1f}% |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     if not Path("/proc/self/task").is_dir():
         print("realtime_cpu: needs Linux's /proc", file=sys.stderr)
@@ -167,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trigger", choices=("image", "frame"), default="image", help="the nodes' perception trigger")
     parser.add_argument("--top", type=int, default=12, help="threads listed per path")
     parser.add_argument("--sample-s", type=float, default=0.2)
+    parser.add_argument("--hops", action="store_true", help="CPU per hop inside the agent process (nodes only)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="--hops: seconds before the run is given up")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     agent = load_policy("diffusion")
@@ -175,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         "--world", "realtime", "--speed", str(args.speed), "--episodes", str(args.episodes), "--seed", str(args.seed),
         "--block", str(args.episodes), "--trigger", args.trigger, "--chunk-rows", str(chunk_rows(agent)),
         "--executors", str(args.executor)]))
+    if args.hops:
+        return hop_costs(args.executor, args.episodes, args.seed, demo_args, args.timeout)
 
     started = time.monotonic()
     with CpuSampler(own=True, period_s=args.sample_s) as core:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -112,3 +114,30 @@ def test_a_decision_the_sink_did_not_let_leave_is_not_counted_as_one(kind) -> No
     finally:
         runner.close()
     assert len(left) >= 4 and recorded == len(left)
+
+
+@pytest.mark.parametrize("make", [
+    lambda a, s, c, sink: DecoupledRunner(a, s, c, on_decision=sink),
+    lambda a, s, c, sink: ParallelRunner(a, s, c, 2, on_decision=sink),
+], ids=["DEC", "PAR2"])
+def test_the_stop_callable_ends_the_threaded_runners(make) -> None:
+    """A node's health exit reaches DEC's and PAR's threads through run_until's stop callable, not only
+    a deactivation's runner.stop(): once it turns true, run_until returns and its worker threads end."""
+    clock = WallClock()
+    camera = PeriodicCamera(2000.0, lambda seq, stamp: 0.1, start=clock.now())
+    decided = threading.Event()
+    stop = threading.Event()
+    runner = make(RecordingAgent(), camera, clock, lambda d: decided.set())
+    thread = threading.Thread(target=runner.run_until, args=(stop.is_set,), name="runs-until")
+    thread.start()
+    try:
+        assert decided.wait(60), "the runner made no decision"
+        stop.set()  # never runner.stop(): only the callable says stop
+        thread.join(60)  # a bound for a hang, not a timing measurement
+        assert not thread.is_alive(), "run_until did not return after its stop callable turned true"
+        workers = [t.name for t in threading.enumerate() if t.name == "dec-perception" or t.name.startswith("par-")]
+        assert workers == [] and not runner._stop.is_set()
+    finally:
+        runner.stop()
+        thread.join()
+        runner.close()
