@@ -31,6 +31,9 @@ AGENT_ARGUMENTS: dict[str, tuple[str, str]] = {
     "composed": ("false", "run every agent stage in one process"),
     "state_topic": ("", "sensor_msgs/JointState topic of the robot state, for a model that takes one beside the "
                         "image ('': image only)"),
+    # launch reads an argument as YAML: an instruction with a colon needs quotes (instruction:="'a: b'").
+    "instruction": ("", "an OpenVLA checkpoint's task in words ('': another model)"),
+    "unnorm_key": ("", "an OpenVLA checkpoint's dataset whose statistics unnormalise its actions ('': its only one)"),
     # Measured (tools/shutdown_times.py, README "Run it on your robot"): SIGINT to exit up to 1.7 s for five
     # processes exiting at once on 2 cores, up to 2.4 s beside two busy processes (up to 2.8 s in other
     # runs); launch's own default (5 s) leaves a loaded robot computer little margin.

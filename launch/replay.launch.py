@@ -41,7 +41,8 @@ def generate_launch_description() -> LaunchDescription:
     arg = configurations(ARGUMENTS)
     sim_time = {"use_sim_time": True}
     shared = {"model": arg["model"], "device": arg["device"], "transport": arg["transport"],
-              "state_topic": arg["state_topic"], **sim_time}
+              "state_topic": arg["state_topic"], "instruction": arg["instruction"],
+              "unnorm_key": arg["unnorm_key"], **sim_time}
     # lockstep: every frame waits for a new image (what stepped replay answers to; harmless when timed).
     generation = {**shared, "executor": arg["executor"], "frame_period": 0.0, "lockstep": True}
     distributed = UnlessCondition(arg["composed"])

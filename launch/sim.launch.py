@@ -54,7 +54,8 @@ def generate_launch_description() -> LaunchDescription:
     arg = configurations(ARGUMENTS)
     sim_time = {"use_sim_time": True}
     shared = {"model": arg["model"], "device": arg["device"], "transport": arg["transport"],
-              "state_topic": arg["state_topic"], **sim_time}
+              "state_topic": arg["state_topic"], "instruction": arg["instruction"],
+              "unnorm_key": arg["unnorm_key"], **sim_time}
     generation = {**shared, "executor": arg["executor"], "frame_period": 0.0}
     # The world starts once the evaluator sees the action publisher: it scores every decision.
     sim = {"mode": arg["sim_mode"], "evaluators": 1, **{name: arg[name] for name in SIM}}

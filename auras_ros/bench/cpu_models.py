@@ -3,6 +3,7 @@
     python -m auras_ros.bench.cpu_models [--families diffusion ar] [--decisions 40] [--repeats 5] [--threads 1]
                                          [--executors ...] [--load N] [--json out.json]
     python -m auras_ros.bench.cpu_models --model /path/to/checkpoint [...]   # a loaded checkpoint instead
+        [--instruction 'pick up the block' --unnorm-key bridge_orig]      # an OpenVLA one
 
 For a small diffusion policy and a small AR VLA it runs SEQ, DEC, PAR(2), PAR(4) and the Auras
 pipeline at L = 2..6 (pp_perception = 1, pp_generation = L - 1; fetch_offset 0 for diffusion and -1
@@ -99,26 +100,35 @@ def _ar_describe(agent: Any) -> str:
             f"{c.lm.model_type} {c.lm.num_hidden_layers} layers x {c.lm.hidden_size}, l_a = {c.action_dims}")
 
 
-def _model_family(model: str) -> Family:
-    """A checkpoint directory (any format ``build_agent`` loads) as the one family to measure; its camera
-    renders images of the size the checkpoint declares, with a state when it takes one."""
+def model_render(agent: Agent) -> Callable[[int, float], Any]:
+    """A camera for a loaded checkpoint: images of the size its input spec declares (96x96 when it takes
+    any), with a robot state when it takes one."""
+    from auras_ros.core.inputs import input_spec
+    from auras_ros.core.stages import state_size
+
+    spec = input_spec(agent)
+    images = _images(*(spec.size or (96, 96)))
+    states = np.linspace(-1, 1, state_size(agent), dtype=np.float32)
+    if not state_size(agent):
+        return lambda seq, stamp: images[seq % len(images)]
+    return lambda seq, stamp: {spec.image_key: images[seq % len(images)], spec.state_key: states}
+
+
+def model_describe(model: str, agent: Agent) -> str:
     from auras_ros.core.inputs import input_spec
     from auras_ros.core.stages import chunk_rows, state_size
+
+    return (f"{model}: {type(agent).__name__}, {agent.generation_iterations} generation iterations, "
+            f"{chunk_rows(agent)} chunk rows, input {input_spec(agent).size}, state {state_size(agent)}")
+
+
+def _model_family(model: str, instruction: str | None = None, unnorm_key: str | None = None) -> Family:
+    """A checkpoint directory (any format ``build_agent`` loads; an OpenVLA one with its instruction and
+    unnorm_key) as the one family to measure."""
     from auras_ros.models.factory import build_agent
 
-    def render(agent: Agent) -> Callable[[int, float], Any]:
-        spec = input_spec(agent)
-        images = _images(*(spec.size or (96, 96)))
-        states = np.linspace(-1, 1, state_size(agent), dtype=np.float32)
-        if not state_size(agent):
-            return lambda seq, stamp: images[seq % len(images)]
-        return lambda seq, stamp: {spec.image_key: images[seq % len(images)], spec.state_key: states}
-
-    def describe(agent: Agent) -> str:
-        return (f"{model}: {type(agent).__name__}, {agent.generation_iterations} generation iterations, "
-                f"{chunk_rows(agent)} chunk rows, input {input_spec(agent).size}, state {state_size(agent)}")
-
-    return Family("model", lambda tiny: build_agent(model), render, 0, describe)
+    return Family("model", lambda tiny: build_agent(model, instruction=instruction, unnorm_key=unnorm_key),
+                  model_render, 0, lambda agent: model_describe(model, agent))
 
 
 FAMILIES = {
@@ -153,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (per stage)")
     parser.add_argument("--tiny", action="store_true", help="the test-sized configs (seconds; numbers meaningless)")
     parser.add_argument("--model", help="a checkpoint directory (e.g. a LeRobot pretrained_model/) measured instead of --families")
+    parser.add_argument("--instruction", help="--model of OpenVLA: the task in words")
+    parser.add_argument("--unnorm-key", help="--model of OpenVLA: the dataset whose statistics unnormalise its actions")
     add_arguments(parser, decisions=40)
     args = parser.parse_args(argv)
     check_arguments(parser, args)
@@ -163,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     described: dict[str, str] = {}
     with busy_load(args.load, args.load_nice):
-        families = [_model_family(args.model)] if args.model else [FAMILIES[name] for name in args.families]
+        families = ([_model_family(args.model, args.instruction, args.unnorm_key)] if args.model
+                    else [FAMILIES[name] for name in args.families])
         for family in families:
             described[family.name], family_rows = bench_family(family, args.executors, args.ls, args.decisions,
                                                        args.repeats, args.tiny,

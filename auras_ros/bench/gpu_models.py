@@ -2,6 +2,12 @@
 
     python -m auras_ros.bench.gpu_models [--json PATH] [--budget-s 330] [--families ar diffusion] [--repeats 5]
     python -m auras_ros.bench.gpu_models --tiny          # the same code on CPU with tiny configs
+    python -m auras_ros.bench.gpu_models --model DIR [--instruction TEXT --unnorm-key KEY]   # a checkpoint
+
+``--model``: a checkpoint directory (any format ``build_agent`` loads: LeRobot, OpenVLA, ours) instead of
+the shaped families, loaded on the GPU (OpenVLA in bf16, streamed tensor by tensor), with the load's
+seconds, peak host RSS (the process's, before and after) and GPU memory reported; without a GPU it
+skips in one line (``--device cpu`` runs it on the CPU, as ``bench.cpu_models --model`` does).
 
 AR: an OpenVLA-7B-shaped agent (Llama-2-7B LM, ViT-L/14-336 tower, bf16, random weights, 576 vision
 tokens + 40 prompt tokens, l_a = 7). Diffusion: a Diffusion-Policy-shaped agent (100 DDPM steps).
@@ -30,6 +36,7 @@ import contextlib
 import json
 import math
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -80,6 +87,25 @@ def build(family: str, tiny: bool, device: str, graphs: bool | None,
     return agent, lambda seq, stamp: {"image": images[seq % len(images)], "state": state}, describe
 
 
+def build_model(model: str, device: str, instruction: str | None,
+                unnorm_key: str | None) -> tuple[Agent, Callable[[int, float], Any], str]:
+    """A checkpoint directory's agent (``build_agent``), its camera and a line describing it with what the
+    load cost: seconds, the process's peak host RSS before and after (a 7B checkpoint in bf16 must not
+    pass through an fp32 or a second host copy), and the GPU memory it holds."""
+    from auras_ros.bench.cpu_models import model_describe, model_render
+    from auras_ros.models.factory import build_agent
+
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    started = time.perf_counter()
+    agent = build_agent(model, device, instruction=instruction, unnorm_key=unnorm_key)
+    seconds = time.perf_counter() - started
+    peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    gpu = f", GPU {torch.cuda.memory_allocated(device) / 2**30:.2f} GiB" if torch.device(device).type == "cuda" else ""
+    describe = (f"{model_describe(model, agent)}; load {seconds:.1f} s, peak host RSS {peak_before:.2f} -> "
+                f"{peak_after:.2f} GiB{gpu}")
+    return agent, model_render(agent), describe
+
+
 def default_executors(family: str, ls: Sequence[int]) -> list[ExecutorSpec]:
     fetch = -1 if family == "ar" else 0
     texts = ["seq", "dec", "par:2", "par:4"] + [f"auras:1+{L - 1}:f{fetch}:a0" for L in ls]
@@ -119,7 +145,10 @@ class ThroughNodes:
 
 def bench_family(family: str, args: argparse.Namespace, device: torch.device, deadline: float,
                  notes: list[str], nodes_dir: Path | None = None, domain_id: int = 0) -> list[Row]:
-    agent, render, describe = build(family, args.tiny, str(device), GRAPHS[args.graphs], args.compile)
+    if family == "model":
+        agent, render, describe = build_model(args.model, str(device), args.instruction, args.unnorm_key)
+    else:
+        agent, render, describe = build(family, args.tiny, str(device), GRAPHS[args.graphs], args.compile)
     notes.append(describe)
     print(describe, flush=True)
     peak: dict[str, float] = {}
@@ -200,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="static-shape calls (CUDA graphs on a GPU); auto: on with CUDA. 'on' on the CPU runs "
                              "the same buffers eagerly")
     parser.add_argument("--compile", action="store_true", help="AR: the merged forward compiled (ARVLAAgent's compile)")
+    parser.add_argument("--model", help="a checkpoint directory measured instead of --families (module doc)")
+    parser.add_argument("--instruction", help="--model of OpenVLA: the task in words")
+    parser.add_argument("--unnorm-key", help="--model of OpenVLA: the dataset whose statistics unnormalise its actions")
     parser.add_argument("--budget-s", type=float, default=330.0, help="no new repeat starts after this (s)")
     parser.add_argument("--nodes", action="store_true",
                         help="also run every executor through the composed ROS graph (decisions/s against the core)")
@@ -209,6 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(L < 2 for L in args.ls):
         parser.error("--ls: L must be >= 2 (pp_perception = 1, pp_generation = L - 1)")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.model and device.type != "cuda" and args.device is None:
+        print(f"gpu_models: no CUDA device: --model {args.model} skipped (bench.cpu_models --model measures it on "
+              "the CPU; --device cpu runs this script there)", flush=True)
+        return 0
     if device.type == "cpu":
         # DEC, PAR and Auras run stages in several threads: one intra-op thread each keeps a small
         # machine from oversubscribing its cores (SEQ gets the same setting).
@@ -223,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     deadline = start + args.budget_s
     with busy_load(args.load, args.load_nice), ros_graph(args.nodes) as (nodes_dir, domain_id):
-        for family in args.families:
+        for family in ["model"] if args.model else args.families:
             rows += bench_family(family, args, device, deadline, notes, nodes_dir, domain_id)
             if device.type == "cuda":
                 torch.cuda.empty_cache()  # the family's agent is gone: the next one gets its memory

@@ -25,7 +25,22 @@ from auras_ros.core.stages import state_size
 # "crop" scales to cover and cuts the centre. A policy trained with random crops is evaluated on the
 # centre crop, so "crop" is the eval rule for it too.
 RESIZE_RULES = ("resize", "pad", "crop")
+
+
+def scaled_size(size: tuple[int, int], rule: str, height: int, width: int) -> tuple[int, int]:
+    """The (H, W) an image of ``height`` x ``width`` is scaled to by ``rule`` on its way to ``size``:
+    ``size`` itself for "resize"; for "pad" (fit inside) and "crop" (cover), the aspect kept, before the
+    padding or the cut."""
+    if rule == "resize":
+        return size
+    scale = min(size[0] / height, size[1] / width) if rule == "pad" else max(size[0] / height, size[1] / width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
 CHANNEL_ORDERS = ("rgb", "bgr")
+# How the pixels are resampled on the way. "area": area averaging when shrinking (no aliasing from a
+# 1280x960 frame to 64x64), bilinear when growing (OpenCV). "bicubic": PIL's antialiased bicubic, what
+# torchvision's Resize does to a PIL image, so a model trained through it (OpenVLA's processor) sees
+# the very pixels its reference would.
+INTERPOLATIONS = ("area", "bicubic")
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,8 @@ class InputSpec:
     image_key: str = "image"
     state: StateSpec | None = None
     state_key: str = "state"
+    camera: str = ""  # the checkpoint's name of its camera (LeRobot's VISUAL feature key); "": unnamed
+    interpolation: str = "area"
 
     def __post_init__(self) -> None:
         if self.size is not None and (len(self.size) != 2 or any(
@@ -89,6 +106,8 @@ class InputSpec:
             raise ConfigError("resize", self.resize, one_of(RESIZE_RULES))
         if self.channels not in CHANNEL_ORDERS:
             raise ConfigError("channels", self.channels, one_of(CHANNEL_ORDERS))
+        if self.interpolation not in INTERPOLATIONS:
+            raise ConfigError("interpolation", self.interpolation, one_of(INTERPOLATIONS))
         if len(self.mean) != 3 or len(self.std) != 3 or not all(s > 0 for s in self.std):
             raise ConfigError("normalisation", (self.mean, self.std), "3 means and 3 standard deviations > 0")
 
@@ -103,6 +122,53 @@ class InputSpec:
         if self.state is None:
             raise ConfigError("state joints", list(joints), "none: the model takes the image alone")
         return replace(self, state=self.state.with_joints(joints))
+
+
+@dataclass(frozen=True)
+class RobotInputs:
+    """What the robot gives an agent, as configured before any message arrives: the camera topic (and
+    which of a checkpoint's cameras it shows; "": whichever one the checkpoint has), the robot-state
+    topic ("": none) and the state's size when it is known ahead (``state_joints`` named; None: not until
+    the first message, which is then checked on its own)."""
+
+    camera_topic: str
+    camera: str = ""
+    state_topic: str = ""
+    state_size: int | None = None
+
+    def describe(self) -> str:
+        camera = f"camera {self.camera!r}" if self.camera else "one camera"
+        if not self.state_topic:
+            state = "no robot state"
+        elif self.state_size is None:
+            state = f"a robot state of a size not known before its first message on {self.state_topic}"
+        else:
+            state = f"a robot state of {self.state_size} values on {self.state_topic}"
+        return f"{camera} on {self.camera_topic}, {state}"
+
+
+def needs(spec: InputSpec) -> str:
+    """What an agent's inputs are, in words, for a refusal."""
+    camera = f"camera {spec.camera!r}" if spec.camera else "one camera"
+    size = f" ({spec.size[0]}x{spec.size[1]})" if spec.size else ""
+    state = f"a robot state of {spec.state.size} values" if spec.state else "no robot state"
+    return f"{camera}{size}, {state}"
+
+
+def check_robot_inputs(spec: InputSpec, robot: RobotInputs, model: str) -> None:
+    """Refuse, in one line naming what the model needs and what the robot gives, a robot that cannot feed
+    the model: a camera other than the checkpoint's, no robot state for a model that takes one, or a state
+    of another size. Called at configure (the perception node, bag_eval), before any image is perceived."""
+    wrong = []
+    if spec.camera and robot.camera and robot.camera != spec.camera:
+        wrong.append("camera")
+    if spec.state is not None and not robot.state_topic:
+        wrong.append("no state topic")
+    elif spec.state is not None and robot.state_size is not None and robot.state_size != spec.state.size:
+        wrong.append("state size")
+    if wrong:
+        raise ConfigError(f"robot inputs for model {model!r} ({', '.join(wrong)})", robot.describe(),
+                          f"what the model needs: {needs(spec)}")
 
 
 def input_spec(agent: Any) -> InputSpec:

@@ -33,6 +33,7 @@ from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from auras_ros.core.errors import InputError
+from auras_ros.core.inputs import InputSpec
 from auras_ros.eval.task_config import TaskConfig
 from auras_ros.transport.images import to_rgb
 from auras_ros.eval import messages as m
@@ -439,8 +440,9 @@ class BagFrame:
     pixels: np.ndarray
 
 
-def camera_frames(info: BagInfo) -> Iterator[BagFrame]:
-    """The decodable camera images in bag order (the others are in ``info.bad_images``)."""
+def camera_frames(info: BagInfo, fit: InputSpec | None = None) -> Iterator[BagFrame]:
+    """The decodable camera images in bag order (the others are in ``info.bad_images``), each reduced for
+    ``fit`` (the model's input form) as the perception node reduces it (:func:`to_rgb`)."""
     store = typestore()
     with Reader(info.path) as reader:
         register_bag_types(store, reader.connections)
@@ -449,7 +451,7 @@ def camera_frames(info: BagInfo) -> Iterator[BagFrame]:
             if index in info.bad_images:
                 continue
             msg = decode(store, raw, connection.msgtype)
-            yield BagFrame(index, stamp_of(msg, t_ns), t_ns, to_rgb(msg, MAX_IMAGE_PIXELS, info.camera))
+            yield BagFrame(index, stamp_of(msg, t_ns), t_ns, to_rgb(msg, MAX_IMAGE_PIXELS, info.camera, fit))
 
 
 def state_samples(info: BagInfo) -> list[tuple[float, list[str], np.ndarray]]:

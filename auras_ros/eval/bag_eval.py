@@ -43,12 +43,12 @@ import torch
 
 from auras_ros.core.clock import SimClock
 from auras_ros.core.errors import ConfigError, InputError, positive_int
-from auras_ros.core.inputs import InputSpec, input_spec
+from auras_ros.core.inputs import InputSpec, RobotInputs, check_robot_inputs, input_spec
 from auras_ros.core.metrics import Decision
 from auras_ros.core.sources import StampedHistory
 from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stats import percentile, rate, rate_text
-from auras_ros.core.stages import Agent, Observation
+from auras_ros.core.stages import Agent, Observation, reset_episode
 from auras_ros.eval.bag import SIM_TOPIC_MAP, BagFrame, BagInfo, TopicMap, camera_frames, check_bag, state_samples
 from auras_ros.eval.files import write_failed, write_text_atomically
 from auras_ros.eval.report import bag_markdown, write_bag_report
@@ -96,7 +96,7 @@ class BagSource:
         self.refusals = Refusals()
         for reason in info.bad_images.values():
             self.refusals.add("images", "undecodable", reason)
-        self._frames: Iterator[BagFrame] = camera_frames(info)
+        self._frames: Iterator[BagFrame] = camera_frames(info, spec)
         self._next: BagFrame | None = next(self._frames, None)
         self._latest: Observation | None = None
         self._states: StampedHistory | None = None
@@ -166,6 +166,7 @@ def run_executor(info: BagInfo, agent: Agent, spec: ExecutorSpec, frame_period: 
     frame's decisions carry the bag time of the newest image it admitted, as in the stepped replay,
     where /clock stands at that image's log time while the graph decides (compute takes no bag time)."""
     source = BagSource(info, inputs if inputs is not None else input_spec(agent), lead=frame_period)
+    reset_episode(agent)  # each run is an episode: the next executor or repeat sees none of this one's frames
     clock = SimClock(start=min(info.camera_log_times) - frame_period)
     records: list[ActionRecord] = []
     scorer = ActionScorer(info.reference) if info.reference is not None else None
@@ -281,6 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-joints", nargs="+", default=[],
                         help="the robot state's joints by name, in the model's order (default: the model's own, "
                              "else the JointState positions in message order)")
+    parser.add_argument("--camera-key", default="",
+                        help="which of the checkpoint's cameras the bag's camera topic shows (e.g. "
+                             "observation.images.wrist; a checkpoint naming another is refused)")
+    parser.add_argument("--instruction", help="an OpenVLA checkpoint's task in words")
+    parser.add_argument("--unnorm-key", help="an OpenVLA checkpoint's dataset whose statistics unnormalise its actions")
     parser.add_argument("--repeats", type=int, default=1,
                         help="run the executors this many times, interleaved: decisions/s as median [min–max]")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: each stage's thread on a core)")
@@ -296,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
             positive_int(f"--{name}", getattr(args, name))
         torch.set_num_threads(args.threads)
         from auras_ros.models.factory import build_agent
-        agent = build_agent(args.model, args.device)
+        agent = build_agent(args.model, args.device, instruction=args.instruction, unnorm_key=args.unnorm_key)
+        check_robot_inputs(input_spec(agent), RobotInputs(topic_map.camera, args.camera_key, topic_map.state,
+                                                          len(args.state_joints) or None), args.model)
         inputs = input_spec(agent).with_joints(args.state_joints)
         info, period, runs = evaluate(args.bag, topic_map, agent, specs, args.frame_period, inputs, args.repeats)
     except (ConfigError, InputError) as error:

@@ -8,9 +8,10 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from auras_ros.core.errors import ConfigError, InputError
-from auras_ros.core.inputs import InputSpec
+from auras_ros.core.inputs import InputSpec, scaled_size
 from auras_ros.core.stages import Observation
 
 
@@ -89,24 +90,25 @@ def prepare_image(spec: InputSpec, rgb: np.ndarray, where: str) -> np.ndarray:
         got = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
         raise InputError("camera array", where, "an HxWx3 uint8 RGB array", got)
     if spec.size is not None and tuple(rgb.shape[:2]) != tuple(spec.size):
-        rgb = _to_size(rgb, spec.size, spec.resize)
+        rgb = _to_size(rgb, spec.size, spec.resize, spec.interpolation)
     return np.ascontiguousarray(rgb[:, :, ::-1]) if spec.channels == "bgr" else rgb
 
 
-def _scaled(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    # Area averaging when shrinking (no aliasing from a 1280x960 frame to 64x64), bilinear when growing.
+def _scaled(image: np.ndarray, height: int, width: int, interpolation: str) -> np.ndarray:
+    """``image`` resampled to ``height`` x ``width`` (:data:`auras_ros.core.inputs.INTERPOLATIONS`)."""
+    if interpolation == "bicubic":
+        return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))
     shrink = height * width < image.shape[0] * image.shape[1]
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def _to_size(image: np.ndarray, size: tuple[int, int], rule: str) -> np.ndarray:
+def _to_size(image: np.ndarray, size: tuple[int, int], rule: str, interpolation: str) -> np.ndarray:
     height, width = size
     h, w = image.shape[:2]
     if rule == "resize":
-        return _scaled(image, height, width)
-    scale = min(height / h, width / w) if rule == "pad" else max(height / h, width / w)
-    sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-    scaled = _scaled(image, sh, sw)
+        return _scaled(image, height, width, interpolation)
+    sh, sw = scaled_size(size, rule, h, w)
+    scaled = _scaled(image, sh, sw, interpolation)
     if rule == "pad":
         out = np.zeros((height, width, 3), dtype=np.uint8)
         top, left = (height - sh) // 2, (width - sw) // 2

@@ -9,7 +9,9 @@ weights (``model-*.safetensors`` listed by ``model.safetensors.index.json``, or 
 What the model computes, as ``OpenVLAForActionPrediction`` does:
 
 - vision: DINOv2 with 4 registers and SigLIP (transformers' own models, the timm weights renamed on
-  load) on the same 224x224 image, each normalised with its own mean and std; the features are both
+  load) on the same 224x224 image (a camera frame of another size resized as the processor does:
+  ``interpolations`` bicubic, PIL's antialiased resampling, the input spec's "bicubic"), each
+  normalised with its own mean and std; the features are both
   towers' patch tokens after their second-to-last block (no final norm), concatenated along the width;
 - projector ``fused-gelu-mlp``: fc1 (to 4x the vision width), GELU, fc2 (to the LM width), GELU, fc3;
 - the LM (Llama-2) reads [BOS, the projected patches, the rest of the prompt]: the prompt is
@@ -32,7 +34,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -68,6 +70,9 @@ LLAMA2_DEFAULTS: dict[str, Any] = dict(
     attention_bias=False, tie_word_embeddings=False,
 )
 RESIZE_RULES = {"resize-naive": "resize", "resize-crop": "crop", "letterbox": "pad"}
+# The processor's torchvision Resize on a PIL image, with antialiasing: PIL's resampling, which the input
+# spec's "bicubic" is (a camera frame of another size gets the reference's very pixels).
+INTERPOLATIONS = {"bicubic": "bicubic"}
 DINO = "vision_backbone.featurizer."
 SIGLIP = "vision_backbone.fused_featurizer."
 LM = "language_model."
@@ -200,8 +205,9 @@ class OpenVLAAgent(ARVLAAgent):
 
     def __init__(self, config: ARConfig, tower: FusedVisionTower, projector: nn.Module, lm: PreTrainedModel,
                  bins: OpenVLABins, means: Sequence[Sequence[float]], stds: Sequence[Sequence[float]],
-                 graphs: bool | None = None, compile: bool = False) -> None:
+                 graphs: bool | None = None, compile: bool = False, interpolation: str = "bicubic") -> None:
         super().__init__(config, tower, projector, lm, graphs, compile)
+        self.input_spec = replace(self.input_spec, interpolation=interpolation)
         self.bins = bins
         self.action_token_ids = bins.token_tensor(self.device)
         # fp32 like the reference's processor; the tensors exist before any CUDA graph is captured.
@@ -439,19 +445,24 @@ def read_config(directory: Path) -> dict[str, Any]:
     return config
 
 
-def read_preprocessor(directory: Path, image_size: int) -> tuple[str, list[list[float]], list[list[float]]]:
+def read_preprocessor(directory: Path, image_size: int) -> tuple[str, str, list[list[float]], list[list[float]]]:
+    """The resize rule, the interpolation and both towers' means and stds of ``preprocessor_config.json``."""
     path = directory / PREPROCESSOR_FILE
     data = read_json_object(path, ("image_resize_strategy", "means", "stds", "input_sizes"))
     strategy = data["image_resize_strategy"]
     if strategy not in RESIZE_RULES:
         raise ConfigError(f"'image_resize_strategy' in {path}", strategy, one_of(RESIZE_RULES))
+    interpolations = data.get("interpolations", ["bicubic", "bicubic"])
+    if not isinstance(interpolations, list) or len(set(interpolations)) != 1 or interpolations[0] not in INTERPOLATIONS:
+        raise ConfigError(f"'interpolations' in {path}", interpolations, f"the same for both towers, {one_of(INTERPOLATIONS)}")
     means, stds = data["means"], data["stds"]
     if (not isinstance(means, list) or not isinstance(stds, list) or len(means) != 2 or len(stds) != 2
             or any(len(v) != 3 for v in (*means, *stds))):
         raise ConfigError(f"'means'/'stds' in {path}", (means, stds), "two [r, g, b] lists each (DINOv2's, SigLIP's)")
     if any(list(s)[-2:] != [image_size, image_size] for s in data["input_sizes"]):
         raise ConfigError(f"'input_sizes' in {path}", data["input_sizes"], f"[3, {image_size}, {image_size}] for both")
-    return RESIZE_RULES[strategy], [[float(v) for v in m] for m in means], [[float(v) for v in s] for s in stds]
+    return (RESIZE_RULES[strategy], INTERPOLATIONS[interpolations[0]], [[float(v) for v in m] for m in means],
+            [[float(v) for v in s] for s in stds])
 
 
 def prompt_ids(directory: Path, instruction: str, lm_config: LlamaConfig) -> tuple[int, ...]:
@@ -473,7 +484,7 @@ def load_agent(path: str | Path, device: str = "cpu", instruction: str | None = 
         raise ConfigError("instruction", instruction, "the task in words, e.g. 'pick up the red block' (OpenVLA's "
                           f"prompt is {prompt_text('<instruction>')!r})")
     image_size = int(config.get("image_sizes", [224])[0])
-    resize, means, stds = read_preprocessor(directory, image_size)
+    resize, interpolation, means, stds = read_preprocessor(directory, image_size)
     weights = Weights(directory)  # shards checked before anything is built
     dino_cfg, siglip_cfg = tower_configs(weights, image_size)
     text = {k: v for k, v in config["text_config"].items() if k not in ("model_type", "torch_dtype", "architectures")}
@@ -493,5 +504,5 @@ def load_agent(path: str | Path, device: str = "cpu", instruction: str | None = 
         projector = fused_projector(tower.config.hidden_size, int(lm_cfg.hidden_size))
         lm = LlamaForCausalLM(lm_cfg)
     load_weights(weights, tower, projector, lm, target, ar_config.torch_dtype)
-    return OpenVLAAgent(ar_config, tower, projector, lm, bins, means, stds, graphs=graphs)
+    return OpenVLAAgent(ar_config, tower, projector, lm, bins, means, stds, graphs=graphs, interpolation=interpolation)
 

@@ -26,6 +26,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 
+from auras_ros.core.cpu_costs import CpuLedger
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.msg import PipelineStats
 from auras_ros.nodes.action_node import ActionNode
@@ -61,20 +62,21 @@ def compose(registry: HandleRegistry, *, camera: bool = True, action: bool = Tru
     nodes of this process, e.g. a listener, take part in local delivery. ``local_delivery=False``
     makes every message cross DDS, as between processes (what bench.ros_overhead compares)."""
     shared = delivery if delivery is not None else LocalDelivery()
+    cpu = CpuLedger()  # one for the process: a hop delivered inline nests in its publisher's (core/cpu_costs.py)
 
     def own() -> LocalDelivery:
         return shared if local_delivery else LocalDelivery()
 
     generation = GenerationNode(agent=agent, registry=registry, delivery=own(), on_stats=on_stats, autostart=False,
-                                **node_kwargs)
+                                cpu=cpu, **node_kwargs)
     nodes: list[Node] = [generation]
     try:
         # The process drives the lifecycles: configure (loads the model; a bad parameter raises) and
         # activate (the frame clock) now, the model then shared with perception.
         generation.start()
         # One model for both stages: perception and generation share its weights.
-        nodes.append(PerceptionNode(agent=generation.agent, registry=registry, delivery=own(), **node_kwargs))
-        nodes.append(ContextNode(registry=registry, delivery=own(), **node_kwargs))
+        nodes.append(PerceptionNode(agent=generation.agent, registry=registry, delivery=own(), cpu=cpu, **node_kwargs))
+        nodes.append(ContextNode(registry=registry, delivery=own(), cpu=cpu, **node_kwargs))
         if camera:
             nodes.append(CameraNode(delivery=own(), **node_kwargs))
         if action:

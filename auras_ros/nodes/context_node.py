@@ -24,6 +24,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
+from auras_ros.core.cpu_costs import CpuLedger
 from auras_ros.core.context import (ContextRead, PublicContext, SourceOrder, StaleContextError, Verdict,
                                      max_age_to_seconds)
 from auras_ros.core.errors import InputError
@@ -61,8 +62,12 @@ PARAMS = (
 
 
 class ContextNode(Node):
-    def __init__(self, registry: Any = None, delivery: LocalDelivery | None = None, **kwargs: Any) -> None:
+    def __init__(self, registry: Any = None, delivery: LocalDelivery | None = None, cpu: CpuLedger | None = None,
+                 **kwargs: Any) -> None:
+        """``cpu``: the ledger of CPU per hop (core/cpu_costs.py) this node adds to; the composed process's
+        nodes share one."""
         super().__init__("context_node", **kwargs)
+        self.cpu = cpu if cpu is not None else CpuLedger()
         self.params = declare(self, PARAMS)
         self.keys = declare_context_keys(self)
         self.clock = RosClock(self)
@@ -120,7 +125,7 @@ class ContextNode(Node):
                                   f"was cleared (clock jumps so far: {self.clock_jumps})", throttle_duration_sec=1.0)
 
     def _on_message(self, key: ContextKey, msg: Any) -> None:
-        with self._context_lock:
+        with self.cpu.hop(f"context update ({key.type})"), self._context_lock:
             coalescer = self._coalescers.get(key.spec.key)
             for item in coalescer.offer(msg, time.monotonic()) if coalescer is not None else (msg,):
                 self._write(key, item)

@@ -33,6 +33,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from std_msgs.msg import UInt64
 
 from auras_ros.core.context import PublicContext, SourceOrder
+from auras_ros.core.cpu_costs import CpuLedger
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.external import ExternalPerception
 from auras_ros.core.metrics import Decision, MetricsRecorder
@@ -42,9 +43,9 @@ from auras_ros.core.runner import Runner
 from auras_ros.core.sources import ADMITTED, LatestObservation, SourceFence, new_source_id
 from auras_ros.core.spec import DEFAULT_EXECUTOR, TEXT_FORMS, ExecutorSpec, make_runner
 from auras_ros.core.stages import PERCEPT_KEY, Observation
-from auras_ros.models.factory import build_agent
 from auras_ros.models.inputs import check_finite
 from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
+from auras_ros.nodes.agent_params import AGENT_PARAMS, agent_from_params
 from auras_ros.nodes.context_keys import FUTURE_TOLERANCE, declare_context_keys
 from auras_ros.nodes.health import ERROR, OK, WARN, Health, Status, with_graph_captures
 from auras_ros.nodes.local_delivery import LocalDelivery
@@ -68,12 +69,13 @@ CONFLICT_REPORT_S = 5.0  # a second source refused within this many seconds keep
 
 PARAMS = (
     Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
-    Param("model", "synthetic", "agent preset (synthetic, diffusion-tiny, ar-tiny) or local checkpoint directory"),
-    Param("device", "cpu", "torch device of the model", choices=("cpu", "cuda")),
+    *AGENT_PARAMS,
     Param("executor", DEFAULT_EXECUTOR, f"the executor in its text form, {TEXT_FORMS}: its pipeline degrees "
           "pp_perception+pp_generation, fetch offset and alpha skew, or a baseline"),
     Param("frame_period", 0.0, "seconds per frame on the node's clock; 0: as fast as the slowest stage allows",
           low=0.0, high=10.0),
+    Param("chunk_period", 0.0, "async executor: seconds between an action chunk's rows, as the action node plays "
+          "them (0: the checkpoint's, else frame_period; with neither, async is refused)", low=0.0, high=10.0),
     Param("lockstep", False, "frame-stepped worlds: after each frame tick, wait for the percept of the "
           "observation that tick produced before running the frame (frame_period 0 only)"),
     Param("frame_per_percept", True, "real time: every frame waits for a new percept (at most "
@@ -91,13 +93,23 @@ def executor_spec(params: dict[str, Any]) -> ExecutorSpec:
     return ExecutorSpec.parse(params["executor"])
 
 
+def chunk_period(params: dict[str, Any]) -> float | None:
+    """The seconds between chunk rows that ASYNC paces its requests by (None: the checkpoint's, if any)."""
+    return params["chunk_period"] or params["frame_period"] or None
+
+
+GENERATION_FRAME = "generation frame"  # the CPU ledger's hop of one frame of the frame clock
+
+
 class GenerationNode(LifecycleNode):
     def __init__(self, agent: Any = None, registry: Any = None, delivery: LocalDelivery | None = None,
                  on_stats: Callable[[PipelineStats], None] | None = None, autostart: bool | None = None,
-                 **kwargs: Any) -> None:
+                 cpu: CpuLedger | None = None, **kwargs: Any) -> None:
         """``agent`` skips loading one at configure (the composed process shares its own); ``autostart``
-        overrides the parameter (the composed process drives the transitions itself)."""
+        overrides the parameter (the composed process drives the transitions itself); ``cpu``: the ledger
+        of CPU per hop (core/cpu_costs.py) this node adds to, one for all the composed process's nodes."""
         super().__init__("generation_node", **kwargs)
+        self.cpu = cpu if cpu is not None else CpuLedger()
         refuse_unavailable_transitions(self)
         self._on_stats = on_stats
         self._given_agent = agent
@@ -160,10 +172,10 @@ class GenerationNode(LifecycleNode):
             spec = executor_spec(params)
             agent = self._given_agent
             if agent is None:
-                agent = build_agent(params["model"], params["device"])
+                agent = agent_from_params(params)
             public_context = PublicContext([k.spec for k in self._keys], self.clock)
             codec = PayloadCodec(params, self._registry)
-            percepts, runner = self._make_runner(spec, agent, public_context)
+            percepts, runner = self._make_runner(spec, agent, public_context, params)
         except (ConfigError, InputError) as error:
             return refuse_configure(self, error)
         self.params, self.spec, self.agent, self.public_context = params, spec, agent, public_context
@@ -204,8 +216,8 @@ class GenerationNode(LifecycleNode):
     def active(self) -> bool:
         return self._active.is_set()
 
-    def _make_runner(self, spec: ExecutorSpec, agent: Any,
-                     public_context: PublicContext) -> tuple[LatestObservation, Runner]:
+    def _make_runner(self, spec: ExecutorSpec, agent: Any, public_context: PublicContext,
+                     params: dict[str, Any]) -> tuple[LatestObservation, Runner]:
         """A runner and the percept source it reads, new: it decides on percepts that arrive from now on
         only (PAR would re-read a percept from before, any runner would admit one as new). The frame
         clock's pacer admits each percept once; DEC's and PAR's threads take theirs unpaced, so they read
@@ -214,7 +226,7 @@ class GenerationNode(LifecycleNode):
         source = FreshArrivals(percepts, Pacing.percept_wait_s) if spec.kind in THREADED else percepts
         return percepts, make_runner(spec, ExternalPerception(agent, spec.pp_perception), source, self.clock,
                                      recorder=self.recorder, on_decision=self._publish_decision,
-                                     context=public_context)
+                                     context=public_context, chunk_period=chunk_period(params))
 
     def _stop_frame_clock(self) -> None:
         """Deactivation: no decision leaves from here on, and the requests in flight are dropped.
@@ -241,7 +253,7 @@ class GenerationNode(LifecycleNode):
             # A stopped DEC/PAR runner stays stopped (core Runner.stop): the next activation runs a new one.
             stopped = self.runner
             stopped.close()
-            self.percepts, self.runner = self._make_runner(self.spec, self.agent, self.public_context)
+            self.percepts, self.runner = self._make_runner(self.spec, self.agent, self.public_context, self.params)
             self.runner.continue_request_ids(stopped)
         else:
             # Requests held across frames must not finish on observations from before the stop: the
@@ -271,8 +283,9 @@ class GenerationNode(LifecycleNode):
         with self._frame_lock:
             if self._stopping():
                 return
-            self.ticks.publish(UInt64(data=self.runner.frame))
-            self.runner.guarded_step()
+            with self.cpu.hop(GENERATION_FRAME):
+                self.ticks.publish(UInt64(data=self.runner.frame))
+                self.runner.guarded_step()
             self._after_frame()
 
     def _run_frames(self) -> None:
@@ -280,7 +293,17 @@ class GenerationNode(LifecycleNode):
         a frame-stepped world, one frame per percept in real time) until deactivation."""
         pacing = Pacing(lockstep=self.params["lockstep"], per_percept=self.params["frame_per_percept"])
         pacer = Pacer(pacing, self.percepts, tick=lambda frame: self.ticks.publish(UInt64(data=frame)))
-        self.runner.run_until(self._stopping, pacer, self._after_frame)
+        mark = [time.thread_time()]
+
+        def after_frame() -> None:
+            # This thread's CPU since the last frame ended: pacing, the tick, the step and its decisions'
+            # publication (no hop of the ledger runs inside it).
+            now = time.thread_time()
+            self.cpu.add(GENERATION_FRAME, now - mark[0])
+            mark[0] = now
+            self._after_frame()
+
+        self.runner.run_until(self._stopping, pacer, after_frame)
         self._check_faults()
 
     def _stopping(self) -> bool:
@@ -339,7 +362,7 @@ class GenerationNode(LifecycleNode):
             self._last_seen = {}
 
     def _on_context(self, msg: ContextState) -> None:
-        with self._replica_lock:
+        with self.cpu.hop("context intake (generation)"), self._replica_lock:
             self._update_replica(msg)
 
     def _update_replica(self, msg: ContextState) -> None:

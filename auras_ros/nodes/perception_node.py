@@ -21,16 +21,17 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import UInt64
 
-from auras_ros.core.errors import ConfigError, InputError
-from auras_ros.core.inputs import input_spec
+from auras_ros.core.cpu_costs import CpuLedger
+from auras_ros.core.errors import InputError
+from auras_ros.core.inputs import RobotInputs, check_robot_inputs, input_spec
 from auras_ros.core.metrics import MetricsRecorder
 from auras_ros.core.runner import FrameFaults
 from auras_ros.core.sources import StampedHistory, new_source_id
 from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all
-from auras_ros.models.factory import build_agent
 from auras_ros.models.inputs import observation_data
 from auras_ros.msg import Percept, PipelineStats
 from auras_ros.transport.images import to_rgb
+from auras_ros.nodes.agent_params import AGENT_PARAMS, agent_from_params
 from auras_ros.nodes.health import OK, WARN, Health, Status, TransportLosses, with_graph_captures
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
@@ -44,27 +45,39 @@ STATE_HISTORY = 16  # robot states kept to pair with images by stamp
 OVERWRITTEN = "overwritten"  # drop reason: an image a newer one replaced before it was perceived
 
 PARAMS = (
-    Param("model", "synthetic", "agent preset (synthetic, diffusion-tiny, ar-tiny) or local checkpoint directory"),
-    Param("device", "cpu", "torch device of the model", choices=("cpu", "cuda")),
+    *AGENT_PARAMS,
     Param("trigger", "image", "perceive on every new image, or once per frame tick", choices=("image", "frame")),
     Param("max_image_pixels", 4096 * 4096, "larger images are rejected", low=1),
+    Param("reduced_decoding", True, "decode a camera image much larger than the model's input at 1/2, 1/4 or 1/8 "
+          "of its size, still at least the model's (transport/images.py); false: always at full size"),
     Param("stats_period", 1.0, "seconds between perception stats reports", low=0.1, high=3600.0),
     Param("state_topic", "", "sensor_msgs/JointState topic whose positions join the image as the agent's "
           "robot state (empty: image only)"),
     Param("state_joints", [""], "the state's joints by name, in the model's order (['']: the model's own, "
           "else the message's positions in message order)"),
+    Param("camera_key", "", "which of the checkpoint's cameras the image topic shows, e.g. "
+          "observation.images.wrist (a checkpoint naming another is refused; '': the checkpoint's one camera)"),
     *transport_params(),
 )
 
 
 class PerceptionNode(Node):
     def __init__(self, agent: Any = None, registry: Any = None, delivery: LocalDelivery | None = None,
-                 **kwargs: Any) -> None:
+                 cpu: CpuLedger | None = None, **kwargs: Any) -> None:
+        """``cpu``: the ledger of CPU per hop (core/cpu_costs.py) this node adds to; the composed process's
+        nodes share one."""
         super().__init__("perception_node", **kwargs)
+        self.cpu = cpu if cpu is not None else CpuLedger()
         self.params = declare(self, PARAMS)
-        self.agent = agent if agent is not None else build_agent(self.params["model"], self.params["device"])
-        # The agent's input form, with the state's joints a parameter names (ConfigError: refuses to start).
-        self.input_spec = input_spec(self.agent).with_joints([j for j in self.params["state_joints"] if j])
+        self.agent = agent if agent is not None else agent_from_params(self.params)
+        # The agent's input form, with the state's joints a parameter names; a robot that cannot feed it
+        # (another camera, no state, a state of another size) is refused here (ConfigError: refuses to start).
+        joints = [j for j in self.params["state_joints"] if j]
+        check_robot_inputs(input_spec(self.agent), RobotInputs(
+            self.resolve_topic_name(topics.IMAGE), self.params["camera_key"],
+            self.resolve_topic_name(self.params["state_topic"]) if self.params["state_topic"] else "",
+            len(joints) if joints else None), self.params["model"])
+        self.input_spec = input_spec(self.agent).with_joints(joints)
         self.codec = PayloadCodec(self.params, registry)
         self.recorder = MetricsRecorder()
         # One group for everything perception touches: its callbacks never overlap each other, but run
@@ -95,7 +108,10 @@ class PerceptionNode(Node):
         self.faults = FrameFaults()
         self.health = Health(self, self._health, self.params["stats_period"])
         self._latest: Image | None = None
-        self._seq = 0
+        self._seq = 0  # images received
+        # Work done for good, never reset (the stats' windows are): a test of the work per decision reads them.
+        self.decodes = 0
+        self.percepts_published = 0
         self._perceived_seq = -1
         self._percepts_in_window = 0
         self._frame = 0
@@ -113,13 +129,8 @@ class PerceptionNode(Node):
         self._worker.start()
 
     def _state_topic(self) -> str:
-        """The robot-state topic, when the model takes a state; a model that needs one refuses to start
-        without it (rather than rejecting every image)."""
+        """The robot-state topic, when the model takes a state (one that does and has none was refused)."""
         topic, size = self.params["state_topic"], self.input_spec.state_size
-        if size and not topic:
-            raise ConfigError("perception_node.state_topic", topic,
-                              f"a sensor_msgs/JointState topic: model {self.params['model']!r} takes a robot "
-                              f"state of {size} values beside the image")
         if topic and not size:
             self.get_logger().info(f"state_topic {topic!r} not read: model {self.params['model']!r} takes the "
                                    "image alone")
@@ -127,7 +138,7 @@ class PerceptionNode(Node):
         return topic
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
-        with self._lock:
+        with self.cpu.hop("image intake"), self._lock:
             if self._latest is not None and self._seq != self._perceived_seq and self._waiting_for_state_since is None:
                 self.recorder.drop(OVERWRITTEN)
             self._latest = msg
@@ -213,11 +224,17 @@ class PerceptionNode(Node):
         started = time.perf_counter()
         out = Percept()
         try:
-            pixels = to_rgb(msg, self.params["max_image_pixels"], "perception_node image")
+            self.decodes += 1  # this thread alone writes it
+            with self.cpu.hop("decode"):
+                pixels = to_rgb(msg, self.params["max_image_pixels"], "perception_node image",
+                                self.input_spec if self.params["reduced_decoding"] else None)
             stamp = to_seconds(msg.header.stamp)
-            percept = perceive_all(self.agent, Observation(seq, stamp, self._observation_data(pixels, stamp)))
-            # Inside the try: a percept larger than an shm slot is refused and counted, not a crash.
-            self.codec.encode(self.agent.percept_to_tensor(percept), out.tensor)
+            with self.cpu.hop("preprocess"):
+                data = self._observation_data(pixels, stamp)
+            with self.cpu.hop("perceive"):
+                percept = perceive_all(self.agent, Observation(seq, stamp, data))
+                # Inside the try: a percept larger than an shm slot is refused and counted, not a crash.
+                self.codec.encode(self.agent.percept_to_tensor(percept), out.tensor)
         except InputError as error:
             self.recorder.drop(f"bad_input:{error.what}")
             self.get_logger().warning(f"rejected image {seq}: {error}", throttle_duration_sec=2.0)
@@ -236,9 +253,16 @@ class PerceptionNode(Node):
         out.key = PERCEPT_KEY
         out.frame = frame % 2**32
         out.perception_latency = to_duration(elapsed)
-        self.publisher.publish(out)
+        with self.cpu.hop("percept publish"):
+            self.publisher.publish(out)
         with self._lock:
             self._percepts_in_window += 1
+            self.percepts_published += 1
+
+    @property
+    def images_received(self) -> int:
+        with self._lock:
+            return self._seq
 
     def _fault(self, error: Exception, seq: int) -> None:
         reason = self.faults.record(error)

@@ -7,6 +7,9 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+import torch
+
 from auras_ros.bench import gpu_models
 
 
@@ -43,3 +46,29 @@ def test_gpu_bench_runs_each_executor_through_the_composed_nodes(tmp_path: Path,
         assert nodes["repeats"] == 1 and nodes["median"] > 0  # actions arrived through the nodes
         assert math.isclose(ratio["median"], nodes["median"] / row["decisions_per_s"]["median"])
     assert "| ar | auras:1+2:f-1:a0 |" in capfd.readouterr().out.split("nodes / core")[1]  # the nodes table
+
+
+OPENVLA = Path(__file__).resolve().parents[1] / "data" / "openvla_tiny"
+
+
+def test_gpu_bench_measures_a_checkpoint_directory(tmp_path: Path) -> None:
+    """--model: an OpenVLA checkpoint with its instruction and dataset key, SEQ against Auras, and what the
+    load cost (the line a 7B checkpoint's bf16 load is judged by)."""
+    out = tmp_path / "gpu_models.json"
+    code = gpu_models.main(["--model", str(OPENVLA / "checkpoint"), "--instruction", "pick up the red block",
+                            "--unnorm-key", "tiny_a", "--device", "cpu", "--decisions", "3", "--repeats", "1",
+                            "--executors", "seq", "auras:1+3:f-1:a0", "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert [(r["family"], r["executor"]) for r in report["rows"]] == [("model", "seq"), ("model", "auras:1+3:f-1:a0")]
+    assert all(r["note"] == "" and math.isfinite(r["decisions_per_s"]["median"]) for r in report["rows"])
+    described = report["notes"][0]
+    assert "OpenVLAAgent, 7 generation iterations" in described and "peak host RSS" in described
+
+
+def test_gpu_bench_of_a_checkpoint_skips_in_one_line_without_a_gpu(capsys) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: the bench would run")
+    assert gpu_models.main(["--model", str(OPENVLA / "checkpoint"), "--instruction", "pick up the red block"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [out[0]] and out[0].startswith("gpu_models: no CUDA device: --model") and "skipped" in out[0]

@@ -8,6 +8,7 @@ instruction, and the tokens, logits and actions its ``predict_action`` produced 
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 from pathlib import Path
@@ -20,8 +21,10 @@ from safetensors.torch import load_file, save_file
 
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.stages import PERCEPT_KEY, Agent, GenerationStep, Observation, chunk_rows, perceive_all
+from auras_ros.eval import bag_eval
 from auras_ros.models.ar_vla import ACTION_TOKENS_KEY
 from auras_ros.models.factory import build_agent
+from auras_ros.models.inputs import observation_data, prepare_image
 from auras_ros.models.openvla import OpenVLAAgent, load_agent
 from executor_runs import decisions_over
 from gpu import cuda_test
@@ -124,6 +127,35 @@ def test_an_unknown_unnorm_key_is_refused_in_one_line_listing_the_keys() -> None
         build_agent(str(CHECKPOINT), instruction=GOLDEN["instruction"])
 
 
+def test_a_640x480_frame_is_resized_and_decided_as_the_reference_does(agent: OpenVLAAgent) -> None:
+    """preprocessor_config.json's bicubic resize (torchvision's on a PIL image, antialiased) of a camera
+    frame of another size: the 224x224 image is the reference processor's pixel for pixel (OpenCV's area
+    averaging was up to 18 levels off at edges), and SEQ on the frame gives predict_action's tokens and
+    actions on it (tools/openvla_resize_golden.py)."""
+    frame = np.asarray(Image.open(DATA / "camera_640x480.png").convert("RGB"))
+    assert frame.shape == (480, 640, 3) and agent.input_spec.interpolation == "bicubic"
+    resized = prepare_image(agent.input_spec, frame, "test")
+    np.testing.assert_array_equal(resized, np.asarray(Image.open(DATA / "camera_640x480_224.png").convert("RGB")))
+    golden = json.loads((DATA / "golden_640x480.json").read_text())
+    decisions = decisions_over(agent, "seq", 2, FRAME, lambda seq: observation_data(agent.input_spec, frame, None, "test"))
+    for d in decisions:
+        assert list(d.output.tokens) == golden["tokens"]["tiny_a"]
+        np.testing.assert_allclose(d.output.action, golden["actions"]["tiny_a"], rtol=0, atol=1e-4)
+
+
+def test_bag_eval_runs_the_checkpoint_on_a_bag(capsys: pytest.CaptureFixture) -> None:
+    """bag_eval --model <OpenVLA dir> --instruction --unnorm-key: every camera frame of the bag (resized to
+    224x224) decided, scored against the recorded expert; an unknown key refused in one line."""
+    bag = DATA.parent / "catch_small"
+    args = [str(bag), "--model", str(CHECKPOINT), "--instruction", GOLDEN["instruction"], "--executors", "seq"]
+    assert bag_eval.main([*args, "--unnorm-key", "tiny_a"]) == 0
+    out = capsys.readouterr().out
+    assert "[seq] 44 actions, 44 scored" in out
+    assert bag_eval.main([*args, "--unnorm-key", "bridge_orig"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'bridge_orig'" in err and "one of 'tiny_a', 'tiny_b'" in err
+
+
 def copy_checkpoint(tmp_path: Path) -> Path:
     return Path(shutil.copytree(CHECKPOINT, tmp_path / "openvla"))
 
@@ -189,3 +221,20 @@ def test_on_cuda_with_graphs_the_decisions_equal_predict_action(executor: str) -
     for d in decisions[-4:]:
         assert list(d.output.tokens) == GOLDEN["tokens"]["tiny_a"]
         np.testing.assert_allclose(d.output.action, GOLDEN["actions"]["tiny_a"], rtol=0, atol=1e-4)
+
+
+def test_the_shaped_checkpoint_writer_writes_what_the_loader_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tools/openvla_shaped.py (the GPU check's OpenVLA-7B-shaped checkpoint), at small widths here: every
+    tensor the loader maps, sharded with its index, the shape read back from the tensors."""
+    monkeypatch.syspath_prepend(str(CHECKPOINT.parents[3] / "tools"))
+    shaped = importlib.import_module("openvla_shaped")
+    small = shaped.Shape(dino=(128, 256, 3), siglip=(144, 288, 2), lm=(64, 128, 2, 4))
+    monkeypatch.setattr(shaped, "SHARD_BYTES", 2**20)  # several shards
+    total = shaped.write(tmp_path / "shaped", small)
+    agent = load_from(tmp_path / "shaped")
+    built = sum(p.numel() for m in (agent.vision_tower, agent.projector, agent.lm) for p in m.parameters())
+    assert built < total  # the towers' last blocks are read, not built (their output is not a feature)
+    assert len(list((tmp_path / "shaped").glob("model-*.safetensors"))) > 1
+    assert agent.max_perception_stages == 2 and agent.lm.config.num_attention_heads == 4
+    decisions = run_executor(agent, "seq", frames=1)
+    assert len(decisions) == 1 and len(decisions[0].output.tokens) == L_A

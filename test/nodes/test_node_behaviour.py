@@ -305,7 +305,7 @@ def test_generation_rejects_nan_and_malformed_payloads_and_keeps_running(graph: 
 
 @pytest.mark.parametrize("parameter, shown", [
     ("executor:=auras:1+0", "pp_generation"),
-    ("executor:=fastest", "seq, dec[:G], par:K or auras:P+G"),
+    ("executor:=fastest", "seq, dec[:G], par:K, auras:P+G"),
     ("executor:=auras:1+2:f1", "fetch_offset"),
     ("executor:=auras:0+2", "executor"),
     ("percept.policy:=sometimes", "percept.policy"),

@@ -71,7 +71,7 @@ def write_robot_bag(path: Path, spec: RobotBag | None = None) -> Path:
             sensed = t - spec.stamp_lag
             write("joints", T["sensor_msgs/msg/JointState"](
                 header=header(sensed, "base"), name=list(spec.joint_names),
-                position=np.array([0.1 * i, -0.05 * i, 0.3][:len(spec.joint_names)]),
+                position=np.array([0.1 * i, -0.05 * i, 0.3, 0.02 * i][:len(spec.joint_names)]),
                 velocity=np.zeros(len(spec.joint_names)), effort=np.zeros(0)), "sensor_msgs/msg/JointState", t)
             pixels = _pixels(i, spec.size)
             if spec.image == "rgb8":

@@ -67,9 +67,10 @@ class LeRobotCheckpoint:
             raise ConfigError(f"{name!r} in {self.path / CONFIG_FILE}", value, expected)
 
     def input_spec(self) -> InputSpec:
-        """The observation form: the VISUAL feature's trained size, the state's size."""
+        """The observation form: the VISUAL feature's name and trained size, the state's size."""
         size = None if self.image_shape is None else (self.image_shape[1], self.image_shape[2])
-        return InputSpec(size=size, state=StateSpec(self.state_dim) if self.state_dim else None)
+        return InputSpec(size=size, state=StateSpec(self.state_dim) if self.state_dim else None,
+                         camera=self.image_key or "")
 
     def image_norm(self) -> FeatureNorm:
         return self.normalize.get(self.image_key or "", FeatureNorm("IDENTITY"))
