@@ -65,12 +65,16 @@ def _release(runner: Runner, decisions: list[Decision], t: float) -> list[Decisi
 
 class _ThreadedRunner(Runner):
     """DEC and PAR on a wall clock: their workers are threads of their own, so ``run_until`` runs them
-    (restarted when one fails) until ``stop()``; the pacer and ``stop`` callable do not apply, as they
-    have no frames to pace."""
+    (restarted when one fails) until ``stop()`` or the ``stop`` callable holds (a node's health exit
+    reaches them, not only its deactivation); the pacer does not apply, as they have no frames to pace."""
 
     def run_until(self, stop: Callable[[], bool], pacer: Pacer | None = None,
                   after_frame: Callable[[], None] | None = None) -> None:
-        self.run_guarded()
+        self._until = stop  # the workers poll stopping(), which reads it
+        try:
+            self.run_guarded()
+        finally:
+            self._until = None
 
 
 def _reached(runner: Runner, decisions: int | None) -> bool:
@@ -94,7 +98,7 @@ def _whole_request(runner: Runner, observation: Observation, request_id: int) ->
     if percept is None:
         return None
     started = time.perf_counter()
-    output = runner.agent.generate_request(percept, request_id)
+    output = runner.generate_whole(percept, request_id, observation.stamp)
     runner.recorder.stage("generation", time.perf_counter() - started)
     return request_id, output
 
@@ -136,13 +140,13 @@ class ParallelRunner(_ThreadedRunner):
     def run(self, decisions: int | None = None, frames: int | None = None) -> RunMetrics:
         if self.clock.simulated:
             return super().run(decisions, frames)
-        stop = threading.Event()  # this run's own end; self._stop ends it from outside
+        stop = threading.Event()  # this run's own end; stopping() ends it from outside
         in_flight = [0]
         errors: list[BaseException] = []
 
         def worker(slot: int) -> None:
             try:
-                while not (stop.is_set() or self._stop.is_set()):
+                while not (stop.is_set() or self.stopping()):
                     with self._lock:
                         if self.frame_period is not None:
                             now = self.clock.now()
@@ -212,7 +216,7 @@ class DecoupledRunner(_ThreadedRunner):
             return None
         request_id = self.new_request_id()
         started = time.perf_counter()
-        output = self.agent.generate_request(read.entry.value, request_id)
+        output = self.generate_whole(read.entry.value, request_id, read.entry.stamp)
         self.recorder.stage("generation", time.perf_counter() - started)
         entry = read.entry
         return Decision(request_id, output, entry.seq, entry.stamp, (entry.stamp,), 0.0, 0, 0)
@@ -239,7 +243,7 @@ class DecoupledRunner(_ThreadedRunner):
     def run(self, decisions: int | None = None, frames: int | None = None) -> RunMetrics:
         if self.clock.simulated:
             return super().run(decisions, frames)
-        stop = threading.Event()  # this run's own end; self._stop ends it from outside
+        stop = threading.Event()  # this run's own end; stopping() ends it from outside
         errors: list[BaseException] = []
         # Percepts written so far: generation starts only on one it has not generated from, so a
         # camera slower than generation gives one decision per observation, never the same one again.
@@ -248,7 +252,7 @@ class DecoupledRunner(_ThreadedRunner):
 
         def perception_loop() -> None:
             try:
-                while not (stop.is_set() or self._stop.is_set()):
+                while not (stop.is_set() or self.stopping()):
                     if not self._perceive_latest():
                         time.sleep(0.0005)  # no new camera frame yet: poll again shortly
                         continue
@@ -263,7 +267,7 @@ class DecoupledRunner(_ThreadedRunner):
         thread.start()
         used = 0
         try:
-            while not (stop.is_set() or self._stop.is_set() or _reached(self, decisions)):
+            while not (stop.is_set() or self.stopping() or _reached(self, decisions)):
                 with perceived:
                     # Bounded, so that a stop from outside (which does not notify) is seen soon.
                     if written[0] == used:

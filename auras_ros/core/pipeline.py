@@ -19,6 +19,7 @@ from typing import Any, Callable
 from auras_ros.core.clock import Clock
 from auras_ros.core.context import FETCH_OFFSETS, ContextEntry, ContextSnapshot, KeySpec, PublicContext, Verdict
 from auras_ros.core.errors import ConfigError, InputError, one_of, positive_int
+from auras_ros.core.inpaint import InpaintConfig
 from auras_ros.core.metrics import Decision, MetricsRecorder
 from auras_ros.core.partition import stage_ranges
 from auras_ros.core.runner import DecisionSink, Runner
@@ -73,9 +74,10 @@ class AurasPipeline(Runner):
     def __init__(self, agent: Agent, config: PipelineConfig, source: ObservationSource, clock: Clock, *,
                  context: PublicContext | None = None, recorder: MetricsRecorder | None = None,
                  on_decision: DecisionSink | None = None,
-                 on_frame_end: Callable[[int, list[Decision]], None] | None = None) -> None:
+                 on_frame_end: Callable[[int, list[Decision]], None] | None = None,
+                 inpaint: InpaintConfig | None = None) -> None:
         super().__init__(agent, source, clock, frame_period=config.frame_period, recorder=recorder,
-                         on_decision=on_decision)
+                         on_decision=on_decision, inpaint=inpaint)
         if config.pp_perception > agent.max_perception_stages:
             raise ConfigError("pp_perception", config.pp_perception,
                               f"at most {agent.max_perception_stages} (this agent's perception slices)")
@@ -194,8 +196,11 @@ class AurasPipeline(Runner):
                 return False
         percept = snapshot[PERCEPT_KEY].entry
         assert percept is not None  # a missing percept returned above
-        steps = [GenerationStep(r.request_id, r.state, *self.ranges[stage]) for stage, r in active
-                 if self.ranges[stage][0] < self.ranges[stage][1]]
+        # inpaint: a request finishing in later frames reads newer percepts then, so its chunk's
+        # stamp is predicted as many decision spacings on.
+        final = self.config.pp_generation - 1
+        steps = [GenerationStep(r.request_id, r.state, *self.ranges[stage], self.inpaint_for(percept.stamp, final - stage))
+                 for stage, r in active if self.ranges[stage][0] < self.ranges[stage][1]]
         if steps:
             result = self.agent.generate(snapshot.values_by_key(), steps)
             by_id = {step.request_id: state for step, state in zip(steps, result.states, strict=False)}
@@ -229,7 +234,8 @@ class AurasPipeline(Runner):
             return
         assert request.percept is not None  # a request enters generation only with its percept
         values = {**request.private_context, PERCEPT_KEY: request.percept.value}
-        result = self.agent.generate(values, [GenerationStep(request.request_id, request.state, begin, end)])
+        inpaint = self.inpaint_for(request.percept.stamp)  # private: its own observation's stamp is its chunk's
+        result = self.agent.generate(values, [GenerationStep(request.request_id, request.state, begin, end, inpaint)])
         request.state = result.states[0]
         request.private_context.update(result.context_writes)
         request.reads.append(request.percept)

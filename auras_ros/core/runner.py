@@ -10,10 +10,11 @@ from typing import Callable
 from auras_ros.core.clock import Clock
 from auras_ros.core.context import StaleContextError
 from auras_ros.core.errors import ConfigError, InputError, positive_int
+from auras_ros.core.inpaint import ExecutingChunks, Inpaint, InpaintConfig
 from auras_ros.core.metrics import Decision, MetricsRecorder, RunMetrics
 from auras_ros.core.pacing import Pacer
 from auras_ros.core.sources import ObservationSource
-from auras_ros.core.stages import Agent, Observation
+from auras_ros.core.stages import Agent, AgentOutput, Observation, inpaints
 
 # Where decisions go. A sink that returns False did not let the decision leave (a node being
 # deactivated): the runner then does not count it as a decision, and the sink counts why.
@@ -82,8 +83,12 @@ class Runner:
 
     def __init__(self, agent: Agent, source: ObservationSource, clock: Clock, *,
                  frame_period: float | None = None, recorder: MetricsRecorder | None = None,
-                 on_decision: DecisionSink | None = None) -> None:
+                 on_decision: DecisionSink | None = None, inpaint: InpaintConfig | None = None) -> None:
+        if inpaint is not None and not inpaints(agent):
+            raise ConfigError("overlap", "inpaint", f"an agent that inpaints its chunks, not {type(agent).__name__}")
         self.agent = agent
+        # inpaint: each request's chunk is guided toward the newest emitted one (core.inpaint).
+        self.executing = None if inpaint is None else ExecutingChunks(inpaint)
         self.source = source
         self.clock = clock
         self.frame_period = check_frame_period(frame_period, clock)
@@ -131,10 +136,26 @@ class Runner:
         return request_id
 
     # -- emission --------------------------------------------------------------------------------
-    def emit(self, decision: Decision) -> None:
+    def emit(self, decision: Decision) -> bool:
+        """Hand ``decision`` to the sink; whether it left (a sink that returned False kept it)."""
         if self._on_decision is not None and self._on_decision(decision) is False:
-            return
+            return False
         self.recorder.decision(decision)
+        if self.executing is not None and not self.executing.emitted(
+                decision.request_id, decision.output.action, decision.observation_stamp, decision.age):
+            self.recorder.drop("inpaint_nonfinite_chunk")
+        return True
+
+    def inpaint_for(self, stamp: float, finish_in: int = 0) -> Inpaint | None:
+        """A request's :class:`Inpaint` (None without ``inpaint`` or before the first decision)."""
+        return None if self.executing is None else self.executing.request(stamp, finish_in)
+
+    def generate_whole(self, percept: object, request_id: int, stamp: float) -> AgentOutput:
+        """A whole request on a fixed percept of an observation stamped ``stamp`` (the baselines' path)."""
+        inpaint = self.inpaint_for(stamp)
+        if inpaint is None:
+            return self.agent.generate_request(percept, request_id)
+        return self.agent.generate_request(percept, request_id, inpaint=inpaint)  # type: ignore[call-arg]
 
     # -- pacing ----------------------------------------------------------------------------------
     def begin_frame(self) -> float:
@@ -223,9 +244,9 @@ class Runner:
 
     def run_guarded(self, decisions: int | None = None) -> None:
         """``run`` in a thread of its own (DEC and PAR on a wall clock): an exception from a worker
-        is counted and the workers start again, until ``decisions`` (None: no limit), ``stop()`` or
+        is counted and the workers start again, until ``decisions`` (None: no limit), ``stopping()`` or
         ``faults.fatal``."""
-        while not self._stop.is_set() and not self.faults.fatal:
+        while not self.stopping() and not self.faults.fatal:
             if decisions is not None and self.recorder.decisions_recorded >= decisions:
                 return
             before = self.recorder.decisions_recorded

@@ -17,12 +17,15 @@ An agent is split into
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 
 from auras_ros.core.errors import InputError
+
+if TYPE_CHECKING:
+    from auras_ros.core.inpaint import Inpaint
 
 PERCEPT_KEY = "percept"
 """Public-context key under which perception writes its output."""
@@ -47,12 +50,14 @@ class AgentOutput:
 
 @dataclass(frozen=True)
 class GenerationStep:
-    """One in-flight request's share of a frame: iterations ``[begin, end)`` on its ``state``."""
+    """One in-flight request's share of a frame: iterations ``[begin, end)`` on its ``state``;
+    ``inpaint``: the chunk its decision should continue, for an agent that :func:`inpaints` (else None)."""
 
     request_id: int
     state: Any
     begin: int
     end: int
+    inpaint: Inpaint | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,10 @@ class Agent(Protocol):
     """An embodied agent cut into perception and generation.
 
     Optional attributes, read through the helpers below with a default for agents that lack them:
-    ``state_size`` (:func:`state_size`) and ``chunk_rows`` (:func:`chunk_rows`).
+    ``state_size`` (:func:`state_size`), ``chunk_rows`` (:func:`chunk_rows`), ``reset()``
+    (:func:`reset_episode`) and ``inpaints``
+    (:func:`inpaints`: such an agent reads :attr:`GenerationStep.inpaint` and takes
+    ``generate_request(percept, request_id, inpaint=...)``; the runners pass neither to any other).
     """
 
     @property
@@ -149,6 +157,21 @@ def chunk_rows(agent: Agent) -> int:
     before the next decision replaces it. It is the model's own metadata (saved with its checkpoint):
     an agent that plays a chunk says so with a ``chunk_rows`` attribute; 1 plays the first row alone."""
     return int(getattr(agent, "chunk_rows", 1))
+
+
+def inpaints(agent: Agent) -> bool:
+    """Whether the agent guides its chunks toward the executing one (the ``inpaint`` overlap,
+    :mod:`auras_ros.core.inpaint`): an agent that does says so with ``inpaints = True``."""
+    return bool(getattr(agent, "inpaints", False))
+
+
+def reset_episode(agent: Agent) -> None:
+    """An episode starts: an agent that keeps state from one observation to the next (LeRobot diffusion's
+    ``n_obs_steps`` history) forgets it through its optional ``reset()``, so the new episode's first
+    decisions never see the last one's frames. The evaluators call it before each episode's runner."""
+    reset = getattr(agent, "reset", None)
+    if callable(reset):
+        reset()
 
 
 def perceive_all(agent: Agent, observation: Observation, num_stages: int = 1) -> Any:

@@ -5,7 +5,9 @@
   (stem, four residual stages, pool+proj) for ``pp_perception`` > 1.
 - **Generation**: ``n_steps`` denoising iterations of a 1-D conv UNet over the action chunk x_k.
   Every request keeps its own noisy sample; in the Auras frame all in-flight requests' iterations run as
-  one batched denoiser call per sub-step, all conditioned on the same, latest H_o.
+  one batched denoiser call per sub-step, all conditioned on the same, latest H_o. A request may carry
+  an :class:`~auras_ros.core.inpaint.Inpaint` (the ``inpaint`` overlap): its iterations are then guided
+  toward the chunk that will be executing when it arrives (RTC, adapted to x0 in ``_guided_step``).
 
 Observation data: a mapping ``{"image": HxWx3 uint8 RGB, "state": (state_dim,) float}``; with
 ``state_dim == 0`` the bare image (or a mapping with "image") is enough.
@@ -34,6 +36,7 @@ import torch
 from torch import nn
 
 from auras_ros.core.errors import ConfigError, InputError, one_of
+from auras_ros.core.inpaint import Inpaint
 from auras_ros.core.inputs import InputSpec, StateSpec
 from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, expect_tensor)
 from auras_ros.models.checkpoint_files import read_json_object, read_weights
@@ -216,6 +219,19 @@ class DiffusionState:
 
 
 @dataclass(frozen=True)
+class _Guidance:
+    """The ``inpaint`` targets of a batch of requests, on the device: y (B, horizon, action_dim) in the
+    sample's space, the soft mask W (B, horizon) and β (B,). A request without one has W = 0."""
+
+    target: torch.Tensor
+    weights: torch.Tensor
+    max_guidance: torch.Tensor
+
+    def rows(self, index: torch.Tensor) -> "_Guidance":
+        return _Guidance(self.target[index], self.weights[index], self.max_guidance[index])
+
+
+@dataclass(frozen=True)
 class _Carry:
     """What passes between perception slices."""
 
@@ -247,6 +263,8 @@ class DiffusionPolicyAgent:
     not launch-bound; the executors, the generation node and the benchmarks run this same path. On
     the CPU ``graphs=True`` runs the same buffers eagerly (what the tests check).
     """
+
+    inpaints = True  # reads GenerationStep.inpaint (RTC's guided denoising, _guided_step)
 
     def __init__(self, config: DiffusionPolicyConfig, model: DiffusionPolicy | None = None,
                  graphs: bool | None = None) -> None:
@@ -324,6 +342,7 @@ class DiffusionPolicyAgent:
             return GenerationResult(states=[])
         with self._on(self.generation_stream):
             cond = self._cond(context[PERCEPT_KEY], where, self.generation_stream)
+            guidance = self._guidance([step.inpaint for step in steps], where)
             samples = torch.stack([step.state.sample for step in steps])
             begins = [step.begin for step in steps]
             ends = [step.end for step in steps]
@@ -336,7 +355,7 @@ class DiffusionPolicyAgent:
                 k_list = [begins[r] + j for r in rows]
                 noise = self._noise([steps[r].state for r in rows], k_list)
                 if len(rows) == len(steps):
-                    samples = self._denoise(samples, begins_on_device + j, cond, noise)
+                    samples = self._denoise(samples, begins_on_device + j, cond, noise, guidance)
                 else:
                     # The active set only shrinks, so each distinct one is copied to the device once.
                     key = tuple(rows)
@@ -344,7 +363,8 @@ class DiffusionPolicyAgent:
                         row_indices[key] = torch.tensor(rows, device=self.device)
                     index = row_indices[key]
                     ks = begins_on_device[index] + j
-                    samples = samples.index_copy(0, index, self._denoise(samples[index], ks, cond, noise))
+                    part = None if guidance is None else guidance.rows(index)
+                    samples = samples.index_copy(0, index, self._denoise(samples[index], ks, cond, noise, part))
         states = [
             DiffusionState(step.request_id, step.end, samples[r], step.state.noise) for r, step in enumerate(steps)
         ]
@@ -354,16 +374,19 @@ class DiffusionPolicyAgent:
         return self._finish(state, self.generation_stream)
 
     @torch.inference_mode()
-    def generate_request(self, percept: Any, request_id: int) -> AgentOutput:
+    def generate_request(self, percept: Any, request_id: int, inpaint: Inpaint | None = None) -> AgentOutput:
+        """The whole request; ``inpaint`` guides its chunk toward the executing one (see :meth:`_guided_step`)."""
+        where = "DiffusionPolicyAgent.generate_request"
         stream = self._request_stream()
         state = self._new_state(request_id, stream)
         with self._on(stream):
-            cond = self._cond(percept, "DiffusionPolicyAgent.generate_request", stream)
+            cond = self._cond(percept, where, stream)
+            guidance = self._guidance([inpaint], where)
             sample = state.sample[None]
             for k in range(self.config.n_steps):
                 ks = self._iterations[k : k + 1]
                 noise = None if state.noise is None else state.noise[k][None]
-                sample = self._denoise(sample, ks, cond, noise)
+                sample = self._denoise(sample, ks, cond, noise, guidance)
         return self._finish(DiffusionState(request_id, self.config.n_steps, sample[0], state.noise), stream)
 
     def percept_to_tensor(self, percept: Any) -> torch.Tensor:
@@ -501,10 +524,59 @@ class DiffusionPolicyAgent:
             return None
         return torch.stack([state.noise[k] for state, k in zip(states, k_list, strict=False)])
 
-    def _denoise(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+    def _denoise(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor | None,
+                 guidance: _Guidance | None = None) -> torch.Tensor:
         """One denoising iteration for a batch of samples (B, horizon, action_dim), row r at iteration ks[r]."""
+        if guidance is not None:
+            return self._guided_step(samples, ks, cond, noise, guidance)
         args = (samples, ks, cond) if noise is None else (samples, ks, cond, noise)
         return self._denoise_graph(*args) if self.graphs else self._denoise_step(*args)
+
+    def _guided_step(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor | None,
+                     guidance: _Guidance) -> torch.Tensor:
+        """One iteration with RTC's guidance, adapted to this epsilon-predicting DDPM/DDIM sampler: the
+        clean estimate x0_hat of the step (where RTC's flow matching uses x1_hat) is moved by the
+        vector-Jacobian product J^T W (y - x0_hat), J = d x0_hat / d x, scaled by RTC's clipped guidance
+        weight written for abar (:meth:`NoiseSchedule.guided_update` derives it); the noise estimate
+        follows, and the sampler's own update (with its clipping) runs on the pair. The error is taken on
+        the unclipped x0_hat, whose gradient does not vanish outside [-1, 1]. It needs the denoiser's
+        backward pass, so guided iterations run eagerly, outside the CUDA graph (about three forward
+        passes' time); rows whose W is 0 come out as unguided (bit for bit on the CPU)."""
+        # Tensors made under inference_mode cannot enter autograd: the sample and the conditioning are
+        # cloned outside it.
+        with torch.inference_mode(False), torch.enable_grad():
+            x = samples.clone().requires_grad_(True)
+            eps = self.model.denoiser(x, self.timesteps[ks], cond.clone().expand(x.shape[0], -1))
+            x0 = self.schedule.clean_estimate(x, eps, ks)
+            error = (guidance.target - x0.detach()) * guidance.weights[..., None]
+            (correction,) = torch.autograd.grad(x0, x, grad_outputs=error)
+        return self.schedule.guided_update(samples, x0.detach(), eps.detach(), correction, ks, guidance.max_guidance, noise)
+
+    def _guidance(self, inpaints: Sequence[Inpaint | None], where: str) -> _Guidance | None:
+        """The batch's guidance, one copy to the device per call; None when no request has a row to
+        follow (none inpaints, or each one's d is 0): then sampling is exactly the plain one."""
+        if all(inpaint is None for inpaint in inpaints):
+            return None
+        horizon, width = self.config.chunk_shape
+        targets, weights, betas = np.zeros((len(inpaints), horizon, width)), np.zeros((len(inpaints), horizon)), []
+        for r, inpaint in enumerate(inpaints):
+            if inpaint is not None and not isinstance(inpaint, Inpaint):
+                raise InputError("inpaint", where, "an auras_ros.core.inpaint.Inpaint or None", type(inpaint).__name__)
+            if inpaint is not None:
+                targets[r], weights[r] = self._inpaint_target(inpaint)
+            betas.append(0.0 if inpaint is None else inpaint.max_guidance)
+        if not weights.any():
+            return None
+
+        def device(values: Any) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(values), dtype=self.dtype).to(self.device)
+
+        return _Guidance(device(targets), device(weights), device(betas))
+
+    def _inpaint_target(self, inpaint: Inpaint) -> tuple[np.ndarray, np.ndarray]:
+        """y (horizon, action_dim) in the sample's space and W (horizon,): the decision is the whole
+        sample, so the executing chunk's rows are the target as they are."""
+        return inpaint.target(*self.config.chunk_shape)
 
     def _denoise_step(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor,
                       noise: torch.Tensor | None = None) -> torch.Tensor:

@@ -8,7 +8,8 @@ Both samplers are written as one update with per-iteration coefficient tables,
 so one batched call can advance rows that sit at different iterations k (the Auras frame mixes requests
 at different denoising steps): every coefficient is gathered per row. The formulas follow the
 ``diffusers`` DDPMScheduler (fixed_small variance) and DDIMScheduler (eta = 0) that Diffusion Policy uses,
-with "leading" timestep spacing.
+with "leading" timestep spacing. :meth:`NoiseSchedule.guided_update` is the same update after RTC's
+inpainting guidance moved x0_hat (the ``inpaint`` overlap, :mod:`auras_ros.core.inpaint`).
 """
 
 from __future__ import annotations
@@ -70,18 +71,47 @@ class NoiseSchedule:
 
     def step(self, x: torch.Tensor, eps: torch.Tensor, k: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         """One sampling iteration for a batch ``x`` (B, ...) whose row r sits at iteration ``k[r]``."""
-        shape = (-1,) + (1,) * (x.dim() - 1)
+        return self.update(x, self.clean_estimate(x, eps, k), eps, k, noise)
 
-        def at(table: torch.Tensor) -> torch.Tensor:
-            return table[k].reshape(shape)
+    def clean_estimate(self, x: torch.Tensor, eps: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """x0_hat = (x - sqrt(1 - abar_t) eps) / sqrt(abar_t), not clipped."""
+        return (x - _at(self.sqrt_one_minus_abar, k, x) * eps) / _at(self.sqrt_abar, k, x)
 
-        x0 = (x - at(self.sqrt_one_minus_abar) * eps) / at(self.sqrt_abar)
+    def update(self, x: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, k: torch.Tensor,
+               noise: torch.Tensor | None) -> torch.Tensor:
+        """The sampler's update from the clean estimate ``x0`` (clipped here) and the noise estimate ``eps``."""
         if self.clip_sample:
             x0 = x0.clamp(-1.0, 1.0)
-        out = at(self.coef_x0) * x0 + at(self.coef_eps) * eps + at(self.coef_x) * x
+        out = _at(self.coef_x0, k, x) * x0 + _at(self.coef_eps, k, x) * eps + _at(self.coef_x, k, x) * x
         if noise is not None:
-            out = out + at(self.noise_scale) * noise
+            out = out + _at(self.noise_scale, k, x) * noise
         return out
+
+    def guided_update(self, x: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, correction: torch.Tensor,
+                      k: torch.Tensor, max_guidance: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`update` after RTC's guidance moved the clean estimate by ``lambda * correction``.
+
+        ``correction`` is J^T W (y - x0_hat), J = d x0_hat / d x (ΠGDM's vector-Jacobian product). RTC
+        writes its flow-matching guidance as v + min(c / r^2, β) J_flow^T W (y - x1_hat), c = (1 - t) / t,
+        r^2 = (1 - t)^2 / (t^2 + (1 - t)^2). The flow's x_t is this VP x scaled by sqrt(t^2 + (1 - t)^2),
+        with sqrt(abar) = t / sqrt(t^2 + (1 - t)^2); written for this x it moves x0_hat by
+
+            lambda = min(1 / sqrt(abar_t), β sqrt(1 - abar_t))
+
+        times J^T W (y - x0_hat) (unclipped it is ΠGDM's r_t^-2 = 1 / (1 - abar_t) score term, through
+        Tweedie). The noise estimate moves with it, ``eps' = (x - sqrt(abar) x0') / sqrt(1 - abar)``, so the
+        pair stays consistent with x, as v' = (x1' - x_t) / (1 - t) does in RTC. ``max_guidance`` is β per
+        row (B,); a row whose correction is zero is updated exactly as by :meth:`update`."""
+        sqrt_abar, sqrt_one_minus = _at(self.sqrt_abar, k, x), _at(self.sqrt_one_minus_abar, k, x)
+        beta = max_guidance.reshape(sqrt_abar.shape)
+        scale = torch.minimum(1 / sqrt_abar, beta * sqrt_one_minus)
+        moved = scale * correction
+        return self.update(x, x0 + moved, eps - sqrt_abar / sqrt_one_minus * moved, k, noise)
+
+
+def _at(table: torch.Tensor, k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Row r's entry of a per-iteration table at iteration ``k[r]``, shaped to broadcast over ``x``'s row."""
+    return table[k].reshape((-1,) + (1,) * (x.dim() - 1))
 
 
 def make_schedule(n_steps: int, train_timesteps: int, sampler: str, clip_sample: bool = True) -> NoiseSchedule:

@@ -7,8 +7,8 @@
   (the first observation repeated until there are enough, as LeRobot's queues fill), and their
   concatenation is the percept, the UNet's global conditioning.
 - **Generation**: the denoising loop of :class:`~auras_ros.models.diffusion.DiffusionPolicyAgent`
-  (merged across in-flight requests, one batched UNet call per sub-step, CUDA graphs on a GPU) over
-  LeRobot's UNet and noise scheduler.
+  (merged across in-flight requests, one batched UNet call per sub-step, CUDA graphs on a GPU, the
+  ``inpaint`` guidance) over LeRobot's UNet and noise scheduler.
 - **Decision**: rows ``n_obs_steps - 1 .. n_obs_steps - 1 + n_action_steps`` of the denoised chunk,
   unnormalised by the postprocessor's statistics, flattened (``chunk_rows = n_action_steps``), as
   LeRobot's ``select_action`` queues them.
@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from auras_ros.core.errors import ConfigError, InputError
+from auras_ros.core.inpaint import Inpaint
 from auras_ros.core.stages import AgentOutput
 from auras_ros.models.denoiser import ConditionalUnet1D
 from auras_ros.models.diffusion import DiffusionPercept, DiffusionPolicyAgent, DiffusionPolicyConfig, DiffusionState
@@ -249,6 +250,17 @@ class LeRobotDiffusionAgent(DiffusionPolicyAgent):
         start = self.n_obs_steps - 1
         rows = chunk[start:start + self.config.n_action_steps]
         return AgentOutput(action=self._unnormalize.unnormalize(rows).to(torch.float64).reshape(-1).numpy())
+
+    def _inpaint_target(self, inpaint: Inpaint) -> tuple[np.ndarray, np.ndarray]:
+        """The decision is rows ``n_obs_steps - 1`` on of the sample, unnormalised: the executing chunk's
+        rows go back to the sample's space there; the rows before (the past observation steps') and after
+        follow nothing."""
+        start, rows = self.n_obs_steps - 1, self.config.n_action_steps
+        action, mask = inpaint.target(rows, self.config.action_dim)
+        target, weights = np.zeros(self.config.chunk_shape), np.zeros(self.config.horizon)
+        target[start:start + rows] = self._unnormalize.normalize(torch.from_numpy(action).to(torch.float32)).numpy()
+        weights[start:start + rows] = mask
+        return target, weights
 
 
 def _backbone_name(key: str) -> str:
