@@ -85,6 +85,11 @@ class TimedChunk:
         """From this time on no row of the chunk is due."""
         return self.stamp + len(self.rows) * self.period
 
+    def live(self, now: float) -> bool:
+        """A row is due at ``now`` or later: by :meth:`row_index`, so a chunk is live exactly while
+        :meth:`due` has a row (a comparison with :attr:`end` can disagree within a rounding error)."""
+        return self.row_index(now) < len(self.rows)
+
 
 class ChunkPlayer:
     """Plays chunks by time under one overlap policy; ``row(now)`` is the command due at ``now``."""
@@ -120,7 +125,7 @@ class ChunkPlayer:
         chunk = TimedChunk(array, float(stamp), self.period, float(now), label)
         skipped = min(max(chunk.row_index(now), 0), len(array))
         self.skipped_rows += skipped
-        self._chunks = [c for c in self._chunks if c.end > now] + [chunk]
+        self._chunks = [c for c in self._chunks if c.live(now)] + [chunk]
         if self.overlap in AGGREGATES:
             self._chunks = [self._aggregate(self._chunks[-2], chunk) if len(self._chunks) > 1 else chunk]
         if self.overlap in ("replace", "inpaint"):
@@ -131,7 +136,7 @@ class ChunkPlayer:
 
     def row(self, now: float) -> np.ndarray | None:
         """The command due at ``now``, or None when no chunk has a row due (none yet, or all played)."""
-        self._chunks = [c for c in self._chunks if c.end > now]
+        self._chunks = [c for c in self._chunks if c.live(now)]
         if not self._chunks:
             return None
         if self.overlap == "ensemble":

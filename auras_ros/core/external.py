@@ -12,10 +12,14 @@ observation admitted in frame t is written into the public context in frame t + 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from auras_ros.core.errors import InputError
-from auras_ros.core.stages import Agent, AgentOutput, GenerationResult, GenerationStep, Observation, chunk_rows
+from auras_ros.core.stages import (Agent, AgentOutput, GenerationResult, GenerationStep, Observation, chunk_rows,
+                                   inpaints)
+
+if TYPE_CHECKING:
+    from auras_ros.core.inpaint import Inpaint
 
 
 class ExternalPerception:
@@ -43,6 +47,11 @@ class ExternalPerception:
         """The wrapped agent's seconds between chunk rows, where it states them."""
         return getattr(self.agent, "chunk_period", None)
 
+    @property
+    def inpaints(self) -> bool:
+        """Whether the wrapped agent guides its chunks toward the executing one (the ``inpaint`` overlap)."""
+        return inpaints(self.agent)
+
     def perceive(self, carry: Any, stage: int, num_stages: int) -> Any:
         if not isinstance(carry, Observation):
             raise InputError("carry", "ExternalPerception.perceive", "an Observation holding a percept",
@@ -58,5 +67,7 @@ class ExternalPerception:
     def finish(self, state: Any) -> AgentOutput:
         return self.agent.finish(state)
 
-    def generate_request(self, percept: Any, request_id: int) -> AgentOutput:
-        return self.agent.generate_request(percept, request_id)
+    def generate_request(self, percept: Any, request_id: int, inpaint: Inpaint | None = None) -> AgentOutput:
+        if inpaint is None:  # an agent that does not inpaint takes no such argument (core.stages.Agent)
+            return self.agent.generate_request(percept, request_id)
+        return self.agent.generate_request(percept, request_id, inpaint=inpaint)  # type: ignore[call-arg]

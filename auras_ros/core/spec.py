@@ -33,9 +33,9 @@ from typing import Any
 
 from auras_ros.core.async_runner import DEFAULT_THRESHOLD, AsyncRunner, check_threshold
 from auras_ros.core.baselines import DecoupledRunner, ParallelRunner, SequentialRunner
-from auras_ros.core.chunks import AGGREGATES
+from auras_ros.core.chunks import AGGREGATES, OVERLAPS
 from auras_ros.core.clock import Clock
-from auras_ros.core.errors import ConfigError, positive_int
+from auras_ros.core.errors import ConfigError, one_of, positive_int
 from auras_ros.core.inpaint import InpaintConfig
 from auras_ros.core.metrics import MetricsRecorder
 from auras_ros.core.pipeline import PUBLIC, UNIFORM, AurasPipeline, PipelineConfig
@@ -166,6 +166,38 @@ class ExecutorSpec:
             raise ConfigError("alpha", self.alpha, "a finite number (0 = uniform partition)")
         return PipelineConfig(self.pp_perception, self.pp_generation, self.fetch_offset, float(self.alpha),
                               frame_period, self.context_mode)
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of the chunk measurements' tables (``eval.chunk_table``, the demo): an executor and the
+    overlap policy its chunks play under. Text form ``EXECUTOR[@OVERLAP]`` (:func:`parse_row`)."""
+
+    spec: ExecutorSpec
+    overlap: str = "replace"
+
+    @property
+    def label(self) -> str:
+        """Names the overlap its chunks play under (async's own aggregate: ExecutorSpec.chunk_overlap)."""
+        return f"{self.spec.name} @ {self.played}"
+
+    @property
+    def played(self) -> str:
+        return self.spec.chunk_overlap(self.overlap)
+
+    def __str__(self) -> str:
+        """The text form; ``@replace``, the default, left out."""
+        return str(self.spec) if self.overlap == "replace" else f"{self.spec}@{self.overlap}"
+
+
+def parse_row(text: str, default: str = "replace") -> Row:
+    """``EXECUTOR@OVERLAP`` (the overlap ``default`` when none is named); ConfigError naming what is
+    not runnable here."""
+    executor, _, overlap = text.partition("@")
+    overlap = overlap or default
+    if overlap not in OVERLAPS:
+        raise ConfigError("overlap", overlap, f"{one_of(OVERLAPS)} (row {text!r})")
+    return Row(ExecutorSpec.parse(executor), overlap)
 
 
 def _number(value: float) -> str:

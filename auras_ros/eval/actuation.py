@@ -33,6 +33,10 @@ class ChunkExecutor:
       skips the rows whose time has passed (a decision with no observation stamp, such as the safety
       gate's stop through the simulator, plays from its arrival).
 
+    A decision with a true ``interrupts`` attribute (the safety gate's ramp or stop through the simulator,
+    :func:`auras_ros.eval.world.decision`) first ends every chunk in play, so it plays alone under any
+    overlap.
+
     When no row is due (nothing decided yet, or the chunk played to its end with no newer one) the last
     command holds; before the first decision the agent stands still.
 
@@ -57,6 +61,8 @@ class ChunkExecutor:
         ``output.action`` and ``observation_stamp``) join; the command for the step starting at ``now``."""
         # Several may arrive in one step: the newest request joins last, so under `replace` it wins.
         for decision in sorted(decisions, key=lambda d: d.request_id):
+            if getattr(decision, "interrupts", False):
+                self.player.clear()  # a safety gate's ramp or stop (world.decision): it plays alone
             stamp = decision.observation_stamp if self.timing == "observation" else None
             self.player.add(action_chunk(decision.output.action), now if stamp is None else stamp, now, ROW_WIDTH,
                             label=decision.request_id)

@@ -4,8 +4,9 @@ the target reversing once per episode, measured for success, seams, jerk and rea
     python -m auras_ros.eval.chunk_table --policy diffusion --episodes 30 --speeds 1 3 \\
         [--rows seq@replace async@replace auras:1+4:f0:a0@ensemble ...] [--out docs/results/chunks_realtime.md]
 
-A row is ``EXECUTOR@OVERLAP`` (an :class:`ExecutorSpec` text and a :data:`core.chunks.OVERLAPS` name;
-``async`` plays under the aggregate its spec names, whatever the overlap). A
+A row is ``EXECUTOR@OVERLAP`` (:class:`auras_ros.core.spec.Row`: an :class:`ExecutorSpec` text and a
+:data:`core.chunks.OVERLAPS` name; ``async`` plays under the aggregate its spec names, whatever the
+overlap; the demo reads the same rows). A
 row this checkout cannot run (an executor kind ``core.spec`` does not parse, an overlap ``core.chunks``
 does not have) is skipped with a note in the table's file, so the same command runs before and after
 those land. **Pairing**: at each speed every seed runs every row back to back in a seeded shuffled
@@ -25,15 +26,14 @@ import argparse
 import shlex
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from auras_ros.core.chunks import OVERLAPS
-from auras_ros.core.errors import ConfigError, one_of
-from auras_ros.core.spec import ExecutorSpec
+from auras_ros.core.errors import ConfigError
+from auras_ros.core.spec import Row, parse_row
 from auras_ros.core.stages import Agent, chunk_rows, inpaints
 from auras_ros.eval.actuation import TIMINGS
 from auras_ros.eval.episodes import measure_seq_latency, run_realtime_episode
@@ -49,26 +49,6 @@ DEFAULT_ROWS = ("seq@replace", "async", f"{AURAS}@replace", f"{AURAS}@ensemble",
                 f"{AURAS}@inpaint")
 HELD_OUT_SEED = 70_000
 OUT = Path("docs/results/chunks_realtime.md")
-
-
-@dataclass(frozen=True)
-class Row:
-    spec: ExecutorSpec
-    overlap: str
-
-    @property
-    def label(self) -> str:
-        """Names the overlap its chunks play under (async's own aggregate: ExecutorSpec.chunk_overlap)."""
-        return f"{self.spec.name} @ {self.spec.chunk_overlap(self.overlap)}"
-
-
-def parse_row(text: str) -> Row:
-    """``EXECUTOR@OVERLAP`` (the overlap defaults to replace); ConfigError naming what is not runnable here."""
-    executor, _, overlap = text.partition("@")
-    overlap = overlap or "replace"
-    if overlap not in OVERLAPS:
-        raise ConfigError("overlap", overlap, f"{one_of(OVERLAPS)} (row {text!r})")
-    return Row(ExecutorSpec.parse(executor), overlap)
 
 
 def runnable_rows(texts: list[str]) -> tuple[list[Row], list[str]]:
@@ -148,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, notes = runnable_rows(args.rows)
     if not inpaints(agent):  # make_runner would refuse them: an agent that can not guide its chunks
         notes += [f"row `{row.label}` skipped: the agent does not inpaint (core.stages.inpaints)"
-                  for row in rows if row.spec.chunk_overlap(row.overlap) == "inpaint"]
-        rows = [row for row in rows if row.spec.chunk_overlap(row.overlap) != "inpaint"]
+                  for row in rows if row.played == "inpaint"]
+        rows = [row for row in rows if row.played != "inpaint"]
     if not rows:
         parser.error("no runnable row: " + "; ".join(notes))
     for note in notes:

@@ -8,12 +8,18 @@ bag), so both produce the very same frames for the same seeds.
 ``(vx, vy)`` rows, row-major: element ``2i`` and ``2i+1`` are the normalized velocity command of row ``i``
 (``[-1, 1]`` per axis, times the task's ``max_speed`` in units/s; values outside are clipped, non-finite
 ones stop the agent). A trailing odd element is ignored, so the 7-vector of a 7-DoF agent reads as 3 rows.
-Chunks execute as in :mod:`auras_ros.eval.actuation` (its :class:`ChunkExecutor`, timing ``arrival``):
-a new decision replaces the chunk, which plays from the step it arrives in (row 0 then, rows 1, 2, ... in
-the next steps without a new decision, up to ``chunk_rows``), then the last played row holds; before the
-first decision of an episode the agent stands still. Behind the safety gate the world still gets whole
-chunks (its ``agent_action`` output, with renewals of the chunk in force and its stops): the gate plays
-rows only for outputs of one command, so the world's player is the one that plays them here.
+Chunks execute as in :mod:`auras_ros.eval.actuation` (its :class:`ChunkExecutor`, under ``overlap`` and
+``timing``; by default ``replace`` and ``arrival``): a new decision replaces the chunk, which plays from the
+step it arrives in (row 0 then, rows 1, 2, ... in the next steps without a new decision, up to
+``chunk_rows``), then the last played row holds; before the first decision of an episode the agent stands
+still. With timing ``observation`` row k of a chunk is due k frames after its observation stamp. Behind the
+safety gate the world still gets whole chunks (its ``agent_action`` output, with renewals of the chunk in
+force and its ramps and stops): the gate plays rows only for outputs of one command, so the world's player
+is the one that plays them here. A ramp or stop (:func:`decision` with ``interrupts``) ends every chunk
+and plays alone from its arrival, under any overlap, as the gate's own stop clears its player.
+
+**Measured**: each scored episode carries its chunk measurements (``chunks``: :class:`ChunkMetrics` as a
+dict, :mod:`auras_ros.eval.seams`) of the commands it executed and the chunks they came from.
 
 **Time.** Sim time is ``time0 + frame_period * n`` with ``n`` counting world frames over the whole run
 (episodes follow each other without a gap), so stamps are unique and increase; ``time0`` is 1 s because
@@ -24,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Iterable, Sequence
 
@@ -32,17 +38,20 @@ import numpy as np
 
 from auras_ros.core.errors import ConfigError, positive_int
 from auras_ros.eval.actuation import ChunkExecutor, action_chunk
+from auras_ros.eval.seams import ChunkMetrics
 from auras_ros.eval.task import CatchTask, EpisodeScore, TaskConfig, WorldState
 
 TIME0 = 1.0
 
 
-def decision(request_id: int, action: Sequence[float]) -> SimpleNamespace:
-    """What :class:`ChunkExecutor` reads of a core Decision, from an AgentAction's fields: the world
-    plays each chunk from its arrival (the safety gate's ramps and stops, which carry the stamp of the
-    action they end, must act at once)."""
+def decision(request_id: int, action: Sequence[float], observation_stamp: float | None = None,
+             interrupts: bool = False) -> SimpleNamespace:
+    """What :class:`ChunkExecutor` reads of a core Decision, from an AgentAction's fields. A chunk is
+    timed from ``observation_stamp`` (timing ``observation``; None: from its arrival); ``interrupts``:
+    the safety gate's ramp or stop, which carries the stamps of the action it ends but must act at once
+    and alone, so it plays from its arrival whatever the timing."""
     return SimpleNamespace(request_id=request_id, output=SimpleNamespace(action=action_chunk(action)),
-                           observation_stamp=None)
+                           observation_stamp=None if interrupts else observation_stamp, interrupts=interrupts)
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,8 @@ class SimWorld:
     CONTROLS = ("agent", "expert")
 
     def __init__(self, config: TaskConfig = TaskConfig(), seed: int = 0, episodes: int = 1,
-                 chunk_rows: int = 1, control: str = "agent") -> None:
+                 chunk_rows: int = 1, control: str = "agent", overlap: str = "replace",
+                 timing: str = "arrival") -> None:
         if control not in self.CONTROLS:
             raise ConfigError("control", control, " or ".join(self.CONTROLS))
         if episodes < 0:
@@ -89,13 +99,19 @@ class SimWorld:
         self.episodes = episodes
         self.chunk_rows = chunk_rows
         self.control = control
+        self.overlap = overlap
+        self.timing = timing
         self.episode = -1
         self.global_frame = 0
         self.scores: list[dict] = []
         self.actions_in_episode = 0
         self._digest = hashlib.sha256()
-        self._executor = ChunkExecutor(chunk_rows, self.task.config.frame_period)
+        self._executor = self._new_executor()  # refuses an unknown overlap or timing here
+        self._sources: list[int | None] = []  # per step of the episode: the chunk its command came from
         self._last_applied = np.zeros(2)
+
+    def _new_executor(self) -> ChunkExecutor:
+        return ChunkExecutor(self.chunk_rows, self.period, self.overlap, self.timing)
 
     @property
     def period(self) -> float:
@@ -113,7 +129,8 @@ class SimWorld:
         """The reset frame of the next episode."""
         self.episode += 1
         self.task.reset(self.seed0 + self.episode)
-        self._executor = ChunkExecutor(self.chunk_rows, self.period)
+        self._executor = self._new_executor()
+        self._sources = []
         self._last_applied = np.zeros(2)
         self.actions_in_episode = 0
         self._digest = hashlib.sha256()  # of every applied command: equal digests, equal episodes
@@ -138,6 +155,7 @@ class SimWorld:
         if self.task.done:
             return self.start()
         action = self._executor.next(decisions, now)
+        self._sources.append(self._executor.source)
         if self.control == "expert":
             action = self.task.expert_action()
         applied = np.asarray(action, dtype=np.float64).ravel()[:2]
@@ -146,8 +164,11 @@ class SimWorld:
         self._digest.update(self._last_applied.tobytes())
         self.task.step(action)
         if self.task.done:
-            self.scores.append(score_dict(self.task.score, self.episode, actions=self.actions_in_episode,
-                                          applied_digest=self._digest.hexdigest()[:16]))
+            score = self.task.score
+            chunks = ChunkMetrics.of(score.commands, self._sources, self.period, score.reversal_frame,
+                                     score.reversal_velocity)
+            self.scores.append(score_dict(score, self.episode, actions=self.actions_in_episode,
+                                          applied_digest=self._digest.hexdigest()[:16], chunks=asdict(chunks)))
         return self.frame()
 
     def close(self) -> None:

@@ -32,17 +32,19 @@ from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import UInt64
 
+from auras_ros.core.chunks import OVERLAPS
 from auras_ros.core.context import PublicContext, SourceOrder
 from auras_ros.core.cpu_costs import CpuLedger
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.external import ExternalPerception
+from auras_ros.core.inpaint import InpaintConfig
 from auras_ros.core.metrics import Decision, MetricsRecorder
 from auras_ros.core.pacing import FreshArrivals, Pacer, Pacing
 from auras_ros.core.recent import RecentDecisions
 from auras_ros.core.runner import Runner
 from auras_ros.core.sources import ADMITTED, LatestObservation, SourceFence, new_source_id
 from auras_ros.core.spec import DEFAULT_EXECUTOR, TEXT_FORMS, ExecutorSpec, make_runner
-from auras_ros.core.stages import PERCEPT_KEY, Observation
+from auras_ros.core.stages import PERCEPT_KEY, Observation, inpaints
 from auras_ros.models.inputs import check_finite
 from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
 from auras_ros.nodes.agent_params import AGENT_PARAMS, agent_from_params
@@ -74,8 +76,12 @@ PARAMS = (
           "pp_perception+pp_generation, fetch offset and alpha skew, or a baseline"),
     Param("frame_period", 0.0, "seconds per frame on the node's clock; 0: as fast as the slowest stage allows",
           low=0.0, high=10.0),
-    Param("chunk_period", 0.0, "async executor: seconds between an action chunk's rows, as the action node plays "
-          "them (0: the checkpoint's, else frame_period; with neither, async is refused)", low=0.0, high=10.0),
+    Param("chunk_period", 0.0, "async executor and overlap inpaint: seconds between an action chunk's rows, as "
+          "the action node plays them (0: the checkpoint's, else frame_period; with neither, both are refused)", low=0.0, high=10.0),
+    Param("overlap", "replace", "the overlap policy the action node plays this node's chunks under (its `overlap`); "
+          "inpaint: each request's chunk is guided toward the one executing when it arrives (core.inpaint; rows "
+          "chunk_period apart, else frame_period or the checkpoint's), refused for an agent that does not inpaint; "
+          "the others change nothing here", choices=OVERLAPS),
     Param("lockstep", False, "frame-stepped worlds: after each frame tick, wait for the percept of the "
           "observation that tick produced before running the frame (frame_period 0 only)"),
     Param("frame_per_percept", True, "real time: every frame waits for a new percept (at most "
@@ -94,8 +100,24 @@ def executor_spec(params: dict[str, Any]) -> ExecutorSpec:
 
 
 def chunk_period(params: dict[str, Any]) -> float | None:
-    """The seconds between chunk rows that ASYNC paces its requests by (None: the checkpoint's, if any)."""
+    """The seconds between chunk rows that ASYNC paces its requests and inpaint times its guidance by
+    (None: the checkpoint's, if any)."""
     return params["chunk_period"] or params["frame_period"] or None
+
+
+def inpaint_config(params: dict[str, Any], agent: Any) -> InpaintConfig | None:
+    """The ``inpaint`` overlap's conditioning (None for the other overlaps); ConfigError for an agent
+    that can not guide its chunks, or with no row period to time them by."""
+    if params["overlap"] != "inpaint":
+        return None
+    if not inpaints(agent):
+        raise ConfigError("overlap", "inpaint", "an agent that inpaints its chunks (the diffusion "
+                          f"policies), not {type(agent).__name__}: choose another overlap")
+    period = chunk_period(params) or getattr(agent, "chunk_period", None)
+    if period is None:
+        raise ConfigError("chunk_period", 0.0, "the seconds between an action chunk's rows for overlap inpaint "
+                          "(or a frame_period > 0, or a checkpoint that states its own)")
+    return InpaintConfig(period)
 
 
 GENERATION_FRAME = "generation frame"  # the CPU ledger's hop of one frame of the frame clock
@@ -226,7 +248,8 @@ class GenerationNode(LifecycleNode):
         source = FreshArrivals(percepts, Pacing.percept_wait_s) if spec.kind in THREADED else percepts
         return percepts, make_runner(spec, ExternalPerception(agent, spec.pp_perception), source, self.clock,
                                      recorder=self.recorder, on_decision=self._publish_decision,
-                                     context=public_context, chunk_period=chunk_period(params))
+                                     context=public_context, chunk_period=chunk_period(params),
+                                     inpaint=inpaint_config(params, agent))
 
     def _stop_frame_clock(self) -> None:
         """Deactivation: no decision leaves from here on, and the requests in flight are dropped.

@@ -29,8 +29,11 @@ The world plays action chunks itself, as a controller that takes a whole traject
 gate plays rows for its one-command outputs (Twist), but its ``agent_action`` output carries each
 accepted chunk unchanged, and the world's own :class:`auras_ros.core.chunks.ChunkPlayer` (through
 :class:`auras_ros.eval.actuation.ChunkExecutor`, the one the evaluations use) plays its rows one per
-world step. Stepping the world by frame ticks stays exact that way: which rows act in a step does not
-depend on when the gate's timer fires relative to the ticks, so a seeded run repeats.
+world step, under the ``overlap`` and ``chunk_timing`` parameters (the action node's, by the same names).
+Stepping the world by frame ticks stays exact that way: which rows act in a step does not depend on when
+the gate's timer fires relative to the ticks, so a seeded run repeats. Each episode's score carries the
+chunk measurements of what the world executed (seams, jerk, reaction to the ``reverse`` variant's
+target reversal: :mod:`auras_ros.eval.seams`).
 
 The world's agent has a base controller's command timeout (``command_timeout``, as
 ``diff_drive_controller``'s ``cmd_vel_timeout``: :class:`auras_ros.core.safety.CommandTimeout`): a
@@ -46,6 +49,7 @@ import math
 import sys
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 from rclpy.duration import Duration
@@ -55,8 +59,9 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String, UInt64
 
+from auras_ros.core.chunks import OVERLAPS, TIMINGS
 from auras_ros.core.safety import CommandTimeout
-from auras_ros.eval.task_config import TaskConfig
+from auras_ros.eval.task_config import VARIANTS, TaskConfig
 from auras_ros.msg import AgentAction, SimState
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
@@ -83,6 +88,12 @@ PARAMS = (
     Param("control", "agent", "agent: execute AgentActions; expert: the scripted expert drives (reference)",
           choices=("agent", "expert")),
     Param("chunk_rows", 1, "rows of an action chunk played before the last one holds", low=1, high=1024),
+    Param("overlap", "replace", "how a new chunk joins the one playing (core.chunks; inpaint plays as replace: "
+          "the generation node guided it)", choices=OVERLAPS),
+    Param("chunk_timing", "arrival", "row 0 of a chunk is due at its arrival, or at its observation stamp "
+          "(the rows whose time passed are skipped)", choices=TIMINGS),
+    Param("variant", TASK.variant, "the task: catch, or reverse (the target reverses once per episode at a "
+          "seeded frame: reaction time)", choices=VARIANTS),
     Param("image_size", TASK.image_size, "camera image width and height in pixels", low=8, high=1024),
     Param("frame_period", TASK.frame_period, "sim seconds per world frame (realtime: also wall seconds)",
           low=0.001, high=10.0),
@@ -123,8 +134,9 @@ class SimNode(Node):
         super().__init__("sim_node", **kwargs)
         self.params = p = declare(self, PARAMS)
         config = TaskConfig(image_size=p["image_size"], frame_period=p["frame_period"], max_frames=p["max_frames"],
-                            hold_frames=p["hold_frames"])
-        self.world = SimWorld(config, p["seed"], p["episodes"], p["chunk_rows"], p["control"])
+                            hold_frames=p["hold_frames"], variant=p["variant"])
+        self.world = SimWorld(config, p["seed"], p["episodes"], p["chunk_rows"], p["control"], p["overlap"],
+                              p["chunk_timing"])
         self.clock_pub = self.create_publisher(Clock, m.CLOCK_TOPIC, LATEST_RELIABLE)
         self.state_pub = self.create_publisher(SimState, m.STATE_TOPIC, TICKS)
         self.image_pub = self.create_publisher(Image, m.IMAGE_TOPIC, SENSOR_LATEST)
@@ -158,10 +170,12 @@ class SimNode(Node):
             {m.CLOCK_TOPIC: self.clock_pub, m.STATE_TOPIC: self.state_pub, m.JOINTS_TOPIC: self.joints_pub,
              m.IMAGE_TOPIC: self.image_pub}[topic].publish(msg)
 
-    def _commands(self, decisions: list[AgentAction]) -> list[AgentAction]:
+    def _commands(self, decisions: list[AgentAction]) -> list[SimpleNamespace]:
         """What the base controller executes of the commands that arrived since the last step (in
-        arrival order): new ones; a repeat of the command in force only renews it; a command already
-        too old is ignored; and a zero command once the one in force times out."""
+        arrival order, as :func:`decision` values): new ones; a repeat of the command in force only renews
+        it; another action of the request in force is the safety gate's ramp or stop of it (it
+        interrupts); a command already too old is ignored; and a zero command once the one in force
+        times out."""
         now = self.current.stamp if self.current is not None else 0.0  # the world's clock at this step
         fresh = []
         for a in decisions:
@@ -169,21 +183,21 @@ class SimNode(Node):
                 continue
             key = (a.request_id, tuple(a.action))
             if key != self._in_force:
+                gate = self._in_force is not None and a.request_id == self._in_force[0]
                 self._in_force = key
-                fresh.append(a)
+                fresh.append(decision(a.request_id, a.action, to_seconds(a.observation_stamp), interrupts=gate))
         if not fresh and self.controller.timed_out(now):
             self._in_force = None
             self.get_logger().warning(f"no command for {self.controller.timeout:g} s: the base brakes to zero "
                                       f"(command timeouts so far: {self.controller.brakes})", throttle_duration_sec=1.0)
-            fresh.append(AgentAction(action=[0.0] * ROW_WIDTH))
+            fresh.append(decision(0, [0.0] * ROW_WIDTH, interrupts=True))
         return fresh
 
     def _advance(self, decisions: list[AgentAction]) -> None:
         scored = len(self.world.scores)
-        decisions = self._commands(decisions)
-        # Newest request id wins; on a tie (the gate's stop carries the id of the action it ends) the
-        # one that arrived last, so the arrival order is reversed here.
-        frame = self.world.advance(decision(a.request_id, a.action) for a in reversed(decisions))
+        # In arrival order: the world's player takes them by request id, and on a tie (the gate's stop
+        # carries the id of the action it ends) in this order, so the one that arrived last wins.
+        frame = self.world.advance(self._commands(decisions))
         self._progress = time.monotonic()
         for score in self.world.scores[scored:]:
             self.get_logger().info(f"episode {score['episode']} (seed {score['seed']}): success={score['success']} "

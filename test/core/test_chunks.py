@@ -79,6 +79,15 @@ def test_ensemble_weights_live_chunks_oldest_first_as_act_does() -> None:
     assert player.row(0.4)[0] == pytest.approx(130)
 
 
+@pytest.mark.parametrize("overlap", ["replace", "ensemble", "blend", "weighted_average"])
+def test_a_chunk_ending_within_a_rounding_error_of_now_has_no_row_due(overlap: str) -> None:
+    # Sim-time stamps add periods in floating point: 8 rows 0.05 apart from 1.0 end at 1.4, and "now"
+    # may read a hair before it. The row index (with its tolerance) says no row is due; so does every policy.
+    player = ChunkPlayer(0.05, overlap)
+    player.add(np.ones(8), stamp=1.0, now=1.0, width=1)
+    assert player.row(1.0 + 8 * 0.05 - 1e-12) is None
+
+
 def test_blend_crossfades_over_the_rows_the_two_chunks_share() -> None:
     player = ChunkPlayer(P, "blend")
     player.add(chunk(0, 0, 0, 0, 0), stamp=0.0, now=0.0, width=1)  # ends at 0.5

@@ -1,0 +1,64 @@
+"""The generation node's ``overlap`` parameter: ``inpaint`` guides each request's chunk toward the one
+executing (core.inpaint, the runner's InpaintConfig with the chunk row period). Configure refuses it in
+one line for an agent that does not inpaint (the synthetic agent); with the tiny diffusion agent the node
+configures, decides, and conditions its next requests on the chunk it published."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from rclpy.parameter import Parameter
+
+from auras_ros.core.errors import ConfigError
+from auras_ros.msg import ContextEntry, ContextState
+from auras_ros.models.diffusion import DiffusionPolicyAgent, tiny
+from auras_ros.nodes.generation_node import GenerationNode
+from node_graph import Graph
+from test_generation_lifecycle import _context_source
+
+CHUNK_PERIOD = 0.05
+
+
+def test_inpaint_is_refused_for_an_agent_that_does_not_inpaint(graph: Graph) -> None:
+    generation = GenerationNode(context=graph.context, autostart=False, parameter_overrides=[
+        Parameter("overlap", value="inpaint"), Parameter("chunk_period", value=CHUNK_PERIOD),
+        Parameter("stats_period", value=3600.0)])
+    graph.nodes.append(generation)  # destroyed with the graph
+    with pytest.raises(ConfigError) as error:
+        generation.start()
+    message = str(error.value)
+    assert error.value.field == "overlap" and "SyntheticAgent" in message and "\n" not in message, message
+    assert not generation.active and generation.runner is None
+    # The other overlaps are the action node's business: the same node configures with them.
+    generation.set_parameters([Parameter("overlap", value="ensemble")])
+    generation.start()
+    assert generation.active and generation.runner.executing is None
+    generation.trigger_deactivate()
+
+
+def _percept(generation: GenerationNode, seq: int) -> ContextState:
+    """A well-formed diffusion percept (its conditioning vector), stamped now."""
+    entry = ContextEntry(key="percept", observation_seq=seq, verdict=ContextEntry.VERDICT_FRESH)
+    entry.stamp = generation.get_clock().now().to_msg()
+    generation.codec.encode(torch.zeros(generation.agent.config.cond_dim), entry.value)
+    return ContextState(entries=[entry])
+
+
+def test_inpaint_with_the_diffusion_agent_configures_decides_and_follows_its_chunks(graph: Graph) -> None:
+    agent = DiffusionPolicyAgent(tiny(n_steps=2, train_timesteps=2))
+    generation = graph.add(GenerationNode, {"overlap": "inpaint", "chunk_period": CHUNK_PERIOD, "executor": "seq",
+                                            "stats_period": 3600.0}, agent=agent)
+    assert generation.active and generation.runner.executing is not None
+    assert generation.runner.executing.config.period == CHUNK_PERIOD
+    assert generation.runner.inpaint_for(0.0) is None  # nothing executing yet: plain sampling
+    states, actions = _context_source(graph, generation)
+    states.publish(_percept(generation, 1))
+    assert graph.spin_until(lambda: len(actions) >= 1)
+    # The next request is conditioned on the chunk this node published (it executes when that one arrives).
+    inpaint = generation.runner.inpaint_for(generation.clock.now())
+    assert inpaint is not None
+    np.testing.assert_array_equal(inpaint.chunk.action, np.asarray(actions[0].action, dtype=np.float64))
+    states.publish(_percept(generation, 2))
+    assert graph.spin_until(lambda: any(a.observation_seq == 2 for a in actions))
+    assert all(np.isfinite(a.action).all() for a in actions)
