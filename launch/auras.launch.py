@@ -47,7 +47,8 @@ def generate_launch_description() -> LaunchDescription:
     shared = {"model": arg["model"], "device": arg["device"], "transport": arg["transport"],
               "percept.policy": arg["policy"], "state_topic": arg["state_topic"], "instruction": arg["instruction"],
               "unnorm_key": arg["unnorm_key"]}
-    generation = {**shared, "executor": arg["executor"]}
+    # The chunk period and overlap reach generation too: async paces by the one, inpaint guides by both.
+    generation = {**shared, "executor": arg["executor"], "chunk_period": arg["chunk_period"], "overlap": arg["overlap"]}
     camera = {"source": arg["source"]}
     action = {name: arg[name] for name in ("outputs", "joint_names", "row_width", "chunk_period", "chunk_timing",
                                            "overlap")}

@@ -37,7 +37,7 @@ from typing import Callable
 import torch
 
 from auras_ros import demo
-from auras_ros.core.spec import ExecutorSpec
+from auras_ros.core.spec import ExecutorSpec, Row, executor_argument
 from auras_ros.core.stages import chunk_rows
 from auras_ros.eval.episodes import evaluate_realtime
 from auras_ros.eval.policies import load_policy
@@ -166,7 +166,7 @@ def report(title: str, processes: dict[str, float], threads: dict[str, float], d
         print(f"    {label:<44} {seconds:7.2f} s")
 
 
-def hop_costs(spec: ExecutorSpec, episodes: int, seed: int, demo_args: argparse.Namespace, timeout_s: float) -> int:
+def hop_costs(row: Row, episodes: int, seed: int, demo_args: argparse.Namespace, timeout_s: float) -> int:
     """``--hops`` (the module's docstring): one run of ``episodes`` episodes, the ledger printed."""
     import subprocess
     import tempfile
@@ -184,9 +184,9 @@ def hop_costs(spec: ExecutorSpec, episodes: int, seed: int, demo_args: argparse.
     config = str(Path(get_package_share_directory("auras_ros"), "config", "auras.yaml"))
     with private_ros_env() as env, tempfile.TemporaryDirectory() as tmp:
         sim_file, agent_file = Path(tmp, "sim.yaml"), Path(tmp, "agent.yaml")
-        sim_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": demo.sim_params(spec, seed, episodes, demo_args)}}))
+        sim_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": demo.sim_params(row, seed, episodes, demo_args)}}))
         agent_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
-            **demo.agent_params(spec, demo_args), "outputs": ["agent_action"]}}}))
+            **demo.agent_params(row, demo_args), "outputs": ["agent_action"]}}}))
         context = rclpy.Context()
         rclpy.init(context=context, domain_id=int(env["ROS_DOMAIN_ID"]))
         nodes = compose(HandleRegistry(), camera=False, context=context,
@@ -209,7 +209,7 @@ def hop_costs(spec: ExecutorSpec, episodes: int, seed: int, demo_args: argparse.
             print(f"sim_node exited {code}:\n{Path(tmp, 'sim.log').read_text()[-3000:]}", file=sys.stderr)
             return 1
     hops = sum(cost.seconds for cost in costs.values())
-    print(f"\n{spec} at speed {demo_args.speed:g}, {episodes} episodes from seed {seed}: the agent process "
+    print(f"\n{row} at speed {demo_args.speed:g}, {episodes} episodes from seed {seed}: the agent process "
           f"(composed nodes) took {process_cpu:.2f} CPU s over {wall:.1f} wall s, {decisions} decisions "
           f"({1e3 * process_cpu / max(decisions, 1):.1f} ms CPU per decision)")
     print("| hop                              | messages | CPU ms / message | CPU s | share of the process |")
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         print("realtime_cpu: needs Linux's /proc", file=sys.stderr)
         return 2
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--executor", type=demo.executor_arg, default=ExecutorSpec("seq"))
+    parser.add_argument("--executor", type=executor_argument, default=ExecutorSpec("seq"))
     parser.add_argument("--episodes", type=int, default=4)
     parser.add_argument("--seed", type=int, default=50000)
     parser.add_argument("--speed", type=float, default=3.0)
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         "--block", str(args.episodes), "--trigger", args.trigger, "--chunk-rows", str(chunk_rows(agent)),
         "--executors", str(args.executor)]))
     if args.hops:
-        return hop_costs(args.executor, args.episodes, args.seed, demo_args, args.timeout)
+        return hop_costs(demo_args.rows[0], args.episodes, args.seed, demo_args, args.timeout)
 
     started = time.monotonic()
     with CpuSampler(own=True, period_s=args.sample_s) as core:
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         demo_args.episodes = demo_args.block = episodes
         started = time.monotonic()
         with CpuSampler(own=False, period_s=args.sample_s) as nodes:
-            node_result = demo.evaluate([args.executor], demo_args)[0]
+            node_result = demo.evaluate(demo_args.rows, demo_args)[0]
         runs.append((nodes, len(node_result.ages_frames), time.monotonic() - started, node_result.decisions_per_s))
     (short, short_decisions, short_wall, _), (long, long_decisions, long_wall, node_rate) = runs
     print(f"\n{args.executor} at speed {args.speed:g}, {args.episodes} episodes from seed {args.seed}; "

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from auras_ros import demo
-from auras_ros.core.spec import ExecutorSpec
+from auras_ros.core.spec import ExecutorSpec, executor_argument
 from auras_ros.core.stages import chunk_rows
 from auras_ros.core.stats import Spread, wilson
 from auras_ros.eval.episodes import evaluate_realtime
@@ -43,14 +43,14 @@ def run_core(agent: object, specs: list[ExecutorSpec], args: argparse.Namespace,
     return {r.config.spec: (r.decisions_per_s, r.config.successes) for r in ev.results}
 
 
-def run_nodes(specs: list[ExecutorSpec], demo_args: argparse.Namespace) -> dict[str, tuple]:
-    results = demo.evaluate(specs, demo_args)
+def run_nodes(demo_args: argparse.Namespace) -> dict[str, tuple]:
+    results = demo.evaluate(demo_args.rows, demo_args)
     return {str(r.spec): (r.decisions_per_s, [r.success[s] for s in sorted(r.success)]) for r in results}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--executors", type=demo.executor_arg, nargs="+",
+    parser.add_argument("--executors", type=executor_argument, nargs="+",
                         default=[ExecutorSpec("seq"), ExecutorSpec.parse("auras:1+4:f0:a0")])
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--seed", type=int, default=50000)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     for repeat in range(args.repeats):
         for path in order.sample(PATHS, len(PATHS)):
             print(f"repeat {repeat + 1}/{args.repeats}: {path}", flush=True)
-            measured = run_core(agent, specs, args, warmup=repeat == 0) if path == "core" else run_nodes(specs, demo_args)
+            measured = run_core(agent, specs, args, warmup=repeat == 0) if path == "core" else run_nodes(demo_args)
             for spec, (rate, successes) in measured.items():
                 runs[spec, path].rates.append(rate)
                 runs[spec, path].successes += successes

@@ -25,6 +25,12 @@ from auras_ros.core.stages import state_size
 # "crop" scales to cover and cuts the centre. A policy trained with random crops is evaluated on the
 # centre crop, so "crop" is the eval rule for it too.
 RESIZE_RULES = ("resize", "pad", "crop")
+CHANNEL_ORDERS = ("rgb", "bgr")
+# How the pixels are resampled on the way. "area": area averaging when shrinking (no aliasing from a
+# 1280x960 frame to 64x64), bilinear when growing (OpenCV). "bicubic": PIL's antialiased bicubic, what
+# torchvision's Resize does to a PIL image, so a model trained through it (OpenVLA's processor) sees
+# the very pixels its reference would.
+INTERPOLATIONS = ("area", "bicubic")
 
 
 def scaled_size(size: tuple[int, int], rule: str, height: int, width: int) -> tuple[int, int]:
@@ -35,12 +41,6 @@ def scaled_size(size: tuple[int, int], rule: str, height: int, width: int) -> tu
         return size
     scale = min(size[0] / height, size[1] / width) if rule == "pad" else max(size[0] / height, size[1] / width)
     return max(1, round(height * scale)), max(1, round(width * scale))
-CHANNEL_ORDERS = ("rgb", "bgr")
-# How the pixels are resampled on the way. "area": area averaging when shrinking (no aliasing from a
-# 1280x960 frame to 64x64), bilinear when growing (OpenCV). "bicubic": PIL's antialiased bicubic, what
-# torchvision's Resize does to a PIL image, so a model trained through it (OpenVLA's processor) sees
-# the very pixels its reference would.
-INTERPOLATIONS = ("area", "bicubic")
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,11 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At p = 0 or 1 the bound is 0 or 1 exactly; in floating point centre ± half misses it by an ulp, and
+    # a rate of 100% would then fall outside its own interval.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return (low, high)
 
 
 def paired_ratio_ci(ours: Sequence[bool], seq: Sequence[bool], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:

@@ -30,7 +30,6 @@ from auras_ros.core.sources import StampedHistory, new_source_id
 from auras_ros.core.stages import PERCEPT_KEY, Observation, perceive_all
 from auras_ros.models.inputs import observation_data
 from auras_ros.msg import Percept, PipelineStats
-from auras_ros.transport.images import to_rgb
 from auras_ros.nodes.agent_params import AGENT_PARAMS, agent_from_params
 from auras_ros.nodes.health import OK, WARN, Health, Status, TransportLosses, with_graph_captures
 from auras_ros.nodes.local_delivery import LocalDelivery
@@ -39,6 +38,7 @@ from auras_ros.nodes.payload import PayloadCodec, transport_params
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
 from auras_ros.nodes.ros_convert import metrics_to_stats, to_duration, to_seconds
 from auras_ros.nodes.process import run_node
+from auras_ros.transport.images import to_rgb
 from auras_ros.core import topics
 
 STATE_HISTORY = 16  # robot states kept to pair with images by stamp

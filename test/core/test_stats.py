@@ -29,6 +29,8 @@ def test_percentile_mean_and_spread():
 def test_wilson_and_paired_ratio_intervals():
     low, high = wilson(8, 10)
     assert 0.4 < low < 0.8 < high < 1.0 and wilson(0, 5)[0] == 0.0
+    for n in (1, 7, 30, 90):  # a rate of 0% or 100% lies inside its own interval (was an ulp outside)
+        assert wilson(n, n)[1] == 1.0 and wilson(0, n)[0] == 0.0
     assert paired_ratio_ci([True] * 10, [True] * 10) == (1.0, 1.0)
     assert all(math.isnan(v) for v in paired_ratio_ci([True] * 3, [False] * 3))  # SEQ never succeeded
 

@@ -34,17 +34,6 @@ def observation(config: DiffusionPolicyConfig, seed: int = 0) -> Observation:
     return Observation(seq=seed, stamp=0.0, data={"image": image, "state": rng.standard_normal(config.state_dim)})
 
 
-@pytest.fixture(scope="module")
-def agent() -> DiffusionPolicyAgent:
-    return DiffusionPolicyAgent(tiny())
-
-
-@pytest.fixture(scope="module")
-def ddpm_agent() -> DiffusionPolicyAgent:
-    # DDPM needs n_steps == train_timesteps; a short training schedule keeps the test fast.
-    return DiffusionPolicyAgent(tiny(sampler="ddpm", n_steps=12, train_timesteps=12))
-
-
 def run_pipeline(agent: DiffusionPolicyAgent, percept: object, request_ids: list[int], pp_generation: int, alpha: float):
     """Drive generation like the Auras frame does: request r enters generation in frame r and runs stage
     f - r in frame f; every frame's active steps go through ONE generate call on the same percept."""
@@ -322,17 +311,6 @@ def test_paper_shaped_preset_config() -> None:
     config = diffusion_policy_shaped()
     config.validate()
     assert (config.n_steps, config.encoder_width, config.down_dims, config.cond_dim) == (100, 64, (256, 512, 1024), 514)
-
-
-
-
-@pytest.fixture
-def exact_fp32():
-    """CUDA convolutions default to TF32 (10-bit mantissa); compare fp32 with fp32."""
-    previous = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 @cuda_test

@@ -25,7 +25,6 @@ from auras_ros.models.diffusion import DiffusionPolicyAgent, tiny
 from auras_ros.models.factory import build_agent
 from auras_ros.models.lerobot.diffusion import LeRobotDiffusionAgent
 from gpu import cuda_test
-from test_diffusion import exact_fp32  # noqa: F401  (the fixture, by name)
 
 SHIPPED = Path(__file__).resolve().parents[2] / "auras_ros" / "eval" / "checkpoints" / "diffusion"
 LEROBOT_DIFFUSION = Path(__file__).resolve().parents[1] / "data" / "lerobot_diffusion"
@@ -57,16 +56,6 @@ def inpaint(chunk: np.ndarray, shift: int, delay: int, stamp: float = 1.0, beta:
     config = InpaintConfig(PERIOD) if beta is None else InpaintConfig(PERIOD, beta)
     return Inpaint(ExecutingChunk(np.asarray(chunk, dtype=np.float64).reshape(-1), stamp), stamp + shift * PERIOD,
                    delay * PERIOD, config)
-
-
-@pytest.fixture(scope="module")
-def agent() -> DiffusionPolicyAgent:
-    return DiffusionPolicyAgent(tiny())
-
-
-@pytest.fixture(scope="module")
-def ddpm_agent() -> DiffusionPolicyAgent:
-    return DiffusionPolicyAgent(tiny(sampler="ddpm", n_steps=12, train_timesteps=12))
 
 
 # -- the soft mask and the alignment -----------------------------------------------------------------
