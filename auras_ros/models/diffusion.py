@@ -7,7 +7,8 @@
   Every request keeps its own noisy sample; in the Auras frame all in-flight requests' iterations run as
   one batched denoiser call per sub-step, all conditioned on the same, latest H_o. A request may carry
   an :class:`~auras_ros.core.inpaint.Inpaint` (the ``inpaint`` overlap): its iterations are then guided
-  toward the chunk that will be executing when it arrives (RTC, adapted to x0 in ``_guided_step``).
+  toward the chunk that will be executing when it arrives (RTC's guidance adapted to x0 in ``_vjp_step``,
+  or the gradient-free ``_blend_step``).
 
 Observation data: a mapping ``{"image": HxWx3 uint8 RGB, "state": (state_dim,) float}``; with
 ``state_dim == 0`` the bare image (or a mapping with "image") is enough.
@@ -221,14 +222,16 @@ class DiffusionState:
 @dataclass(frozen=True)
 class _Guidance:
     """The ``inpaint`` targets of a batch of requests, on the device: y (B, horizon, action_dim) in the
-    sample's space, the soft mask W (B, horizon) and β (B,). A request without one has W = 0."""
+    sample's space, the soft mask W (B, horizon), β (B,) and the guidance method (one per batch, from
+    :data:`auras_ros.core.inpaint.GUIDANCE_METHODS`). A request without one has W = 0."""
 
     target: torch.Tensor
     weights: torch.Tensor
     max_guidance: torch.Tensor
+    method: str
 
     def rows(self, index: torch.Tensor) -> "_Guidance":
-        return _Guidance(self.target[index], self.weights[index], self.max_guidance[index])
+        return _Guidance(self.target[index], self.weights[index], self.max_guidance[index], self.method)
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,7 @@ class DiffusionPolicyAgent:
     the CPU ``graphs=True`` runs the same buffers eagerly (what the tests check).
     """
 
-    inpaints = True  # reads GenerationStep.inpaint (RTC's guided denoising, _guided_step)
+    inpaints = True  # reads GenerationStep.inpaint (guided denoising: _vjp_step, _blend_step)
 
     def __init__(self, config: DiffusionPolicyConfig, model: DiffusionPolicy | None = None,
                  graphs: bool | None = None) -> None:
@@ -294,6 +297,9 @@ class DiffusionPolicyAgent:
         self.graph_log = CaptureLog()
         self._denoise_graph = GraphedFunction(self._denoise_step, self.device, capture_for(self.device, self.graphs),
                                               self.graph_log, "denoising iteration")
+        # x0_blend guidance is a plain iteration plus elementwise work: graphed the same way.
+        self._blend_graph = GraphedFunction(self._blend_step, self.device, capture_for(self.device, self.graphs),
+                                            self.graph_log, "guided denoising iteration")
 
     # -- the Agent protocol --------------------------------------------------------------------
 
@@ -375,7 +381,7 @@ class DiffusionPolicyAgent:
 
     @torch.inference_mode()
     def generate_request(self, percept: Any, request_id: int, inpaint: Inpaint | None = None) -> AgentOutput:
-        """The whole request; ``inpaint`` guides its chunk toward the executing one (see :meth:`_guided_step`)."""
+        """The whole request; ``inpaint`` guides its chunk toward the executing one (see :meth:`_denoise`)."""
         where = "DiffusionPolicyAgent.generate_request"
         stream = self._request_stream()
         state = self._new_state(request_id, stream)
@@ -526,22 +532,30 @@ class DiffusionPolicyAgent:
 
     def _denoise(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor | None,
                  guidance: _Guidance | None = None) -> torch.Tensor:
-        """One denoising iteration for a batch of samples (B, horizon, action_dim), row r at iteration ks[r]."""
+        """One denoising iteration for a batch of samples (B, horizon, action_dim), row r at iteration ks[r];
+        with ``guidance``, guided by its method (rows whose W is 0 come out as unguided, bit for bit on
+        the CPU)."""
+        if guidance is not None and guidance.method == "vjp":
+            return self._vjp_step(samples, ks, cond, noise, guidance)
+        args: tuple[torch.Tensor, ...] = (samples, ks, cond)
         if guidance is not None:
-            return self._guided_step(samples, ks, cond, noise, guidance)
-        args = (samples, ks, cond) if noise is None else (samples, ks, cond, noise)
+            args += (guidance.target, guidance.weights, guidance.max_guidance)
+        if noise is not None:
+            args += (noise,)
+        if guidance is not None:
+            return self._blend_graph(*args) if self.graphs else self._blend_step(*args)
         return self._denoise_graph(*args) if self.graphs else self._denoise_step(*args)
 
-    def _guided_step(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor | None,
-                     guidance: _Guidance) -> torch.Tensor:
+    def _vjp_step(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor | None,
+                  guidance: _Guidance) -> torch.Tensor:
         """One iteration with RTC's guidance, adapted to this epsilon-predicting DDPM/DDIM sampler: the
         clean estimate x0_hat of the step (where RTC's flow matching uses x1_hat) is moved by the
         vector-Jacobian product J^T W (y - x0_hat), J = d x0_hat / d x, scaled by RTC's clipped guidance
-        weight written for abar (:meth:`NoiseSchedule.guided_update` derives it); the noise estimate
+        weight written for abar (:meth:`NoiseSchedule.guidance_weight` derives it); the noise estimate
         follows, and the sampler's own update (with its clipping) runs on the pair. The error is taken on
         the unclipped x0_hat, whose gradient does not vanish outside [-1, 1]. It needs the denoiser's
-        backward pass, so guided iterations run eagerly, outside the CUDA graph (about three forward
-        passes' time); rows whose W is 0 come out as unguided (bit for bit on the CPU)."""
+        backward pass, so these iterations run eagerly, outside the CUDA graph (about twice a plain
+        iteration's time on the CPU)."""
         # Tensors made under inference_mode cannot enter autograd: the sample and the conditioning are
         # cloned outside it.
         with torch.inference_mode(False), torch.enable_grad():
@@ -550,7 +564,21 @@ class DiffusionPolicyAgent:
             x0 = self.schedule.clean_estimate(x, eps, ks)
             error = (guidance.target - x0.detach()) * guidance.weights[..., None]
             (correction,) = torch.autograd.grad(x0, x, grad_outputs=error)
-        return self.schedule.guided_update(samples, x0.detach(), eps.detach(), correction, ks, guidance.max_guidance, noise)
+        moved = self.schedule.guidance_weight(ks, guidance.max_guidance, samples) * correction
+        return self.schedule.guided_update(samples, x0.detach(), eps.detach(), moved, ks, noise)
+
+    def _blend_step(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor, target: torch.Tensor,
+                    weights: torch.Tensor, max_guidance: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """One iteration with the ``x0_blend`` guidance: the clean estimate moved toward the target by the
+        soft mask itself, x0' = x0_hat + w_k W (y - x0_hat), w_k the step's clipped weight mapped to [0, 1]
+        (:meth:`NoiseSchedule.blend_weight`); the noise estimate follows and the sampler's own update runs
+        on the pair, as in :meth:`_vjp_step`. No gradient and no second denoiser call: the cost of a plain
+        iteration. With w_k W = 1 the last iteration lands the row on y exactly (DDIM's and DDPM's last
+        update is the clipped x0)."""
+        eps = self.model.denoiser(samples, self.timesteps[ks], cond.expand(samples.shape[0], -1))
+        x0 = self.schedule.clean_estimate(samples, eps, ks)
+        moved = self.schedule.blend_weight(ks, max_guidance, samples) * weights[..., None] * (target - x0)
+        return self.schedule.guided_update(samples, x0, eps, moved, ks, noise)
 
     def _guidance(self, inpaints: Sequence[Inpaint | None], where: str) -> _Guidance | None:
         """The batch's guidance, one copy to the device per call; None when no request has a row to
@@ -567,11 +595,14 @@ class DiffusionPolicyAgent:
             betas.append(0.0 if inpaint is None else inpaint.max_guidance)
         if not weights.any():
             return None
+        methods = sorted({inpaint.method for inpaint in inpaints if inpaint is not None})
+        if len(methods) > 1:
+            raise InputError("inpaint method", where, "one guidance method for every request of a call", methods)
 
         def device(values: Any) -> torch.Tensor:
             return torch.as_tensor(np.asarray(values), dtype=self.dtype).to(self.device)
 
-        return _Guidance(device(targets), device(weights), device(betas))
+        return _Guidance(device(targets), device(weights), device(betas), methods[0])
 
     def _inpaint_target(self, inpaint: Inpaint) -> tuple[np.ndarray, np.ndarray]:
         """y (horizon, action_dim) in the sample's space and W (horizon,): the decision is the whole

@@ -8,7 +8,7 @@ Both samplers are written as one update with per-iteration coefficient tables,
 so one batched call can advance rows that sit at different iterations k (the Auras frame mixes requests
 at different denoising steps): every coefficient is gathered per row. The formulas follow the
 ``diffusers`` DDPMScheduler (fixed_small variance) and DDIMScheduler (eta = 0) that Diffusion Policy uses,
-with "leading" timestep spacing. :meth:`NoiseSchedule.guided_update` is the same update after RTC's
+with "leading" timestep spacing. :meth:`NoiseSchedule.guided_update` is the same update after the
 inpainting guidance moved x0_hat (the ``inpaint`` overlap, :mod:`auras_ros.core.inpaint`).
 """
 
@@ -49,6 +49,9 @@ class NoiseSchedule:
     coef_x: torch.Tensor  # (n,) c[k]
     noise_scale: torch.Tensor  # (n,) s[k]; all zero for DDIM (deterministic)
     clip_sample: bool
+    # Guidance tables (a guided iteration gathers them rather than recomputing them per call):
+    eps_per_x0: torch.Tensor  # (n,) sqrt(abar_t) / sqrt(1 - abar_t): how eps moves when x0_hat moves, x fixed
+    blend_base: torch.Tensor  # (n,) sqrt(abar_t (1 - abar_t)): blend_weight before β and its clip at 1
 
     @property
     def stochastic(self) -> bool:
@@ -67,6 +70,8 @@ class NoiseSchedule:
             coef_x=move(self.coef_x),
             noise_scale=move(self.noise_scale),
             clip_sample=self.clip_sample,
+            eps_per_x0=move(self.eps_per_x0),
+            blend_base=move(self.blend_base),
         )
 
     def step(self, x: torch.Tensor, eps: torch.Tensor, k: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
@@ -87,26 +92,33 @@ class NoiseSchedule:
             out = out + _at(self.noise_scale, k, x) * noise
         return out
 
-    def guided_update(self, x: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, correction: torch.Tensor,
-                      k: torch.Tensor, max_guidance: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        """:meth:`update` after RTC's guidance moved the clean estimate by ``lambda * correction``.
+    def guidance_weight(self, k: torch.Tensor, max_guidance: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """RTC's clipped guidance weight, written for this sampler's x0_hat, per row (shaped to broadcast
+        over ``x``): lambda = min(1 / sqrt(abar_t), β sqrt(1 - abar_t)), ``max_guidance`` β per row (B,).
 
-        ``correction`` is J^T W (y - x0_hat), J = d x0_hat / d x (ΠGDM's vector-Jacobian product). RTC
-        writes its flow-matching guidance as v + min(c / r^2, β) J_flow^T W (y - x1_hat), c = (1 - t) / t,
+        RTC writes its flow-matching guidance as v + min(c / r^2, β) J_flow^T W (y - x1_hat), c = (1 - t) / t,
         r^2 = (1 - t)^2 / (t^2 + (1 - t)^2). The flow's x_t is this VP x scaled by sqrt(t^2 + (1 - t)^2),
-        with sqrt(abar) = t / sqrt(t^2 + (1 - t)^2); written for this x it moves x0_hat by
-
-            lambda = min(1 / sqrt(abar_t), β sqrt(1 - abar_t))
-
-        times J^T W (y - x0_hat) (unclipped it is ΠGDM's r_t^-2 = 1 / (1 - abar_t) score term, through
-        Tweedie). The noise estimate moves with it, ``eps' = (x - sqrt(abar) x0') / sqrt(1 - abar)``, so the
-        pair stays consistent with x, as v' = (x1' - x_t) / (1 - t) does in RTC. ``max_guidance`` is β per
-        row (B,); a row whose correction is zero is updated exactly as by :meth:`update`."""
+        with sqrt(abar) = t / sqrt(t^2 + (1 - t)^2); written for this x the guidance moves x0_hat by lambda
+        times J^T W (y - x0_hat), J = d x0_hat / d x (unclipped it is ΠGDM's r_t^-2 = 1 / (1 - abar_t) score
+        term, through Tweedie)."""
         sqrt_abar, sqrt_one_minus = _at(self.sqrt_abar, k, x), _at(self.sqrt_one_minus_abar, k, x)
-        beta = max_guidance.reshape(sqrt_abar.shape)
-        scale = torch.minimum(1 / sqrt_abar, beta * sqrt_one_minus)
-        moved = scale * correction
-        return self.update(x, x0 + moved, eps - sqrt_abar / sqrt_one_minus * moved, k, noise)
+        return torch.minimum(1 / sqrt_abar, max_guidance.reshape(sqrt_abar.shape) * sqrt_one_minus)
+
+    def blend_weight(self, k: torch.Tensor, max_guidance: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The ``x0_blend`` guidance's per-row scale in [0, 1]: :meth:`guidance_weight` over its unclipped
+        value 1 / sqrt(abar_t) (J^T's scale when the noise estimate barely depends on x), i.e.
+        min(1, β sqrt(abar_t (1 - abar_t))): 1 wherever β does not clip, so the clean estimate is moved
+        the whole way W (y - x0_hat) there, less only at the noisiest steps (and never with β = 0)."""
+        scale = _at(self.blend_base, k, x) * max_guidance.reshape((-1,) + (1,) * (x.dim() - 1))
+        return scale.clamp_(max=1.0)
+
+    def guided_update(self, x: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, moved: torch.Tensor,
+                      k: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`update` after guidance moved the clean estimate ``x0`` by ``moved``. The noise estimate
+        moves with it, ``eps' = (x - sqrt(abar) x0') / sqrt(1 - abar)``, so the pair stays consistent with
+        x, as v' = (x1' - x_t) / (1 - t) does in RTC; a row whose move is zero is updated exactly as by
+        :meth:`update`."""
+        return self.update(x, x0 + moved, eps - _at(self.eps_per_x0, k, x) * moved, k, noise)
 
 
 def _at(table: torch.Tensor, k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -154,4 +166,6 @@ def make_schedule(n_steps: int, train_timesteps: int, sampler: str, clip_sample:
         coef_x=coef_x,
         noise_scale=noise_scale,
         clip_sample=clip_sample,
+        eps_per_x0=abar_t.sqrt() / (1 - abar_t).sqrt(),
+        blend_base=(abar_t * (1 - abar_t)).sqrt(),
     )

@@ -1,8 +1,10 @@
-"""The ``inpaint`` overlap (RTC's guided denoising): the soft mask, the alignment to the executing chunk,
-the frozen prefix, plain sampling when d = 0, merged generation equal to SEQ, and the runners' hook."""
+"""The ``inpaint`` overlap (guided denoising, RTC's vjp and the gradient-free x0_blend): the soft mask, the
+alignment to the executing chunk, the frozen prefix, plain sampling when d = 0, merged generation equal to
+SEQ, and the runners' hook."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,8 @@ import torch
 from auras_ros.core.baselines import SequentialRunner
 from auras_ros.core.clock import SimClock
 from auras_ros.core.errors import ConfigError, InputError
-from auras_ros.core.inpaint import ExecutingChunk, ExecutingChunks, Inpaint, InpaintConfig, prefix_weights
+from auras_ros.core.inpaint import (GUIDANCE_METHODS, ExecutingChunk, ExecutingChunks, Inpaint, InpaintConfig,
+                                    prefix_weights)
 from auras_ros.core.metrics import Decision
 from auras_ros.core.partition import stage_ranges
 from auras_ros.core.pipeline import AurasPipeline, PipelineConfig
@@ -51,9 +54,15 @@ def percept(agent: DiffusionPolicyAgent, seed: int):
     return perceive_all(agent, observation(agent, seed))
 
 
-def inpaint(chunk: np.ndarray, shift: int, delay: int, stamp: float = 1.0, beta: float | None = None) -> Inpaint:
-    """The new chunk's stamp ``shift`` rows after the executing chunk's, ``delay`` rows of delay."""
-    config = InpaintConfig(PERIOD) if beta is None else InpaintConfig(PERIOD, beta)
+def inpaint(chunk: np.ndarray, shift: int, delay: int, stamp: float = 1.0, beta: float | None = None,
+            method: str | None = None) -> Inpaint:
+    """The new chunk's stamp ``shift`` rows after the executing chunk's, ``delay`` rows of delay; β and the
+    guidance method the config's defaults unless given."""
+    config = InpaintConfig(PERIOD)
+    if beta is not None:
+        config = dataclasses.replace(config, max_guidance=beta)
+    if method is not None:
+        config = dataclasses.replace(config, method=method)
     return Inpaint(ExecutingChunk(np.asarray(chunk, dtype=np.float64).reshape(-1), stamp), stamp + shift * PERIOD,
                    delay * PERIOD, config)
 
@@ -109,7 +118,8 @@ def test_executing_chunk_of_another_width_is_refused() -> None:
 
 
 @pytest.mark.parametrize("kwargs,field", [(dict(period=0.0), "inpaint period"), (dict(period=float("nan")), "inpaint period"),
-                                          (dict(period=0.05, max_guidance=-1.0), "inpaint max_guidance")])
+                                          (dict(period=0.05, max_guidance=-1.0), "inpaint max_guidance"),
+                                          (dict(period=0.05, method="pigdm"), "inpaint method")])
 def test_bad_inpaint_config(kwargs: dict, field: str) -> None:
     with pytest.raises(ConfigError) as error:
         InpaintConfig(**kwargs)
@@ -119,14 +129,15 @@ def test_bad_inpaint_config(kwargs: dict, field: str) -> None:
 # -- the agent: frozen prefix, plain when d = 0, merged = sequential -----------------------------------
 
 def prefix_misses(agent: DiffusionPolicyAgent, pairs: list[tuple[object, object]], shift: int,
-                  delay: int) -> tuple[list[float], list[float]]:
+                  delay: int, method: str) -> tuple[list[float], list[float]]:
     """For each (old, new) percept pair: how far the new chunk's first d rows are from the executing
     chunk's (old's) rows at their times, guided and plain."""
     horizon, width = agent.config.chunk_shape
     guided_misses, plain_misses = [], []
     for n, (old, new) in enumerate(pairs):
         executing = agent.generate_request(old, 50 + n).action.reshape(horizon, width)
-        guided = agent.generate_request(new, n, inpaint=inpaint(executing, shift, delay)).action.reshape(horizon, width)
+        guided = agent.generate_request(new, n, inpaint=inpaint(executing, shift, delay, method=method)).action.reshape(
+            horizon, width)
         plain = agent.generate_request(new, n).action.reshape(horizon, width)
         frozen = executing[shift:shift + delay]
         guided_misses.append(float(np.abs(guided[:delay] - frozen).max()))
@@ -134,18 +145,20 @@ def prefix_misses(agent: DiffusionPolicyAgent, pairs: list[tuple[object, object]
     return guided_misses, plain_misses
 
 
+@pytest.mark.parametrize("method", GUIDANCE_METHODS)
 @pytest.mark.parametrize("which", ["agent", "ddpm_agent"])
 @pytest.mark.parametrize("shift,delay", [(1, 1), (2, 2), (1, 3)])
-def test_inpainting_freezes_the_prefix(which: str, shift: int, delay: int, request) -> None:
+def test_inpainting_freezes_the_prefix(which: str, shift: int, delay: int, method: str, request) -> None:
     agent = request.getfixturevalue(which)
     pairs = [(percept(agent, seed), percept(agent, seed + 10)) for seed in range(3)]
-    guided, plain = prefix_misses(agent, pairs, shift, delay)
+    guided, plain = prefix_misses(agent, pairs, shift, delay, method)
     assert max(guided) <= PREFIX_TOLERANCE
     assert max(plain) > PREFIX_TOLERANCE  # the test is not vacuous
 
 
+@pytest.mark.parametrize("method", GUIDANCE_METHODS)
 @pytest.mark.parametrize("shift,delay", [(1, 1), (2, 2), (4, 2)])
-def test_inpainting_freezes_the_prefix_on_the_shipped_checkpoint(shift: int, delay: int) -> None:
+def test_inpainting_freezes_the_prefix_on_the_shipped_checkpoint(shift: int, delay: int, method: str) -> None:
     """The trained policy on the catch task's observations, ``shift`` frames apart: its clean estimate
     follows the data, so guidance can only move it along what the new observation allows; on the task's
     own observations that is within the tolerance."""
@@ -156,24 +169,27 @@ def test_inpainting_freezes_the_prefix_on_the_shipped_checkpoint(shift: int, del
     finally:
         task.close()
     pairs = [(perceive_all(agent, observations[n]), perceive_all(agent, observations[n + shift])) for n in (0, 6, 12)]
-    guided, plain = prefix_misses(agent, pairs, shift, delay)
+    guided, plain = prefix_misses(agent, pairs, shift, delay, method)
     assert max(guided) <= PREFIX_TOLERANCE
     assert max(plain) > PREFIX_TOLERANCE
 
 
-def test_d_zero_is_plain_sampling_bit_for_bit(agent: DiffusionPolicyAgent, ddpm_agent: DiffusionPolicyAgent) -> None:
+@pytest.mark.parametrize("method", GUIDANCE_METHODS)
+def test_d_zero_is_plain_sampling_bit_for_bit(agent: DiffusionPolicyAgent, ddpm_agent: DiffusionPolicyAgent,
+                                              method: str) -> None:
     for each in (agent, ddpm_agent):
         p = percept(each, 1)
         executing = each.generate_request(p, 99).action
         plain = each.generate_request(p, 3).action
-        np.testing.assert_array_equal(each.generate_request(p, 3, inpaint=inpaint(executing, 1, 0)).action, plain)
+        np.testing.assert_array_equal(each.generate_request(p, 3, inpaint=inpaint(executing, 1, 0, method=method)).action,
+                                      plain)
         np.testing.assert_array_equal(each.generate_request(p, 3, inpaint=None).action, plain)
     # In a merged call, a d = 0 request beside a guided one comes out as plain too (CPU: bit for bit).
     p = percept(agent, 1)
     executing = agent.generate_request(p, 99).action
     a, b = agent.init_request(1), agent.init_request(2)
-    mixed = agent.generate({PERCEPT_KEY: p}, [GenerationStep(1, a, 0, 8, inpaint(executing, 1, 1)),
-                                               GenerationStep(2, b, 0, 8, inpaint(executing, 1, 0))]).states
+    mixed = agent.generate({PERCEPT_KEY: p}, [GenerationStep(1, a, 0, 8, inpaint(executing, 1, 1, method=method)),
+                                               GenerationStep(2, b, 0, 8, inpaint(executing, 1, 0, method=method))]).states
     plain_states = agent.generate({PERCEPT_KEY: p}, [GenerationStep(1, a, 0, 8), GenerationStep(2, b, 0, 8)]).states
     assert torch.equal(mixed[1].sample, plain_states[1].sample)
     assert not torch.equal(mixed[0].sample, plain_states[0].sample)
@@ -193,21 +209,41 @@ def run_pipeline(agent: DiffusionPolicyAgent, p: object, requests: dict[int, Inp
     return {rid: agent.finish(state).action for rid, state in states.items()}
 
 
+@pytest.mark.parametrize("method", GUIDANCE_METHODS)
 @pytest.mark.parametrize("sampler_agent", ["agent", "ddpm_agent"])
 @pytest.mark.parametrize("pp_generation,alpha", [(1, 0.0), (3, 0.0), (4, 0.5)])
-def test_merged_generation_with_inpaint_equals_seq(sampler_agent: str, pp_generation: int, alpha: float,
+def test_merged_generation_with_inpaint_equals_seq(sampler_agent: str, pp_generation: int, alpha: float, method: str,
                                                    request) -> None:
     agent = request.getfixturevalue(sampler_agent)
     p = percept(agent, 2)
     chunks = [agent.generate_request(percept(agent, 20 + k), 90 + k).action for k in range(2)]
-    # Each request its own executing chunk, shift and d; one without, one with d = 0.
-    requests = {3: inpaint(chunks[0], 1, 1), 4: inpaint(chunks[1], 2, 2), 5: None, 6: inpaint(chunks[0], 1, 0),
-                7: inpaint(chunks[1], 1, 3)}
+    # Each request its own executing chunk, shift, d and β; one without, one with d = 0.
+    requests = {3: inpaint(chunks[0], 1, 1, method=method), 4: inpaint(chunks[1], 2, 2, beta=2.0, method=method),
+                5: None, 6: inpaint(chunks[0], 1, 0, method=method), 7: inpaint(chunks[1], 1, 3, method=method)}
     merged = run_pipeline(agent, p, requests, pp_generation, alpha)
     for rid, conditioning in requests.items():
         sequential = agent.generate_request(p, rid, inpaint=conditioning).action
         np.testing.assert_allclose(merged[rid], sequential, rtol=1e-5, atol=1e-5)
     assert not np.allclose(merged[3], agent.generate_request(p, 3).action, atol=1e-3)
+
+
+@pytest.mark.parametrize("which", ["agent", "ddpm_agent"])
+def test_x0_blend_through_the_graph_buffers_equals_the_direct_call(which: str, request) -> None:
+    """x0_blend iterations run through their own GraphedFunction (a CUDA graph on a GPU); on the CPU
+    ``graphs=True`` runs the very buffers a GPU captures: merged and whole requests come out bit for bit
+    as the direct calls."""
+    eager = request.getfixturevalue(which)
+    graphed = DiffusionPolicyAgent(eager.config, eager.model, graphs=True)
+    p = percept(eager, 2)
+    executing = eager.generate_request(percept(eager, 20), 90).action
+    requests = {3: inpaint(executing, 1, 1, method="x0_blend"), 4: None, 5: inpaint(executing, 2, 2, method="x0_blend")}
+    merged, direct = run_pipeline(graphed, p, requests, 3, 0.5), run_pipeline(eager, p, requests, 3, 0.5)
+    for rid, conditioning in requests.items():
+        np.testing.assert_array_equal(merged[rid], direct[rid])
+        np.testing.assert_array_equal(graphed.generate_request(p, rid, inpaint=conditioning).action,
+                                      eager.generate_request(p, rid, inpaint=conditioning).action)
+    # The guided iterations went through the blend graph's static buffers (entries keyed by batch shape).
+    assert graphed._blend_graph._local.entries
 
 
 def test_a_step_inpaint_that_is_not_one_is_refused(agent: DiffusionPolicyAgent) -> None:
@@ -216,7 +252,42 @@ def test_a_step_inpaint_that_is_not_one_is_refused(agent: DiffusionPolicyAgent) 
     assert error.value.what == "inpaint" and error.value.got == "str"
 
 
-def test_lerobot_diffusion_inpaints_the_rows_its_decision_holds() -> None:
+def test_two_guidance_methods_in_one_call_are_refused(agent: DiffusionPolicyAgent) -> None:
+    executing = agent.generate_request(percept(agent, 0), 9).action
+    steps = [GenerationStep(rid, agent.init_request(rid), 0, 1, inpaint(executing, 1, 1, method=method))
+             for rid, method in enumerate(GUIDANCE_METHODS)]
+    with pytest.raises(InputError) as error:
+        agent.generate({PERCEPT_KEY: percept(agent, 0)}, steps)
+    assert error.value.what == "inpaint method" and error.value.got == sorted(GUIDANCE_METHODS)
+
+
+@pytest.mark.parametrize("which", ["agent", "ddpm_agent"])
+def test_x0_blend_lands_the_frozen_rows_on_the_executing_chunk(which: str, request) -> None:
+    """Where β does not clip the last iteration (blend weight 1), x0_blend's last update is the clipped
+    x0' = y on the rows whose W is 1: DDIM's and DDPM's last iteration returns it as it is."""
+    agent = request.getfixturevalue(which)
+    last = torch.tensor([agent.config.n_steps - 1])
+    beta = torch.tensor([InpaintConfig(PERIOD).max_guidance], dtype=agent.dtype)
+    assert agent.schedule.blend_weight(last, beta, torch.zeros(1, 1, 1)).item() == 1.0
+    horizon, width = agent.config.chunk_shape
+    executing = agent.generate_request(percept(agent, 4), 40).action.reshape(horizon, width)
+    guided = agent.generate_request(percept(agent, 5), 5, inpaint=inpaint(executing, 1, 2, method="x0_blend"))
+    np.testing.assert_allclose(guided.action.reshape(horizon, width)[:2], executing[1:3], atol=1e-6)
+
+
+def test_blend_weight_is_the_clipped_weight_mapped_to_one(ddpm_agent: DiffusionPolicyAgent) -> None:
+    """min(1, β sqrt(abar (1 - abar))), by hand from the schedule's abar, per row's own iteration and β."""
+    schedule = ddpm_agent.schedule
+    ks, betas = torch.tensor([0, 5, 11]), torch.tensor([2.0, 0.0, 50.0])
+    abar = schedule.sqrt_abar[ks] ** 2
+    expected = torch.clamp(betas * torch.sqrt(abar * (1 - abar)), max=1.0)
+    got = schedule.blend_weight(ks, betas, torch.zeros(3, 4, 2)).reshape(-1)
+    torch.testing.assert_close(got, expected)
+    assert got[1] == 0.0 and 0.0 < got[0] < 1.0  # β = 0 guides nothing; a small β cuts the noisy first step
+
+
+@pytest.mark.parametrize("method", GUIDANCE_METHODS)
+def test_lerobot_diffusion_inpaints_the_rows_its_decision_holds(method: str) -> None:
     """LeRobot's decision is rows n_obs_steps - 1 on of its sample, unnormalised: the executing chunk is
     normalised back and followed there (compared in the normalised space, where the tolerance holds)."""
     agent = build_agent(str(LEROBOT_DIFFUSION / "pretrained_model"))
@@ -230,7 +301,7 @@ def test_lerobot_diffusion_inpaints_the_rows_its_decision_holds() -> None:
     rows = executing.reshape(agent.config.n_action_steps, -1)
     shift, delay = 1, 2
     guided, plain = (agent.generate_request(new, 1, inpaint=conditioning).action.reshape(rows.shape)
-                     for conditioning in (inpaint(executing, shift, delay), None))
+                     for conditioning in (inpaint(executing, shift, delay, method=method), None))
 
     def miss(chunk: np.ndarray) -> float:
         normalized = norm.normalize(torch.from_numpy(np.concatenate([chunk[:delay], rows[shift:shift + delay]])))
@@ -319,13 +390,14 @@ def test_an_agent_that_does_not_inpaint_is_refused() -> None:
 
 @cuda_test
 @pytest.mark.usefixtures("exact_fp32")
-def test_cuda_merged_inpaint_equals_seq_and_the_cpu() -> None:
-    """On a GPU the guided iterations run eagerly beside the graphed plain ones, on the generation
-    stream: merged equals sequential, and both equal the CPU's."""
+@pytest.mark.parametrize("method", GUIDANCE_METHODS)
+def test_cuda_merged_inpaint_equals_seq_and_the_cpu(method: str) -> None:
+    """On a GPU, on the generation stream, vjp's iterations run eagerly and x0_blend's as their own CUDA
+    graphs beside the graphed plain ones: merged equals sequential, and both equal the CPU's."""
     cpu, gpu = DiffusionPolicyAgent(tiny()), DiffusionPolicyAgent(tiny(device="cuda"))
     assert gpu.graphs
     executing = cpu.generate_request(percept(cpu, 20), 90).action
-    requests = {3: inpaint(executing, 1, 1), 4: None, 5: inpaint(executing, 2, 2)}
+    requests = {3: inpaint(executing, 1, 1, method=method), 4: None, 5: inpaint(executing, 2, 2, method=method)}
     p = perceive_all(gpu, observation(gpu, 2), 2)
     merged = run_pipeline(gpu, p, requests, 3, 0.5)
     for rid, conditioning in requests.items():
