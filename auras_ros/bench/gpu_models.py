@@ -87,8 +87,8 @@ def build(family: str, tiny: bool, device: str, graphs: bool | None,
     return agent, lambda seq, stamp: {"image": images[seq % len(images)], "state": state}, describe
 
 
-def build_model(model: str, device: str, instruction: str | None,
-                unnorm_key: str | None) -> tuple[Agent, Callable[[int, float], Any], str]:
+def build_model(model: str, device: str, instruction: str | None, unnorm_key: str | None,
+                dtype: str | None = None) -> tuple[Agent, Callable[[int, float], Any], str]:
     """A checkpoint directory's agent (``build_agent``), its camera and a line describing it with what the
     load cost: seconds, the process's peak host RSS before and after (a 7B checkpoint in bf16 must not
     pass through an fp32 or a second host copy), and the GPU memory it holds."""
@@ -97,12 +97,15 @@ def build_model(model: str, device: str, instruction: str | None,
 
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     started = time.perf_counter()
-    agent = build_agent(model, device, instruction=instruction, unnorm_key=unnorm_key)
+    agent = build_agent(model, device, instruction=instruction, unnorm_key=unnorm_key, dtype=dtype)
     seconds = time.perf_counter() - started
     peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     gpu = f", GPU {torch.cuda.memory_allocated(device) / 2**30:.2f} GiB" if torch.device(device).type == "cuda" else ""
-    describe = (f"{model_describe(model, agent)}; load {seconds:.1f} s, peak host RSS {peak_before:.2f} -> "
-                f"{peak_after:.2f} GiB{gpu}")
+    # The dtypes the weights really are in (the load's claim, read back from the modules).
+    dtypes = sorted({str(p.dtype).removeprefix("torch.") for m in vars(agent).values()
+                     if isinstance(m, torch.nn.Module) for p in m.parameters()})
+    describe = (f"{model_describe(model, agent)}; weights {'/'.join(dtypes) or 'n/a'}; load {seconds:.1f} s, "
+                f"peak host RSS {peak_before:.2f} -> {peak_after:.2f} GiB{gpu}")
     return agent, model_render(agent), describe
 
 
@@ -146,7 +149,7 @@ class ThroughNodes:
 def bench_family(family: str, args: argparse.Namespace, device: torch.device, deadline: float,
                  notes: list[str], nodes_dir: Path | None = None, domain_id: int = 0) -> list[Row]:
     if family == "model":
-        agent, render, describe = build_model(args.model, str(device), args.instruction, args.unnorm_key)
+        agent, render, describe = build_model(args.model, str(device), args.instruction, args.unnorm_key, args.dtype)
     else:
         agent, render, describe = build(family, args.tiny, str(device), GRAPHS[args.graphs], args.compile)
     notes.append(describe)
@@ -232,6 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", help="a checkpoint directory measured instead of --families (module doc)")
     parser.add_argument("--instruction", help="--model of OpenVLA: the task in words")
     parser.add_argument("--unnorm-key", help="--model of OpenVLA: the dataset whose statistics unnormalise its actions")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
+                        help="--model of OpenVLA: the weights' dtype (default: float32 on the CPU, bfloat16 elsewhere)")
+    parser.add_argument("--load-only", action="store_true",
+                        help="--model: load it, print the load's seconds and peak host RSS, and stop (the check that "
+                             "a 7B checkpoint loads without an fp32 copy, on the CPU too: --device cpu --dtype bfloat16)")
     parser.add_argument("--budget-s", type=float, default=330.0, help="no new repeat starts after this (s)")
     parser.add_argument("--nodes", action="store_true",
                         help="also run every executor through the composed ROS graph (decisions/s against the core)")
@@ -249,6 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # DEC, PAR and Auras run stages in several threads: one intra-op thread each keeps a small
         # machine from oversubscribing its cores (SEQ gets the same setting).
         torch.set_num_threads(1)
+    if args.load_only:
+        if not args.model:
+            parser.error("--load-only needs --model")
+        print(build_model(args.model, str(device), args.instruction, args.unnorm_key, args.dtype)[2], flush=True)
+        return 0
     import transformers
 
     header = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

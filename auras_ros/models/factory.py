@@ -12,17 +12,19 @@ PRESETS = ("synthetic", "diffusion-tiny", "ar-tiny")  # diffusion-tiny sees 96x9
 
 
 def build_agent(model: str, device: str = "cpu", *, instruction: str | None = None,
-                unnorm_key: str | None = None) -> Agent:
+                unnorm_key: str | None = None, dtype: str | None = None) -> Agent:
     """``model`` is a preset name or a checkpoint directory written by an agent's save function.
-    ``instruction`` and ``unnorm_key``: an OpenVLA checkpoint's task in words and the dataset whose action
-    statistics unnormalise its actions (:mod:`auras_ros.models.openvla`)."""
+    ``instruction``, ``unnorm_key`` and ``dtype``: an OpenVLA checkpoint's task in words, the dataset whose
+    action statistics unnormalise its actions, and the dtype its weights load in (None: float32 on the
+    CPU, bfloat16 elsewhere) (:mod:`auras_ros.models.openvla`)."""
     path = Path(model)
     if path.is_dir() and (path / "config.json").is_file():
         from auras_ros.models import openvla
         if openvla.is_openvla_dir(path):
-            return openvla.load_agent(path, device=device, instruction=instruction, unnorm_key=unnorm_key)
-    if instruction is not None or unnorm_key is not None:
-        raise ConfigError("instruction/unnorm_key", (instruction, unnorm_key), f"only with an OpenVLA checkpoint, not {model!r}")
+            return openvla.load_agent(path, device=device, instruction=instruction, unnorm_key=unnorm_key, dtype=dtype)
+    if instruction is not None or unnorm_key is not None or dtype is not None:
+        raise ConfigError("instruction/unnorm_key/dtype", (instruction, unnorm_key, dtype),
+                          f"only with an OpenVLA checkpoint, not {model!r}")
     if model == "synthetic":
         from auras_ros.core.workload import SyntheticAgent
         return SyntheticAgent()

@@ -72,3 +72,11 @@ def test_gpu_bench_of_a_checkpoint_skips_in_one_line_without_a_gpu(capsys) -> No
     assert gpu_models.main(["--model", str(OPENVLA / "checkpoint"), "--instruction", "pick up the red block"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out == [out[0]] and out[0].startswith("gpu_models: no CUDA device: --model") and "skipped" in out[0]
+
+
+def test_gpu_bench_load_only_loads_in_the_dtype_asked(capsys) -> None:
+    """--load-only --dtype bfloat16: the no-fp32-copy check of a real-size checkpoint, on the CPU too."""
+    assert gpu_models.main(["--model", str(OPENVLA / "checkpoint"), "--instruction", "pick up the red block",
+                            "--unnorm-key", "tiny_a", "--device", "cpu", "--dtype", "bfloat16", "--load-only"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "OpenVLAAgent" in out[0] and "peak host RSS" in out[0] and "bfloat16" in out[0], out
