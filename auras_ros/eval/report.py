@@ -233,8 +233,8 @@ def chunk_table(rows: Sequence[tuple[str, ChunkSummary]]) -> str:
             "seam max ‖Δ‖ p50/p99", "jerk p99 (1/s³)", "reaction p50 (frames)", "reacted"]
     return markdown_table(head, [
         [label, str(c.episodes), f"{c.success_rate:.2f} [{c.success_ci[0]:.2f}–{c.success_ci[1]:.2f}]",
-         f"{c.time_to_success:.1f}", f"{c.seam_max_p50:.3f}/{c.seam_max_p99:.3f}", f"{c.jerk_p99:.0f}",
-         f"{c.reaction_p50:.1f}", f"{c.reacted}/{c.reversals}" if c.reversals else "–"]
+         _cell(c.time_to_success, 1), f"{_cell(c.seam_max_p50)}/{_cell(c.seam_max_p99)}", _cell(c.jerk_p99, 0),
+         _cell(c.reaction_p50, 1), f"{c.reacted}/{c.reversals}" if c.reversals else "–"]
         for label, c in rows])
 
 

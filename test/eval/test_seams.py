@@ -72,6 +72,13 @@ def test_summary_over_episodes():
     assert "| seq @ replace | 3 | 0.67 [" in table and "| 2/3 |" in table
 
 
+def test_summary_without_reversal_or_success_shows_dashes_not_nan():
+    """The catch variant (no reversal) and a row that never succeeded: undefined cells read "–"."""
+    m = ChunkMetrics(1, 0.5, 2.0, None, reversal_frame=None, jerks=[2.0])
+    table = chunk_table([("seq @ replace", ChunkSummary.of([False], [None], [m]))])
+    assert "nan" not in table and "| – | 0.500/0.500 | 2 | – | – |" in table, table
+
+
 # ---- which chunk each played row came from ----------------------------------------------------------
 
 def _decision(request_id: int, rows: np.ndarray, stamp: float) -> Decision:
