@@ -171,6 +171,12 @@ class SourceFence:
         return (f"{self.role}: two producers: source {self.current:#x} is taken, source {self.intruder:#x} "
                 f"refused ({self.refused[SECOND_SOURCE]} messages so far)")
 
+    def refusal(self, reason: str, now: float, unit: str) -> str:
+        """Why a message was refused (``reason``: what :meth:`admit` said), for a log line: the conflict
+        naming both producers, or the flood's rate limit in ``unit`` per second; with the counts so far."""
+        why = self.conflict(now, 0.0) if reason == SECOND_SOURCE else None
+        return f"{why or f'more than {self.max_rate_hz:g} {unit}/s'}; refused so far: {dict(self.refused)}"
+
     def counts(self) -> dict[str, int]:
         return {"takeovers": self.takeovers, **{f"refused_{k}": n for k, n in sorted(self.refused.items())}}
 

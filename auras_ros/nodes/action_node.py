@@ -38,7 +38,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from auras_ros.core.chunks import OVERLAPS, TIMINGS
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.safety import NO_ACTION, STOP, Command, GateConfig, SafetyGate
-from auras_ros.core.sources import ADMITTED, SECOND_SOURCE, SourceFence
+from auras_ros.core.sources import ADMITTED, SourceFence
 from auras_ros.msg import AgentAction
 from auras_ros.nodes.action_outputs import (
     OUTPUTS, TRAJECTORY_FIELDS, TWIST_FIELDS, GatedActionOutput, Output, TrajectoryOutput, TwistMapping, TwistOutput)
@@ -236,11 +236,9 @@ class ActionNode(LifecycleNode):
         # Wall time: floods and a producer's silence are about this computer's time, whatever the clock.
         admitted = self.fence.admit(msg.source_id, time.monotonic())
         if admitted != ADMITTED:
-            conflict = self.fence.conflict(time.monotonic(), 0.0) if admitted == SECOND_SOURCE else None
             self.get_logger().warning(
                 f"action {msg.request_id} of source {msg.source_id:#x} refused ({admitted}): "
-                + (conflict or f"more than {self.fence.max_rate_hz:g} actions/s") + f"; refused so far: "
-                f"{dict(self.fence.refused)}", throttle_duration_sec=2.0)
+                + self.fence.refusal(admitted, time.monotonic(), "actions"), throttle_duration_sec=2.0)
             return
         self._offer(msg)
 

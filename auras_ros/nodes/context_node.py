@@ -145,9 +145,8 @@ class ContextNode(Node):
             admitted = fence.admit(source, time.monotonic())
             if admitted != ADMITTED:
                 self.rejected[f"{key.spec.key}:{admitted}"] += 1
-                self.get_logger().warning(f"{where}: refused ({admitted}) a write of source {source:#x}: " + (
-                    fence.conflict(time.monotonic(), 0.0) or f"more than {fence.max_rate_hz:g} writes/s")
-                    + f"; refused so far: {dict(fence.refused)}", throttle_duration_sec=2.0)
+                self.get_logger().warning(f"{where}: refused ({admitted}) a write of source {source:#x}: "
+                                          + fence.refusal(admitted, time.monotonic(), "writes"), throttle_duration_sec=2.0)
                 return
             if self._orders[key.spec.key].admit(source, seq, stamp, self.clock.now(), where):
                 self.get_logger().info(f"{where}: a new source run (restarted publisher), ordering restarts",

@@ -416,8 +416,9 @@ class GenerationNode(LifecycleNode):
             admitted = fence.admit(entry.source_id, time.monotonic())
             if admitted != ADMITTED:
                 self.recorder.drop(f"{admitted}:{entry.key}")
-                self.get_logger().warning(f"rejected context entry {entry.key!r} of source {entry.source_id:#x}: "
-                                          f"{fence.conflict(time.monotonic(), 0.0)}", throttle_duration_sec=2.0)
+                self.get_logger().warning(f"rejected context entry {entry.key!r} of source {entry.source_id:#x} "
+                                          f"({admitted}): " + fence.refusal(admitted, time.monotonic(), "entries"),
+                                          throttle_duration_sec=2.0)
                 continue
             try:
                 self._orders[entry.key].admit(entry.source_id, seq, stamp, self.clock.now(), f"generation_node {entry.key!r}")

@@ -38,6 +38,16 @@ def test_a_flood_is_refused_beyond_the_rate_with_one_seconds_burst() -> None:
     assert [fence.admit(0xA, now=10.25) for _ in range(3)] == [ADMITTED, ADMITTED, FLOOD]
 
 
+def test_a_refusal_names_both_producers_or_the_rate() -> None:
+    """The one log text of every fenced node (the gate, the context node, generation's replica)."""
+    fence = SourceFence("gate", takeover_s=0.5, max_rate_hz=1.0)
+    assert fence.admit(0xA, now=1.0) == ADMITTED and fence.admit(0xA, now=1.0) == FLOOD
+    assert fence.refusal(FLOOD, 1.0, "actions") == "more than 1 actions/s; refused so far: {'flood': 1}"
+    assert fence.admit(0xB, now=1.1) == SECOND_SOURCE
+    second = fence.refusal(SECOND_SOURCE, 1.1, "actions")
+    assert "source 0xa is taken, source 0xb refused" in second and "'second_source': 1" in second
+
+
 @pytest.mark.parametrize("kwargs", [{"takeover_s": 0.0}, {"max_rate_hz": -1.0}, {"expected": -1}])
 def test_a_fence_without_limits_is_refused(kwargs) -> None:
     with pytest.raises(ConfigError):
