@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from auras_ros.core.errors import InputError
 from auras_ros.core.stages import (Agent, AgentOutput, GenerationResult, GenerationStep, Observation, chunk_rows,
-                                   inpaints)
+                                   generate_request, inpaints)
 
 if TYPE_CHECKING:
     from auras_ros.core.inpaint import Inpaint
@@ -68,6 +68,4 @@ class ExternalPerception:
         return self.agent.finish(state)
 
     def generate_request(self, percept: Any, request_id: int, inpaint: Inpaint | None = None) -> AgentOutput:
-        if inpaint is None:  # an agent that does not inpaint takes no such argument (core.stages.Agent)
-            return self.agent.generate_request(percept, request_id)
-        return self.agent.generate_request(percept, request_id, inpaint=inpaint)  # type: ignore[call-arg]
+        return generate_request(self.agent, percept, request_id, inpaint)

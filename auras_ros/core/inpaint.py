@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from auras_ros.core.chunks import TimedChunk
+from auras_ros.core.chunks import row_index
 from auras_ros.core.errors import ConfigError, InputError, one_of
 
 # β. RTC's reference evaluation uses 5 with 5 flow steps, where only the pure-noise step is clipped. The
@@ -128,8 +128,7 @@ class Inpaint:
     @property
     def delay_rows(self) -> int:
         """d: the new chunk's rows whose time has passed when it arrives (what the player skips)."""
-        new = TimedChunk(np.zeros((0, 1)), self.stamp, self.config.period, self.stamp)
-        return max(new.row_index(self.stamp + self.delay), 0)
+        return max(row_index(self.stamp, self.config.period, self.stamp + self.delay), 0)
 
     @property
     def max_guidance(self) -> float:
@@ -145,7 +144,7 @@ class Inpaint:
         or when the executing chunk has no row from the new chunk's row 0 on."""
         executing = self.chunk.rows(width, "Inpaint.target")
         # s: the executing chunk's rows due before the new chunk's row 0.
-        shift = TimedChunk(executing, self.chunk.stamp, self.config.period, self.chunk.stamp).row_index(self.stamp)
+        shift = row_index(self.chunk.stamp, self.config.period, self.stamp)
         target = np.zeros((horizon, width))
         weights = np.zeros(horizon)
         delay = self.delay_rows

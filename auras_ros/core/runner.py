@@ -14,7 +14,7 @@ from auras_ros.core.inpaint import ExecutingChunks, Inpaint, InpaintConfig
 from auras_ros.core.metrics import Decision, MetricsRecorder, RunMetrics
 from auras_ros.core.pacing import Pacer
 from auras_ros.core.sources import ObservationSource
-from auras_ros.core.stages import Agent, AgentOutput, Observation, inpaints
+from auras_ros.core.stages import Agent, AgentOutput, Observation, generate_request, inpaints
 
 # Where decisions go. A sink that returns False did not let the decision leave (a node being
 # deactivated): the runner then does not count it as a decision, and the sink counts why.
@@ -152,10 +152,7 @@ class Runner:
 
     def generate_whole(self, percept: object, request_id: int, stamp: float) -> AgentOutput:
         """A whole request on a fixed percept of an observation stamped ``stamp`` (the baselines' path)."""
-        inpaint = self.inpaint_for(stamp)
-        if inpaint is None:
-            return self.agent.generate_request(percept, request_id)
-        return self.agent.generate_request(percept, request_id, inpaint=inpaint)  # type: ignore[call-arg]
+        return generate_request(self.agent, percept, request_id, self.inpaint_for(stamp))
 
     # -- pacing ----------------------------------------------------------------------------------
     def begin_frame(self) -> float:

@@ -42,7 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
-from auras_ros.core.chunks import TIMINGS, ChunkPlayer, TimedChunk
+from auras_ros.core.chunks import TIMINGS, ChunkPlayer, TimedChunk, row_index
 from auras_ros.core.errors import ConfigError, one_of
 
 # Why an action was refused (the keys of SafetyGate.refused).
@@ -157,15 +157,20 @@ class SafetyGate:
             return NON_FINITE
         if np.any(values < c.action_min) or np.any(values > c.action_max):
             return OUT_OF_RANGE
-        if self._timed(values, observation_stamp, now).due(now) is None:
+        rows = len(values) // (c.row_width or len(values))
+        if row_index(self._row0_time(observation_stamp, now), c.chunk_period, now) >= rows:
             return LATE
         return None
+
+    def _row0_time(self, observation_stamp: float, now: float) -> float:
+        """When row 0 of an action arriving ``now`` is due (``chunk_timing``)."""
+        return observation_stamp if self.config.chunk_timing == "observation" else now
 
     def _timed(self, values: np.ndarray, observation_stamp: float, now: float) -> TimedChunk:
         """The action as a chunk of rows with their times (a judged action: its length fits)."""
         c = self.config
-        start = observation_stamp if c.chunk_timing == "observation" else now
-        return TimedChunk(values.reshape(-1, c.row_width or len(values)), start, c.chunk_period, now)
+        return TimedChunk(values.reshape(-1, c.row_width or len(values)), self._row0_time(observation_stamp, now),
+                          c.chunk_period, now)
 
     def offer(self, action: Sequence[float], observation_stamp: float, now: float) -> Command | str:
         """The command for an arriving action (the row due now, and the chunk), or the reason it was

@@ -165,6 +165,14 @@ def inpaints(agent: Agent) -> bool:
     return bool(getattr(agent, "inpaints", False))
 
 
+def generate_request(agent: Agent, percept: Any, request_id: int, inpaint: Inpaint | None = None) -> AgentOutput:
+    """A whole request on a fixed percept; ``inpaint`` reaches only an agent that :func:`inpaints` (the
+    others take no such argument)."""
+    if inpaint is None:
+        return agent.generate_request(percept, request_id)
+    return agent.generate_request(percept, request_id, inpaint=inpaint)  # type: ignore[call-arg]
+
+
 def reset_episode(agent: Agent) -> None:
     """An episode starts: an agent that keeps state from one observation to the next (LeRobot diffusion's
     ``n_obs_steps`` history) forgets it through its optional ``reset()``, so the new episode's first

@@ -77,7 +77,7 @@ PARAMS = (
     Param("frame_period", 0.0, "seconds per frame on the node's clock; 0: as fast as the slowest stage allows",
           low=0.0, high=10.0),
     Param("chunk_period", 0.0, "async executor and overlap inpaint: seconds between an action chunk's rows, as "
-          "the action node plays them (0: the checkpoint's, else frame_period; with neither, both are refused)", low=0.0, high=10.0),
+          "the action node plays them (0: frame_period if > 0, else the checkpoint's; with neither, both are refused)", low=0.0, high=10.0),
     Param("overlap", "replace", "the overlap policy the action node plays this node's chunks under (its `overlap`); "
           "inpaint: each request's chunk is guided toward the one executing when it arrives (core.inpaint; rows "
           "chunk_period apart, else frame_period or the checkpoint's), refused for an agent that does not inpaint; "
