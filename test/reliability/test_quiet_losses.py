@@ -21,8 +21,11 @@ def test_a_48_mb_image_lost_in_transport_is_counted(ros_env, tmp_path) -> None:
     cv2.imwrite(str(frames / "a_small.png"), np.zeros((64, 64, 3), np.uint8))
     with NodeProcesses(ros_env, tmp_path) as graph, Probe(int(ros_env["ROS_DOMAIN_ID"])) as probe:
         stats: list[PipelineStats] = probe.record(PipelineStats, "auras/perception_stats", ORDERED)
-        procs = [graph.start("perception_node", stats_period=0.5),
-                 graph.start("camera_node", source=str(frames), rate_hz=2.0)]
+        procs = [graph.start("perception_node", stats_period=0.5)]
+        # Stats come in windows, each sent once (volatile): the probe must hear perception before the
+        # first loss, or a window that counts it may go out before discovery and never reach the probe.
+        assert probe.spin_until(lambda: len(stats) >= 1, procs), graph.output()
+        procs.append(graph.start("camera_node", source=str(frames), rate_hz=2.0))
         assert probe.spin_until(lambda: drops(stats)["lost:image"] >= 1, procs), graph.output()
         output = graph.output()
     # Said, not only counted: by the camera as it publishes (the size and the limit of the profile that
