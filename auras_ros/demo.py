@@ -54,6 +54,7 @@ from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.sim.sim_node import SCORES
 from auras_ros.core import topics
+from auras_ros.eval.actuation import ROW_WIDTH
 from auras_ros.eval.report import chunk_table
 from auras_ros.eval.seams import ChunkMetrics, ChunkSummary
 from auras_ros.eval.task_config import VARIANTS, TaskConfig
@@ -113,10 +114,13 @@ def agent_params(row: Row, args: argparse.Namespace) -> dict:
             "lockstep": frame_world, "frame_per_percept": args.frame_per_percept, "trigger": args.trigger,
             # The world plays one chunk row per frame: ASYNC paces its requests by the rows left of its last
             # chunk, inpaint times its guidance by them. One overlap for the graph (the generation node guides
-            # its chunks under inpaint). The chunk timing is the world's alone: the action node judges each
-            # whole action as one row (row_width 0) and forwards it, so observation timing there would refuse
-            # every action older than one frame as late.
-            "chunk_period": FRAME_S, "overlap": row.played}
+            # its chunks under inpaint). The gate knows each action is a chunk of rows (row_width): it is the
+            # policy's plan for its rows' times, so the watchdog judges the chunk's end, not its first row (with
+            # the whole action as one row, SEQ's commands outlived max_observation_age between two decisions
+            # and the gate stopped the robot mid-chunk, which the core's world never does). The chunk timing is
+            # the world's alone (the gate keeps `arrival`): observation timing there would refuse as late every
+            # action older than its chunk.
+            "chunk_period": FRAME_S, "overlap": row.played, "row_width": 0 if args.chunk_rows == 1 else ROW_WIDTH}
 
 
 def sim_params(row: Row, seed: int, episodes: int, args: argparse.Namespace) -> dict:

@@ -82,3 +82,26 @@ def test_report_gives_the_chunk_table_of_what_the_world_measured(capsys: pytest.
     # One episode: its one seam of 1.0, reacting 1 frame after the reversal at step 2.
     assert cells[1] == "1" and cells[4] == "1.000/1.000" and cells[6] == "1.0" and cells[7] == "1/1", cells
     assert "| auras:1+4:f0:a0@ensemble " in out  # the first table names the row in its text form
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 4])
+def test_the_gate_plays_the_worlds_chunks_to_their_end(chunk_rows: int) -> None:
+    """The demo tells the gate each action is a chunk of the world's rows, so SEQ's chunk is not stopped
+    mid-way once its observation is older than max_observation_age (the core's world never stops it)."""
+    from auras_ros.core.safety import ROW, STOP, GateConfig, SafetyGate
+    from auras_ros.eval.actuation import ROW_WIDTH
+
+    args = demo.checked(demo.build_parser(), demo.build_parser().parse_args(
+        ["--world", "realtime", "--speed", "3", "--chunk-rows", str(chunk_rows)]))
+    params = demo.agent_params(args.rows[0], args)
+    assert params["row_width"] == (ROW_WIDTH if chunk_rows > 1 else 0)
+    gate = SafetyGate(GateConfig(row_width=params["row_width"], chunk_period=params["chunk_period"]))
+    period = params["chunk_period"]
+    chunk = [0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.4, 0.4]  # 4 rows of (vx, vy)
+    gate.offer(chunk, observation_stamp=0.0, now=period)  # one frame old on arrival
+    kinds = [(c.kind if (c := gate.tick(period * (1 + k))) else None) for k in range(1, 4)]
+    # Rows 1..3 play at 2, 3 and 4 periods: by the last the observation is 0.2 s old.
+    if chunk_rows > 1:
+        assert kinds == [ROW, ROW, ROW]
+    else:  # the whole action is one row: the watchdog's age limit ends it
+        assert STOP in kinds
