@@ -83,56 +83,67 @@ class Pacer:
 
 
 class NewerObservations(Protocol):
-    """A world that renders observations with growing ``seq`` (the real-time evaluation's world)."""
+    """A world that renders observations with growing ``seq`` (the real-time evaluation's world);
+    ``wait_newer`` returns at once when the world has ended."""
 
     def latest(self, now: float) -> Observation | None: ...
 
     def wait_newer(self, seq: int, timeout: float) -> bool: ...
 
-    @property
-    def done(self) -> bool: ...
 
+class _HandedOnce:
+    """The rule :class:`FreshObservations` and :class:`FreshArrivals` share: each observation is handed
+    once, to one caller at a time; a caller that already had the newest waits (at most ``timeout``) for
+    the next one. What differs is explicit: ``count(observation)``, the number that orders observations
+    and that ``source.wait_newer`` waits past; ``handed``, the count of what was handed already; and
+    ``hand_again``, what a caller gets when none came in time: the newest again (True) or None."""
 
-class FreshObservations:
-    """An :class:`~auras_ros.core.sources.ObservationSource` over ``world`` that hands each observation
-    once: if the caller already had the newest, it waits (at most ``timeout``) for the next one."""
-
-    def __init__(self, world: NewerObservations, timeout: float) -> None:
-        self.world = world
-        self.timeout = timeout
-        self._handed = -1
-        self._lock = threading.Lock()
-
-    def latest(self, now: float) -> Observation | None:
-        observation = self.world.latest(now)
-        if observation is not None and observation.seq <= self._handed and not self.world.done:
-            self.world.wait_newer(self._handed, self.timeout)
-            observation = self.world.latest(now)
-        if observation is not None:
-            with self._lock:
-                self._handed = max(self._handed, observation.seq)
-        return observation
-
-
-class FreshArrivals:
-    """An :class:`~auras_ros.core.sources.ObservationSource` over ``arrivals`` that hands each arrival
-    once, to one caller: a caller finding nothing new waits (at most ``timeout``) for the next arrival
-    and gets None if none comes, never the observation it or another worker already had."""
-
-    def __init__(self, arrivals: PushedObservations, timeout: float) -> None:
+    def __init__(self, source: NewerObservations, timeout: float, *, count: Callable[[Observation | None], int],
+                 handed: int, hand_again: bool) -> None:
         if not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
             raise ConfigError("timeout", timeout, "a finite number of seconds > 0")
-        self.arrivals = arrivals
         self.timeout = timeout
-        self._handed = arrivals.version  # hands what arrives from now on only
-        self._lock = threading.Lock()  # one caller at a time: two workers never get the same arrival
+        self._source = source
+        self._count = count
+        self._handed = handed
+        self._hand_again = hand_again
+        self._lock = threading.Lock()  # one caller at a time: two callers never get the same observation
 
     def latest(self, now: float) -> Observation | None:
         with self._lock:
-            if self.arrivals.version <= self._handed and not self.arrivals.wait_newer(self._handed, self.timeout):
+            if self._count(self._source.latest(now)) <= self._handed \
+                    and not self._source.wait_newer(self._handed, self.timeout) and not self._hand_again:
                 return None
-            # The observation first, then the version: an arrival between the two is skipped (marked
-            # handed) rather than handed twice.
-            observation = self.arrivals.latest(now)
-            self._handed = self.arrivals.version
+            observation = self._source.latest(now)
+            self._handed = max(self._handed, self._count(observation))
             return observation
+
+
+class FreshObservations(_HandedOnce):
+    """An :class:`~auras_ros.core.sources.ObservationSource` over ``world`` that hands each observation
+    once: if the caller already had the newest, it waits (at most ``timeout``) for the next one.
+
+    Counted by the world's own ``seq``, from the newest there is at first. When none came in time (or
+    the world ended) it hands the newest again: a runner counts it as no new observation, and PAR, which
+    takes repeats, decides on it again."""
+
+    def __init__(self, world: NewerObservations, timeout: float) -> None:
+        super().__init__(world, timeout, count=lambda observation: -1 if observation is None else observation.seq,
+                         handed=-1, hand_again=True)
+        self.world = world
+
+
+class FreshArrivals(_HandedOnce):
+    """An :class:`~auras_ros.core.sources.ObservationSource` over ``arrivals`` that hands each arrival
+    once, to one caller: a caller finding nothing new waits (at most ``timeout``) for the next arrival
+    and gets None if none comes, never the observation it or another worker already had.
+
+    Counted by the arrivals' ``version``, not the observation's seq (that restarts with its source), from
+    what arrives after this was made."""
+
+    def __init__(self, arrivals: PushedObservations, timeout: float) -> None:
+        # The version is read after the observation it is counted for: an arrival between the two is
+        # skipped (marked handed) rather than handed twice.
+        super().__init__(arrivals, timeout, count=lambda observation: arrivals.version, handed=arrivals.version,
+                         hand_again=False)
+        self.arrivals = arrivals

@@ -29,14 +29,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.spec import Row, parse_row
 from auras_ros.core.stages import Agent, chunk_rows, inpaints
 from auras_ros.eval.actuation import TIMINGS
-from auras_ros.eval.episodes import measure_seq_latency, run_realtime_episode
+from auras_ros.eval.episodes import measure_seq_latency, play_paired, warm_up
 from auras_ros.eval.files import write_failed, write_text_atomically
 from auras_ros.eval.policies import add_policy_arguments, load_policy
 from auras_ros.eval.report import chunk_table, machine_sentence
@@ -67,17 +66,16 @@ def run_speed(agent: Agent, rows: list[Row], seeds: list[int], speed: float, tas
     """Every row on every seed at ``speed`` (interleaved, seeded order); SEQ's latency measured first."""
     latency = measure_seq_latency(agent, [task.reset(s).data for s in seeds[:4]])
     rows_of_chunk = chunk_rows(agent)
-    for row in rows:  # first calls of each executor (thread pools, merged batch shapes) are not measured
-        run_realtime_episode(agent, row.spec, task, 10 ** 6, rows_of_chunk, speed, timing=timing, overlap=row.overlap)
+    pairs = [(row.spec, row.overlap) for row in rows]
+    warm_up(agent, pairs, task, rows_of_chunk, speed, timing)
     runs: dict[Row, list[RealTimeEpisode]] = {row: [] for row in rows}
-    order = np.random.default_rng(seeds[0] + int(1000 * speed))
-    for seed in seeds:
-        for i in order.permutation(len(rows)):
-            run = run_realtime_episode(agent, rows[i].spec, task, seed, rows_of_chunk, speed, timing=timing,
-                                       overlap=rows[i].overlap)
-            runs[rows[i]].append(run)
-            progress.done(f"speed {speed:g} seed {seed} {rows[i].label}: "
-                          f"{'success' if run.episode.success else 'fail'}")
+
+    def record(i: int, seed: int, run: RealTimeEpisode) -> None:
+        runs[rows[i]].append(run)
+        progress.done(f"speed {speed:g} seed {seed} {rows[i].label}: {'success' if run.episode.success else 'fail'}")
+
+    # Each speed its own order, seeded by the first seed and the speed.
+    play_paired(agent, pairs, task, seeds, rows_of_chunk, speed, timing, seeds[0] + int(1000 * speed), record)
     return latency, runs
 
 

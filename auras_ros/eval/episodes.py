@@ -42,6 +42,7 @@ from auras_ros.eval.results import (EpisodeResult, Evaluation, RealTimeEpisode, 
 from auras_ros.eval.task import CatchTask, TaskConfig, TaskSource
 
 SEQ = ExecutorSpec("seq")
+WARMUP_SEED = 10 ** 6  # a warm-up episode's seed: none that is measured
 
 
 def with_seq_first(specs: Sequence[ExecutorSpec]) -> list[ExecutorSpec]:
@@ -241,6 +242,28 @@ def measure_seq_latency(agent: Agent, frames: list[Any], requests: int = 30) -> 
             "perception_p50": 1000 * stages["perception"].p50, "generation_p50": 1000 * stages["generation"].p50}
 
 
+def warm_up(agent: Agent, rows: Sequence[tuple[ExecutorSpec, str]], task: CatchTask, chunk_rows: int, speed: float,
+            timing: str) -> None:
+    """One unmeasured episode of each (executor, overlap) row: first calls of each executor (thread pools,
+    merged batch shapes) are not measured."""
+    for spec, overlap in rows:
+        run_realtime_episode(agent, spec, task, WARMUP_SEED, chunk_rows, speed, timing=timing, overlap=overlap)
+
+
+def play_paired(agent: Agent, rows: Sequence[tuple[ExecutorSpec, str]], task: CatchTask, seeds: Sequence[int],
+                chunk_rows: int, speed: float, timing: str, order_seed: int,
+                on_episode: Callable[[int, int, RealTimeEpisode], None]) -> None:
+    """Every (executor, overlap) row on every seed, the rows of a seed back to back in an order shuffled
+    by ``order_seed`` (so the rows share the machine's conditions); ``on_episode(row index, seed, run)``
+    after each episode."""
+    order = np.random.default_rng(order_seed)
+    for seed in seeds:
+        for i in order.permutation(len(rows)):
+            spec, overlap = rows[i]
+            on_episode(int(i), seed, run_realtime_episode(agent, spec, task, seed, chunk_rows, speed, timing=timing,
+                                                          overlap=overlap))
+
+
 def evaluate_realtime(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes: int, chunk_rows: int,
                       speed: float, task_config: TaskConfig = TaskConfig(), seed0: int = 0,
                       warmup: bool = True, progress: bool = True, task: CatchTask | None = None,
@@ -253,18 +276,18 @@ def evaluate_realtime(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], 
     seeds = list(range(seed0, seed0 + episodes))
     if latency is None:
         latency = measure_seq_latency(agent, [task.reset(s).data for s in seeds[:4]])
-    if warmup:  # first calls of each executor (thread pools, merged batch shapes) are not measured
-        for spec in specs:
-            run_realtime_episode(agent, spec, task, 10 ** 6, chunk_rows, speed, timing=timing, overlap=overlap)
+    rows = [(spec, overlap) for spec in specs]
+    if warmup:
+        warm_up(agent, rows, task, chunk_rows, speed, timing)
     runs: dict[ExecutorSpec, list[RealTimeEpisode]] = {s: [] for s in specs}
-    order_rng = np.random.default_rng(seed0)
     bar = tqdm(total=len(specs) * episodes, desc=f"real-time closed loop ({policy}, speed {speed:g})",
                disable=not progress)
-    for seed in seeds:
-        for i in order_rng.permutation(len(specs)):
-            runs[specs[i]].append(run_realtime_episode(agent, specs[i], task, seed, chunk_rows, speed, timing=timing,
-                                                       overlap=overlap))
-            bar.update(1)
+
+    def record(i: int, seed: int, run: RealTimeEpisode) -> None:
+        runs[specs[i]].append(run)
+        bar.update(1)
+
+    play_paired(agent, rows, task, seeds, chunk_rows, speed, timing, seed0, record)
     bar.close()
     period = task.config.frame_period / speed
     results = [summarize_realtime(spec, runs[spec], runs[SEQ], period) for spec in specs]

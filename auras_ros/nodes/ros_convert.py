@@ -4,6 +4,7 @@ lives here too, so that every node rejects bad input the same way (InputError na
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
@@ -99,3 +100,10 @@ def metrics_to_stats(metrics: RunMetrics, *, stamp: Time, mode: str, pp_percepti
     msg.drop_counts = [int(metrics.drops[r]) for r in reasons]
     msg.cancels = int(sum(metrics.cancels.values()))
     return msg
+
+
+def add_drops(counts: Counter[str], msg: PipelineStats, prefix: str = "") -> None:
+    """Adds a stats window's drops to ``counts``, by ``prefix + reason``: each window counts only its own
+    drops, so the sum over windows is the run's."""
+    for reason, count in zip(msg.drop_reasons, msg.drop_counts, strict=False):
+        counts[prefix + reason] += count

@@ -31,7 +31,7 @@ from std_msgs.msg import String
 from auras_ros.msg import AgentAction, PipelineStats, SimState
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import ORDERED
-from auras_ros.nodes.ros_convert import to_seconds
+from auras_ros.nodes.ros_convert import add_drops, to_seconds
 from auras_ros.nodes.process import run_node
 from auras_ros.eval import messages as m
 from auras_ros.sim.ready import READY, READY_TOPIC
@@ -105,7 +105,7 @@ class EvaluatorNode(Node):
         self._maybe_summarize()
 
     def _on_perception_stats(self, msg: PipelineStats) -> None:
-        self.perception_drops.update(dict(zip(msg.drop_reasons, msg.drop_counts, strict=False)))
+        add_drops(self.perception_drops, msg)
 
     def _on_action(self, msg: AgentAction) -> None:
         self.actions += 1

@@ -52,6 +52,7 @@ from auras_ros.nodes.health import FATAL_EXIT
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
+from auras_ros.nodes.ros_convert import add_drops
 from auras_ros.nodes.process import run_node
 from auras_ros.core import topics
 from auras_ros.eval import messages as m
@@ -131,8 +132,7 @@ class BagPlayer(Node):
         self.percepts += 1
 
     def _on_stats(self, node: str, msg: PipelineStats) -> None:
-        for reason, count in zip(msg.drop_reasons, msg.drop_counts, strict=False):
-            self.drops[f"{node} {reason}"] += count
+        add_drops(self.drops, msg, prefix=f"{node} ")
         if node == "generation":
             self.in_flight = msg.requests_in_flight
 

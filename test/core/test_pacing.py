@@ -10,7 +10,7 @@ import pytest
 
 from auras_ros.core.clock import SimClock, WallClock
 from auras_ros.core.errors import ConfigError
-from auras_ros.core.pacing import FreshArrivals, Pacer, Pacing
+from auras_ros.core.pacing import FreshArrivals, FreshObservations, Pacer, Pacing
 from auras_ros.core.sources import LatestObservation, PeriodicCamera
 from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stages import Observation
@@ -111,6 +111,39 @@ def test_fresh_arrivals_hand_each_arrival_once() -> None:
     assert fresh.latest(0.0) is None  # waited for a newer one; none came
     percepts.push(Observation(2, 0.0, 0.5))
     assert fresh.latest(0.0).seq == 2
+
+
+class StillWorld:
+    """A world that renders only when the test sets ``frame``: ``wait_newer`` answers at once, recorded."""
+
+    def __init__(self) -> None:
+        self.frame: Observation | None = None
+        self.waits: list[int] = []
+
+    def latest(self, now: float) -> Observation | None:
+        return self.frame
+
+    def wait_newer(self, seq: int, timeout: float) -> bool:
+        self.waits.append(seq)
+        return self.frame is not None and self.frame.seq > seq
+
+
+def test_fresh_observations_hand_the_newest_again_when_none_came() -> None:
+    world = StillWorld()
+    fresh = FreshObservations(world, timeout=1.0)
+    assert fresh.latest(0.0) is None and world.waits == [-1]  # before the first render: waited, None
+    world.frame = Observation(3, 0.0, 0.5)
+    assert fresh.latest(0.0).seq == 3 and world.waits == [-1]  # the newest there is, at once
+    assert fresh.latest(0.0).seq == 3 and world.waits == [-1, 3]  # waited for a newer one; none came: the same
+    world.frame = Observation(4, 0.1, 0.5)
+    assert fresh.latest(0.0).seq == 4 and world.waits == [-1, 3]
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("inf"), float("nan"), "0.1"])
+def test_fresh_sources_refuse_a_timeout_that_is_not_a_finite_positive_number(timeout: object) -> None:
+    for make in (lambda: FreshArrivals(LatestObservation(), timeout), lambda: FreshObservations(StillWorld(), timeout)):
+        with pytest.raises(ConfigError, match="timeout"):
+            make()
 
 
 @pytest.mark.parametrize("executor", ["dec", "par:3"])
