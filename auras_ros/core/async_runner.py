@@ -13,9 +13,13 @@ stamp s, its ``chunk_rows`` H and the chunk row period p, the rows left at ``now
 control step has not begun, ``H - max(0, floor((now - s) / p))`` (clamped to [0, H]: the time-aligned
 rule of ``core.chunks``, under which row k is due from s + k·p). A request (perceive the newest
 observation, then the whole generation, as SEQ's) starts when ``rows left / H <= threshold``, LeRobot's
-comparison; before any chunk left, at once. So it runs unchanged in the core's evaluators and in the
-generation node. A request that yields no decision (no observation, bad input, a sink that refused
-it) leaves the estimate as it was, so the next frame tries again.
+comparison; before any chunk left, at once. The threshold is kept as one time,
+:meth:`AsyncRunner.request_time` (when the first row with few enough left after it begins,
+``core.chunks.row_start``): the frame's check (:meth:`AsyncRunner.due`) and the wall-clock wait both
+compare the clock with it, so they never disagree by a rounding error (which cost an idle frame on
+wall-clock stamps). So it runs unchanged in the core's evaluators and in the generation node. A
+request that yields no decision (no observation, bad input, a sink that refused it) leaves the
+estimate as it was, so the next frame tries again.
 
 On a simulated (frame-stepped) clock a request takes one frame, as SEQ's does, and a frame with
 nothing to request passes. Run unpaced on a wall clock (``run()``, ``run_until`` without a pacer, no
@@ -26,12 +30,11 @@ without waiting.
 
 from __future__ import annotations
 
-import math
 import threading
 from typing import Any, Callable
 
 from auras_ros.core.baselines import SequentialRunner
-from auras_ros.core.chunks import row_index
+from auras_ros.core.chunks import check_period, row_index, row_start
 from auras_ros.core.clock import Clock
 from auras_ros.core.errors import ConfigError, positive_int
 from auras_ros.core.metrics import Decision, RunMetrics
@@ -50,12 +53,6 @@ def check_threshold(threshold: Any) -> float:
     return float(threshold)
 
 
-def check_chunk_period(period: Any) -> float:
-    if isinstance(period, bool) or not isinstance(period, (int, float)) or not (math.isfinite(period) and period > 0):
-        raise ConfigError("chunk_period", period, "a finite number of seconds > 0 between an action chunk's rows")
-    return float(period)
-
-
 class AsyncRunner(SequentialRunner):
     """ASYNC(threshold): SEQ's request (one at a time, the newest observation, the whole generation),
     started only when the chunk it last emitted runs low."""
@@ -64,7 +61,7 @@ class AsyncRunner(SequentialRunner):
                  chunk_period: float, threshold: float = DEFAULT_THRESHOLD, **kwargs: Any) -> None:
         super().__init__(agent, source, clock, **kwargs)
         self.chunk_rows = positive_int("chunk_rows", chunk_rows)
-        self.chunk_period = check_chunk_period(chunk_period)
+        self.chunk_period = check_period(chunk_period)
         self.threshold = check_threshold(threshold)
         # The first row index at which rows left / H <= threshold (H: left at worst, 0 <= threshold).
         self.start_row = next(k for k in range(self.chunk_rows + 1)
@@ -81,14 +78,17 @@ class AsyncRunner(SequentialRunner):
         return max(self.chunk_rows - begun, 0)
 
     def request_time(self) -> float | None:
-        """When the next request is due (None: now, no chunk has left yet)."""
+        """When the next request is due (None: now, no chunk has left yet): when row ``start_row`` of the
+        chunk it last emitted begins, the first at which ``rows left / H <= threshold``."""
         if self._playing is None:
             return None
-        return self._playing + self.start_row * self.chunk_period
+        return row_start(self._playing, self.chunk_period, self.start_row)
 
     def due(self, now: float) -> bool:
-        """Whether a request starts at ``now``: LeRobot's ``queue / chunk size <= threshold``."""
-        return self._playing is None or self.rows_left(now) / self.chunk_rows <= self.threshold
+        """Whether a request starts at ``now``: LeRobot's ``queue / chunk size <= threshold``, read as
+        ``now >= request_time()`` (the one comparison the wall-clock wait makes too)."""
+        t = self.request_time()
+        return t is None or now >= t
 
     def emit(self, decision: Decision) -> bool:
         left = super().emit(decision)

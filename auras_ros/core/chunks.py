@@ -30,13 +30,16 @@ plays (the peers' answers to jumps at chunk seams):
   exactly as ``replace``.
 
 ROS-free: the action node, the simulator's world and the evaluations all call :class:`ChunkPlayer`.
+The seconds between a chunk's rows are resolved by :func:`row_period` and checked by
+:func:`check_period` wherever they are read (the nodes, ``core.spec``, ``core.async_runner``,
+``core.inpaint``), so every consumer plays and times rows by one rule.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -56,6 +59,41 @@ _TIME_EPS = 1e-9
 def row_index(stamp: float, period: float, now: float) -> int:
     """The index of the row due at ``now`` of a chunk sensed at ``stamp`` with rows ``period`` apart."""
     return math.floor((now - stamp) / period + _TIME_EPS)
+
+
+def row_start(stamp: float, period: float, k: int) -> float:
+    """When row ``k`` becomes due: :func:`row_index` reaches ``k`` at this time, within its rounding
+    allowance (so a caller that waits until then and a caller that asks ``row_index`` agree)."""
+    return stamp + (k - _TIME_EPS) * period
+
+
+def check_period(period: Any, field: str = "chunk_period") -> float:
+    """``period`` as a float when it is a finite number of seconds > 0 (a bool is not), else a
+    ConfigError naming ``field``: the one check of a chunk row period."""
+    if isinstance(period, bool) or not isinstance(period, (int, float)) or not (math.isfinite(period) and period > 0):
+        raise ConfigError(field, period, "a finite number of seconds > 0 between an action chunk's rows")
+    return float(period)
+
+
+def row_period(explicit: float | None, checkpoint: float | None, fallback: float | None) -> float | None:
+    """The seconds between an action chunk's rows, by the one rule every consumer uses:
+
+    1. ``explicit`` (a ``chunk_period`` parameter or argument) when it is given (not None, not 0);
+    2. else ``checkpoint``, the period the agent's checkpoint states (``chunk_period``), when it states one;
+    3. else ``fallback`` when given (not None, not 0): the caller's own rate, ``frame_period`` (one row per
+       frame, the frame-stepped worlds' rule) or the action node's ``control_period``;
+    4. else None: no period known; the caller refuses what needs one.
+
+    The value chosen must pass :func:`check_period` (a negative or non-finite one is a ConfigError, never
+    skipped over). The action node has no agent, so it resolves with ``checkpoint`` None: the launch files
+    and the demo hand the same ``chunk_period`` to it and to the generation node."""
+    if explicit is not None and explicit != 0:
+        return check_period(explicit)
+    if checkpoint is not None:
+        return check_period(checkpoint, "the checkpoint's chunk_period")
+    if fallback is not None and fallback != 0:
+        return check_period(fallback, "chunk_period fallback (frame or control period)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -96,8 +134,7 @@ class ChunkPlayer:
 
     def __init__(self, period: float, overlap: str = "replace", chunk_rows: int | None = None,
                  ensemble_coeff: float = ACT_ENSEMBLE_COEFF) -> None:
-        if not (isinstance(period, (int, float)) and math.isfinite(period) and period > 0):
-            raise ConfigError("chunk period", period, "a finite number of seconds > 0")
+        check_period(period, "chunk period")
         if overlap not in OVERLAPS:
             raise ConfigError("overlap", overlap, one_of(OVERLAPS))
         if chunk_rows is not None:
@@ -137,13 +174,34 @@ class ChunkPlayer:
     def row(self, now: float) -> np.ndarray | None:
         """The command due at ``now``, or None when no chunk has a row due (none yet, or all played)."""
         self._chunks = [c for c in self._chunks if c.live(now)]
-        if not self._chunks:
+        return self._mix(self._chunks, now)
+
+    def plan(self, now: float) -> list[tuple[np.ndarray, float]]:
+        """What :meth:`row` will play from ``now`` on if no newer chunk arrives, as (row, target time) per
+        control step of the newest chunk, from the step due at ``now`` to its last: the rows the overlap
+        policy mixes (ensemble, blend, a LeRobot aggregate's merged queue), not the newest chunk's own.
+        Each step's row is the one due when the step begins (the first: at ``now``); its target time is
+        when the step ends (:meth:`TimedChunk.target_time`). Reads the chunks, changes nothing."""
+        live = [c for c in self._chunks if c.live(now)]
+        if not live:
+            return []
+        newest = live[-1]
+        points = []
+        for k in range(max(newest.row_index(now), 0), len(newest.rows)):
+            t = max(now, newest.stamp + k * self.period)
+            row = self._mix([c for c in live if c.live(t)], t)
+            points.append((np.array(row), newest.target_time(k)))
+        return points
+
+    def _mix(self, chunks: list[TimedChunk], now: float) -> np.ndarray | None:
+        """The row due at ``now`` under the overlap policy from ``chunks`` (oldest first, each live at ``now``)."""
+        if not chunks:
             return None
         if self.overlap == "ensemble":
-            return self._ensemble(now)
-        newest = self._chunks[-1]
-        if self.overlap == "blend" and len(self._chunks) == 2:
-            return self._blend(self._chunks[0], newest, now)
+            return self._ensemble(chunks, now)
+        newest = chunks[-1]
+        if self.overlap == "blend" and len(chunks) == 2:
+            return self._blend(chunks[0], newest, now)
         return newest.due(now)
 
     @property
@@ -169,8 +227,8 @@ class ChunkPlayer:
                 rows[k] = old_w * playing.rows[j] + new_w * rows[k]
         return replace(chunk, rows=rows)
 
-    def _ensemble(self, now: float) -> np.ndarray | None:
-        due = [row for row in (c.due(now) for c in self._chunks) if row is not None]
+    def _ensemble(self, chunks: list[TimedChunk], now: float) -> np.ndarray | None:
+        due = [row for row in (c.due(now) for c in chunks) if row is not None]
         weights = np.exp(-self.ensemble_coeff * np.arange(len(due)))
         return np.asarray(np.tensordot(weights, np.stack(due), axes=1) / weights.sum())
 

@@ -42,7 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
-from auras_ros.core.chunks import TIMINGS, ChunkPlayer, TimedChunk, row_index
+from auras_ros.core.chunks import TIMINGS, ChunkPlayer, TimedChunk, check_period, row_index
 from auras_ros.core.errors import ConfigError, one_of
 
 # Why an action was refused (the keys of SafetyGate.refused).
@@ -78,7 +78,7 @@ class GateConfig:
     action_min: float = -1.0  # bounds of every action element
     action_max: float = 1.0
     deceleration: float = 0.0  # action units per second of the ramp down; 0: stop at once
-    min_length: int = 1  # the outputs need at least this many elements
+    min_length: int = 1  # the outputs need at least this many elements (of each row: they map the row due now)
     row_width: int = 0  # ... and a whole number of rows of this width (action chunks); 0: one row
     chunk_period: float = 0.05  # s between the rows of a chunk
     overlap: str = "replace"  # what plays when chunks overlap (core.chunks.OVERLAPS)
@@ -101,6 +101,13 @@ class GateConfig:
         if self.min_length < 1 or self.row_width < 0:
             raise ConfigError("min_length/row_width", (self.min_length, self.row_width),
                               "integers >= 1 and >= 0 (0: the whole action is one row)")
+        if self.row_width and self.min_length > self.row_width:
+            # The outputs map elements of the row due now (the Twist index.<field> parameters): a row
+            # narrower than the highest mapped element could never be sent.
+            raise ConfigError("row_width", self.row_width, f"0 (the whole action is one row) or at least "
+                              f"min_length = {self.min_length}, the elements the outputs map from each row "
+                              "(the Twist index.<field> parameters)")
+        check_period(self.chunk_period)
         if self.chunk_timing not in TIMINGS:
             raise ConfigError("chunk_timing", self.chunk_timing, one_of(TIMINGS))
 
@@ -108,11 +115,14 @@ class GateConfig:
 @dataclass(frozen=True)
 class Command:
     """What the outputs send: ``action`` (the vector to execute now: a chunk row) and what kind of
-    command it is; an ACCEPTED one also carries its whole ``chunk`` with the rows' times."""
+    command it is; an ACCEPTED one also carries its whole ``chunk`` with the rows' times as it came, and
+    the ``plan``: (row, target time) of each step the gate will play from now on with no newer chunk
+    (:meth:`ChunkPlayer.plan`: under ensemble, blend or an aggregate the mixed rows, not the chunk's)."""
 
     action: np.ndarray
     kind: str
     chunk: TimedChunk | None = None
+    plan: tuple[tuple[np.ndarray, float], ...] = ()
 
 
 class SafetyGate:
@@ -190,7 +200,7 @@ class SafetyGate:
         self._last_observation = observation_stamp
         self._last_tick = now
         self._sent = True
-        return Command(row.copy(), ACCEPTED, chunk)
+        return Command(row.copy(), ACCEPTED, chunk, tuple(self.player.plan(now)))
 
     def expiry(self, now: float) -> str | None:
         """Why the command in force must end now (NO_ACTION, OLD_OBSERVATION), or None."""

@@ -33,7 +33,7 @@ from typing import Any
 
 from auras_ros.core.async_runner import DEFAULT_THRESHOLD, AsyncRunner, check_threshold
 from auras_ros.core.baselines import DecoupledRunner, ParallelRunner, SequentialRunner
-from auras_ros.core.chunks import AGGREGATES, OVERLAPS
+from auras_ros.core.chunks import AGGREGATES, OVERLAPS, row_period
 from auras_ros.core.clock import Clock
 from auras_ros.core.errors import ConfigError, one_of, positive_int
 from auras_ros.core.inpaint import InpaintConfig
@@ -222,20 +222,20 @@ def make_runner(spec: ExecutorSpec, agent: Agent, source: ObservationSource, clo
     the Auras pipeline (e.g. ``context=`` a public context the caller owns).
 
     ASYNC needs the rows each chunk plays and the seconds between them: ``chunk_rows`` (default the
-    agent's, ``core.stages.chunk_rows``) and ``chunk_period`` (default the agent's ``chunk_period``
-    where it states one, else ``frame_period``: one row per frame, the frame-stepped worlds' rule);
-    with neither it refuses. The other executors ignore both. ``inpaint`` (the ``inpaint`` overlap,
-    ``core.inpaint``): every request's chunk is guided toward the newest one emitted."""
+    agent's, ``core.stages.chunk_rows``) and the row period by ``core.chunks.row_period``'s rule
+    (``chunk_period``, else the agent's ``chunk_period`` where it states one, else ``frame_period``: one
+    row per frame, the frame-stepped worlds' rule); with none it refuses. The other executors ignore
+    both. ``inpaint`` (the ``inpaint`` overlap, ``core.inpaint``): every request's chunk is guided toward
+    the newest one emitted."""
     common: dict[str, Any] = dict(frame_period=frame_period, recorder=recorder, on_decision=on_decision,
                                   inpaint=inpaint)
     if spec.kind == "seq":
         return SequentialRunner(agent, source, clock, **common)
     if spec.kind == "async":
-        period = next((p for p in (chunk_period, getattr(agent, "chunk_period", None), frame_period)
-                       if p is not None), None)
+        period = row_period(chunk_period, getattr(agent, "chunk_period", None), frame_period)
         if period is None:
-            raise ConfigError("chunk_period", None, "the seconds between an action chunk's rows for "
-                              f"{spec}: make_runner's chunk_period, the agent's or a fixed frame_period")
+            raise ConfigError("chunk_period", None, f"the seconds between an action chunk's rows for {spec}: "
+                              "a chunk_period > 0, else one the checkpoint states, else a fixed frame_period")
         rows = agent_chunk_rows(agent) if chunk_rows is None else chunk_rows
         return AsyncRunner(agent, source, clock, chunk_rows=rows, chunk_period=period, threshold=spec.threshold,
                            **common)

@@ -35,7 +35,7 @@ from rclpy.clock import JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from auras_ros.core.chunks import OVERLAPS, TIMINGS
+from auras_ros.core.chunks import OVERLAPS, TIMINGS, row_period
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.safety import NO_ACTION, STOP, Command, GateConfig, SafetyGate
 from auras_ros.core.sources import ADMITTED, SourceFence
@@ -63,7 +63,8 @@ PARAMS = (
     Param("control_period", 0.05, "seconds between control ticks: the chunk row due now goes out, or the "
           "watchdog's hold or stop", low=0.001, high=10.0),
     Param("chunk_period", 0.0, "seconds between the rows of an action chunk, the policy's control period (0: "
-          "control_period; no shipped checkpoint states its own)", low=0.0, high=10.0),
+          "control_period; this node has no checkpoint to read one from: give the generation node the same "
+          "value, as the launch files and the demo do)", low=0.0, high=10.0),
     Param("row_width", 0, "elements per action chunk row (0: the whole action is one row; joint_trajectory: "
           "len(joint_names))", low=0, high=4096),
     Param("chunk_timing", "arrival", "row 0 of a chunk is due at the action's arrival, or at its observation "
@@ -113,16 +114,18 @@ def gate_config(p: dict[str, Any], mapping: TwistMapping) -> GateConfig:
         raise ConfigError("action_node.row_width", row_width, f"0 or len(joint_names) = {len(p['joint_names'])} "
                           "(a joint_trajectory point is one row)")
     row_width = len(p["joint_names"]) if trajectory else row_width
-    if twist and row_width and mapping.min_length > row_width:
-        # The Twist fields map elements of the row due now.
-        raise ConfigError("action_node.row_width", row_width, f"at least {mapping.min_length}, the elements the "
-                          "index.<field> parameters map (or 0: the whole action is one row)")
-    return GateConfig(action_timeout=p["action_timeout"], max_observation_age=p["max_observation_age"],
-                      future_tolerance=p["future_tolerance"], action_min=p["action_min"],
-                      action_max=p["action_max"], deceleration=p["deceleration"],
-                      min_length=mapping.min_length if twist else 1, row_width=row_width,
-                      chunk_period=p["chunk_period"] or p["control_period"], overlap=p["overlap"],
-                      chunk_timing=p["chunk_timing"])
+    try:
+        # GateConfig checks the row width against the elements the Twist fields map (min_length).
+        # The row period: this node has no agent, so chunk_period or its control period
+        # (core.chunks.row_period's rule with no checkpoint).
+        return GateConfig(action_timeout=p["action_timeout"], max_observation_age=p["max_observation_age"],
+                          future_tolerance=p["future_tolerance"], action_min=p["action_min"],
+                          action_max=p["action_max"], deceleration=p["deceleration"],
+                          min_length=mapping.min_length if twist else 1, row_width=row_width,
+                          chunk_period=row_period(p["chunk_period"], None, p["control_period"]),
+                          overlap=p["overlap"], chunk_timing=p["chunk_timing"])
+    except ConfigError as error:  # named as this node's parameter
+        raise ConfigError(f"action_node.{error.field}", error.value, error.allowed) from None
 
 
 class ActionNode(LifecycleNode):

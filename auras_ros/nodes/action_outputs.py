@@ -10,11 +10,14 @@ its receiver's own player or controller, on the same target times.
   gate's clock (since Jazzy, ros2_controllers' ``diff_drive_controller`` takes only this type on
   ``~/cmd_vel``, and drops a command older than its ``cmd_vel_timeout`` by that stamp);
 - ``joint_trajectory``: ``trajectory_msgs/JointTrajectory`` on ``joint_trajectory`` for
-  ``joint_trajectory_controller``: an accepted chunk's rows (``len(joint_names)`` wide) whose time has
-  not passed, each point's ``time_from_start`` its row's target time minus the header stamp (the gate's
-  clock when it was accepted), in ``positions`` or ``velocities``. Never empty (that controller
-  discards an empty trajectory): a stop is one point, zero velocities, or for positions the row the
-  gate played last (one chunk period ahead: the robot holds there);
+  ``joint_trajectory_controller``: on an accepted chunk, the rows the gate will play from now on
+  (``len(joint_names)`` wide; under ``ensemble``, ``blend`` or a LeRobot aggregate the mixed rows, not
+  the chunk's own: :meth:`auras_ros.core.chunks.ChunkPlayer.plan`), each point's ``time_from_start``
+  its step's target time minus the gate's clock when it was accepted, in ``positions`` or
+  ``velocities``. The header stamp is that clock, or 0 ("start now") on sim time (see
+  :meth:`TrajectoryOutput.send`). Never empty (that controller discards an empty trajectory): a stop is
+  one point, zero velocities, or for positions the row the gate played last (one chunk period ahead:
+  the robot holds there);
 - ``agent_action``: the accepted ``AgentAction`` (the whole chunk) unchanged on ``auras/gated_action``,
   for a receiver that plays chunks itself (the simulator: :mod:`auras_ros.eval.world`); at every other
   tick (a row played or held) a copy of it stamped now, which renews it there (same request and action:
@@ -98,6 +101,7 @@ class TrajectoryOutput:
         self.field = field
         self.period = period  # of the chunk rows: a stop's one point is one period ahead
         self.publisher = node.create_lifecycle_publisher(JointTrajectory, "joint_trajectory", ORDERED)
+        self._clock = node.get_clock()  # on /clock while ros_time_is_active (use_sim_time)
         self._hold: np.ndarray | None = None  # positions: the row the gate played last
 
     def points(self, command: Command, now: float) -> list[tuple[np.ndarray, float]]:
@@ -107,10 +111,10 @@ class TrajectoryOutput:
             self._hold = command.action[:width].copy()
         if command.kind in (ROW, REPEAT):
             return []  # the controller keeps executing the trajectory it has; no timeout to feed
-        if command.kind == ACCEPTED and command.chunk is not None:
-            chunk = command.chunk
-            first = max(chunk.row_index(now), 0)  # the gate accepts no chunk with every row passed
-            return [(chunk.rows[k], chunk.target_time(k) - now) for k in range(first, len(chunk.rows))]
+        if command.kind == ACCEPTED and command.plan:
+            # What the gate will play, mixed by the overlap policy (the gate accepts no chunk with every
+            # row passed, so the plan is never empty).
+            return [(row, target - now) for row, target in command.plan]
         if self.field == "velocities":
             rows = command.action.reshape(-1, width)
             return [(rows[k], self.period * (k + 1)) for k in range(1 if command.kind == STOP else len(rows))]
@@ -122,9 +126,15 @@ class TrajectoryOutput:
         if not points:
             return  # nothing was ever commanded: there is no position to hold
         msg = JointTrajectory(joint_names=list(self.joint_names))
-        # Stamped with the gate's clock: the controller starts the trajectory then (its points' target
-        # times are absolute), not on receipt, so the delivery's delay does not shift the rows.
-        msg.header.stamp = now
+        # joint_trajectory_controller starts a trajectory at its header stamp, and refuses one whose last
+        # point's time (stamp + time_from_start) is already past on its own clock; a stamp of 0 means
+        # "start now", at its first update after receipt (validate_trajectory_msg, Trajectory::sample).
+        # On the system clock both read the same time: stamped with the gate's clock, the rows keep their
+        # target times whatever the delivery's delay. On sim time the controller may run on another clock
+        # (hardware on the system clock: every trajectory would be in the past, or far in its future):
+        # stamped 0, and since time_from_start counts from the gate's send time anyway, the rows shift
+        # only by the delivery's delay.
+        msg.header.stamp = Time() if self._clock.ros_time_is_active else now
         msg.header.frame_id = source.header.frame_id
         for row, time_from_start in points:
             point = JointTrajectoryPoint(time_from_start=to_duration(time_from_start))

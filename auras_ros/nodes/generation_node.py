@@ -32,7 +32,7 @@ from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import UInt64
 
-from auras_ros.core.chunks import OVERLAPS
+from auras_ros.core.chunks import OVERLAPS, row_period
 from auras_ros.core.context import PublicContext, SourceOrder
 from auras_ros.core.cpu_costs import CpuLedger
 from auras_ros.core.errors import ConfigError, InputError
@@ -77,10 +77,11 @@ PARAMS = (
     Param("frame_period", 0.0, "seconds per frame on the node's clock; 0: as fast as the slowest stage allows",
           low=0.0, high=10.0),
     Param("chunk_period", 0.0, "async executor and overlap inpaint: seconds between an action chunk's rows, as "
-          "the action node plays them (0: frame_period if > 0, else the checkpoint's; with neither, both are refused)", low=0.0, high=10.0),
+          "the action node plays them: give both nodes the same value (0: the checkpoint's if it states one, else "
+          "frame_period if > 0; with neither, both are refused)", low=0.0, high=10.0),
     Param("overlap", "replace", "the overlap policy the action node plays this node's chunks under (its `overlap`); "
           "inpaint: each request's chunk is guided toward the one executing when it arrives (core.inpaint; rows "
-          "chunk_period apart, else frame_period or the checkpoint's), refused for an agent that does not inpaint; "
+          "chunk_period apart, else the checkpoint's or frame_period), refused for an agent that does not inpaint; "
           "the others change nothing here", choices=OVERLAPS),
     Param("lockstep", False, "frame-stepped worlds: after each frame tick, wait for the percept of the "
           "observation that tick produced before running the frame (frame_period 0 only)"),
@@ -99,10 +100,11 @@ def executor_spec(params: dict[str, Any]) -> ExecutorSpec:
     return ExecutorSpec.parse(params["executor"])
 
 
-def chunk_period(params: dict[str, Any]) -> float | None:
-    """The seconds between chunk rows that ASYNC paces its requests and inpaint times its guidance by
-    (None: the checkpoint's, if any)."""
-    return params["chunk_period"] or params["frame_period"] or None
+def chunk_period(params: dict[str, Any], agent: Any) -> float | None:
+    """The seconds between chunk rows that ASYNC paces its requests and inpaint times its guidance by,
+    by ``core.chunks.row_period``'s rule: ``chunk_period``, else the checkpoint's, else ``frame_period``
+    (None: none of them; what needs one refuses)."""
+    return row_period(params["chunk_period"], getattr(agent, "chunk_period", None), params["frame_period"])
 
 
 def inpaint_config(params: dict[str, Any], agent: Any) -> InpaintConfig | None:
@@ -113,10 +115,10 @@ def inpaint_config(params: dict[str, Any], agent: Any) -> InpaintConfig | None:
     if not inpaints(agent):
         raise ConfigError("overlap", "inpaint", "an agent that inpaints its chunks (the diffusion "
                           f"policies), not {type(agent).__name__}: choose another overlap")
-    period = chunk_period(params) or getattr(agent, "chunk_period", None)
+    period = chunk_period(params, agent)
     if period is None:
         raise ConfigError("chunk_period", 0.0, "the seconds between an action chunk's rows for overlap inpaint "
-                          "(or a frame_period > 0, or a checkpoint that states its own)")
+                          "(or a checkpoint that states its own, or a frame_period > 0)")
     return InpaintConfig(period)
 
 
@@ -248,7 +250,7 @@ class GenerationNode(LifecycleNode):
         source = FreshArrivals(percepts, Pacing.percept_wait_s) if spec.kind in THREADED else percepts
         return percepts, make_runner(spec, ExternalPerception(agent, spec.pp_perception), source, self.clock,
                                      recorder=self.recorder, on_decision=self._publish_decision,
-                                     context=public_context, chunk_period=chunk_period(params),
+                                     context=public_context, chunk_period=chunk_period(params, agent),
                                      inpaint=inpaint_config(params, agent))
 
     def _stop_frame_clock(self) -> None:

@@ -169,6 +169,23 @@ def test_a_decision_the_sink_kept_leaves_the_estimate_as_it_was() -> None:
     assert runner.recorder.decisions_recorded == 2
 
 
+def test_on_wall_clock_stamps_the_frame_at_the_threshold_requests_as_the_wait_expects() -> None:
+    """ROS wall time (1.7e9 s): the time the threshold is crossed and the frame's check are one
+    comparison, so a frame at that time requests (a rounding disagreement cost an idle frame)."""
+    start = 1.7e9
+    clock = SimClock(start)
+    source = LatestObservation()
+    runner = make_runner(ExecutorSpec.parse("async"), RecordingAgent(), source, clock, frame_period=FRAME,
+                         chunk_rows=4, chunk_period=FRAME)
+    made = []
+    for frame in range(5):
+        source.push(Observation(frame, clock.now(), 0.1))
+        if frame == 2:  # 2 of 4 rows left: the threshold
+            assert runner.due(clock.now()) and clock.now() >= runner.request_time()
+        made.append(bool(runner.step()))
+    assert made == [True, False, True, False, True]
+
+
 class FrozenClock:
     """A wall-like clock (not simulated) that never moves: ASYNC's wait for its threshold never ends
     by itself, only by a stop. ``waiting`` is set once the thread named ``async-waits`` reads it a

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from auras_ros.core.chunks import ChunkPlayer, TimedChunk
+from auras_ros.core.chunks import ChunkPlayer, TimedChunk, check_period, row_index, row_period, row_start
 from auras_ros.core.errors import ConfigError, InputError
 
 P = 0.1  # control period
@@ -116,3 +116,83 @@ def test_bad_configuration_is_refused_by_name(kwargs: dict, field: str) -> None:
 def test_a_chunk_that_is_not_whole_rows_is_refused() -> None:
     with pytest.raises(InputError, match="multiple of 2"):
         ChunkPlayer(P).add([1, 2, 3], stamp=0.0, now=0.0, width=2)
+
+
+# ---- the plan: what the player will play with no newer chunk ----------------------------------------
+
+def test_the_plan_of_a_blend_is_the_crossfade_not_the_newest_chunks_rows() -> None:
+    player = ChunkPlayer(P, "blend")
+    player.add(chunk(0, 0, 0, 0, 0), stamp=0.0, now=0.0, width=1)  # ends at 0.5
+    player.add(chunk(10, 10, 10, 10, 10, 10), stamp=0.2, now=0.2, width=1)
+    plan = player.plan(0.2)
+    # Steps 0..5 of the newest chunk (0.2 .. 0.7), each with its target time (the step's end).
+    assert [round(float(r[0]), 9) for r, _ in plan] == [2.5, 5.0, 7.5, 10.0, 10.0, 10.0]
+    assert [t for _, t in plan] == pytest.approx([0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+
+
+def test_the_plan_of_an_ensemble_mixes_the_rows_due_at_each_step_and_leaves_the_player_as_it_was() -> None:
+    m = 0.5
+    player = ChunkPlayer(P, "ensemble", ensemble_coeff=m)
+    player.add(chunk(0, 10, 20), stamp=0.0, now=0.0, width=1)  # ends at 0.3
+    player.add(chunk(100, 110, 120), stamp=0.1, now=0.15, width=1)  # rows at 0.1, 0.2, 0.3
+    w = math.exp(-m)
+    plan = player.plan(0.15)
+    # At 0.15 and 0.2 both chunks mix (10 with 100, then 20 with 110); at 0.3 the first has ended.
+    assert [float(r[0]) for r, _ in plan] == pytest.approx([(10 + w * 100) / (1 + w), (20 + w * 110) / (1 + w), 120])
+    assert [t for _, t in plan] == pytest.approx([0.2, 0.3, 0.4])
+    # Asking for the plan changes nothing: the player plays those very rows.
+    assert [float(player.row(t)[0]) for t in (0.15, 0.2, 0.3)] == pytest.approx([float(r[0]) for r, _ in plan])
+
+
+@pytest.mark.parametrize("overlap", ["replace", "inpaint", "latest_only", "weighted_average", "ensemble", "blend"])
+def test_the_plan_is_what_row_plays_at_each_step_of_the_newest_chunk(overlap: str) -> None:
+    player = ChunkPlayer(P, overlap)
+    player.add(chunk(0, 1, 2, 3, 4), stamp=0.0, now=0.0, width=1)
+    player.add(chunk(10, 11, 12, 13), stamp=0.15, now=0.27, width=1)  # off the grid, row 0 skipped
+    plan = player.plan(0.27)
+    starts = [0.27, 0.35, 0.45]  # now, then where rows 2 and 3 of the newest chunk begin
+    assert [float(player.row(t)[0]) for t in starts] == pytest.approx([float(r[0]) for r, _ in plan])
+    assert [t for _, t in plan] == pytest.approx([0.35, 0.45, 0.55])
+    assert player.plan(0.55) == [] and player.row(0.55) is None
+
+
+# ---- the row period: one rule, one check -------------------------------------------------------------
+
+@pytest.mark.parametrize("explicit, checkpoint, fallback, expected", [
+    (0.1, 0.02, 0.05, 0.1),  # an explicit chunk_period wins
+    (0.0, 0.02, 0.05, 0.02),  # 0 means none given: the checkpoint's, before the frame/control period
+    (None, 0.02, 0.05, 0.02),
+    (0.0, None, 0.05, 0.05),  # no checkpoint period: the fallback
+    (0.0, None, 0.0, None),  # none at all: the caller refuses what needs one
+    (None, None, None, None),
+])
+def test_row_period_takes_explicit_then_the_checkpoints_then_the_fallback(explicit, checkpoint, fallback, expected):
+    assert row_period(explicit, checkpoint, fallback) == expected
+
+
+@pytest.mark.parametrize("explicit, checkpoint, fallback, field", [
+    (-1.0, 0.02, 0.05, "chunk_period"), (math.nan, None, 0.05, "chunk_period"),
+    (0.0, 0.0, 0.05, "the checkpoint's chunk_period"), (0.0, None, -0.05, "chunk_period fallback"),
+])
+def test_row_period_refuses_a_bad_period_instead_of_passing_over_it(explicit, checkpoint, fallback, field) -> None:
+    with pytest.raises(ConfigError) as error:
+        row_period(explicit, checkpoint, fallback)
+    assert error.value.field.startswith(field)
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -0.1, math.inf, math.nan, True, "0.1", None])
+def test_check_period_names_its_field(value) -> None:
+    with pytest.raises(ConfigError) as error:
+        check_period(value, "inpaint period")
+    assert error.value.field == "inpaint period" and "seconds > 0" in str(error.value)
+    assert check_period(1) == 1.0 and isinstance(check_period(1), float)
+
+
+def test_a_clock_reading_a_rows_start_has_reached_row_start_even_on_wall_clock_stamps() -> None:
+    # On a 1.7e9 s stamp (ROS wall time) stamp + k * period rounds below the boundary row_index sees
+    # (row_index says row k - 1 there); row_start never lies after it, nor before row k - 1 ends.
+    assert row_index(1.7e9, 0.05, 1.7e9 + 2 * 0.05) == 1
+    for stamp in (0.0, 1.0, 1.7e9, 1.7e9 + 0.0137):
+        for period in (0.02, 0.05, 0.1, 1 / 30):
+            for k in range(1, 6):
+                assert stamp + (k - 1) * period < row_start(stamp, period, k) <= stamp + k * period

@@ -17,6 +17,7 @@ from builtin_interfaces.msg import Time
 from rosgraph_msgs.msg import Clock
 from trajectory_msgs.msg import JointTrajectory
 
+from auras_ros.core.chunks import ACT_ENSEMBLE_COEFF
 from auras_ros.core.errors import ConfigError
 from auras_ros.msg import AgentAction
 from auras_ros.nodes.action_node import ActionNode
@@ -157,7 +158,8 @@ def test_joint_trajectory_carries_the_chunk_rows_and_holds_the_last_played_row_o
     bench.send([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], request_id=5)  # stamped now: row k due at 20 + 0.05 k
     assert bench.spin_until(lambda: len(trajectories) == 1 and len(gated) == 1)
     plan = trajectories[0]
-    assert plan.joint_names == ["a", "b"] and plan.header.stamp == Time(sec=20)
+    # On sim time stamped 0, "start now" for joint_trajectory_controller (which may run on another clock).
+    assert plan.joint_names == ["a", "b"] and plan.header.stamp == Time()
     assert [list(p.positions) for p in plan.points] == [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]
     assert [to_seconds(p.time_from_start) for p in plan.points] == pytest.approx([0.05, 0.1, 0.15])
     for k in (1, 2):  # the rows play at the gate; the controller has them already: no new trajectory
@@ -200,12 +202,49 @@ def test_time_aligned_chunk_skips_passed_rows_and_stamps_trajectory_points_at_th
     bench.actions.publish(msg)
     assert bench.spin_until(lambda: len(trajectories) == 1)
     plan = trajectories[0]
-    # Row k's target time 19.93 + 0.05 (k + 1), relative to the header stamp 20.0: rows 1..3 at
-    # 20.03, 20.08, 20.13.
-    assert plan.header.stamp == Time(sec=20)
+    # Row k's target time 19.93 + 0.05 (k + 1), relative to the gate's clock when it sent them, 20.0: rows
+    # 1..3 at 20.03, 20.08, 20.13 (the header stamp 0 on sim time: the controller starts it on receipt).
+    assert plan.header.stamp == Time()
     assert [list(p.velocities) for p in plan.points] == [[0.2], [0.3], [0.4]]
     assert [to_seconds(p.time_from_start) for p in plan.points] == pytest.approx([0.03, 0.08, 0.13])
     assert node.gate.player.skipped_rows == 1
+
+
+def test_under_ensemble_the_trajectory_carries_the_mixed_rows_the_gate_plays(bench: Bench) -> None:
+    trajectories = bench.record(JointTrajectory, "joint_trajectory")
+    node = bench.start_on_sim_clock({"outputs": ["joint_trajectory"], "joint_names": ["a"], "control_period": 0.05,
+                                     "overlap": "ensemble", "action_timeout": 1.0, "max_observation_age": 1.0}, T0)
+    assert bench.spin_until(lambda: node.outputs[0].publisher.get_subscription_count() > 0)
+    bench.send([0.0, 0.1, 0.2, 0.3], request_id=1)  # rows due at 20.0, 20.05, 20.1, 20.15
+    assert bench.spin_until(lambda: len(trajectories) == 1)
+    bench.sim_clock(T0 + STEP)
+    bench.send([0.8, 0.8, 0.8], request_id=2)  # rows due at 20.05, 20.1, 20.15: each mixes with the first's
+    assert bench.spin_until(lambda: len(trajectories) == 2)
+    w = math.exp(-ACT_ENSEMBLE_COEFF)
+    mixed = [(old + w * 0.8) / (1 + w) for old in (0.1, 0.2, 0.3)]
+    plan = trajectories[1]
+    assert [p.positions[0] for p in plan.points] == pytest.approx(mixed)
+    assert [to_seconds(p.time_from_start) for p in plan.points] == pytest.approx([0.05, 0.1, 0.15])
+
+
+def test_on_the_system_clock_the_trajectory_is_stamped_with_the_gates_clock(bench: Bench) -> None:
+    trajectories = bench.record(JointTrajectory, "joint_trajectory")
+    node = bench.start({"outputs": ["joint_trajectory"], "joint_names": ["a"], "max_observation_age": 60.0,
+                        "action_timeout": 60.0})
+    assert bench.spin_until(lambda: bench.connected() and node.outputs[0].publisher.get_subscription_count() > 0)
+    before = to_seconds(node.get_clock().now().to_msg())
+    bench.send([0.1, 0.2])
+    assert bench.spin_until(lambda: len(trajectories) >= 1)
+    plan = trajectories[0]
+    # Both sides read the system clock: absolute target times, whatever the delivery's delay.
+    assert to_seconds(plan.header.stamp) >= before - 1e-6  # not 0: the gate's clock when it sent it
+    assert [to_seconds(p.time_from_start) for p in plan.points] == pytest.approx([0.05, 0.1])
+
+
+def test_a_twist_mapping_wider_than_a_row_is_refused_naming_row_width(bench: Bench) -> None:
+    with pytest.raises(ConfigError) as error:
+        bench.start({"index.linear.y": 1, "row_width": 1})
+    assert error.value.field == "action_node.row_width" and "min_length = 2" in str(error.value)
 
 
 def test_an_unknown_overlap_is_refused_in_one_line(bench: Bench) -> None:

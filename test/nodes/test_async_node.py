@@ -9,6 +9,7 @@ from rclpy.parameter import Parameter
 
 from auras_ros.core.async_runner import AsyncRunner
 from auras_ros.core.errors import ConfigError
+from auras_ros.core.workload import SyntheticAgent
 from auras_ros.nodes.generation_node import GenerationNode
 from node_graph import Graph
 from test_generation_lifecycle import _context_source, _state
@@ -36,4 +37,27 @@ def test_async_needs_a_chunk_period_and_then_decides_on_its_first_percept(graph:
     assert graph.spin_until(lambda: generation.runner.frame > frame)  # a frame ran on the new percept...
     # ...and did not request: the synthetic agent's chunk is 1 row, not begun for 10 s, so 1/1 > 0.5 left.
     assert generation.recorder.decisions_recorded == 1
+    generation.trigger_deactivate()
+
+
+class ChunkAgent(SyntheticAgent):
+    """States its chunk's row period, as a checkpoint would."""
+
+    chunk_period = 0.02
+
+
+def test_the_checkpoints_row_period_comes_before_the_frame_period(graph: Graph) -> None:
+    """core.chunks.row_period's rule, as make_runner and the action node read it: chunk_period, else the
+    checkpoint's, else frame_period."""
+    generation = GenerationNode(agent=ChunkAgent(), context=graph.context, autostart=False, parameter_overrides=[
+        Parameter("executor", value="async"), Parameter("frame_period", value=0.05),
+        Parameter("stats_period", value=3600.0)])
+    graph.nodes.append(generation)
+    generation.start()
+    assert generation.runner.chunk_period == 0.02
+    generation.trigger_deactivate()
+    generation.trigger_cleanup()
+    generation.set_parameters([Parameter("chunk_period", value=0.1)])
+    generation.start()
+    assert generation.runner.chunk_period == 0.1  # an explicit one wins
     generation.trigger_deactivate()

@@ -88,3 +88,36 @@ def test_unknown_overlap_and_timing_are_refused_by_name() -> None:
     with pytest.raises(ConfigError) as error:
         GateConfig(chunk_timing="soon")
     assert error.value.field == "chunk_timing"
+
+
+def test_gate_config_refuses_a_row_narrower_than_the_elements_the_outputs_map() -> None:
+    # Twist index.linear.y = 1 maps element 1 of each row: rows of one element could never be sent.
+    with pytest.raises(ConfigError) as error:
+        GateConfig(min_length=2, row_width=1)
+    assert error.value.field == "row_width" and error.value.value == 1
+    assert "min_length = 2" in str(error.value) and "index.<field>" in str(error.value)
+    GateConfig(min_length=2, row_width=0)  # the whole action is one row: its length is judged per action
+    GateConfig(min_length=2, row_width=2)
+
+
+@pytest.mark.parametrize("period", [0.0, -0.1, math.nan, math.inf])
+def test_gate_config_refuses_a_chunk_period_that_is_not_seconds_above_zero(period: float) -> None:
+    with pytest.raises(ConfigError) as error:
+        GateConfig(chunk_period=period)
+    assert error.value.field == "chunk_period"
+
+
+@pytest.mark.parametrize("overlap", ["ensemble", "blend", "average"])
+def test_an_accepted_chunks_plan_is_what_the_gate_then_plays_tick_by_tick(overlap: str) -> None:
+    gate = SafetyGate(GateConfig(row_width=1, chunk_period=P, overlap=overlap, action_timeout=1.0,
+                                 max_observation_age=1.0))
+    gate.offer([0.0, 0.1, 0.2, 0.3], observation_stamp=10.0, now=10.0)
+    accepted = gate.offer([0.8, 0.8, 0.8], observation_stamp=10.1, now=10.1)
+    planned = [float(row[0]) for row, _ in accepted.plan]
+    assert [t for _, t in accepted.plan] == pytest.approx([10.2, 10.3, 10.4])
+    assert planned[0] == pytest.approx(accepted.action[0])
+    # The overlap mixes the older chunk's rows in: the plan is not the chunk's own rows...
+    assert planned != pytest.approx(accepted.chunk.rows[:, 0].tolist())
+    # ...it is what each later tick plays.
+    ticks = [gate.tick(t) for t in (10.2, 10.3)]
+    assert [float(c.action[0]) for c in ticks] == pytest.approx(planned[1:])
