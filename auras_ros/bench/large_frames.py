@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,10 @@ GRAPHS = ("composed", "distributed")
 WIDTH, HEIGHT = 1920, 1080
 JPEG_QUALITY = 93  # 1920x1080 noise at this quality is about 2 MB
 READER_DEPTH = 30  # the counting subscriber's queue
-DRAIN_S = 3.0  # after the last frame, time for what is still on its way (a bound, not a measurement)
+# After the last frame, time for what is still on its way (a bound, not a measurement): no event ends this
+# wait, since a frame lost on a best-effort topic never arrives and the counts are what this run measures.
+DRAIN_S = 3.0
+HANG_GUARD_S = 60.0  # how long a wait for an event may take before the run is called hung; never a measurement
 
 
 def frame_message(kind: str) -> Any:
@@ -85,6 +89,22 @@ def _publish_at_rate(publisher: Any, msg: Any, clock: Any, count: int, rate: flo
     return (count - 1) / elapsed if elapsed > 0 and count > 1 else float("nan")
 
 
+def executor_turn(node: Any) -> int:
+    """Waits until ``node``'s executor has run a task posted to it now: it spins, and every callback
+    queued there before (a local message's delivery included) has run, since a node's callbacks run one
+    at a time, in order (nodes/spinners.py). Returns the node's clock (ns) as the task ran."""
+    ran, at = threading.Event(), []
+
+    def mark() -> None:
+        at.append(node.get_clock().now().nanoseconds)
+        ran.set()
+
+    node.executor.create_task(mark)
+    if not ran.wait(HANG_GUARD_S):
+        raise RuntimeError(f"large_frames: the executor of {node.get_name()} ran nothing for {HANG_GUARD_S:g} s")
+    return at[0]
+
+
 def run_composed(kind: str, count: int, rate: float, model: str) -> dict[str, Any]:
     import rclpy
     from rclpy.parameter import Parameter
@@ -93,6 +113,7 @@ def run_composed(kind: str, count: int, rate: float, model: str) -> dict[str, An
     from auras_ros.nodes.local_delivery import LocalDelivery
     from auras_ros.nodes.perception_node import PerceptionNode
     from auras_ros.nodes.qos import ORDERED, SENSOR_LATEST
+    from auras_ros.nodes.ros_convert import add_drops
     from auras_ros.nodes.spinners import NodeSpinners
 
     msg = frame_message(kind)
@@ -102,21 +123,19 @@ def run_composed(kind: str, count: int, rate: float, model: str) -> dict[str, An
     perception = PerceptionNode(delivery=delivery, context=context, parameter_overrides=[
         Parameter("model", value=model), Parameter("stats_period", value=0.5)])
     counter = rclpy.create_node("frame_counter", context=context)
-    delivered, percepts, drops = [0], [0], dict[str, int]()
-
-    def on_stats(stats: PipelineStats) -> None:
-        for reason, n in zip(stats.drop_reasons, stats.drop_counts, strict=False):
-            drops[reason] = drops.get(reason, 0) + n
-
+    delivered, percepts, drops = [0], [0], Counter[str]()
     delivery.subscription(counter, type(msg), topic_of(kind), lambda _: delivered.__setitem__(0, delivered[0] + 1),
                           counting_qos())
     delivery.subscription(counter, Percept, topics.PERCEPT, lambda _: percepts.__setitem__(0, percepts[0] + 1), ORDERED)
-    delivery.subscription(counter, PipelineStats, topics.PERCEPTION_STATS, on_stats, ORDERED)
+    delivery.subscription(counter, PipelineStats, topics.PERCEPTION_STATS, lambda s: add_drops(drops, s), ORDERED)
     source = rclpy.create_node("frame_source", context=context)
     publisher = delivery.publisher(source, type(msg), topic_of(kind), SENSOR_LATEST)
     spinners = NodeSpinners([perception, counter, source], context=context).start()
     try:
-        time.sleep(0.5)  # the executors start spinning; a local message before that is not received
+        # Frames go once every executor spins: sent earlier they would wait in the queues (a local message
+        # waits for its subscriber's executor) and count as overwritten without perception being slow.
+        for node in (perception, counter, source):
+            executor_turn(node)
         achieved = _publish_at_rate(publisher, msg, source.get_clock(), count, rate)
         time.sleep(DRAIN_S)
     finally:
@@ -124,7 +143,7 @@ def run_composed(kind: str, count: int, rate: float, model: str) -> dict[str, An
         for node in (source, counter, perception):
             node.destroy_node()
         rclpy.try_shutdown(context=context)
-    return _row("composed", kind, msg, count, achieved, delivered[0], drops.get("lost:image", 0), percepts[0])
+    return _row("composed", kind, msg, count, achieved, delivered[0], drops["lost:image"], percepts[0])
 
 
 WIDTH_4K, HEIGHT_4K = 3840, 2160
@@ -152,12 +171,14 @@ def run_camera_4k(kind: str, seconds: float, rate: float, model: str, reduced: b
 
     import rclpy
     from rclpy.parameter import Parameter
+    from rclpy.time import Time
 
     from auras_ros.msg import AgentAction, Percept, PipelineStats
     from auras_ros.nodes.composed import compose, stop_composed
     from auras_ros.nodes.local_delivery import LocalDelivery
+    from auras_ros.nodes.perception_node import PerceptionNode
     from auras_ros.nodes.qos import ORDERED, SENSOR_LATEST
-    from auras_ros.nodes.ros_convert import to_seconds
+    from auras_ros.nodes.ros_convert import add_drops, to_seconds
     from auras_ros.nodes.spinners import NodeSpinners
     from auras_ros.transport import HandleRegistry
 
@@ -168,16 +189,21 @@ def run_camera_4k(kind: str, seconds: float, rate: float, model: str, reduced: b
     params = {"model": model, "transport": "in_process", "stats_period": 0.5, "reduced_decoding": reduced}
     nodes = compose(HandleRegistry(), camera=False, action=False, delivery=delivery, context=context,
                     parameter_overrides=[Parameter(name, value=value) for name, value in params.items()])
+    perception = next(node for node in nodes if isinstance(node, PerceptionNode))
     listener = rclpy.create_node("action_listener", context=context)
     ages: list[float] = []
-    percepts, drops = [0], dict[str, int]()
+    percepts, drops = [0], Counter[str]()
+    windows = threading.Condition()  # the perception stats windows: their drops, and when each closed
+    closed: list[int] = []  # each window's stamp (ns, the nodes' clock)
 
     def on_action(msg: AgentAction) -> None:
         ages.append(listener.get_clock().now().nanoseconds * 1e-9 - to_seconds(msg.observation_stamp))
 
     def on_stats(stats: PipelineStats) -> None:
-        for reason, n in zip(stats.drop_reasons, stats.drop_counts, strict=False):
-            drops[reason] = drops.get(reason, 0) + n
+        with windows:
+            add_drops(drops, stats)
+            closed.append(Time.from_msg(stats.header.stamp).nanoseconds)
+            windows.notify_all()
 
     delivery.subscription(listener, AgentAction, topics.ACTION, on_action, ORDERED, inline=True)
     delivery.subscription(listener, Percept, topics.PERCEPT, lambda _: percepts.__setitem__(0, percepts[0] + 1),
@@ -188,7 +214,10 @@ def run_camera_4k(kind: str, seconds: float, rate: float, model: str, reduced: b
     spinners = NodeSpinners([*nodes, listener, source], context=context).start()
     count = max(2, round(seconds * rate))
     try:
-        time.sleep(0.5)  # the executors start spinning; a local message before that is not received
+        # Frames go once every executor spins: sent earlier they would wait in the queues (a local message
+        # waits for its subscriber's executor) and count as overwritten without perception being slow.
+        for node in (*nodes, listener, source):
+            executor_turn(node)
         start = time.monotonic()
         for i in range(count):
             delay = start + i / rate - time.monotonic()
@@ -201,14 +230,20 @@ def run_camera_4k(kind: str, seconds: float, rate: float, model: str, reduced: b
             publisher.publish(msg)
         elapsed = time.monotonic() - start
         actions, perceived = len(ages), percepts[0]
-        time.sleep(1.5)  # the perception stats of the last window (stats_period 0.5) come in
+        # Every frame's overwrite is counted once perception's executor has taken the last frame in; a stats
+        # window that closed after that (its callback ran later on the same executor) holds the last count.
+        taken = executor_turn(perception)
+        with windows:
+            if not windows.wait_for(lambda: any(stamp > taken for stamp in closed), HANG_GUARD_S):
+                raise RuntimeError(f"large_frames: no perception stats window within {HANG_GUARD_S:g} s after the "
+                                   "last frame")
     finally:
         stop_composed(spinners, [*nodes, listener, source])
         rclpy.try_shutdown(context=context)
     in_run = np.asarray(ages[:actions]) * 1e3
     return {"kind": kind, "reduced_decoding": reduced, "bytes": len(template.data), "sent": count,
             "rate_hz": round((count - 1) / elapsed, 1), "perceptions_per_s": round(perceived / elapsed, 1),
-            "overwritten": drops.get("overwritten", 0), "actions_per_s": round(actions / elapsed, 1),
+            "overwritten": drops["overwritten"], "actions_per_s": round(actions / elapsed, 1),
             "age_p50_ms": round(float(np.percentile(in_run, 50)), 1) if actions else float("nan"),
             "age_p99_ms": round(float(np.percentile(in_run, 99)), 1) if actions else float("nan")}
 
@@ -225,6 +260,7 @@ def run_distributed(kind: str, count: int, rate: float, model: str, env: dict[st
     from auras_ros.launching import node_command, stop_process
     from auras_ros.msg import Percept, PipelineStats
     from auras_ros.nodes.qos import ORDERED, SENSOR_LATEST
+    from auras_ros.nodes.ros_convert import add_drops
 
     msg = frame_message(kind)
     params = os.path.join(get_package_share_directory("auras_ros"), "config", "auras.yaml")
@@ -239,14 +275,9 @@ def run_distributed(kind: str, count: int, rate: float, model: str, env: dict[st
     node = rclpy.create_node("frame_source", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    percepts, drops = [0], dict[str, int]()
-
-    def on_stats(stats: PipelineStats) -> None:
-        for reason, n in zip(stats.drop_reasons, stats.drop_counts, strict=False):
-            drops[reason] = drops.get(reason, 0) + n
-
+    percepts, drops = [0], Counter[str]()
     node.create_subscription(Percept, topics.PERCEPT, lambda _: percepts.__setitem__(0, percepts[0] + 1), ORDERED)
-    node.create_subscription(PipelineStats, topics.PERCEPTION_STATS, on_stats, ORDERED)
+    node.create_subscription(PipelineStats, topics.PERCEPTION_STATS, lambda s: add_drops(drops, s), ORDERED)
     publisher = node.create_publisher(type(msg), topic_of(kind), SENSOR_LATEST)
     stop = threading.Event()
 
@@ -273,7 +304,7 @@ def run_distributed(kind: str, count: int, rate: float, model: str, env: dict[st
         node.destroy_node()
         rclpy.try_shutdown(context=context)
     delivered = json.loads(out.strip().splitlines()[-1])["received"] if out.strip() else 0
-    return _row("distributed", kind, msg, count, achieved, delivered, drops.get("lost:image", 0), percepts[0])
+    return _row("distributed", kind, msg, count, achieved, delivered, drops["lost:image"], percepts[0])
 
 
 def _row(graph: str, kind: str, msg: Any, sent: int, rate: float, delivered: int, lost: int,

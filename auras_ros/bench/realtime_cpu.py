@@ -6,6 +6,9 @@ episodes in this process, and CPU milliseconds per decision for each.
 
     python -m auras_ros.bench.realtime_cpu --hops --executor seq --episodes 4 --seed 50000 --speed 3
 
+``--model DIR``: the policy checkpoint both paths run (default: the shipped diffusion policy, the demo's
+default); the core loads it in this process, the nodes load it in theirs.
+
 ``--hops``: the CPU each hop of a message costs inside the agent process, where ``top`` shows one process
 and threads of few names: the composed agent nodes run in this process (``nodes.composed.compose``, as
 ``auras_composed`` runs them, with the demo's parameters) against ``sim_node`` in its own, and each node
@@ -40,7 +43,7 @@ from auras_ros import demo
 from auras_ros.core.spec import ExecutorSpec, Row, executor_argument
 from auras_ros.core.stages import chunk_rows
 from auras_ros.eval.episodes import evaluate_realtime
-from auras_ros.eval.policies import load_policy
+from auras_ros.models.factory import build_agent
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -228,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--executor", type=executor_argument, default=ExecutorSpec("seq"))
+    parser.add_argument("--model", type=Path, default=demo.POLICY,
+                        help="policy checkpoint directory, run by the core and the nodes alike (default: the "
+                             "shipped diffusion policy, as the demo's)")
     parser.add_argument("--episodes", type=int, default=4)
     parser.add_argument("--seed", type=int, default=50000)
     parser.add_argument("--speed", type=float, default=3.0)
@@ -238,18 +244,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="--hops: seconds before the run is given up")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    agent = load_policy("diffusion")
+    # The core's agent, and the rows per chunk the nodes' world plays: the model's own, as the core plays them.
+    agent = build_agent(str(args.model))
     demo_parser = demo.build_parser()
     demo_args = demo.checked(demo_parser, demo_parser.parse_args([
-        "--world", "realtime", "--speed", str(args.speed), "--episodes", str(args.episodes), "--seed", str(args.seed),
-        "--block", str(args.episodes), "--trigger", args.trigger, "--chunk-rows", str(chunk_rows(agent)),
+        "--model", str(args.model), "--world", "realtime", "--speed", str(args.speed),
+        "--episodes", str(args.episodes), "--seed", str(args.seed), "--block", str(args.episodes),
+        "--trigger", args.trigger, "--chunk-rows", str(chunk_rows(agent)),
         "--executors", str(args.executor)]))
     if args.hops:
         return hop_costs(demo_args.rows[0], args.episodes, args.seed, demo_args, args.timeout)
 
     started = time.monotonic()
     with CpuSampler(own=True, period_s=args.sample_s) as core:
-        ev = evaluate_realtime(agent, "diffusion", [args.executor], args.episodes, chunk_rows(agent), args.speed,
+        ev = evaluate_realtime(agent, args.model.name, [args.executor], args.episodes, chunk_rows(agent), args.speed,
                                seed0=args.seed, warmup=False, progress=False)
     core_wall = time.monotonic() - started
     result = next(r for r in ev.results if r.config.spec == str(args.executor))

@@ -33,7 +33,7 @@ from auras_ros.core.stats import percentile, rate
 from auras_ros.launching import node_command, private_ros_env, stop_process
 from auras_ros.msg import AgentAction, PipelineStats
 from auras_ros.nodes.qos import ORDERED
-from auras_ros.nodes.ros_convert import to_seconds
+from auras_ros.nodes.ros_convert import add_drops, to_seconds
 from auras_ros.core import topics
 
 FRAMES = Path(__file__).resolve().parents[2] / "data" / "demo_frames"
@@ -109,8 +109,7 @@ def soak(executables: tuple[str, ...], params_files: list[str], env: dict[str, s
     node.create_subscription(AgentAction, topics.ACTION,
                              lambda a: actions.append((time.monotonic(), to_seconds(a.observation_age))), ORDERED)
     for topic in (topics.PIPELINE_STATS, topics.PERCEPTION_STATS):
-        node.create_subscription(PipelineStats, topic, lambda s: stats_drops.update(
-            dict(zip(s.drop_reasons, s.drop_counts, strict=False))), ORDERED)
+        node.create_subscription(PipelineStats, topic, lambda s: add_drops(stats_drops, s), ORDERED)
     procs = {}
     logs = []
     try:
