@@ -9,17 +9,18 @@ from typing import Any, Sequence
 import numpy as np
 
 from auras_ros.core.chunks import TIMINGS, ChunkPlayer
-from auras_ros.core.errors import ConfigError, one_of
+from auras_ros.core.errors import ConfigError, one_of, positive_int
 
 ROW_WIDTH = 2  # the catch task's command: (vx, vy)
 
 
-def action_chunk(action: Sequence[float] | np.ndarray) -> np.ndarray:
-    """An action vector as chunk rows of (vx, vy), row-major; a trailing odd element is ignored (the
-    7-vector of a 7-DoF agent reads as 3 rows), an empty one is a single stop row."""
+def action_chunk(action: Sequence[float] | np.ndarray, width: int = ROW_WIDTH) -> np.ndarray:
+    """An action vector as chunk rows ``width`` wide (default the catch task's (vx, vy)), row-major; a
+    trailing partial row is ignored (the 7-vector of a 7-DoF agent reads as 3 rows of 2), an empty one is
+    a single stop row."""
     values = np.asarray(action, dtype=np.float64).ravel()
-    values = values[: len(values) // ROW_WIDTH * ROW_WIDTH]
-    return values.reshape(-1, ROW_WIDTH) if len(values) else np.zeros((1, ROW_WIDTH))
+    values = values[: len(values) // width * width]
+    return values.reshape(-1, width) if len(values) else np.zeros((1, width))
 
 
 class ChunkExecutor:
@@ -42,14 +43,18 @@ class ChunkExecutor:
 
     :attr:`source` is the request id of the chunk the last returned command came from (a held command
     keeps the source it was played from; None before any row played), so the measurements
-    (:mod:`auras_ros.eval.seams`) see where chunks switch."""
+    (:mod:`auras_ros.eval.seams`) see where chunks switch. ``width``: elements per row (the catch task's
+    2 by default; a bag's robot may command more, :mod:`auras_ros.eval.bag_timed`)."""
 
-    def __init__(self, chunk_rows: int, period: float, overlap: str = "replace", timing: str = "arrival") -> None:
+    def __init__(self, chunk_rows: int, period: float, overlap: str = "replace", timing: str = "arrival",
+                 width: int = ROW_WIDTH) -> None:
         if timing not in TIMINGS:
             raise ConfigError("chunk timing", timing, one_of(TIMINGS))
+        positive_int("row width", width)
         self.player = ChunkPlayer(period, overlap, chunk_rows)
         self.timing = timing
-        self._held = np.zeros(ROW_WIDTH)
+        self.width = width
+        self._held = np.zeros(width)
         self.source: int | None = None
 
     @property
@@ -64,8 +69,8 @@ class ChunkExecutor:
             if getattr(decision, "interrupts", False):
                 self.player.clear()  # a safety gate's ramp or stop (world.decision): it plays alone
             stamp = decision.observation_stamp if self.timing == "observation" else None
-            self.player.add(action_chunk(decision.output.action), now if stamp is None else stamp, now, ROW_WIDTH,
-                            label=decision.request_id)
+            self.player.add(action_chunk(decision.output.action, self.width), now if stamp is None else stamp, now,
+                            self.width, label=decision.request_id)
         row = self.player.row(now)
         if row is not None:
             self._held = row

@@ -26,6 +26,11 @@ times shows the lag in the ages, here and through the nodes alike.
 reference at its observation stamp. Decisions per second are wall time on this machine (decoding the
 bag's images included); ages are in bag time. Several executors run on the same bag in one command and
 are printed side by side (Markdown, and with ``--report`` also errors.png and evaluation.json).
+
+**Timed** (``--timed [--speed S] [--overlap O] [--chunk-timing T]``, :mod:`auras_ros.eval.bag_timed`): the
+camera released in wall time at its log times, the executors in wall time, each decision's chunk played
+time-aligned, and the played commands' seams, jerk and error against the reference per
+``EXECUTOR@OVERLAP`` row (open loop: no success or reaction).
 """
 
 from __future__ import annotations
@@ -33,103 +38,34 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
 
 import numpy as np
 import torch
 
+from auras_ros.core.chunks import OVERLAPS, TIMINGS
 from auras_ros.core.clock import SimClock
 from auras_ros.core.errors import ConfigError, InputError, positive_int
 from auras_ros.core.inputs import InputSpec, RobotInputs, check_robot_inputs, input_spec
 from auras_ros.core.metrics import Decision
-from auras_ros.core.sources import StampedHistory
 from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stats import percentile, rate, rate_text
-from auras_ros.core.stages import Agent, Observation, reset_episode
-from auras_ros.eval.bag import SIM_TOPIC_MAP, BagFrame, BagInfo, TopicMap, camera_frames, check_bag, state_samples
+from auras_ros.core.stages import Agent, reset_episode
+from auras_ros.eval.actuation import ROW_WIDTH
+from auras_ros.eval.bag import SIM_TOPIC_MAP, BagInfo, TopicMap, check_bag
+from auras_ros.eval.bag_source import BagSource, Refusals
+from auras_ros.eval import bag_timed
 from auras_ros.eval.files import write_failed, write_text_atomically
 from auras_ros.eval.report import bag_markdown, write_bag_report
 from auras_ros.eval.results import Machine, device_of
-from auras_ros.eval.scoring import (STAMP_TOLERANCE, ActionRecord, ActionScorer, BagEvaluation, ReferenceInfo,
+from auras_ros.eval.scoring import (ActionRecord, ActionScorer, BagEvaluation, ReferenceInfo,
                                    ScoredAction, actions_digest, observation_age, score_run)
-from auras_ros.models.inputs import observation_data
-
-
-class Refusals:
-    """Inputs refused before a decision, by reason: how many, and the first one's error in full."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[tuple[str, str]] = Counter()  # (images | states, reason) -> refused
-        self.first: dict[tuple[str, str], str] = {}
-
-    def add(self, kind: str, reason: str, text: str) -> None:
-        self.counts[kind, reason] += 1
-        self.first.setdefault((kind, reason), text)
-
-    def describe(self, totals: dict[str, int]) -> str:
-        """One clause a reason: "all 1 images refused (image size): <the first error>", "3 of 8 states ..."."""
-        parts = []
-        for (kind, reason), n in self.counts.most_common():
-            share = f"all {n} {kind}" if n == totals.get(kind) else f"{n} of {totals.get(kind, '?')} {kind}"
-            parts.append(f"{share} refused ({reason}): {self.first[kind, reason]}")
-        return "; ".join(parts)
 
 
 def input_totals(info: BagInfo) -> dict[str, int]:
     """How many inputs of each kind the bag holds, to say "all 8 images" or "3 of 8 states"."""
     return {"images": info.images, "states": info.counts.get(info.state, 0) if info.state else 0}
-
-
-class BagSource:
-    """The bag's camera as an ObservationSource: ``latest(now)`` is the newest image logged by
-    ``now + lead`` (bag log time, the replay's clock; its stamp stays the header's), in the agent's input
-    form (:func:`observation_data`, the perception node's code), joined, for a model that takes a robot
-    state, with the state sensed at its stamp (else the newest before), as the perception node's
-    ``state_topic`` does. What cannot be put in that form is refused and counted in ``refusals``."""
-
-    def __init__(self, info: BagInfo, spec: InputSpec, lead: float = 0.0) -> None:
-        self.spec = spec
-        self.lead = lead
-        self.refusals = Refusals()
-        for reason in info.bad_images.values():
-            self.refusals.add("images", "undecodable", reason)
-        self._frames: Iterator[BagFrame] = camera_frames(info, spec)
-        self._next: BagFrame | None = next(self._frames, None)
-        self._latest: Observation | None = None
-        self._states: StampedHistory | None = None
-        if spec.state is not None:
-            if not info.state:
-                raise ConfigError("topic map state", "", f"the robot's JointState topic: the model takes a "
-                                  f"state of {spec.state.size} values beside the image")
-            samples = state_samples(info)
-            self._states = StampedHistory(max(len(samples), 1))  # every one: states often outnumber images
-            for index, (stamp, names, position) in enumerate(samples):
-                try:
-                    self._states.add(stamp, spec.state.assemble(names, position, f"{info.state} message {index}"))
-                except InputError as error:
-                    self.refusals.add("states", error.what, str(error))
-
-    @property
-    def exhausted(self) -> bool:
-        return self._next is None
-
-    def latest(self, now: float) -> Observation | None:
-        while self._next is not None and self._next.log_ns * 1e-9 <= now + self.lead + STAMP_TOLERANCE:
-            frame = self._next
-            self._next = next(self._frames, None)
-            try:
-                self._latest = Observation(frame.index, frame.stamp, self._data(frame))
-            except InputError as error:
-                self.refusals.add("images", error.what, str(error))
-        return self._latest
-
-    def _data(self, frame: BagFrame) -> Any:
-        found = self._states.at(frame.stamp) if self._states is not None else None
-        return observation_data(self.spec, frame.pixels, found[0] if found is not None else None,
-                                f"camera message {frame.index}")
 
 
 @dataclass
@@ -291,11 +227,28 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the executors this many times, interleaved: decisions/s as median [min–max]")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: each stage's thread on a core)")
     parser.add_argument("--report", type=Path, help="write report.md, errors.png and evaluation.json here "
-                        "(without a reference: actions.csv)")
+                        "(without a reference: actions.csv; --timed: report.md)")
+    timed = parser.add_argument_group("timed replay (auras_ros.eval.bag_timed): the camera and the executors in "
+                                      "wall time, chunks played time-aligned, seams and jerk of the played commands")
+    timed.add_argument("--timed", action="store_true", help="replay in wall time instead of frame-stepped; "
+                       "--executors then takes EXECUTOR[@OVERLAP] rows")
+    timed.add_argument("--speed", type=float, help="bag seconds per wall second (default 1)")
+    timed.add_argument("--overlap", choices=OVERLAPS, help="the overlap of rows that name none (default replace)")
+    timed.add_argument("--chunk-timing", choices=TIMINGS, help="observation (default): row k due k periods after "
+                       "its observation, late rows skipped; arrival: row 0 plays on arrival")
+    timed.add_argument("--row-width", type=int, help=f"elements per chunk row (default {ROW_WIDTH}, the "
+                       "simulator's (vx, vy))")
     args = parser.parse_args(argv)
     try:
         topic_map = TopicMap.load(args.topic_map) if args.topic_map else SIM_TOPIC_MAP
-        specs = [ExecutorSpec.parse(text) for text in args.executors]
+        timed_only = {f"--{name.replace('_', '-')}": getattr(args, name)
+                      for name in ("speed", "overlap", "chunk_timing", "row_width") if getattr(args, name) is not None}
+        if timed_only and not args.timed:
+            option, value = next(iter(timed_only.items()))
+            raise ConfigError(option, value, "an option of the timed replay: add --timed")
+        # Timed: EXECUTOR[@OVERLAP] rows; stepped: executor specs (no chunk is played there).
+        rows = bag_timed.timed_rows(args) if args.timed else []
+        specs = [] if args.timed else [ExecutorSpec.parse(text) for text in args.executors]
         if args.frame_period is not None and not args.frame_period > 0:
             raise ConfigError("--frame-period", args.frame_period, "seconds > 0")
         for name in ("threads", "repeats"):
@@ -306,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         check_robot_inputs(input_spec(agent), RobotInputs(topic_map.camera, args.camera_key, topic_map.state,
                                                           len(args.state_joints) or None), args.model)
         inputs = input_spec(agent).with_joints(args.state_joints)
+        if args.timed:
+            return bag_timed.main_timed(args, argv, topic_map, agent, inputs, rows)
         info, period, runs = evaluate(args.bag, topic_map, agent, specs, args.frame_period, inputs, args.repeats)
     except (ConfigError, InputError) as error:
         print(f"bag_eval: {error}", file=sys.stderr)
