@@ -13,7 +13,8 @@ is smooth. What a request needs for that is described here, without ROS and with
   ``delay_rows`` is RTC's d, the new chunk's rows whose time has passed when it arrives (they are
   skipped, and the executing chunk's rows play in their place).
 - :func:`prefix_weights`: RTC's soft mask: 1 for the first d rows, exponentially decaying weights over
-  the rows up to ``end`` (RTC's H - s), 0 after.
+  the rows up to ``end`` (RTC's H - s), 0 after; :func:`mask_weights` the mask of a request by
+  ``InpaintConfig.mask`` (below).
 - :class:`ExecutingChunks`: what a runner keeps to hand each request its :class:`Inpaint`.
 - :data:`GUIDANCE_METHODS`: how the agent guides toward the target (``InpaintConfig.method``): RTC's
   vector-Jacobian guidance, or ``x0_blend``, the clean estimate blended toward it by the mask, which
@@ -24,9 +25,25 @@ RTC's s (the execution horizon, the rows of the executing chunk that played befo
 row 0) is not a knob here: it is the distance between the two chunks' stamps in rows, so the soft mask
 ends where the executing chunk runs out (``end = H_executing - s``).
 
-With d = 0 nothing of the new chunk has passed when it arrives, so there is nothing to freeze: such a
-request gets no guidance at all and is sampled exactly as without inpainting (RTC would still softly
-attend to the rows after the first; we keep the issue's contract that d = 0 is plain sampling).
+The mask (``InpaintConfig.mask``, :data:`MASKS`, :func:`mask_weights`):
+
+- ``prefix`` (the default): RTC's soft mask behind a frozen prefix; with d = 0 nothing of the new chunk
+  has passed when it arrives, nothing is frozen, and the request is sampled exactly as without
+  inpainting (the issue's contract that d = 0 is plain sampling).
+- ``rtc``: RTC's soft mask at every d, d = 0 included (RTC softly attends to the overlap from row d on
+  whatever d is).
+
+Why ``prefix`` is the default although it leaves Auras's seams as ``replace``'s (issue #18): Auras's
+decisions mostly arrive within one row period of their observation (d = 0 for ~97% of them at the
+real-time world's speed 3), so under ``prefix`` they are sampled plainly. ``rtc`` guides them and halves
+the seam, but Auras replans every row: each chunk plays about one row before the next replaces it, and
+a mask reaching H - s rows ahead anchors every chunk to the previous one's plan, and that one to its
+predecessor's (RTC assumes s rows play between two chunks), so the robot reacts late and moves slowly.
+On 20 paired episodes at speed 3 (Auras 1+4, replace: success 0.90-1.00, seam p50 1.25-1.38,
+reaction 2 frames), ``rtc`` with β = 50 / 5 / 2 / 1 gave success 0.25 / 0.55 / 0.90 / 1.00, seam p50
+0.62 / 0.56 / 0.84 / 1.02 and reaction 4 / 4 / 3 / 3 frames: no β keeps replace's success with half its
+seam. On a controller that plays rows on ticks of the stamps' grid (the real-time world) the first row
+of the new chunk to play is d + 1, right after the executing chunk's row at the new row d's time.
 """
 
 from __future__ import annotations
@@ -38,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from auras_ros.core.chunks import row_index
+from auras_ros.core.chunks import check_period, row_index
 from auras_ros.core.errors import ConfigError, InputError, one_of
 
 # β. RTC's reference evaluation uses 5 with 5 flow steps, where only the pure-noise step is clipped. The
@@ -60,6 +77,11 @@ DEFAULT_MAX_GUIDANCE = 50.0
 GUIDANCE_METHODS = ("vjp", "x0_blend")
 DEFAULT_METHOD = "x0_blend"
 
+# Which of the new chunk's rows are guided (InpaintConfig.mask, mask_weights): RTC's soft mask when a prefix
+# is frozen (d >= 1), or at every d (see the module docstring for why the first is the default).
+MASKS = ("prefix", "rtc")
+DEFAULT_MASK = "prefix"
+
 
 def prefix_weights(delay: int, end: int, total: int) -> np.ndarray:
     """RTC's exponential soft mask over ``total`` rows: 1 for rows < ``delay`` (d), then for d <= i <
@@ -78,24 +100,34 @@ def prefix_weights(delay: int, end: int, total: int) -> np.ndarray:
     return weights
 
 
+def mask_weights(mask: str, delay: int, end: int, total: int) -> np.ndarray:
+    """The guidance mask over ``total`` rows for d = ``delay`` and the overlap's ``end``: RTC's
+    :func:`prefix_weights`, except under ``prefix`` with d = 0 (nothing frozen): all 0."""
+    if mask not in MASKS:
+        raise ConfigError("inpaint mask", mask, one_of(MASKS))
+    weights = prefix_weights(delay, end, total)  # checks the arguments
+    return np.zeros(total) if mask == "prefix" and delay == 0 else weights
+
+
 @dataclass(frozen=True)
 class InpaintConfig:
     """``period``: seconds between a chunk's rows (the control period); ``max_guidance``: β, the clip on
-    RTC's guidance weight; ``method``: one of :data:`GUIDANCE_METHODS`."""
+    RTC's guidance weight; ``method``: one of :data:`GUIDANCE_METHODS`; ``mask``: one of :data:`MASKS`."""
 
     period: float
     max_guidance: float = DEFAULT_MAX_GUIDANCE
     method: str = DEFAULT_METHOD
+    mask: str = DEFAULT_MASK
 
     def __post_init__(self) -> None:
-        if isinstance(self.period, bool) or not isinstance(self.period, (int, float)) or not (
-                math.isfinite(self.period) and self.period > 0):
-            raise ConfigError("inpaint period", self.period, "a finite number of seconds > 0")
+        check_period(self.period, "inpaint period")
         if isinstance(self.max_guidance, bool) or not isinstance(self.max_guidance, (int, float)) or not (
                 math.isfinite(self.max_guidance) and self.max_guidance >= 0):
             raise ConfigError("inpaint max_guidance", self.max_guidance, "a finite number >= 0")
         if self.method not in GUIDANCE_METHODS:
             raise ConfigError("inpaint method", self.method, one_of(GUIDANCE_METHODS))
+        if self.mask not in MASKS:
+            raise ConfigError("inpaint mask", self.mask, one_of(MASKS))
 
 
 @dataclass(frozen=True)
@@ -140,22 +172,22 @@ class Inpaint:
 
     def target(self, horizon: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """The executing chunk's rows at the times of the new chunk's rows 0..horizon-1, shape
-        (horizon, width) (zeros where it has none), and the soft mask (horizon,): all zero when d = 0
-        or when the executing chunk has no row from the new chunk's row 0 on."""
+        (horizon, width) (zeros where it has none), and the mask (horizon,) by ``config.mask``
+        (:func:`mask_weights`); both all zero when the executing chunk has no row from the new chunk's
+        row 0 on, or the mask guides no row (``prefix`` with d = 0)."""
         executing = self.chunk.rows(width, "Inpaint.target")
         # s: the executing chunk's rows due before the new chunk's row 0.
         shift = row_index(self.chunk.stamp, self.config.period, self.stamp)
         target = np.zeros((horizon, width))
         weights = np.zeros(horizon)
-        delay = self.delay_rows
-        if delay == 0 or shift < 0 or shift >= len(executing):
-            # d = 0: plain sampling. shift < 0: an observation older than the executing chunk's (PAR's
-            # requests finish out of order): that chunk has no row for the new row 0's time, so there
-            # is no prefix to freeze.
+        if shift < 0 or shift >= len(executing):
+            # shift < 0: an observation older than the executing chunk's (PAR's requests finish out of
+            # order): that chunk has no row for the new row 0's time, so there is nothing to follow.
             return target, weights
         end = min(horizon, len(executing) - shift)
-        target[:end] = executing[shift:shift + end]
-        weights[:] = prefix_weights(delay, end, horizon)
+        weights[:] = mask_weights(self.config.mask, self.delay_rows, end, horizon)
+        if weights.any():
+            target[:end] = executing[shift:shift + end]
         return target, weights
 
 

@@ -582,7 +582,8 @@ class DiffusionPolicyAgent:
 
     def _guidance(self, inpaints: Sequence[Inpaint | None], where: str) -> _Guidance | None:
         """The batch's guidance, one copy to the device per call; None when no request has a row to
-        follow (none inpaints, or each one's d is 0): then sampling is exactly the plain one."""
+        follow (none inpaints, or each one's mask is all zero: ``prefix`` with d = 0):
+        then sampling is exactly the plain one."""
         if all(inpaint is None for inpaint in inpaints):
             return None
         horizon, width = self.config.chunk_shape

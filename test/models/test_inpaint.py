@@ -1,6 +1,7 @@
-"""The ``inpaint`` overlap (guided denoising, RTC's vjp and the gradient-free x0_blend): the soft mask, the
-alignment to the executing chunk, the frozen prefix, plain sampling when d = 0, merged generation equal to
-SEQ, and the runners' hook."""
+"""The ``inpaint`` overlap (guided denoising, RTC's vjp and the gradient-free x0_blend): the soft mask and
+its two uses (``prefix``, ``rtc``), the alignment to the executing chunk, the frozen prefix, plain sampling
+when d = 0 under ``prefix``, guidance at d = 0 under ``rtc``, merged generation equal to SEQ, and the
+runners' hook."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from auras_ros.core.baselines import SequentialRunner
 from auras_ros.core.clock import SimClock
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.inpaint import (GUIDANCE_METHODS, ExecutingChunk, ExecutingChunks, Inpaint, InpaintConfig,
-                                    prefix_weights)
+                                    mask_weights, prefix_weights)
 from auras_ros.core.metrics import Decision
 from auras_ros.core.partition import stage_ranges
 from auras_ros.core.pipeline import AurasPipeline, PipelineConfig
@@ -54,15 +55,17 @@ def percept(agent: DiffusionPolicyAgent, seed: int):
     return perceive_all(agent, observation(agent, seed))
 
 
-def inpaint(chunk: np.ndarray, shift: int, delay: int, stamp: float = 1.0, beta: float | None = None,
-            method: str | None = None) -> Inpaint:
-    """The new chunk's stamp ``shift`` rows after the executing chunk's, ``delay`` rows of delay; β and the
-    guidance method the config's defaults unless given."""
+def inpaint(chunk: np.ndarray, shift: int, delay: float, stamp: float = 1.0, beta: float | None = None,
+            method: str | None = None, mask: str | None = None) -> Inpaint:
+    """The new chunk's stamp ``shift`` rows after the executing chunk's, ``delay`` rows of delay; β, the
+    guidance method and the mask the config's defaults unless given."""
     config = InpaintConfig(PERIOD)
     if beta is not None:
         config = dataclasses.replace(config, max_guidance=beta)
     if method is not None:
         config = dataclasses.replace(config, method=method)
+    if mask is not None:
+        config = dataclasses.replace(config, mask=mask)
     return Inpaint(ExecutingChunk(np.asarray(chunk, dtype=np.float64).reshape(-1), stamp), stamp + shift * PERIOD,
                    delay * PERIOD, config)
 
@@ -80,6 +83,25 @@ def test_prefix_weights_against_hand_values() -> None:
     np.testing.assert_array_equal(prefix_weights(5, 3, 6), [1, 1, 1, 0, 0, 0])
     np.testing.assert_array_equal(prefix_weights(2, 0, 4), [0, 0, 0, 0])
     np.testing.assert_array_equal(prefix_weights(4, 4, 4), [1, 1, 1, 1])
+
+
+def test_mask_weights_against_hand_values() -> None:
+    # rtc, d = 0, end = 7, 8 rows (Auras's usual request): no row at 1, linear 7/8 6/8 ... 1/8 0, then bent.
+    np.testing.assert_allclose(mask_weights("rtc", 0, 7, 8),
+                               [0.712349, 0.487551, 0.315812, 0.188770, 0.099298, 0.041324, 0.009686, 0], atol=1e-6)
+    assert [f(7 / 8), f(6 / 8)] == pytest.approx([0.712349, 0.487551], abs=1e-6)
+    # prefix: nothing frozen at d = 0, nothing guided.
+    np.testing.assert_array_equal(mask_weights("prefix", 0, 7, 8), np.zeros(8))
+    # With d > 0 both are RTC's mask as it is (end <= d included: the rows before end frozen).
+    for mask in ("prefix", "rtc"):
+        np.testing.assert_array_equal(mask_weights(mask, 2, 6, 10), prefix_weights(2, 6, 10))
+        np.testing.assert_array_equal(mask_weights(mask, 5, 3, 6), [1, 1, 1, 0, 0, 0])
+    with pytest.raises(ConfigError) as error:
+        mask_weights("firm", 1, 2, 4)
+    assert error.value.field == "inpaint mask"
+    with pytest.raises(ConfigError) as error:
+        mask_weights("prefix", -1, 2, 4)  # the arguments are checked whatever the mask
+    assert error.value.field == "prefix_weights delay"
 
 
 @pytest.mark.parametrize("args,field", [((-1, 2, 4), "prefix_weights delay"), ((1, 5, 4), "prefix_weights end"),
@@ -102,12 +124,22 @@ def test_target_is_the_executing_chunk_at_the_new_rows_times() -> None:
     # A delay of 2.5 rows: two rows have passed when it arrives, the third is due then.
     assert inpaint(executing, 2, 0).delay_rows == 0
     assert Inpaint(request.chunk, request.stamp, 2.5 * PERIOD, request.config).delay_rows == 2
+    # Within one row (d = 0): rtc guides the same rows from row 0 on; prefix (the default) none.
+    within = inpaint(executing, shift=2, delay=0.75, mask="rtc")
+    target, weights = within.target(8, 2)
+    assert within.delay_rows == 0
+    np.testing.assert_array_equal(target[:6], executing[2:])
+    np.testing.assert_allclose(weights, prefix_weights(0, 6, 8))
+    assert weights[0] == pytest.approx(f(6 / 7)) and weights[1] == pytest.approx(f(5 / 7))
+    assert not inpaint(executing, 2, 0.75).target(8, 2)[1].any()
 
 
-@pytest.mark.parametrize("shift,delay", [(2, 0), (-1, 1), (8, 1), (9, 2)])
-def test_no_row_to_follow_gives_zero_weights(shift: int, delay: int) -> None:
-    """d = 0, an observation older than the executing chunk's, or a chunk that ran out: nothing to follow."""
-    target, weights = inpaint(np.ones((8, 2)), shift, delay).target(8, 2)
+@pytest.mark.parametrize("shift,delay,mask", [(2, 0, "prefix"), (2, 0.75, "prefix"), (-1, 1, "rtc"), (8, 1, "rtc"),
+                                              (9, 2, "rtc"), (-1, 0.5, "rtc")])
+def test_no_row_to_follow_gives_zero_weights(shift: int, delay: float, mask: str) -> None:
+    """prefix with d = 0, an observation older than the executing chunk's, or a chunk that ran out:
+    nothing to follow."""
+    target, weights = inpaint(np.ones((8, 2)), shift, delay, mask=mask).target(8, 2)
     assert not weights.any() and not target.any()
 
 
@@ -119,7 +151,8 @@ def test_executing_chunk_of_another_width_is_refused() -> None:
 
 @pytest.mark.parametrize("kwargs,field", [(dict(period=0.0), "inpaint period"), (dict(period=float("nan")), "inpaint period"),
                                           (dict(period=0.05, max_guidance=-1.0), "inpaint max_guidance"),
-                                          (dict(period=0.05, method="pigdm"), "inpaint method")])
+                                          (dict(period=0.05, method="pigdm"), "inpaint method"),
+                                          (dict(period=0.05, mask="firm"), "inpaint mask")])
 def test_bad_inpaint_config(kwargs: dict, field: str) -> None:
     with pytest.raises(ConfigError) as error:
         InpaintConfig(**kwargs)
@@ -175,21 +208,45 @@ def test_inpainting_freezes_the_prefix_on_the_shipped_checkpoint(shift: int, del
 
 
 @pytest.mark.parametrize("method", GUIDANCE_METHODS)
-def test_d_zero_is_plain_sampling_bit_for_bit(agent: DiffusionPolicyAgent, ddpm_agent: DiffusionPolicyAgent,
-                                              method: str) -> None:
+@pytest.mark.parametrize("which", ["agent", "ddpm_agent"])
+def test_rtc_mask_guides_the_first_rows_at_d_zero(which: str, method: str, request) -> None:
+    """rtc, a decision within one row (d = 0): its first rows, the ones that play at the seam, are pulled toward
+    the executing chunk's rows at their times (soft weights 0.71 and 0.49 for s = 1, H = 8): on average
+    over observations closer than plain sampling's from the same noise (the untrained tiny models'
+    denoisers pull back hardest under DDIM's vjp: measured 0.76 of plain's miss there, 0.06-0.13 else)."""
+    agent = request.getfixturevalue(which)
+    horizon, width = agent.config.chunk_shape
+    guided_misses, plain_misses = [], []
+    for seed in range(6):
+        executing = agent.generate_request(percept(agent, seed), 50 + seed).action.reshape(horizon, width)
+        new = percept(agent, seed + 10)
+        guided = agent.generate_request(new, seed, inpaint=inpaint(executing, 1, 0.75, method=method, mask="rtc"))
+        plain = agent.generate_request(new, seed).action.reshape(horizon, width)
+        guided_misses.append(np.abs(guided.action.reshape(horizon, width)[:2] - executing[1:3]).max(axis=1))
+        plain_misses.append(np.abs(plain[:2] - executing[1:3]).max(axis=1))
+    assert np.mean(guided_misses) < 0.9 * np.mean(plain_misses)
+
+
+@pytest.mark.parametrize("method", GUIDANCE_METHODS)
+@pytest.mark.parametrize("plainly", [dict(shift=1, delay=0, mask="prefix"), dict(shift=1, delay=0.75, mask="prefix"),
+                                     dict(shift=8, delay=1, mask="rtc"), dict(shift=-1, delay=0.75, mask="rtc")])
+def test_nothing_to_guide_is_plain_sampling_bit_for_bit(agent: DiffusionPolicyAgent, ddpm_agent: DiffusionPolicyAgent,
+                                                        method: str, plainly: dict) -> None:
+    """prefix with d = 0 (the issue's contract); rtc with no row to follow (a chunk that ran out, an older
+    observation)."""
     for each in (agent, ddpm_agent):
         p = percept(each, 1)
         executing = each.generate_request(p, 99).action
         plain = each.generate_request(p, 3).action
-        np.testing.assert_array_equal(each.generate_request(p, 3, inpaint=inpaint(executing, 1, 0, method=method)).action,
+        np.testing.assert_array_equal(each.generate_request(p, 3, inpaint=inpaint(executing, method=method, **plainly)).action,
                                       plain)
         np.testing.assert_array_equal(each.generate_request(p, 3, inpaint=None).action, plain)
-    # In a merged call, a d = 0 request beside a guided one comes out as plain too (CPU: bit for bit).
+    # In a merged call, such a request beside a guided one comes out as plain too (CPU: bit for bit).
     p = percept(agent, 1)
     executing = agent.generate_request(p, 99).action
     a, b = agent.init_request(1), agent.init_request(2)
     mixed = agent.generate({PERCEPT_KEY: p}, [GenerationStep(1, a, 0, 8, inpaint(executing, 1, 1, method=method)),
-                                               GenerationStep(2, b, 0, 8, inpaint(executing, 1, 0, method=method))]).states
+                                               GenerationStep(2, b, 0, 8, inpaint(executing, method=method, **plainly))]).states
     plain_states = agent.generate({PERCEPT_KEY: p}, [GenerationStep(1, a, 0, 8), GenerationStep(2, b, 0, 8)]).states
     assert torch.equal(mixed[1].sample, plain_states[1].sample)
     assert not torch.equal(mixed[0].sample, plain_states[0].sample)
@@ -217,9 +274,11 @@ def test_merged_generation_with_inpaint_equals_seq(sampler_agent: str, pp_genera
     agent = request.getfixturevalue(sampler_agent)
     p = percept(agent, 2)
     chunks = [agent.generate_request(percept(agent, 20 + k), 90 + k).action for k in range(2)]
-    # Each request its own executing chunk, shift, d and β; one without, one with d = 0.
+    # Each request its own executing chunk, shift, d and β; one without, one with d = 0 under rtc (guided),
+    # one with d = 0 under prefix (plain).
     requests = {3: inpaint(chunks[0], 1, 1, method=method), 4: inpaint(chunks[1], 2, 2, beta=2.0, method=method),
-                5: None, 6: inpaint(chunks[0], 1, 0, method=method), 7: inpaint(chunks[1], 1, 3, method=method)}
+                5: None, 6: inpaint(chunks[0], 1, 0.75, method=method, mask="rtc"),
+                7: inpaint(chunks[1], 1, 3, method=method), 8: inpaint(chunks[1], 1, 0.75, method=method)}
     merged = run_pipeline(agent, p, requests, pp_generation, alpha)
     for rid, conditioning in requests.items():
         sequential = agent.generate_request(p, rid, inpaint=conditioning).action
