@@ -42,11 +42,20 @@ ARGUMENTS = {
     "report_dir": ("auras_sim_report", "evaluator: write report.md, errors.png, evaluation.json here at shutdown"),
     "command_timeout": (str(BASE_COMMAND_TIMEOUT), "the world's base controller brakes when its last command is older than this "
                         "(s, as diff_drive_controller's cmd_vel_timeout); 0: no timeout"),
+    # Action chunks (README "Action chunks in real time"): the world plays one row per frame.
+    "chunk_period": (str(TASK.frame_period), "seconds between an action chunk's rows, one world frame: the async "
+                     "executor paces by it, overlap inpaint guides by it, the gate plays rows by it"),
+    "overlap": ("replace", "how a new chunk joins the one playing, for the world, the gate and (inpaint) generation: "
+                "replace, ensemble, blend, inpaint or a LeRobot aggregate"),
+    "chunk_timing": ("arrival", "the world's row 0 of a chunk is due at its arrival, or at its observation stamp"),
+    "row_width": ("0", "the gate's chunk row width: 2 (the world's (vx, vy)) with chunk_rows > 1, so its watchdog "
+                  "judges a chunk's end, not its first row; 0: the whole action is one row"),
     "action_topic": (topics.GATED_ACTION, "what the world executes: the safety gate's output, or auras/action "
                      "(raw, without the gate: to measure what the gate changes)"),
 }
 SIM = ("speed", "seed", "episodes", "max_frames", "hold_frames", "control", "chunk_rows", "wait_for_action",
-       "first_decision_frame", "action_readers", "score_readers", "action_topic", "command_timeout")
+       "first_decision_frame", "action_readers", "score_readers", "action_topic", "command_timeout", "overlap",
+       "chunk_timing")
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -56,10 +65,12 @@ def generate_launch_description() -> LaunchDescription:
     shared = {"model": arg["model"], "device": arg["device"], "transport": arg["transport"],
               "state_topic": arg["state_topic"], "instruction": arg["instruction"],
               "unnorm_key": arg["unnorm_key"], **sim_time}
-    generation = {**shared, "executor": arg["executor"], "frame_period": 0.0}
+    generation = {**shared, "executor": arg["executor"], "frame_period": 0.0, "chunk_period": arg["chunk_period"],
+                  "overlap": arg["overlap"]}
     # The world starts once the evaluator sees the action publisher: it scores every decision.
     sim = {"mode": arg["sim_mode"], "evaluators": 1, **{name: arg[name] for name in SIM}}
-    action = {**sim_time, "outputs": ["agent_action"]}
+    action = {**sim_time, "outputs": ["agent_action"], "chunk_period": arg["chunk_period"], "overlap": arg["overlap"],
+              "row_width": arg["row_width"]}
     distributed = UnlessCondition(arg["composed"])
     return LaunchDescription([
         *declare(ARGUMENTS),

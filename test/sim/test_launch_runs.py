@@ -88,12 +88,15 @@ def test_sim_launch_scores_episodes_and_ends(model, sim_mode, composed, monkeypa
     ("auras.launch.py", {"source": str(DEMO_FRAMES), "executor": "seq", "policy": "drop", "transport": "shm",
                          "outputs": "[twist_stamped, joint_trajectory]", "joint_names": "[a, b, c, d, e, f, g]"}, None),
     ("sim.launch.py", {"model": MODELS["diffusion"], "episodes": "0", "executor": "auras:1+3:f0:a0"}, None),
+    # The peers' baseline and RTC's overlap need the chunk period: the launch file gives one (they were refused).
+    ("sim.launch.py", {"model": MODELS["diffusion"], "episodes": "0", "executor": "async", "overlap": "inpaint",
+                       "chunk_rows": "4", "row_width": "2"}, None),
     # The player waits for five camera readers (it sees three): the graph stays up to be asked.
     ("replay.launch.py", {"bag": str(Path(__file__).resolve().parents[1] / "data" / "catch_small"), "readers": "5"},
      None),
     # Gazebo and its bridge cannot be installed here: the agent's nodes run, on a world that never starts.
     ("gazebo.launch.py", {"max_speed": "2.5"}, {"auras_ros"}),
-], ids=["auras", "sim", "replay", "gazebo"])
+], ids=["auras", "sim", "sim-async-inpaint", "replay", "gazebo"])
 def test_parameters_reach_the_nodes_as_the_launch_file_says(name, arguments, packages, monkeypatch, ros_env,
                                                           listener, tmp_path):
     with start_launch_file(name, arguments, monkeypatch, ros_env, tmp_path, packages) as run:
