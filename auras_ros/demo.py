@@ -45,7 +45,7 @@ from std_msgs.msg import String
 from auras_ros.core.chunks import OVERLAPS, TIMINGS
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.spec import ExecutorSpec, Row, parse_row
-from auras_ros.core.stages import chunk_rows, inpaints
+from auras_ros.core.stages import chunk_rows, inpaints, noise_scale_argument, samples_noise
 from auras_ros.core.stats import Spread, paired_ratio_ci, percentile, rate, wilson
 from auras_ros.launching import node_command, private_ros_env, stop_process
 from auras_ros.msg import AgentAction
@@ -120,7 +120,9 @@ def agent_params(row: Row, args: argparse.Namespace) -> dict:
             # and the gate stopped the robot mid-chunk, which the core's world never does). The chunk timing is
             # the world's alone (the gate keeps `arrival`): observation timing there would refuse as late every
             # action older than its chunk.
-            "chunk_period": FRAME_S, "overlap": row.played, "row_width": 0 if args.chunk_rows == 1 else ROW_WIDTH}
+            "chunk_period": FRAME_S, "overlap": row.played, "row_width": 0 if args.chunk_rows == 1 else ROW_WIDTH,
+            # The generation node sets it on its agent (core.stages.set_noise_scale).
+            "noise_scale": args.noise_scale}
 
 
 def sim_params(row: Row, seed: int, episodes: int, args: argparse.Namespace) -> dict:
@@ -254,6 +256,7 @@ class PolicyFacts:
 
     chunk_rows: int  # rows per chunk it was trained to play: the world plays as many, as the core's evaluations do
     inpaints: bool  # whether it can guide its chunks toward the executing one (overlap inpaint)
+    samples_noise: bool  # whether its generation starts from sampled noise (--noise-scale other than 1)
     seq_latency_ms: dict  # SEQ's decision latency on this machine now, as eval.realtime measures it
 
 
@@ -269,7 +272,7 @@ def policy_facts(model: Path, threads: int) -> PolicyFacts:
         frames = [task.reset(seed).data for seed in range(4)]
     finally:
         task.close()
-    return PolicyFacts(chunk_rows(agent), inpaints(agent), measure_seq_latency(agent, frames))
+    return PolicyFacts(chunk_rows(agent), inpaints(agent), samples_noise(agent), measure_seq_latency(agent, frames))
 
 
 def machine_line(facts: PolicyFacts, threads: int) -> str:
@@ -326,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunk-rows", type=int, default=None,
                         help="rows of each action chunk the world plays before the next decision (default: the "
                              "policy's own, as eval.closed_loop and eval.realtime play it)")
+    parser.add_argument("--noise-scale", type=noise_scale_argument, default=1.0,
+                        help="generation_node.noise_scale: scale of the diffusion policy's initial noise x_T (and "
+                             "DDPM's per-step noise); 1 = as trained, 0 = deterministic (core.stages.set_noise_scale)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per block before giving up")
     parser.add_argument("--frames-demo", action="store_true", help="the graph on data/demo_frames instead")
     return parser
@@ -358,13 +364,18 @@ def main(argv: list[str] | None = None) -> int:
     if not facts.inpaints and any(r.played == "inpaint" for r in args.rows):
         # The generation node would refuse to configure: said here, before any process starts.
         parser.error(f"overlap inpaint: the policy {args.model} does not inpaint its chunks (core.stages.inpaints)")
+    if not facts.samples_noise and args.noise_scale != 1.0:
+        parser.error(f"--noise-scale {args.noise_scale:g}: the policy {args.model} samples no noise "
+                     "(core.stages.samples_noise)")
     if args.chunk_rows is None:
         args.chunk_rows = facts.chunk_rows
     layout = "distributed" if args.distributed else "composed"
     speed = f" at speed {args.speed:g}" if args.world == "realtime" else ""
+    noise = f", noise scale {args.noise_scale:g}" if args.noise_scale != 1.0 else ""
     print(f"closed loop: {args.model.name} policy, {args.episodes} episodes from seed {args.seed}, "
           f"{args.world} world{speed}, task {args.variant}, {args.chunk_rows} rows per chunk (timing "
-          f"{args.chunk_timing}), through the ROS nodes ({layout}): {', '.join(str(r) for r in args.rows)}", flush=True)
+          f"{args.chunk_timing}){noise}, through the ROS nodes ({layout}): {', '.join(str(r) for r in args.rows)}",
+          flush=True)
     report(evaluate(args.rows, args))
     print(machine_line(facts, args.threads))
     return 0

@@ -105,3 +105,16 @@ def test_the_gate_plays_the_worlds_chunks_to_their_end(chunk_rows: int) -> None:
         assert kinds == [ROW, ROW, ROW]
     else:  # the whole action is one row: the watchdog's age limit ends it
         assert STOP in kinds
+
+
+def test_noise_scale_reaches_the_generation_nodes_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = demo.build_parser()
+    default = demo.checked(parser, parser.parse_args([]))
+    assert demo.agent_params(default.rows[0], default)["noise_scale"] == 1.0
+    args = demo.checked(parser, parser.parse_args(["--noise-scale", "0"]))
+    assert demo.agent_params(args.rows[1], args)["noise_scale"] == 0.0
+    for bad in ("-1", "nan", "zero"):
+        with pytest.raises(SystemExit) as exit_info:
+            demo.main(["--noise-scale", bad])
+        assert exit_info.value.code == 2
+        assert f"invalid noise scale {bad!r}" in capsys.readouterr().err

@@ -16,13 +16,15 @@ An agent is split into
 
 from __future__ import annotations
 
+import argparse
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 
-from auras_ros.core.errors import InputError
+from auras_ros.core.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from auras_ros.core.inpaint import Inpaint
@@ -78,7 +80,7 @@ class Agent(Protocol):
 
     Optional attributes, read through the helpers below with a default for agents that lack them:
     ``state_size`` (:func:`state_size`), ``chunk_rows`` (:func:`chunk_rows`), ``reset()``
-    (:func:`reset_episode`) and ``inpaints``
+    (:func:`reset_episode`), ``noise_scale`` (:func:`set_noise_scale`) and ``inpaints``
     (:func:`inpaints`: such an agent reads :attr:`GenerationStep.inpaint` and takes
     ``generate_request(percept, request_id, inpaint=...)``; the runners pass neither to any other).
     """
@@ -163,6 +165,54 @@ def inpaints(agent: Agent) -> bool:
     """Whether the agent guides its chunks toward the executing one (the ``inpaint`` overlap,
     :mod:`auras_ros.core.inpaint`): an agent that does says so with ``inpaints = True``."""
     return bool(getattr(agent, "inpaints", False))
+
+
+def samples_noise(agent: Agent) -> bool:
+    """Whether the agent's generation starts from sampled noise (the diffusion policies): such an agent
+    says so with a ``noise_scale`` attribute, the scale :func:`set_noise_scale` sets."""
+    return hasattr(agent, "noise_scale")
+
+
+def check_noise_scale(value: Any) -> float:
+    """``value`` as a float when it is a finite number >= 0 (a bool is not), else a ConfigError naming
+    ``noise_scale``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError("noise_scale", value, "a finite number >= 0 (1: the noise as trained, 0: none)")
+    return float(value)
+
+
+def noise_scale_argument(text: str) -> float:
+    """``type=`` of a command-line noise scale (:func:`set_noise_scale`): argparse shows what is wrong."""
+    try:
+        return check_noise_scale(float(text))
+    except (ConfigError, ValueError):
+        raise argparse.ArgumentTypeError(f"invalid noise scale {text!r}: expected a finite number >= 0 "
+                                         "(1: the noise as trained, 0: none)") from None
+
+
+def set_noise_scale(agent: Agent, scale: Any) -> None:
+    """Scale the noise a diffusion agent samples from: every request's initial noise x_T and, for a
+    stochastic sampler (DDPM), its per-step noise z_k (a sampling temperature; 1 = as trained, 0 =
+    deterministic "mean" sampling). A runtime setting of the agent, not of its checkpoint.
+
+    Why: each request draws its own x_T, so consecutive chunks are independent samples of the policy and
+    the seams between them are large; 0 removes that sampling variance between consecutive chunks, at the
+    cost of the policy's multimodality (every request on one observation gives the same chunk). The
+    lead's measurement (issue #18; shipped diffusion checkpoint, real-time world speed 3, 20 paired seeds
+    from 70000, ``eval.chunk_table --variant reverse``): auras:1+4:f0:a0@replace at scale 0 had 100%
+    success, seam p50/p99 0.611/0.788 and reaction 2.5 frames, against 50%, 1.225/1.584 and 2.0 at
+    scale 1; seq 100%, 0.599/0.891; scale 0.5 gave seams 0.670/1.024. (One x_T shared by all requests
+    instead gave 0% success: the scale is per request, not a shared sample.)
+
+    ConfigError for a scale that is not a finite number >= 0, or one other than 1 for an agent that
+    samples no noise (:func:`samples_noise`); 1 for such an agent changes nothing."""
+    value = check_noise_scale(scale)
+    if not samples_noise(agent):
+        if value != 1.0:
+            raise ConfigError("noise_scale", scale, f"1 for {type(agent).__name__}: it samples no noise "
+                              "(only the diffusion policies do)")
+        return
+    agent.noise_scale = value  # type: ignore[attr-defined]
 
 
 def generate_request(agent: Agent, percept: Any, request_id: int, inpaint: Inpaint | None = None) -> AgentOutput:

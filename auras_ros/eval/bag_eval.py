@@ -238,11 +238,13 @@ def main(argv: list[str] | None = None) -> int:
                        "its observation, late rows skipped; arrival: row 0 plays on arrival")
     timed.add_argument("--row-width", type=int, help=f"elements per chunk row (default {ROW_WIDTH}, the "
                        "simulator's (vx, vy))")
+    timed.add_argument("--noise-scale", type=float, help="scale of a diffusion agent's initial noise x_T (and DDPM's "
+                       "per-step noise): 1 (default) = as trained, 0 = deterministic (core.stages.set_noise_scale)")
     args = parser.parse_args(argv)
     try:
         topic_map = TopicMap.load(args.topic_map) if args.topic_map else SIM_TOPIC_MAP
         timed_only = {f"--{name.replace('_', '-')}": getattr(args, name)
-                      for name in ("speed", "overlap", "chunk_timing", "row_width") if getattr(args, name) is not None}
+                      for name in ("speed", "overlap", "chunk_timing", "row_width", "noise_scale") if getattr(args, name) is not None}
         if timed_only and not args.timed:
             option, value = next(iter(timed_only.items()))
             raise ConfigError(option, value, "an option of the timed replay: add --timed")

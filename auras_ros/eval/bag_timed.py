@@ -2,7 +2,12 @@
 each decision's chunk played time-aligned, and the commands a robot would have played measured.
 
     python -m auras_ros.eval.bag_eval BAG --timed [--speed 3] [--overlap replace] [--chunk-timing observation] \\
-        --executors seq async auras:1+4:f0:a0 auras:1+4:f0:a0@ensemble auras:1+4:f0:a0@inpaint [--repeats 3]
+        --executors seq async auras:1+4:f0:a0 auras:1+4:f0:a0@ensemble auras:1+4:f0:a0@inpaint [--repeats 3] \\
+        [--noise-scale 0]
+
+``--noise-scale S`` sets the diffusion agent's noise scale for every row (:func:`auras_ros.core.stages.set_noise_scale`:
+0 = deterministic sampling, no sampling variance between consecutive chunks; refused other than 1 for an
+agent that samples no noise).
 
 **Time.** The run's clock is a :class:`ScaledClock` in the bag's log time that advances ``speed`` bag
 seconds per wall second (as :class:`~auras_ros.eval.realtime_world.RealTimeWorld`'s ``speed``). A
@@ -43,7 +48,7 @@ from auras_ros.core.inputs import InputSpec
 from auras_ros.core.metrics import Decision, MetricsRecorder
 from auras_ros.core.pacing import FreshObservations
 from auras_ros.core.spec import Row, make_runner, parse_row
-from auras_ros.core.stages import Agent, Observation, chunk_rows, inpaints, reset_episode
+from auras_ros.core.stages import Agent, Observation, chunk_rows, inpaints, reset_episode, set_noise_scale
 from auras_ros.core.stats import Spread, percentile, rate
 from auras_ros.eval.actuation import ROW_WIDTH, ChunkExecutor
 from auras_ros.eval.bag import BagInfo, TopicMap, check_bag
@@ -351,6 +356,8 @@ def main_timed(args: argparse.Namespace, argv: list[str] | None, topic_map: Topi
         if row.played == "inpaint" and not inpaints(agent):
             raise ConfigError("--executors", str(row), f"a row the agent can play: {args.model} does not inpaint "
                               "(core.stages.inpaints)")
+    noise_scale = args.noise_scale if args.noise_scale is not None else 1.0
+    set_noise_scale(agent, noise_scale)  # ConfigError: not a finite number >= 0, or an agent that samples no noise
     speed = args.speed if args.speed is not None else 1.0
     timing = args.chunk_timing or "observation"
     width = args.row_width or ROW_WIDTH
@@ -366,7 +373,8 @@ def main_timed(args: argparse.Namespace, argv: list[str] | None, topic_map: Topi
         f"Command: `{command}`", "",
         f"{info.images} images on {info.camera}, camera period {1000 * period:g} ms (bag time), replayed at speed "
         f"{speed:g} ({1000 * period / speed:.1f} ms wall a frame); model {args.model}, {chunk_rows(agent)} chunk "
-        f"rows of {width} played a camera period apart, chunk timing `{timing}`. "
+        f"rows of {width} played a camera period apart, chunk timing `{timing}`"
+        f"{f', noise scale {noise_scale:g}' if noise_scale != 1.0 else ''}. "
         f"{machine_sentence(Machine.now(device_of(agent)), args.threads)} Wall time of the run: "
         f"{(time.monotonic() - started) / 60:.1f} min.", "",
         f"Each cell: the median [min–max] over {args.repeats} interleaved repeat(s) of that repeat's value. Ages in "

@@ -32,7 +32,7 @@ from auras_ros.core.inpaint import InpaintConfig
 from auras_ros.core.metrics import Decision, MetricsRecorder, RunMetrics
 from auras_ros.core.pacing import FreshObservations
 from auras_ros.core.spec import ExecutorSpec, make_runner
-from auras_ros.core.stages import Agent, Observation, reset_episode
+from auras_ros.core.stages import Agent, Observation, reset_episode, set_noise_scale
 from auras_ros.core.stats import Spread, mean
 from auras_ros.eval.actuation import ChunkExecutor
 from auras_ros.eval.realtime_world import RealTimeWorld
@@ -184,10 +184,11 @@ class RealTimeActuator:
 
 def run_realtime_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed: int, chunk_rows: int,
                          speed: float, max_wall_s: float | None = None, timing: str = "arrival",
-                         overlap: str = "replace") -> RealTimeEpisode:
+                         overlap: str = "replace", noise_scale: float | None = None) -> RealTimeEpisode:
     """One episode of ``spec`` against the world running in wall time; returns when the world ends
     (success or ``max_frames``) and the executor has stopped, with the played commands measured
-    (:mod:`auras_ros.eval.seams`)."""
+    (:mod:`auras_ros.eval.seams`). ``noise_scale``: set on the agent for this episode and those after
+    (:func:`~auras_ros.core.stages.set_noise_scale`); None leaves the agent's as it is."""
     clock = WallClock()
     actuator: RealTimeActuator | None = None
     world = RealTimeWorld(task, clock_now=clock.now, speed=speed, on_tick=lambda: actuator.on_tick())
@@ -195,6 +196,8 @@ def run_realtime_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed
     actuator = RealTimeActuator(world, chunk_rows, clock.now, timing, played)
     source = FreshObservations(world, timeout=2 * world.period)
     reset_episode(agent)
+    if noise_scale is not None:
+        set_noise_scale(agent, noise_scale)
     # inpaint: every request is guided toward the newest emitted chunk, its rows a world period apart.
     inpaint = InpaintConfig(world.period) if played == "inpaint" else None
     runner = make_runner(spec, agent, source, clock, recorder=MetricsRecorder(), on_decision=actuator.on_decision,
@@ -242,26 +245,31 @@ def measure_seq_latency(agent: Agent, frames: list[Any], requests: int = 30) -> 
             "perception_p50": 1000 * stages["perception"].p50, "generation_p50": 1000 * stages["generation"].p50}
 
 
-def warm_up(agent: Agent, rows: Sequence[tuple[ExecutorSpec, str]], task: CatchTask, chunk_rows: int, speed: float,
+PlayedRow = tuple[ExecutorSpec, str, float | None]
+"""A row of the paired runs: (executor, overlap, the agent's noise scale: None leaves it as it is)."""
+
+
+def warm_up(agent: Agent, rows: Sequence[PlayedRow], task: CatchTask, chunk_rows: int, speed: float,
             timing: str) -> None:
-    """One unmeasured episode of each (executor, overlap) row: first calls of each executor (thread pools,
-    merged batch shapes) are not measured."""
-    for spec, overlap in rows:
-        run_realtime_episode(agent, spec, task, WARMUP_SEED, chunk_rows, speed, timing=timing, overlap=overlap)
+    """One unmeasured episode of each (executor, overlap, noise scale) row: first calls of each executor
+    (thread pools, merged batch shapes) are not measured."""
+    for spec, overlap, noise_scale in rows:
+        run_realtime_episode(agent, spec, task, WARMUP_SEED, chunk_rows, speed, timing=timing, overlap=overlap,
+                             noise_scale=noise_scale)
 
 
-def play_paired(agent: Agent, rows: Sequence[tuple[ExecutorSpec, str]], task: CatchTask, seeds: Sequence[int],
+def play_paired(agent: Agent, rows: Sequence[PlayedRow], task: CatchTask, seeds: Sequence[int],
                 chunk_rows: int, speed: float, timing: str, order_seed: int,
                 on_episode: Callable[[int, int, RealTimeEpisode], None]) -> None:
-    """Every (executor, overlap) row on every seed, the rows of a seed back to back in an order shuffled
-    by ``order_seed`` (so the rows share the machine's conditions); ``on_episode(row index, seed, run)``
-    after each episode."""
+    """Every (executor, overlap, noise scale) row on every seed, the rows of a seed back to back in an
+    order shuffled by ``order_seed`` (so the rows share the machine's conditions);
+    ``on_episode(row index, seed, run)`` after each episode."""
     order = np.random.default_rng(order_seed)
     for seed in seeds:
         for i in order.permutation(len(rows)):
-            spec, overlap = rows[i]
+            spec, overlap, noise_scale = rows[i]
             on_episode(int(i), seed, run_realtime_episode(agent, spec, task, seed, chunk_rows, speed, timing=timing,
-                                                          overlap=overlap))
+                                                          overlap=overlap, noise_scale=noise_scale))
 
 
 def evaluate_realtime(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes: int, chunk_rows: int,
@@ -276,7 +284,7 @@ def evaluate_realtime(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], 
     seeds = list(range(seed0, seed0 + episodes))
     if latency is None:
         latency = measure_seq_latency(agent, [task.reset(s).data for s in seeds[:4]])
-    rows = [(spec, overlap) for spec in specs]
+    rows = [(spec, overlap, None) for spec in specs]  # the agent's noise scale as the caller set it
     if warmup:
         warm_up(agent, rows, task, chunk_rows, speed, timing)
     runs: dict[ExecutorSpec, list[RealTimeEpisode]] = {s: [] for s in specs}

@@ -1,7 +1,7 @@
 """Real-time closed-loop evaluation: the world runs in wall time and a slow agent pays.
 
     python -m auras_ros.eval.realtime --policy diffusion --speed 3 --episodes 30 [--executors ...] [--json F]
-        [--overlap replace|ensemble|blend|...] [--variant catch|reverse]
+        [--overlap replace|ensemble|blend|...] [--variant catch|reverse] [--noise-scale S]
 
 How an episode runs: :mod:`auras_ros.eval.episodes`. **World speed**: ``speed`` scales world time
 against wall time without changing the per-frame dynamics (the policies were trained frame-stepped
@@ -16,6 +16,10 @@ decisions/s a per-episode bootstrap interval.
 ``--variant reverse`` the task with a sudden target reversal; a second table gives every executor's
 seams, jerk and reaction time (:mod:`auras_ros.eval.seams`). ``python -m auras_ros.eval.chunk_table``
 runs executor × overlap rows against each other.
+
+**Noise**: ``--noise-scale S`` scales the diffusion agent's initial noise x_T (and DDPM's per-step noise)
+for every request (:func:`auras_ros.core.stages.set_noise_scale`: 0 = deterministic sampling, which removes
+the sampling variance between consecutive chunks; why, and the lead's measurement, there).
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import torch
 
 from auras_ros.core.chunks import OVERLAPS
 from auras_ros.core.spec import ExecutorSpec, executor_argument
-from auras_ros.core.stages import chunk_rows
+from auras_ros.core.errors import ConfigError
+from auras_ros.core.stages import chunk_rows, noise_scale_argument, set_noise_scale
 from auras_ros.eval.actuation import TIMINGS
 from auras_ros.eval.episodes import evaluate_realtime
 from auras_ros.eval.files import write_failed
@@ -58,10 +63,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="how a new chunk joins the one playing (core.chunks)")
     parser.add_argument("--variant", choices=VARIANTS, default="catch",
                         help="reverse: the target reverses at a seeded frame (reaction time is measured)")
+    parser.add_argument("--noise-scale", type=noise_scale_argument, default=1.0,
+                        help="scale of the diffusion agent's initial noise x_T (and DDPM's per-step noise): "
+                             "1 = as trained, 0 = deterministic (core.stages.set_noise_scale)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     agent = load_policy(args.policy, args.checkpoint)
+    try:
+        set_noise_scale(agent, args.noise_scale)
+    except ConfigError as error:  # an agent that samples no noise, at a scale other than 1
+        parser.error(f"--noise-scale: {error}")
     evaluation = evaluate_realtime(agent, args.policy, args.executors, args.episodes, chunk_rows(agent), args.speed,
                                    replace(TaskConfig(), variant=args.variant), seed0=args.seed,
                                    timing=args.chunk_timing, overlap=args.overlap)
@@ -70,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SEQ decision latency on this machine: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms; "
           f"world frame {1000 * evaluation.world_period_s:.1f} ms wall (speed {args.speed:g})")
     print(realtime_table(evaluation))
-    print(f"\nChunks (overlap {args.overlap}, task variant {args.variant}):")
+    noise = f", noise scale {args.noise_scale:g}" if args.noise_scale != 1.0 else ""
+    print(f"\nChunks (overlap {args.overlap}, task variant {args.variant}{noise}):")
     print(chunk_table([(r.config.name, r.chunks) for r in evaluation.results if r.chunks is not None]))
     if args.json:
         try:

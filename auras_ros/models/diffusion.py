@@ -4,11 +4,12 @@
   conditioning H_o, the percept written to the public context. It can be cut into up to six slices
   (stem, four residual stages, pool+proj) for ``pp_perception`` > 1.
 - **Generation**: ``n_steps`` denoising iterations of a 1-D conv UNet over the action chunk x_k.
-  Every request keeps its own noisy sample; in the Auras frame all in-flight requests' iterations run as
-  one batched denoiser call per sub-step, all conditioned on the same, latest H_o. A request may carry
-  an :class:`~auras_ros.core.inpaint.Inpaint` (the ``inpaint`` overlap): its iterations are then guided
-  toward the chunk that will be executing when it arrives (RTC's guidance adapted to x0 in ``_vjp_step``,
-  or the gradient-free ``_blend_step``).
+  Every request keeps its own noisy sample (x_T drawn from the seed and its request id, scaled by the
+  runtime :attr:`DiffusionPolicyAgent.noise_scale`: 0 samples deterministically); in the Auras frame all
+  in-flight requests' iterations run as one batched denoiser call per sub-step, all conditioned on the
+  same, latest H_o. A request may carry an :class:`~auras_ros.core.inpaint.Inpaint` (the ``inpaint``
+  overlap): its iterations are then guided toward the chunk that will be executing when it arrives
+  (RTC's guidance adapted to x0 in ``_vjp_step``, or the gradient-free ``_blend_step``).
 
 Observation data: a mapping ``{"image": HxWx3 uint8 RGB, "state": (state_dim,) float}``; with
 ``state_dim == 0`` the bare image (or a mapping with "image") is enough.
@@ -39,7 +40,8 @@ from torch import nn
 from auras_ros.core.errors import ConfigError, InputError, one_of
 from auras_ros.core.inpaint import Inpaint
 from auras_ros.core.inputs import InputSpec, StateSpec
-from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, expect_tensor)
+from auras_ros.core.stages import (PERCEPT_KEY, AgentOutput, GenerationResult, GenerationStep, check_noise_scale,
+                                   expect_tensor)
 from auras_ros.models.checkpoint_files import read_json_object, read_weights
 from auras_ros.models.denoiser import ConditionalUnet1D
 from auras_ros.models.graphs import CaptureLog, GraphedFunction, capture_for
@@ -294,12 +296,26 @@ class DiffusionPolicyAgent:
         self._request_streams = threading.local()
         self._units = list(self.model.encoder.units)
         self.graphs = self.device.type == "cuda" if graphs is None else graphs
+        self._noise_scale = 1.0  # the noise as trained (see noise_scale)
         self.graph_log = CaptureLog()
         self._denoise_graph = GraphedFunction(self._denoise_step, self.device, capture_for(self.device, self.graphs),
                                               self.graph_log, "denoising iteration")
         # x0_blend guidance is a plain iteration plus elementwise work: graphed the same way.
         self._blend_graph = GraphedFunction(self._blend_step, self.device, capture_for(self.device, self.graphs),
                                             self.graph_log, "guided denoising iteration")
+
+    @property
+    def noise_scale(self) -> float:
+        """The scale of every request's initial noise x_T and, for DDPM, of its per-step noise (a sampling
+        temperature: 1 = as trained, 0 = deterministic). A runtime setting, not the checkpoint's: set it
+        through :func:`auras_ros.core.stages.set_noise_scale` (why, and the lead's measurement, there). A
+        request takes the scale set when it starts (:meth:`init_request`, :meth:`generate_request`), and
+        the merged and the whole-request paths scale it alike, so merged = SEQ at any scale."""
+        return self._noise_scale
+
+    @noise_scale.setter
+    def noise_scale(self, value: float) -> None:
+        self._noise_scale = check_noise_scale(value)
 
     # -- the Agent protocol --------------------------------------------------------------------
 
@@ -461,13 +477,22 @@ class DiffusionPolicyAgent:
             stream = self._request_streams.stream = torch.cuda.Stream(self.device)
         return stream
 
-    def _new_state(self, request_id: int, stream: Any) -> DiffusionState:
+    def _draw_noise(self, request_id: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A request's x_T (horizon, action_dim) and, for DDPM, its per-step noise z (n_steps, horizon,
+        action_dim), unscaled, on the CPU: drawn there so a request's noise is the same on every device."""
         generator = torch.Generator().manual_seed(request_seed(self.config.seed, request_id))
-        # Drawn on the CPU so a request's noise is the same on every device.
         sample = torch.randn(self.config.chunk_shape, generator=generator, dtype=torch.float32)
         noise = None
         if self.schedule.stochastic:
             noise = torch.randn((self.config.n_steps, *self.config.chunk_shape), generator=generator, dtype=torch.float32)
+        return sample, noise
+
+    def _new_state(self, request_id: int, stream: Any) -> DiffusionState:
+        sample, noise = self._draw_noise(request_id)
+        scale = self._noise_scale
+        if scale != 1.0:  # at 1 the tensors are the drawn ones, untouched: the default path bit for bit
+            sample = sample * scale
+            noise = None if noise is None else noise * scale
         with self._on(stream):
             # Copied on the stream that will denoise it, so no other stream can race the copy.
             return DiffusionState(

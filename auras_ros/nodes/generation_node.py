@@ -44,7 +44,7 @@ from auras_ros.core.recent import RecentDecisions
 from auras_ros.core.runner import Runner
 from auras_ros.core.sources import ADMITTED, LatestObservation, SourceFence, new_source_id
 from auras_ros.core.spec import DEFAULT_EXECUTOR, TEXT_FORMS, ExecutorSpec, make_runner
-from auras_ros.core.stages import PERCEPT_KEY, Observation, inpaints
+from auras_ros.core.stages import PERCEPT_KEY, Observation, inpaints, set_noise_scale
 from auras_ros.models.inputs import check_finite
 from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
 from auras_ros.nodes.agent_params import AGENT_PARAMS, agent_from_params
@@ -83,6 +83,10 @@ PARAMS = (
           "inpaint: each request's chunk is guided toward the one executing when it arrives (core.inpaint; rows "
           "chunk_period apart, else the checkpoint's or frame_period), refused for an agent that does not inpaint; "
           "the others change nothing here", choices=OVERLAPS),
+    # Generation's own setting of the agent (perception samples nothing), read at configure.
+    Param("noise_scale", 1.0, "scale of a diffusion agent's initial noise x_T and DDPM's per-step noise (1: as "
+          "trained; 0: deterministic, no sampling variance between consecutive chunks, smaller seams; "
+          "core.stages.set_noise_scale), refused other than 1 for an agent that samples no noise", low=0.0),
     Param("lockstep", False, "frame-stepped worlds: after each frame tick, wait for the percept of the "
           "observation that tick produced before running the frame (frame_period 0 only)"),
     Param("frame_per_percept", True, "real time: every frame waits for a new percept (at most "
@@ -197,6 +201,7 @@ class GenerationNode(LifecycleNode):
             agent = self._given_agent
             if agent is None:
                 agent = agent_from_params(params)
+            set_noise_scale(agent, params["noise_scale"])
             public_context = PublicContext([k.spec for k in self._keys], self.clock)
             codec = PayloadCodec(params, self._registry)
             percepts, runner = self._make_runner(spec, agent, public_context, params)

@@ -69,3 +69,16 @@ def test_bad_timed_input_is_refused_in_one_line(args: list[str], named: str, cap
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert len(err.splitlines()) == 1 and named in err and err.startswith("bag_eval: "), err
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--timed", "--noise-scale", "0"], "samples no noise"),  # the synthetic agent samples none
+    (["--timed", "--noise-scale", "-1"], "noise_scale"),
+    (["--timed", "--noise-scale", "nan"], "noise_scale"),
+    (["--noise-scale", "0"], "--noise-scale"),  # a timed option without --timed
+])
+def test_bad_noise_scales_are_refused_in_one_line(args: list[str], named: str, capsys: pytest.CaptureFixture) -> None:
+    code = bag_eval.main([str(BAG), "--model", "synthetic", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and named in err and err.startswith("bag_eval: "), err

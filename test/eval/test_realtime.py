@@ -126,3 +126,30 @@ def test_realtime_and_alpha_sections_of_the_report_from_json(tmp_path, task):
     assert "## Real time" in text and "## α sweep" in text and "| 2/2 |" in text and "| 1/3 |" in text
     assert "`python -m auras_ros.eval.realtime`" in text
     assert all((tmp_path / f"expert_{p}.png").stat().st_size > 1000 for p in ("realtime", "alpha"))
+
+
+class NoisyExpert(ExpertAgent):
+    """The expert, saying it samples noise (core.stages.samples_noise): its scale records what was set."""
+
+    noise_scale = 0.25
+
+
+def test_evaluate_realtime_leaves_the_agents_noise_scale_as_set_and_an_episode_sets_its_own(task):
+    agent = NoisyExpert(CONFIG)
+    evaluate_realtime(agent, "expert", [ExecutorSpec.parse("auras:1+2:f0:a0")], episodes=1, chunk_rows=1,
+                      speed=SPEED, warmup=False, progress=False, task=task)
+    assert agent.noise_scale == 0.25  # eval.realtime sets it once, before; the episodes keep it
+    run_realtime_episode(agent, ExecutorSpec.parse("seq"), task, seed=3, chunk_rows=1, speed=SPEED, noise_scale=0.0)
+    assert agent.noise_scale == 0.0  # eval.chunk_table's rows: each episode at its row's scale
+
+
+@pytest.mark.parametrize("argv, said", [(["--noise-scale", "-1"], "invalid noise scale '-1'"),
+                                        (["--noise-scale", "0"], "ExpertAgent: it samples no noise")])
+def test_the_command_refuses_a_noise_scale_it_can_not_play(monkeypatch, capsys, argv, said):
+    from auras_ros.eval import realtime
+
+    monkeypatch.setattr(realtime, "load_policy", lambda policy, checkpoint: ExpertAgent(CONFIG))
+    with pytest.raises(SystemExit) as exit_info:
+        realtime.main(["--policy", "diffusion", "--episodes", "1", *argv])
+    assert exit_info.value.code == 2
+    assert said in capsys.readouterr().err

@@ -14,7 +14,7 @@ from auras_ros.core.metrics import Decision
 from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.stages import AgentOutput
 from auras_ros.eval.actuation import ChunkExecutor
-from auras_ros.eval.chunk_table import parse_row, runnable_rows
+from auras_ros.eval.chunk_table import noise_sentence, parse_row, runnable_rows, table_rows
 from auras_ros.eval.episodes import run_realtime_episode
 from auras_ros.eval.oracle import ExpertAgent
 from auras_ros.eval.report import chunk_table
@@ -198,6 +198,54 @@ def test_inpaint_asks_for_an_agent_that_inpaints():
         with pytest.raises(ConfigError, match="inpaint"):
             run_realtime_episode(ExpertAgent(REVERSE), ExecutorSpec.parse("seq"), task, 70000, chunk_rows=1,
                                  speed=5.0, overlap="inpaint")
+    finally:
+        task.close()
+
+
+def test_rows_name_their_noise_scale_only_when_more_than_one_is_played():
+    rows, _ = runnable_rows(["seq@replace", "auras:1+4:f0:a0@inpaint"])
+    one = table_rows(rows, [1.0])
+    assert [r.label for r in one] == ["seq @ replace", "auras:1+4:f0:a0 @ inpaint"]  # the table as before
+    assert [r.noise_scale for r in one] == [1.0, 1.0]
+    two = table_rows(rows, [1.0, 0.0])
+    assert [r.label for r in two] == ["seq @ replace, noise 1", "seq @ replace, noise 0",
+                                      "auras:1+4:f0:a0 @ inpaint, noise 1", "auras:1+4:f0:a0 @ inpaint, noise 0"]
+    assert [(r.row, r.noise_scale) for r in two] == [(rows[0], 1.0), (rows[0], 0.0), (rows[1], 1.0), (rows[1], 0.0)]
+    assert [r.label for r in table_rows(rows[:1], [0.0])] == ["seq @ replace"]  # one scale: the note says it
+    assert "Noise scale 0:" in noise_sentence([0.0]) and "Noise scales 1, 0.5:" in noise_sentence([1.0, 0.5])
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--noise-scales", "-1"], "invalid noise scale '-1'"),
+    (["--noise-scales", "inf"], "invalid noise scale 'inf'"),
+    (["--noise-scales", "1", "1"], "names a scale twice"),
+])
+def test_the_table_script_refuses_bad_noise_scales_before_any_episode(argv, said, capsys):
+    from auras_ros.eval.chunk_table import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--policy", "diffusion", "--episodes", "1", *argv])
+    assert exit_info.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_the_table_script_refuses_a_noise_scale_for_an_agent_that_samples_none(monkeypatch, capsys):
+    from auras_ros.eval import chunk_table
+
+    monkeypatch.setattr(chunk_table, "load_policy", lambda policy, checkpoint: ExpertAgent(REVERSE))
+    with pytest.raises(SystemExit) as exit_info:
+        chunk_table.main(["--policy", "diffusion", "--episodes", "1", "--noise-scales", "1", "0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--noise-scales: invalid noise_scale=0.0" in err and "ExpertAgent: it samples no noise" in err, err
+
+
+def test_a_noise_scale_asks_for_an_agent_that_samples_noise():
+    task = CatchTask(REVERSE)
+    try:
+        with pytest.raises(ConfigError, match="samples no noise"):
+            run_realtime_episode(ExpertAgent(REVERSE), ExecutorSpec.parse("seq"), task, 70000, chunk_rows=1,
+                                 speed=5.0, noise_scale=0.0)
     finally:
         task.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ import torch
 
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.partition import stage_ranges
-from auras_ros.core.stages import PERCEPT_KEY, Agent, GenerationStep, Observation, perceive_all
+from auras_ros.core.stages import (PERCEPT_KEY, Agent, GenerationStep, Observation, perceive_all, samples_noise,
+                                   set_noise_scale)
 from auras_ros.models.diffusion import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -347,3 +349,88 @@ def test_cuda_memory_is_one_model_whatever_l() -> None:
     run_pipeline(agent, percept, list(range(6)), 5, 0.0)
     torch.cuda.synchronize()
     assert torch.cuda.max_memory_allocated() - base < weights / 4
+
+
+# -- noise_scale (issue #18: seams between independently sampled chunks) -------------------------------
+
+@pytest.fixture
+def scaled(request) -> Iterator[Callable[[str, float], DiffusionPolicyAgent]]:
+    """``scaled(fixture name, scale)``: that module-scoped agent at ``scale``, set back to 1 afterwards."""
+    touched: list[DiffusionPolicyAgent] = []
+
+    def at(name: str, scale: float) -> DiffusionPolicyAgent:
+        agent = request.getfixturevalue(name)
+        set_noise_scale(agent, scale)
+        touched.append(agent)
+        return agent
+
+    yield at
+    for agent in touched:
+        set_noise_scale(agent, 1.0)
+
+
+@pytest.mark.parametrize("sampler_agent", ["agent", "ddpm_agent"])
+def test_noise_scale_zero_makes_the_chunk_independent_of_the_request_id(scaled, sampler_agent: str) -> None:
+    agent = scaled(sampler_agent, 0.0)
+    state = agent.init_request(11)
+    assert not state.sample.any() and (state.noise is None or not state.noise.any())
+    percept = perceive_all(agent, observation(agent.config))
+    np.testing.assert_array_equal(agent.generate_request(percept, 11).action, agent.generate_request(percept, 12).action)
+    set_noise_scale(agent, 1.0)  # as trained: the two requests are two samples again
+    assert not np.array_equal(agent.generate_request(percept, 11).action, agent.generate_request(percept, 12).action)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_noise_scale_one_is_the_default_path_bit_for_bit(sampler: str) -> None:
+    config = tiny(sampler=sampler, n_steps=12, train_timesteps=12)
+    default, reset = DiffusionPolicyAgent(config), DiffusionPolicyAgent(config)
+    assert default.noise_scale == 1.0
+    set_noise_scale(reset, 0.5)
+    set_noise_scale(reset, 1)
+    percept = perceive_all(default, observation(config))
+    for rid in (0, 5):
+        a, b = default.init_request(rid), reset.init_request(rid)
+        assert torch.equal(a.sample, b.sample)
+        assert (a.noise is None) == (sampler == "ddim") and (a.noise is None or torch.equal(a.noise, b.noise))
+        np.testing.assert_array_equal(default.generate_request(percept, rid).action,
+                                      reset.generate_request(percept, rid).action)
+
+
+def test_noise_scale_scales_x_t_and_the_ddpm_step_noise(scaled) -> None:
+    agent = scaled("ddpm_agent", 0.5)
+    half = agent.init_request(4)
+    set_noise_scale(agent, 1.0)
+    full = agent.init_request(4)
+    torch.testing.assert_close(half.sample, 0.5 * full.sample, rtol=0, atol=0)
+    torch.testing.assert_close(half.noise, 0.5 * full.noise, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("sampler_agent", ["agent", "ddpm_agent"])
+@pytest.mark.parametrize("scale", [0.0, 0.5])
+def test_merged_frames_equal_sequential_request_at_any_noise_scale(scaled, sampler_agent: str, scale: float) -> None:
+    agent = scaled(sampler_agent, scale)
+    percept = perceive_all(agent, observation(agent.config))
+    ids = [3, 4, 5, 6]
+    merged, _ = run_pipeline(agent, percept, ids, 4, 0.5)
+    for rid in ids:
+        np.testing.assert_allclose(merged[rid], agent.generate_request(percept, rid).action, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [-1, -0.1, float("nan"), float("inf"), "0", None, True])
+def test_bad_noise_scales_are_refused(agent: DiffusionPolicyAgent, bad: object) -> None:
+    for set_it in (lambda: set_noise_scale(agent, bad), lambda: setattr(agent, "noise_scale", bad)):
+        with pytest.raises(ConfigError, match="noise_scale") as error:
+            set_it()
+        assert "a finite number >= 0" in str(error.value)
+    assert agent.noise_scale == 1.0
+
+
+def test_an_agent_that_samples_no_noise_takes_only_scale_one() -> None:
+    from auras_ros.models.factory import build_agent
+
+    synthetic = build_agent("synthetic")
+    assert not samples_noise(synthetic) and samples_noise(DiffusionPolicyAgent(tiny()))
+    set_noise_scale(synthetic, 1.0)  # as trained: nothing to change
+    assert not hasattr(synthetic, "noise_scale")
+    with pytest.raises(ConfigError, match="it samples no noise"):
+        set_noise_scale(synthetic, 0.0)

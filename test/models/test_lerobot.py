@@ -230,3 +230,23 @@ def test_a_missing_processor_state_file_is_refused_naming_it(tmp_path: Path) -> 
     (path / "policy_postprocessor_step_0_unnormalizer_processor.safetensors").unlink()
     with pytest.raises(ConfigError, match="unnormalizer_processor.safetensors"):
         build_agent(str(path))
+
+
+def test_diffusion_noise_scale_scales_the_noise_sources_draw(diffusion_agent) -> None:
+    """LeRobot diffusion takes the project agent's noise_scale: its x_0 and per-step noise scaled alike,
+    whether drawn or handed by a noise source."""
+    from auras_ros.core.stages import set_noise_scale
+
+    g = golden(DIFFUSION)
+    agent = with_golden_noise(diffusion_agent, g)
+    try:
+        set_noise_scale(agent, 0.5)
+        state = agent.init_request(0)
+        torch.testing.assert_close(state.sample, 0.5 * torch.from_numpy(g["x0"][0]).float(), rtol=0, atol=0)
+        torch.testing.assert_close(state.noise, 0.5 * torch.from_numpy(g["z"][0]).float(), rtol=0, atol=0)
+        agent.noise_source = None
+        set_noise_scale(agent, 0.0)
+        assert not agent.init_request(3).sample.any() and not agent.init_request(3).noise.any()
+    finally:
+        agent.noise_source = None
+        set_noise_scale(agent, 1.0)

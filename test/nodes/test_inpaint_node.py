@@ -62,3 +62,28 @@ def test_inpaint_with_the_diffusion_agent_configures_decides_and_follows_its_chu
     states.publish(_percept(generation, 2))
     assert graph.spin_until(lambda: any(a.observation_seq == 2 for a in actions))
     assert all(np.isfinite(a.action).all() for a in actions)
+
+
+def test_noise_scale_is_refused_for_an_agent_that_samples_no_noise(graph: Graph) -> None:
+    """``noise_scale`` (core.stages.set_noise_scale) other than 1: refused in one line at configure for the
+    synthetic agent; set on a diffusion agent at configure."""
+    generation = GenerationNode(context=graph.context, autostart=False, parameter_overrides=[
+        Parameter("noise_scale", value=0.0), Parameter("stats_period", value=3600.0)])
+    graph.nodes.append(generation)  # destroyed with the graph
+    with pytest.raises(ConfigError) as error:
+        generation.start()
+    message = str(error.value)
+    assert error.value.field == "noise_scale" and "SyntheticAgent" in message and "\n" not in message, message
+    assert not generation.active and generation.runner is None
+    generation.set_parameters([Parameter("noise_scale", value=1.0)])  # as trained: nothing to change
+    generation.start()
+    assert generation.active
+    generation.trigger_deactivate()
+
+
+def test_noise_scale_reaches_the_diffusion_agent_at_configure(graph: Graph) -> None:
+    agent = DiffusionPolicyAgent(tiny(n_steps=2, train_timesteps=2))
+    generation = graph.add(GenerationNode, {"noise_scale": 0.0, "executor": "seq", "stats_period": 3600.0},
+                           agent=agent)
+    assert generation.active and agent.noise_scale == 0.0
+    assert not agent.init_request(5).sample.any()

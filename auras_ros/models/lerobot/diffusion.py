@@ -230,9 +230,11 @@ class LeRobotDiffusionAgent(DiffusionPolicyAgent):
             self._history.append(observation_features)
             return torch.cat(list(self._history))
 
-    def _new_state(self, request_id: int, stream: Any) -> DiffusionState:
+    def _draw_noise(self, request_id: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The inherited draw, or the ``noise`` source's (checked); the inherited ``_new_state`` scales
+        either by :attr:`noise_scale`."""
         if self.noise_source is None:
-            return super()._new_state(request_id, stream)
+            return super()._draw_noise(request_id)
         sample, steps = self.noise_source(request_id)
         shape = self.config.chunk_shape
         where = f"LeRobotDiffusionAgent noise for request {request_id}"
@@ -241,9 +243,7 @@ class LeRobotDiffusionAgent(DiffusionPolicyAgent):
         if self.schedule.stochastic and (steps is None or tuple(steps.shape) != (self.config.n_steps, *shape)):
             raise InputError("per-step noise", where, f"shape {(self.config.n_steps, *shape)} (DDPM)",
                              None if steps is None else tuple(steps.shape))
-        with self._on(stream):
-            return DiffusionState(request_id, 0, sample.to(self.device, self.dtype),
-                                  steps.to(self.device, self.dtype) if self.schedule.stochastic and steps is not None else None)
+        return sample, steps if self.schedule.stochastic else None
 
     def _finish(self, state: DiffusionState, stream: Any) -> AgentOutput:
         chunk = torch.from_numpy(super()._finish(state, stream).action).reshape(self.config.chunk_shape).to(torch.float32)
