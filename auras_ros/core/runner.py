@@ -273,3 +273,35 @@ class Runner:
 
     def close(self) -> None:
         """Release threads; the runner can't step afterwards."""
+
+
+class RunnerThread:
+    """``runner.run()`` in a thread of its own, beside a world or a camera that runs in another (the
+    real-time evaluators): an exception there calls ``on_error`` (so the world stops instead of waiting
+    for decisions that never come) and is raised again by :meth:`finish`."""
+
+    def __init__(self, runner: Runner, name: str, on_error: Callable[[], None]) -> None:
+        self.runner = runner
+        self._on_error = on_error
+        self._errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._drive, name=name)
+
+    def _drive(self) -> None:
+        try:
+            # Until finish() stops it. SEQ, ASYNC and Auras step frames here; DEC and PAR run their own
+            # threads inside run().
+            self.runner.run()
+        except BaseException as error:  # noqa: BLE001 - raised again by finish()
+            self._errors.append(error)
+            self._on_error()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def finish(self) -> None:
+        """Stop the runner, wait for its thread, close it; raise what the thread raised."""
+        self.runner.stop()
+        self._thread.join()
+        self.runner.close()
+        if self._errors:
+            raise self._errors[0]

@@ -200,7 +200,7 @@ def set_noise_scale(agent: Agent, scale: Any) -> None:
     cost of the policy's multimodality (every request on one observation gives the same chunk). The
     lead's measurement (issue #18; shipped diffusion checkpoint, real-time world speed 3, 20 paired seeds
     from 70000, ``eval.chunk_table --variant reverse``): auras:1+4:f0:a0@replace at scale 0 had 100%
-    success, seam p50/p99 0.611/0.788 and reaction 2.5 frames, against 50%, 1.225/1.584 and 2.0 at
+    success, seam p50/p99 0.611/0.788 and reaction 2.5 frames, against 100%, 1.225/1.584 and 2.0 at
     scale 1; seq 100%, 0.599/0.891; scale 0.5 gave seams 0.670/1.024. (One x_T shared by all requests
     instead gave 0% success: the scale is per request, not a shared sample.)
 

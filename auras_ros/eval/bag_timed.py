@@ -47,6 +47,7 @@ from auras_ros.core.inpaint import InpaintConfig
 from auras_ros.core.inputs import InputSpec
 from auras_ros.core.metrics import Decision, MetricsRecorder
 from auras_ros.core.pacing import FreshObservations
+from auras_ros.core.runner import RunnerThread
 from auras_ros.core.spec import Row, make_runner, parse_row
 from auras_ros.core.stages import Agent, Observation, chunk_rows, inpaints, reset_episode, set_noise_scale
 from auras_ros.core.stats import Spread, percentile, rate
@@ -253,25 +254,12 @@ def run_timed(info: BagInfo, agent: Agent, row: Row, inputs: InputSpec, period: 
     runner = make_runner(row.spec, agent, FreshObservations(camera, timeout=2 * period / speed), clock,
                          recorder=MetricsRecorder(), on_decision=on_decision, chunk_rows=chunk_rows(agent),
                          chunk_period=period, inpaint=inpaint)
-    errors: list[BaseException] = []
-
-    def drive() -> None:
-        try:
-            runner.run()  # until runner.stop(); SEQ, ASYNC and Auras step frames here, DEC and PAR run threads
-        except BaseException as error:  # noqa: BLE001 - surfaced below
-            errors.append(error)
-            camera.stop()
-
-    driver = threading.Thread(target=drive, name=f"timed-{row.spec.name}")
+    driver = RunnerThread(runner, f"timed-{row.spec.name}", on_error=camera.stop)
     camera.start()
     driver.start()
     camera.join()
     played.close()
-    runner.stop()
-    driver.join()
-    runner.close()
-    if errors:
-        raise errors[0]
+    driver.finish()
     commands, sources = played.commands, played.sources
     # Each tick's image stamp: the camera messages in log-time order, as the camera released them.
     stamps = [stamp for _, stamp in sorted(zip(info.camera_log_times, info.camera_stamps, strict=True))]

@@ -19,7 +19,6 @@ on this machine, in interleaved repeats.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
@@ -31,6 +30,7 @@ from auras_ros.core.clock import SimClock, WallClock
 from auras_ros.core.inpaint import InpaintConfig
 from auras_ros.core.metrics import Decision, MetricsRecorder, RunMetrics
 from auras_ros.core.pacing import FreshObservations
+from auras_ros.core.runner import RunnerThread
 from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stages import Agent, Observation, reset_episode, set_noise_scale
 from auras_ros.core.stats import Spread, mean
@@ -203,29 +203,14 @@ def run_realtime_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed
     runner = make_runner(spec, agent, source, clock, recorder=MetricsRecorder(), on_decision=actuator.on_decision,
                          chunk_rows=chunk_rows, chunk_period=world.period, inpaint=inpaint)
     limit = max_wall_s if max_wall_s is not None else 20 * task.config.max_frames * world.period + 10
-    errors: list[BaseException] = []
-
-    def drive() -> None:
-        try:
-            # Until runner.stop() below. SEQ and Auras step frames here; DEC and PAR run their own
-            # threads inside run().
-            runner.run()
-        except BaseException as error:  # noqa: BLE001 - surfaced below
-            errors.append(error)
-            world.stop()
-
+    driver = RunnerThread(runner, f"realtime-{spec.name}", on_error=world.stop)
     started = clock.now()
     world.start(seed)
-    driver = threading.Thread(target=drive, name=f"realtime-{spec.name}")
     driver.start()
     world.join(timeout=limit)
     score = world.stop()
     wall = clock.now() - started
-    runner.stop()
-    driver.join()
-    runner.close()
-    if errors:
-        raise errors[0]
+    driver.finish()
     period = world.period
     ages = [d.age / period for d in actuator.decisions]
     times = [d.decision_time for d in actuator.decisions]
