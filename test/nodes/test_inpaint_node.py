@@ -20,16 +20,23 @@ from test_generation_lifecycle import _context_source
 CHUNK_PERIOD = 0.05
 
 
-def test_inpaint_is_refused_for_an_agent_that_does_not_inpaint(graph: Graph) -> None:
+def refused_for_the_synthetic_agent(graph: Graph, field: str, *overrides: Parameter) -> GenerationNode:
+    """A generation node of the synthetic agent that refuses to configure, in one line naming ``field``
+    and the agent; it stays inactive, without a runner."""
     generation = GenerationNode(context=graph.context, autostart=False, parameter_overrides=[
-        Parameter("overlap", value="inpaint"), Parameter("chunk_period", value=CHUNK_PERIOD),
-        Parameter("stats_period", value=3600.0)])
+        *overrides, Parameter("stats_period", value=3600.0)])
     graph.nodes.append(generation)  # destroyed with the graph
     with pytest.raises(ConfigError) as error:
         generation.start()
     message = str(error.value)
-    assert error.value.field == "overlap" and "SyntheticAgent" in message and "\n" not in message, message
+    assert error.value.field == field and "SyntheticAgent" in message and "\n" not in message, message
     assert not generation.active and generation.runner is None
+    return generation
+
+
+def test_inpaint_is_refused_for_an_agent_that_does_not_inpaint(graph: Graph) -> None:
+    generation = refused_for_the_synthetic_agent(graph, "overlap", Parameter("overlap", value="inpaint"),
+                                                 Parameter("chunk_period", value=CHUNK_PERIOD))
     # The other overlaps are the action node's business: the same node configures with them.
     generation.set_parameters([Parameter("overlap", value="ensemble")])
     generation.start()
@@ -67,14 +74,7 @@ def test_inpaint_with_the_diffusion_agent_configures_decides_and_follows_its_chu
 def test_noise_scale_is_refused_for_an_agent_that_samples_no_noise(graph: Graph) -> None:
     """``noise_scale`` (core.stages.set_noise_scale) other than 1: refused in one line at configure for the
     synthetic agent; set on a diffusion agent at configure."""
-    generation = GenerationNode(context=graph.context, autostart=False, parameter_overrides=[
-        Parameter("noise_scale", value=0.0), Parameter("stats_period", value=3600.0)])
-    graph.nodes.append(generation)  # destroyed with the graph
-    with pytest.raises(ConfigError) as error:
-        generation.start()
-    message = str(error.value)
-    assert error.value.field == "noise_scale" and "SyntheticAgent" in message and "\n" not in message, message
-    assert not generation.active and generation.runner is None
+    generation = refused_for_the_synthetic_agent(graph, "noise_scale", Parameter("noise_scale", value=0.0))
     generation.set_parameters([Parameter("noise_scale", value=1.0)])  # as trained: nothing to change
     generation.start()
     assert generation.active
