@@ -76,7 +76,10 @@ def test_undecodable_images_are_counted_and_skipped(tmp_path):
 
 def test_topic_maps_load_and_bad_ones_are_named(tmp_path):
     maps = {p.stem: TopicMap.load(p) for p in sorted(CONFIG.glob("topic_map_*.yaml"))}
-    assert set(maps) == {"topic_map_sim", "topic_map_mobile_base", "topic_map_arm"}
+    assert set(maps) == {"topic_map_sim", "topic_map_sim_state", "topic_map_mobile_base", "topic_map_arm"}
+    # The simulator's bags for a policy that takes the agent's position: the same map plus its state.
+    assert maps["topic_map_sim_state"].state == "/joint_states"
+    assert maps["topic_map_sim_state"].reference_fields == maps["topic_map_sim"].reference_fields
     assert maps["topic_map_mobile_base"].reference_fields == ("linear.x", "angular.z")
     assert maps["topic_map_arm"].reference_fields[2] == "points[0].positions[elbow_joint]"
     bad = tmp_path / "map.yaml"
