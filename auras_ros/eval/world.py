@@ -12,7 +12,11 @@ Chunks execute as in :mod:`auras_ros.eval.actuation` (its :class:`ChunkExecutor`
 ``timing``; by default ``replace`` and ``arrival``): a new decision replaces the chunk, which plays from the
 step it arrives in (row 0 then, rows 1, 2, ... in the next steps without a new decision, up to
 ``chunk_rows``), then the last played row holds; before the first decision of an episode the agent stands
-still. With timing ``observation`` row k of a chunk is due k frames after its observation stamp. Behind the
+still. A decision sensed before the episode's reset frame (its observation stamp is earlier: a request
+that was in flight when the last episode ended) is not executed but counted (``earlier_episode_decisions``
+in the score): the core's real-time evaluation starts each episode with nothing in flight, and a robot
+must not act on what it saw before a reset. With timing ``observation`` row k of a chunk is due k frames
+after its observation stamp. Behind the
 safety gate the world still gets whole chunks (its ``agent_action`` output, with renewals of the chunk in
 force and its ramps and stops): the gate plays rows only for outputs of one command, so the world's player
 is the one that plays them here. A ramp or stop (:func:`decision` with ``interrupts``) ends every chunk
@@ -105,6 +109,8 @@ class SimWorld:
         self.global_frame = 0
         self.scores: list[dict] = []
         self.actions_in_episode = 0
+        self.earlier_episode_decisions = 0
+        self._episode_stamp = TIME0
         self._digest = hashlib.sha256()
         self._executor = self._new_executor()  # refuses an unknown overlap or timing here
         self._sources: list[int | None] = []  # per step of the episode: the chunk its command came from
@@ -133,6 +139,8 @@ class SimWorld:
         self._sources = []
         self._last_applied = np.zeros(2)
         self.actions_in_episode = 0
+        self.earlier_episode_decisions = 0
+        self._episode_stamp = self.stamp()
         self._digest = hashlib.sha256()  # of every applied command: equal digests, equal episodes
         return self.frame()
 
@@ -146,7 +154,7 @@ class SimWorld:
     def advance(self, decisions: Iterable[SimpleNamespace] = ()) -> SimFrame | None:
         """One world frame: execute ``decisions`` (those that arrived since the last step) and step; at
         an episode's end, the next episode's reset frame instead. None once every episode is done."""
-        decisions = list(decisions)
+        decisions = [d for d in decisions if not self._from_earlier_episode(d)]
         self.actions_in_episode += len(decisions)
         if self.finished:
             return None
@@ -168,8 +176,19 @@ class SimWorld:
             chunks = ChunkMetrics.of(score.commands, self._sources, self.period, score.reversal_frame,
                                      score.reversal_velocity)
             self.scores.append(score_dict(score, self.episode, actions=self.actions_in_episode,
+                                          earlier_episode_decisions=self.earlier_episode_decisions,
                                           applied_digest=self._digest.hexdigest()[:16], chunks=asdict(chunks)))
         return self.frame()
+
+    def _from_earlier_episode(self, decision: SimpleNamespace) -> bool:
+        """Sensed before this episode's reset frame (counted): a stamp of 0 or none is no sensor time (the
+        gate's ramps and stops carry none), so it is never judged so. Stamps travel in whole nanoseconds:
+        a frame's own stamp may come back a hair early, so the line is half a frame before the reset."""
+        stamp = decision.observation_stamp
+        if stamp is None or stamp <= 0 or stamp >= self._episode_stamp - self.period / 2:
+            return False
+        self.earlier_episode_decisions += 1
+        return True
 
     def close(self) -> None:
         self.task.close()

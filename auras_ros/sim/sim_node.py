@@ -202,7 +202,8 @@ class SimNode(Node):
         for score in self.world.scores[scored:]:
             self.get_logger().info(f"episode {score['episode']} (seed {score['seed']}): success={score['success']} "
                                    f"time to success={score['success_frame']} frames, tracking error "
-                                   f"{score['tracking_error']:.3f}, {score['actions']} actions")
+                                   f"{score['tracking_error']:.3f}, {score['actions']} actions"
+                                   f" ({score['earlier_episode_decisions']} sensed in an earlier episode, not executed)")
             self.score_pub.publish(m.score_message(m.rclpy_factory, score))
         if frame is not None:
             self._publish(frame)
@@ -304,7 +305,8 @@ def summarize(scores: list[dict]) -> dict:
     return {"summary": True, "episodes": n, "successes": sum(s["success"] for s in scores),
             "success_rate": sum(s["success"] for s in scores) / n if n else math.nan,
             "mean_time_to_success_frames": sum(times) / len(times) if times else None,
-            "mean_tracking_error": sum(errors) / len(errors) if errors else None}
+            "mean_tracking_error": sum(errors) / len(errors) if errors else None,
+            "earlier_episode_decisions": sum(s.get("earlier_episode_decisions", 0) for s in scores)}
 
 
 def main(args: list[str] | None = None) -> int:

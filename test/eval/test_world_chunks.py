@@ -62,3 +62,22 @@ def test_each_score_carries_the_chunk_measurements_of_what_the_world_executed() 
     # Seams at steps 2, 4, 6, 8, 10; the largest where the chunks turn: 0.4 -> -0.2.
     assert metrics.seams == 5 and math.isclose(metrics.seam_max, 0.6) and metrics.reversal_frame == 4
     assert np.isfinite(metrics.jerk_p99) and len(metrics.jerks) == CONFIG.max_frames - 3
+
+
+def test_a_decision_sensed_before_the_episode_reset_is_counted_not_executed() -> None:
+    # Two 12-step episodes back to back: a request in flight when the first ended reaches the second.
+    world = SimWorld(CONFIG, episodes=2, chunk_rows=4)
+    first = world.start()
+    for _ in range(CONFIG.max_frames):
+        world.advance()
+    second = world.advance()  # the first episode is done: the second's reset frame
+    assert second is not None and second.episode == 1 and second.stamp > first.stamp
+    late = decision(7, [0.5, 0.5] * 4, first.stamp + CONFIG.frame_period)  # sensed in episode 0
+    assert _applied(world, [late]) == [0.0, 0.0]  # the agent stands still, as before any decision
+    # A stamp of this episode's reset frame a nanosecond early (ROS time is whole nanoseconds) acts.
+    fresh = decision(8, [0.25, 0.0] * 4, second.stamp - 1e-9)
+    assert _applied(world, [fresh]) == [0.25, 0.0]
+    assert _applied(world, [decision(0, [0.0, 0.0], None, interrupts=True)]) == [0.0, 0.0]  # a gate stop acts
+    for _ in range(CONFIG.max_frames):
+        world.advance()
+    assert [s["earlier_episode_decisions"] for s in world.scores] == [0, 1]
