@@ -45,7 +45,7 @@ from std_msgs.msg import String
 from auras_ros.core.chunks import OVERLAPS, TIMINGS
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.spec import ExecutorSpec, Row, parse_row
-from auras_ros.core.stages import chunk_rows, inpaints, noise_scale_argument, samples_noise
+from auras_ros.core.stages import chunk_rows, inpaints, samples_noise
 from auras_ros.core.stats import Spread, paired_ratio_ci, percentile, rate, wilson
 from auras_ros.launching import node_command, private_ros_env, stop_process
 from auras_ros.msg import AgentAction
@@ -55,6 +55,7 @@ from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.sim.sim_node import SCORES
 from auras_ros.core import topics
 from auras_ros.eval.actuation import ROW_WIDTH
+from auras_ros.eval.cli import noise_scale_argument
 from auras_ros.eval.report import chunk_table
 from auras_ros.eval.seams import ChunkMetrics, ChunkSummary
 from auras_ros.eval.task_config import VARIANTS, TaskConfig

@@ -16,7 +16,6 @@ An agent is split into
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
@@ -179,15 +178,6 @@ def check_noise_scale(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise ConfigError("noise_scale", value, "a finite number >= 0 (1: the noise as trained, 0: none)")
     return float(value)
-
-
-def noise_scale_argument(text: str) -> float:
-    """``type=`` of a command-line noise scale (:func:`set_noise_scale`): argparse shows what is wrong."""
-    try:
-        return check_noise_scale(float(text))
-    except (ConfigError, ValueError):
-        raise argparse.ArgumentTypeError(f"invalid noise scale {text!r}: expected a finite number >= 0 "
-                                         "(1: the noise as trained, 0: none)") from None
 
 
 def set_noise_scale(agent: Agent, scale: Any) -> None:

@@ -4,7 +4,9 @@ one rule that the frame-stepped evaluation, the real-time evaluation and the sim
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import threading
+from contextlib import AbstractContextManager
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -76,3 +78,46 @@ class ChunkExecutor:
             self._held = row
             self.source = self.player.source
         return self._held
+
+
+class ClockedChunks:
+    """A :class:`ChunkExecutor` on a running clock ``now``, fed from two threads: each decision's chunk joins
+    the moment it leaves (:meth:`on_decision`, the runner's thread) and each tick of the world or camera
+    takes the row due then (:meth:`on_tick`), keeping in :attr:`sources` the request id of the chunk each
+    tick's command came from (what :mod:`auras_ros.eval.seams` reads). After :meth:`close` no decision
+    plays. The real-time world (:class:`auras_ros.eval.episodes.RealTimeActuator`) and the timed bag replay
+    (:func:`auras_ros.eval.bag_timed.run_timed`) both play through it.
+
+    ``lock``: what keeps a decision from joining in the middle of a tick (a lock of its own by default; a
+    caller that already runs both under its own lock passes ``contextlib.nullcontext()``)."""
+
+    def __init__(self, executor: ChunkExecutor, now: Callable[[], float],
+                 lock: AbstractContextManager | None = None) -> None:
+        self.executor = executor
+        self._now = now
+        self._lock = threading.Lock() if lock is None else lock
+        self.closed = False
+        self.sources: list[int | None] = []  # per tick; None before the first row played
+
+    def on_decision(self, decision: Any) -> np.ndarray | None:
+        """The command due now, ``decision``'s chunk joined; None once closed (the decision did not play)."""
+        with self._lock:
+            if self.closed:
+                return None
+            return self.executor.next([decision], self._now())
+
+    def on_tick(self) -> np.ndarray:
+        """A copy of the command due now (the last one held; zeros before any chunk), its source recorded."""
+        with self._lock:
+            command = self.executor.next([], self._now()).copy()
+            self.sources.append(self.executor.source)
+            return command
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+
+    @property
+    def skipped_rows(self) -> int:
+        """Chunk rows whose time had passed when their chunk arrived (never played)."""
+        return self.executor.player.skipped_rows

@@ -51,7 +51,7 @@ from auras_ros.core.runner import RunnerThread
 from auras_ros.core.spec import Row, make_runner, parse_row
 from auras_ros.core.stages import Agent, Observation, chunk_rows, inpaints, reset_episode, set_noise_scale
 from auras_ros.core.stats import Spread, percentile, rate
-from auras_ros.eval.actuation import ROW_WIDTH, ChunkExecutor
+from auras_ros.eval.actuation import ROW_WIDTH, ChunkExecutor, ClockedChunks
 from auras_ros.eval.bag import BagInfo, TopicMap, check_bag
 from auras_ros.eval.bag_source import BagSource, Refusals
 from auras_ros.eval.files import write_failed, write_text_atomically
@@ -157,42 +157,6 @@ class TimedCamera:
         self._thread.join()
 
 
-class PlayedCommands:
-    """Decisions into the commands played at the camera rate: each decision's chunk joins ``executor``
-    when it leaves (``on_decision``); each camera frame records the command due then and the chunk it
-    came from (``on_tick``). Decisions after the last frame are not played (nor kept)."""
-
-    def __init__(self, executor: ChunkExecutor, now: Callable[[], float]) -> None:
-        self._executor = executor
-        self._now = now
-        self._lock = threading.Lock()  # the runner's thread adds, the camera's thread plays
-        self.closed = False
-        self.commands: list[np.ndarray] = []
-        self.sources: list[int | None] = []  # request id of each command's chunk; None before the first
-
-    def on_decision(self, decision: Decision) -> bool:
-        """Whether the decision was played (False once the replay ended)."""
-        with self._lock:
-            if self.closed:
-                return False
-            self._executor.next([decision], self._now())
-            return True
-
-    def on_tick(self) -> None:
-        with self._lock:
-            self.commands.append(self._executor.next([], self._now()).copy())
-            self.sources.append(self._executor.source)
-
-    def close(self) -> None:
-        with self._lock:
-            self.closed = True
-
-    @property
-    def skipped_rows(self) -> int:
-        """Chunk rows whose time had passed when their chunk arrived (never played)."""
-        return self._executor.player.skipped_rows
-
-
 def played_errors(reference: ReferenceSeries, stamps: Sequence[float], commands: Sequence[np.ndarray],
                   sources: Sequence[int | None]) -> list[float]:
     """Per played command (from the first chunk on): the norm of ``scale * command - reference`` over the
@@ -240,12 +204,16 @@ def run_timed(info: BagInfo, agent: Agent, row: Row, inputs: InputSpec, period: 
     source = BagSource(info, inputs)
     reset_episode(agent)
     clock = ScaledClock(min(info.camera_log_times) - period, speed)
-    played = PlayedCommands(ChunkExecutor(chunk_rows(agent), period, row.played, timing, width), clock.now)
-    camera = TimedCamera(source, info.camera_log_times, clock, period, played.on_tick, frames)
+    # The commands played at the camera rate: one per camera frame, the chunk each came from in
+    # played.sources. Decisions after the last frame are not played (nor kept).
+    played = ClockedChunks(ChunkExecutor(chunk_rows(agent), period, row.played, timing, width), clock.now)
+    commands: list[np.ndarray] = []
+    camera = TimedCamera(source, info.camera_log_times, clock, period, lambda: commands.append(played.on_tick()),
+                         frames)
     records: list[ActionRecord] = []
 
     def on_decision(decision: Decision) -> None:
-        if played.on_decision(decision):
+        if played.on_decision(decision) is not None:
             records.append(ActionRecord(decision.request_id, decision.observation_stamp, decision.decision_time,
                                         observation_age(decision.observation_stamp, decision.decision_time),
                                         time.perf_counter(), tuple(float(v) for v in np.ravel(decision.output.action))))
@@ -260,7 +228,7 @@ def run_timed(info: BagInfo, agent: Agent, row: Row, inputs: InputSpec, period: 
     camera.join()
     played.close()
     driver.finish()
-    commands, sources = played.commands, played.sources
+    sources = played.sources
     # Each tick's image stamp: the camera messages in log-time order, as the camera released them.
     stamps = [stamp for _, stamp in sorted(zip(info.camera_log_times, info.camera_stamps, strict=True))]
     stamps = stamps[:len(commands)]

@@ -38,8 +38,9 @@ import torch
 
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.spec import Row, parse_row
-from auras_ros.core.stages import Agent, chunk_rows, inpaints, noise_scale_argument, set_noise_scale
+from auras_ros.core.stages import Agent, chunk_rows, inpaints, set_noise_scale
 from auras_ros.eval.actuation import TIMINGS
+from auras_ros.eval.cli import noise_scale_argument
 from auras_ros.eval.episodes import measure_seq_latency, play_paired, warm_up
 from auras_ros.eval.files import write_failed, write_text_atomically
 from auras_ros.eval.policies import add_policy_arguments, load_policy

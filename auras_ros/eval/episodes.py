@@ -19,6 +19,7 @@ on this machine, in interleaved repeats.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
@@ -34,7 +35,7 @@ from auras_ros.core.runner import RunnerThread
 from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stages import Agent, Observation, reset_episode, set_noise_scale
 from auras_ros.core.stats import Spread, mean
-from auras_ros.eval.actuation import ChunkExecutor
+from auras_ros.eval.actuation import ChunkExecutor, ClockedChunks
 from auras_ros.eval.realtime_world import RealTimeWorld
 from auras_ros.eval.seams import ChunkMetrics
 from auras_ros.eval.results import (EpisodeResult, Evaluation, RealTimeEpisode, RealTimeEvaluation, summarize,
@@ -151,7 +152,7 @@ def evaluate(agent: Agent, policy: str, specs: Sequence[ExecutorSpec], episodes:
 # ---- real time ---------------------------------------------------------------------------------------
 
 class RealTimeActuator:
-    """Decisions into the real-time world, rows aligned to wall time (:class:`ChunkExecutor`): a new
+    """Decisions into the real-time world, rows aligned to wall time (:class:`ClockedChunks`): a new
     chunk's row due now is applied when the decision leaves, and before each world step the row due
     then; when its rows are played the last holds. ``now``: the world's clock. ``sources``: per world
     step, the request id of the chunk its command came from (:attr:`ChunkExecutor.source`)."""
@@ -159,15 +160,20 @@ class RealTimeActuator:
     def __init__(self, world: RealTimeWorld, chunk_rows: int, now: Callable[[], float], timing: str = "arrival",
                  overlap: str = "replace") -> None:
         self.world = world
-        self._now = now
-        self._executor = ChunkExecutor(chunk_rows, world.period, overlap, timing)
+        # No lock of its own: the world calls on_tick under its lock and runs act() under it, and a
+        # decision's command must reach the task under that same lock, between two steps.
+        self._chunks = ClockedChunks(ChunkExecutor(chunk_rows, world.period, overlap, timing), now,
+                                     lock=nullcontext())
         self.decisions: list[Decision] = []
         self.arrival_frames: list[int] = []  # world frame (steps done) when each decision was applied
-        self.sources: list[int | None] = []
+
+    @property
+    def sources(self) -> list[int | None]:
+        return self._chunks.sources
 
     def on_decision(self, decision: Decision) -> None:
         def apply(task: CatchTask) -> None:  # under the world's lock: no step runs meanwhile
-            task.apply(self._executor.next([decision], self._now()))
+            task.apply(self._chunks.on_decision(decision))
             self.decisions.append(decision)
             self.arrival_frames.append(task.frame)
 
@@ -177,9 +183,8 @@ class RealTimeActuator:
     def on_tick(self) -> np.ndarray | None:
         """Called by the world under its lock before each step: the row due now (None before any
         decision: the agent stands still)."""
-        command = self._executor.next([], self._now()) if self.decisions else None
-        self.sources.append(self._executor.source)
-        return command
+        command = self._chunks.on_tick()
+        return command if self.decisions else None
 
 
 def run_realtime_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed: int, chunk_rows: int,

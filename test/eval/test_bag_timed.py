@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from auras_ros.core.inputs import input_spec
+from auras_ros.core.metrics import Decision
 from auras_ros.core.spec import parse_row
+from auras_ros.core.stages import AgentOutput
 from auras_ros.core.workload import SyntheticAgent
 from auras_ros.eval import bag_eval
-from auras_ros.eval.actuation import ROW_WIDTH, action_chunk
+from auras_ros.eval.actuation import ROW_WIDTH, ChunkExecutor, ClockedChunks, action_chunk
 from auras_ros.eval.bag import SIM_TOPIC_MAP, check_bag
 from auras_ros.eval.bag_timed import OPEN_LOOP_NOTE, evaluate_timed
 from auras_ros.eval.seams import ChunkMetrics, seam_jumps
@@ -45,6 +47,25 @@ def test_every_row_plays_one_command_per_frame_and_its_seams_come_from_those_com
                 assert any(np.array_equal(command, row) for row in chunks[source]), (label, source, command)
         # Ages are bag time: the decision's time on the bag clock minus its image's stamp, never negative.
         assert all(r.age >= 0 for r in run.records), label
+
+
+def _decision(request_id: int, action: list[float]) -> Decision:
+    return Decision(request_id, AgentOutput(np.array(action)), 0, 0.0, (0.0,), 0.0, 0, 0)
+
+
+def test_played_commands_keep_each_ticks_source_and_play_no_decision_after_the_replay_ends() -> None:
+    now = [0.0]
+    played = ClockedChunks(ChunkExecutor(chunk_rows=2, period=1.0), lambda: now[0])
+    assert played.on_tick().tolist() == [0.0, 0.0] and played.sources == [None]  # before any chunk: stand still
+    assert played.on_decision(_decision(7, [1.0, 2.0, 3.0, 4.0])).tolist() == [1.0, 2.0]  # row 0 due on arrival
+    now[0] = 1.0
+    second = played.on_tick()
+    assert second.tolist() == [3.0, 4.0] and played.sources == [None, 7]
+    second[:] = 0.0  # a tick's command is the caller's to keep: changing it changes nothing played
+    played.close()
+    assert played.on_decision(_decision(8, [9.0, 9.0])) is None  # after the last frame: not played
+    now[0] = 2.0
+    assert played.on_tick().tolist() == [3.0, 4.0] and played.sources == [None, 7, 7]  # the last row holds
 
 
 def test_the_command_prints_every_row_and_says_it_is_open_loop(capsys: pytest.CaptureFixture) -> None:
