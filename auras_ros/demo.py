@@ -43,7 +43,6 @@ from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import String
 
 from auras_ros.core.chunks import OVERLAPS, TIMINGS
-from auras_ros.core.errors import ConfigError
 from auras_ros.core.spec import ExecutorSpec, Row, parse_row
 from auras_ros.core.stages import chunk_rows, inpaints, samples_noise
 from auras_ros.core.stats import Spread, paired_ratio_ci, percentile, rate, wilson
@@ -55,7 +54,7 @@ from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.sim.sim_node import SCORES
 from auras_ros.core import topics
 from auras_ros.eval.actuation import ROW_WIDTH
-from auras_ros.eval.cli import noise_scale_argument
+from auras_ros.eval.cli import config_argument, noise_scale_argument
 from auras_ros.eval.report import chunk_table
 from auras_ros.eval.seams import ChunkMetrics, ChunkSummary
 from auras_ros.eval.task_config import VARIANTS, TaskConfig
@@ -285,13 +284,13 @@ def machine_line(facts: PolicyFacts, threads: int) -> str:
             f"p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms.")
 
 
-def executor_arg(text: str) -> str:
-    """An ``EXECUTOR[@OVERLAP]`` row, checked here; read into a :class:`Row` once ``--overlap`` is known."""
-    try:
-        parse_row(text)
-    except ConfigError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+def _checked_row(text: str) -> str:
+    parse_row(text)
     return text
+
+
+executor_arg = config_argument(_checked_row)
+"""An ``EXECUTOR[@OVERLAP]`` row, checked here; read into a :class:`Row` once ``--overlap`` is known."""
 
 
 def build_parser() -> argparse.ArgumentParser:

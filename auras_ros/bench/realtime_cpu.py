@@ -40,10 +40,11 @@ from typing import Callable
 import torch
 
 from auras_ros import demo
-from auras_ros.core.spec import ExecutorSpec, Row, executor_argument
+from auras_ros.core.spec import ExecutorSpec, Row
 from auras_ros.core.stages import chunk_rows
 from auras_ros.eval.episodes import evaluate_realtime
 from auras_ros.models.factory import build_agent
+from auras_ros.eval.cli import executor_argument
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

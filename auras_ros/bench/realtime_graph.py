@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 import torch
 
 from auras_ros import demo
-from auras_ros.core.spec import ExecutorSpec, executor_argument
+from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.stages import chunk_rows
 from auras_ros.core.stats import Spread, wilson
 from auras_ros.eval.episodes import evaluate_realtime
 from auras_ros.eval.policies import load_policy
+from auras_ros.eval.cli import executor_argument
 
 PATHS = ("core", "nodes")
 

@@ -21,9 +21,10 @@ from typing import Any, Callable, Iterator, Sequence
 from auras_ros.core.clock import WallClock
 from auras_ros.core.metrics import MetricsRecorder, RunMetrics
 from auras_ros.core.sources import PeriodicCamera
-from auras_ros.core.spec import ExecutorSpec, executor_argument, make_runner
+from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stages import Agent
 from auras_ros.core.stats import Spread
+from auras_ros.eval.cli import executor_argument
 
 SEQ = ExecutorSpec("seq")
 

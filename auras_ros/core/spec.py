@@ -25,7 +25,6 @@ the one executor every entry point runs when none is named (node parameter, laun
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 from dataclasses import dataclass
@@ -204,14 +203,6 @@ def _number(value: float) -> str:
     """Short where that reads back exactly (0.5), every digit where not (1/3)."""
     text = f"{value:g}"
     return text if float(text) == value else repr(float(value))
-
-
-def executor_argument(text: str) -> ExecutorSpec:
-    """``type=`` of a command-line option taking executor specs: argparse shows the ConfigError's text."""
-    try:
-        return ExecutorSpec.parse(text)
-    except ConfigError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def make_runner(spec: ExecutorSpec, agent: Agent, source: ObservationSource, clock: Clock, *,

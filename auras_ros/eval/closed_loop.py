@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from auras_ros.core.spec import ExecutorSpec, executor_argument
+from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.stages import chunk_rows
 from auras_ros.eval.actuation import TIMINGS
 from auras_ros.eval.episodes import evaluate
@@ -21,6 +21,7 @@ from auras_ros.eval.files import write_failed
 from auras_ros.eval.policies import add_policy_arguments, load_policy
 from auras_ros.eval.report import headline_sentence, table, write_report
 from auras_ros.eval.results import Machine, device_of, write_json
+from auras_ros.eval.cli import executor_argument
 
 # The shipped results' grid: the baselines, then Auras at pp_perception 1 and 2, both fetch offsets.
 DEFAULT_EXECUTORS = {

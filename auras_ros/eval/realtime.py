@@ -32,11 +32,11 @@ from pathlib import Path
 import torch
 
 from auras_ros.core.chunks import OVERLAPS
-from auras_ros.core.spec import ExecutorSpec, executor_argument
+from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.stages import chunk_rows, set_noise_scale
 from auras_ros.eval.actuation import TIMINGS
-from auras_ros.eval.cli import noise_scale_argument
+from auras_ros.eval.cli import executor_argument, noise_scale_argument
 from auras_ros.eval.episodes import evaluate_realtime
 from auras_ros.eval.files import write_failed
 from auras_ros.eval.policies import add_policy_arguments, load_policy

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from auras_ros.core.spec import executor_argument
 from auras_ros.core.stats import Spread, cv, interval_cv, mean, paired_ratio_ci, percentile, rate, wilson
+from auras_ros.eval.cli import executor_argument
 
 
 def test_rate_and_interval_cv_of_hand_made_times():
