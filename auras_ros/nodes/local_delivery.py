@@ -9,7 +9,9 @@ so they also hear outside publishers, and drop the DDS copy of a message they al
 
 A local message runs as a task of the subscribing node's executor, so it never runs beside that
 node's other callbacks as long as each executor is single-threaded (nodes/spinners.py). Like a
-KEEP_LAST subscription, a subscriber that falls behind keeps only the newest ``depth`` messages.
+KEEP_LAST subscription, a subscriber that falls behind keeps only the newest ``depth`` messages;
+unlike DDS, it counts each one a newer one replaced (``replaced``, and ``on_replaced`` for a node that
+reports them), so a loss in the queue is never silent.
 An *inline* subscription instead runs the callback in the publisher's thread before ``publish``
 returns (no executor wake-up: the cheapest hop), one message at a time; for short callbacks only,
 whose node guards the state they share with its other callbacks by a lock of its own.
@@ -33,7 +35,8 @@ class LocalSubscription:
 
     def __init__(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None], qos: QoSProfile,
                  callback_group: Any, event_callbacks: Any = None, inline: bool = False,
-                 losses: TransportLosses | None = None) -> None:
+                 losses: TransportLosses | None = None,
+                 on_replaced: Callable[[int], None] | None = None) -> None:
         self.node = node
         self.msg_type = msg_type
         self.callback = callback
@@ -43,6 +46,9 @@ class LocalSubscription:
         self._inline_lock = threading.Lock()  # inline: one message at a time, whichever thread delivers it
         self._queue: deque[Any] = deque(maxlen=max(qos.depth, 1))
         self._scheduled = False
+        # Local messages a newer one replaced in the queue before the callback took them (never inline).
+        self.replaced = 0
+        self._on_replaced = on_replaced
         self._dds_copies: deque[Any] = deque(maxlen=16)  # sent locally AND to DDS: ignore when it comes back
         self._losses = losses
         if losses is not None:
@@ -54,17 +60,21 @@ class LocalSubscription:
         executor = self.node.executor
         if executor is None:
             return  # not spinning yet: as over DDS, a message before the subscriber is up is not received
+        replaced, schedule = False, False
         with self._lock:
             if also_on_dds:
                 self._dds_copies.append(msg)
             if not self.inline:
+                replaced = len(self._queue) == self._queue.maxlen  # the oldest goes: KEEP_LAST's loss, counted
+                if replaced:
+                    self.replaced += 1
                 self._queue.append(msg)
-                if self._scheduled:
-                    return
-                self._scheduled = True
+                schedule, self._scheduled = not self._scheduled, True
+        if replaced and self._on_replaced is not None:
+            self._on_replaced(1)
         if self.inline:
             self._run_inline(msg)
-        else:
+        elif schedule:
             executor.create_task(self._drain)
 
     def _run_inline(self, msg: Any) -> None:
@@ -149,13 +159,17 @@ class LocalDelivery:
 
     def subscription(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None],
                      qos: QoSProfile, callback_group: Any = None, event_callbacks: Any = None,
-                     inline: bool = False, losses: TransportLosses | None = None) -> LocalSubscription:
+                     inline: bool = False, losses: TransportLosses | None = None,
+                     on_replaced: Callable[[int], None] | None = None) -> LocalSubscription:
         """``inline``: local messages run the callback in the publisher's thread, one at a time (see
         the module doc); for short callbacks whose node guards the state they share with its others.
         ``losses``: counts and reports what DDS lost on the way here (its event callbacks replace
-        ``event_callbacks``) and sees the size of every message that came over DDS."""
+        ``event_callbacks``) and sees the size of every message that came over DDS. ``on_replaced``:
+        called with 1 for each local message a newer one replaced in the queue before the callback took
+        it (also counted in the subscription's ``replaced``); it runs in the publisher's thread, so it
+        must be short and thread-safe."""
         subscriber = LocalSubscription(node, msg_type, topic, callback, qos, callback_group, event_callbacks, inline,
-                                       losses)
+                                       losses, on_replaced)
         with self._lock:
             self._subscribers.setdefault(subscriber.subscription.topic_name, []).append(subscriber)
         return subscriber

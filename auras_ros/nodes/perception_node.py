@@ -6,6 +6,10 @@ next to arrive, as in the paper's pipeline; the first image is perceived without
 generation node's first frame waits for a percept). The image callback only takes the newest image;
 perception runs in a thread of the node's own, so an image that a newer one replaces before it was
 perceived is counted (``overwritten``) instead of vanishing from the subscription's queue of one.
+In a composed process an image can also be replaced in local delivery's queue of one before the
+callback takes it (the node's executor busy): that queue reports it here and it is counted the same
+way, once (the callback never saw it). An image DDS's own reader queue replaced, between processes,
+is not seen by this process (no DDS event reports it) and is not counted.
 """
 
 from __future__ import annotations
@@ -90,7 +94,8 @@ class PerceptionNode(Node):
         for image_type, topic in ((Image, topics.IMAGE), (CompressedImage, topics.COMPRESSED_IMAGE)):
             delivery.subscription(self, image_type, topic, self._on_image, SENSOR_LATEST,
                                   callback_group=self.perception_group,
-                                  losses=TransportLosses(self, topic, lambda n: self.recorder.drop("lost:image", n)))
+                                  losses=TransportLosses(self, topic, lambda n: self.recorder.drop("lost:image", n)),
+                                  on_replaced=self._replaced_unseen)
         self._states = StampedHistory(STATE_HISTORY)  # assembled states by sensor stamp
         self._state_refused = False  # a state that cannot be assembled is logged once, and counted each time
         self.state_topic = self._state_topic()
@@ -145,6 +150,15 @@ class PerceptionNode(Node):
             self._seq += 1
             if not self._waiting_for_state(self._seq):
                 self._lock.notify()
+
+    def _replaced_unseen(self, count: int) -> None:
+        """Images local delivery's queue replaced before :meth:`_on_image` took them (in the publisher's
+        thread): dropped for the reason the callback gives an image it replaces, so each is counted once."""
+        with self._lock:
+            waiting = self._waiting_for_state_since is not None
+            if waiting:
+                self._dropped_before_state += count
+        self.recorder.drop("waiting_for_state" if waiting else OVERWRITTEN, count)
 
     def _on_state(self, msg: JointState) -> None:
         assert self.input_spec.state is not None  # subscribed only for a model that takes a state

@@ -1,7 +1,8 @@
 """Local delivery: same-process subscribers get the message object itself and nothing is published to
 DDS while nobody outside listens; an outside subscriber still gets every message, and the local one
 does not get it twice; a local subscriber still hears outside publishers. An inline subscriber runs in
-the publisher's thread, and its fault ends its own node, never the publisher's."""
+the publisher's thread, and its fault ends its own node, never the publisher's. A message a newer one
+replaced in a busy subscriber's queue is counted."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from std_msgs.msg import String
 
 from auras_ros.nodes.health import OK, Health, Status
 from auras_ros.nodes.local_delivery import LocalDelivery
-from auras_ros.nodes.qos import ORDERED
+from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED
 from node_graph import Graph, Listener
 
 
@@ -71,3 +72,32 @@ def test_an_inline_subscriber_runs_in_the_publishers_thread_and_its_fault_ends_o
     assert len(received) == 2
     assert subscriber_node.health.failed.is_set()
     assert "a broken callback" in subscriber_node.health.reason
+
+
+def test_a_message_replaced_in_a_busy_subscribers_queue_is_counted(graph: Graph) -> None:
+    delivery = LocalDelivery()
+    publisher_node, subscriber_node = graph.probe("busy_talker"), graph.probe("busy_listener")
+    publisher = delivery.publisher(publisher_node, String, "chatter", LATEST_RELIABLE)
+    received: list[str] = []
+    reported: list[int] = []
+    held, release = threading.Event(), threading.Event()
+
+    def on_message(msg: String) -> None:
+        received.append(msg.data)
+        if msg.data == "first":
+            held.set()
+            release.wait(timeout=60.0)
+
+    subscription = delivery.subscription(subscriber_node, String, "chatter", on_message, LATEST_RELIABLE,
+                                         on_replaced=reported.append)
+    assert graph.spin_until(lambda: subscriber_node.executor is not None)  # local delivery reaches a spinning node
+    publisher.publish(String(data="first"))
+    assert graph.spin_until(held.is_set)  # the subscriber's executor is busy with it
+    for data in ("second", "third", "fourth"):
+        publisher.publish(String(data=data))
+    # A queue of one (depth 1): the second and third were replaced before the callback took them.
+    assert subscription.replaced == 2
+    assert reported == [1, 1]
+    release.set()
+    assert graph.spin_until(lambda: received == ["first", "fourth"])
+    assert subscription.replaced == 2

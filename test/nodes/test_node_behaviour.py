@@ -173,6 +173,49 @@ def test_images_replaced_before_they_were_perceived_are_counted(graph: Graph) ->
     assert overwritten() == 1
 
 
+def test_images_replaced_in_the_local_queue_are_counted_once_beside_the_nodes_own(graph: Graph) -> None:
+    """A camera in the same process hands its images over by local delivery: one replaced in the
+    subscription's queue of one while the node's executor was busy never reached the image callback,
+    and is counted as overwritten all the same, once; one the callback replaced is counted by it."""
+    delivery, agent = LocalDelivery(), HeldPerception()
+    perception = graph.add(PerceptionNode, {"stats_period": 3600.0}, agent=agent, delivery=delivery)
+    camera = graph.probe("local_camera")
+    images = delivery.publisher(camera, Image, "camera/image_raw", SENSOR_LATEST)
+    percepts: list[Percept] = []
+    delivery.subscription(camera, Percept, "auras/percept", percepts.append, ORDERED)
+    busy, free = threading.Event(), threading.Event()
+
+    def hold_the_executor() -> None:
+        busy.set()
+        free.wait(timeout=60.0)
+
+    def send(name: str) -> None:
+        image = _image()
+        image.header.frame_id = name
+        images.publish(image)
+
+    def overwritten() -> int:
+        return perception.recorder.summary().drops.get("overwritten", 0)
+
+    assert graph.spin_until(lambda: perception.executor is not None)  # local delivery reaches a spinning node
+    send("first")  # perceived: its perception now holds
+    assert graph.spin_until(agent.started.is_set)
+    send("second")  # taken by the image callback, waiting for perception
+    assert graph.spin_until(lambda: perception.images_received == 2)
+    perception.executor.create_task(hold_the_executor)
+    assert graph.spin_until(busy.is_set)  # the node's executor is busy: a local image waits in its queue
+    send("third")
+    send("fourth")  # replaces the third in the queue of one
+    assert overwritten() == 1  # the third, counted as it was replaced
+    free.set()
+    assert graph.spin_until(lambda: perception.images_received == 3)  # the fourth, replacing the second
+    assert overwritten() == 2
+    agent.release.set()
+    assert graph.spin_until(lambda: len(percepts) == 2)
+    assert [p.header.frame_id for p in percepts] == ["first", "fourth"]
+    assert overwritten() == 2  # four images: two perceived, two overwritten, none counted twice
+
+
 def test_a_frame_tick_during_a_perception_asks_for_the_next_image(graph: Graph) -> None:
     agent = HeldPerception()
     perception = graph.add(PerceptionNode, {"stats_period": 3600.0, "trigger": "frame"}, agent=agent)
