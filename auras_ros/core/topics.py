@@ -18,5 +18,6 @@ PERCEPTION_STATS = "auras/perception_stats"
 SIM_STATE = "sim/state"
 SIM_SCORE = "sim/score"
 EVAL_SUMMARY = "eval/summary"
-EVAL_READY = "eval/ready"
+EVAL_READY = "eval/ready"  # an evaluator whose reader matched the action publisher (sim/ready.py)
+EVAL_MATCHED = "eval/matched"  # an evaluator the action writer matched: the sources start on these
 CLOCK = "/clock"

@@ -49,6 +49,7 @@ from auras_ros.models.inputs import check_finite
 from auras_ros.msg import AgentAction, ContextEntry, ContextState, PipelineStats
 from auras_ros.nodes.agent_params import AGENT_PARAMS, agent_from_params
 from auras_ros.nodes.context_keys import FUTURE_TOLERANCE, declare_context_keys
+from auras_ros.nodes.eval_ready import MatchedEvaluators
 from auras_ros.nodes.health import ERROR, OK, WARN, Health, Status, with_graph_captures
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.managed import (
@@ -181,6 +182,8 @@ class GenerationNode(LifecycleNode):
         self.actions = delivery.publisher(self, AgentAction, topics.ACTION, ORDERED)
         self.stats = delivery.publisher(self, PipelineStats, topics.PIPELINE_STATS, ORDERED)
         self.ticks = delivery.publisher(self, UInt64, topics.FRAME, LATEST_RELIABLE)
+        # Only this process sees which readers its action writer matched: it confirms the evaluators'.
+        self.evaluators = MatchedEvaluators(self, self.actions.publisher)
         # Inline: the replica takes a same-process context node's state in that node's thread (no executor
         # hop on the way to the frame clock); _replica_lock guards it against configure and cleanup.
         delivery.subscription(self, ContextState, topics.CONTEXT, self._on_context, LATCHED,

@@ -34,7 +34,7 @@ from auras_ros.nodes.qos import ORDERED
 from auras_ros.nodes.ros_convert import add_drops, to_seconds
 from auras_ros.nodes.process import run_node
 from auras_ros.eval import messages as m
-from auras_ros.sim.ready import READY, READY_TOPIC
+from auras_ros.nodes.eval_ready import POLL_S, READY, READY_TOPIC
 from auras_ros.eval.bag import SIM_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, field_value
 from auras_ros.eval.report import write_bag_report
 from auras_ros.eval.results import Machine
@@ -81,12 +81,13 @@ class EvaluatorNode(Node):
         self.create_subscription(PipelineStats, topics.PERCEPTION_STATS, self._on_perception_stats, ORDERED)
         self._reported = 0
         self.summary_pub = self.create_publisher(String, topics.EVAL_SUMMARY, SCORES)
-        self.create_subscription(AgentAction, m.ACTION_TOPIC, self._on_action, ORDERED)
-        # A player waits for this before replaying: the evaluator has discovered the action publisher, so
-        # its subscription takes the first decisions (a reader drops data from writers it has not matched).
+        self.action_sub = self.create_subscription(AgentAction, m.ACTION_TOPIC, self._on_action, ORDERED)
+        # The reader half of readiness (nodes/eval_ready.py): announced once this subscription has matched
+        # an action publisher (a reader drops data from writers it has not matched); the action publisher's
+        # node confirms the writer half, and the sources start on that confirmation.
         self.ready_pub = self.create_publisher(String, READY_TOPIC, READY)
         # On the steady clock: under use_sim_time the bag's /clock only starts once the player does.
-        self._ready_timer = self.create_timer(0.05, self._announce_ready, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._ready_timer = self.create_timer(POLL_S, self._announce_ready, clock=Clock(clock_type=ClockType.STEADY_TIME))
         if self.scoring:
             self.get_logger().info(f"scoring auras/action against {self.reference.topic} ({self.reference.samples} "
                                    f"samples so far), fields {list(self.reference.fields)}")
@@ -95,7 +96,8 @@ class EvaluatorNode(Node):
                                    "ages, digest), not scored")
 
     def _announce_ready(self) -> None:
-        if self.count_publishers(m.ACTION_TOPIC) > 0:  # graph changes wake no callback: poll
+        # Matched, not merely in the graph: this participant lists a publisher about 1 ms before it pairs it.
+        if self.action_sub.get_publisher_count() > 0:  # graph changes wake no callback: poll
             self.ready_pub.publish(String(data=self.get_fully_qualified_name()))
             self._ready_timer.cancel()
 

@@ -26,7 +26,8 @@ Two replay modes:
 - ``timed``: the recorded pacing, ``rate`` bag seconds per wall second, with /clock published at
   ``clock_rate`` Hz while waiting.
 Publishing starts once ``readers`` nodes subscribe to the camera topic, ``evaluators`` evaluator nodes
-announced on ``eval/ready`` that they see the action publisher, and (stepped) the frame ticks are there.
+are ready to score the first decision (confirmed on ``eval/matched`` by the action publisher's node:
+:mod:`auras_ros.nodes.eval_ready`), and (stepped) the frame ticks are there.
 The player exits 0 at the bag's end, once a decision (``AgentAction`` on auras/action) has come; a replay
 that made none exits 3 with the reason: what the perception and generation nodes counted as dropped
 (images lost in transport, refused), how many percepts came, requests still in flight, and camera
@@ -48,6 +49,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import UInt64
 
 from auras_ros.msg import AgentAction, Percept, PipelineStats
+from auras_ros.nodes.eval_ready import MATCHED_TOPIC
 from auras_ros.nodes.health import FATAL_EXIT
 from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
@@ -57,7 +59,7 @@ from auras_ros.nodes.process import run_node
 from auras_ros.core import topics
 from auras_ros.eval import messages as m
 from auras_ros.eval.bag import COMPRESSED, IMAGE, JOINT_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, raw_messages
-from auras_ros.sim.ready import READY_TOPIC, ReadyEvaluators
+from auras_ros.sim.ready import ReadyEvaluators
 from auras_ros.sim.sim_node import TICKS
 
 # The only classes the player publishes with: the graph's inputs. A bag's type names are never imported.
@@ -74,8 +76,8 @@ PARAMS = (
     Param("step_timeout", 10.0, "stepped: wall seconds to wait for the next frame before declaring the "
           "image dropped", low=0.1, high=3600.0),
     Param("readers", 1, "start once this many nodes subscribe to the camera topic", low=0, high=1000),
-    Param("evaluators", 0, "and once this many evaluator nodes announced on eval/ready that they see the "
-          "action publisher, so none misses the first decisions", low=0, high=1000),
+    Param("evaluators", 0, "and once this many evaluator nodes are matched with the action publisher, both "
+          "ways (confirmed on eval/matched), so none misses the first decisions", low=0, high=1000),
     Param("start_timeout", 60.0, "wall seconds to wait for those readers", low=0.0, high=3600.0),
     Param("require_decision", True, "exit 3, naming why, when the replay ends without a decision on "
           "auras/action (false: no agent graph listens, e.g. a recording)"),
@@ -177,9 +179,9 @@ class BagPlayer(Node):
             unmet.append(f"{readers} of {p['readers']} readers subscribe to {self.camera_topic} (is a perception "
                          "node running, on this ROS_DOMAIN_ID?)")
         if len(self._evaluators) < p["evaluators"]:
-            unmet.append(f"{len(self._evaluators)} of {p['evaluators']} evaluator nodes announced on "
-                         f"{READY_TOPIC} that they see the action publisher (is a generation node publishing "
-                         f"{m.ACTION_TOPIC}?)")
+            unmet.append(f"{len(self._evaluators)} of {p['evaluators']} evaluator nodes confirmed on "
+                         f"{MATCHED_TOPIC} as matched with the action publisher (is an evaluator running, and a "
+                         f"generation node publishing {m.ACTION_TOPIC}?)")
         if self.stepped and self.count_publishers(m.TICK_TOPIC) == 0:
             unmet.append(f"no generation node publishes frame ticks on {m.TICK_TOPIC} (stepped replay needs "
                          "one with lockstep: true)")

@@ -123,9 +123,8 @@ PARAMS = (
     Param("score_readers", 0, "and once this many nodes subscribe to sim/score: the process ends when its "
           "episodes are done, so a reader that has not matched by then would never get the scores",
           low=0, high=1000),
-    Param("evaluators", 0, "and once this many evaluator nodes announced on eval/ready that they see the "
-          "action publisher (a subscriber that has not matched it yet would miss the first decisions)",
-          low=0, high=1000),
+    Param("evaluators", 0, "and once this many evaluator nodes are matched with the action publisher, both "
+          "ways (confirmed on eval/matched), so none misses the first decisions", low=0, high=1000),
 )
 
 

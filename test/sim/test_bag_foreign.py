@@ -156,7 +156,7 @@ def test_foreign_types_resolve_from_the_bag_never_by_import(ros_env, tmp_path):
     # Nothing else runs: each start condition is named on its own, with what it saw.
     assert player.returncode == 3 and "3 condition(s) unmet: (1) 0 of 1 readers subscribe to " \
         "camera/image_raw/compressed" in player.stderr, player.stderr
-    assert "(2) 0 of 1 evaluator nodes announced on eval/ready" in player.stderr
+    assert "(2) 0 of 1 evaluator nodes confirmed on eval/matched" in player.stderr
     assert "(3) no generation node publishes frame ticks on auras/frame" in player.stderr
 
 
