@@ -67,7 +67,7 @@ def generate_launch_description() -> LaunchDescription:
               "unnorm_key": arg["unnorm_key"], **sim_time}
     generation = {**shared, "executor": arg["executor"], "frame_period": 0.0, "chunk_period": arg["chunk_period"],
                   "overlap": arg["overlap"]}
-    # The world starts once the evaluator sees the action publisher: it scores every decision.
+    # The world starts once the evaluator and the action writer have matched each other: it scores every decision.
     sim = {"mode": arg["sim_mode"], "evaluators": 1, **{name: arg[name] for name in SIM}}
     action = {**sim_time, "outputs": ["agent_action"], "chunk_period": arg["chunk_period"], "overlap": arg["overlap"],
               "row_width": arg["row_width"]}
