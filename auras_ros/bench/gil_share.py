@@ -1,16 +1,18 @@
 """What perception in another thread of the same process costs generation: the GIL.
 
-Through the composed graph a SEQ decision takes ~18 ms of wall time on a 2-core machine where the core's
-takes ~14.5 (perception then generation, one thread), while py-spy shows generation's thread busy ~99% of
-the time: generation itself runs slower there. A small policy spends most of a request in Python between
+With the denoiser eager, a SEQ decision through the composed graph took ~18 ms of wall time on a 2-core
+machine where the core's took ~14.5 (perception then generation, one thread), while py-spy showed
+generation's thread busy ~99% of the time: generation itself ran slower there. A small policy spends most of a request in Python between
 torch calls, and only one thread of a process runs Python at a time, so every millisecond of Python
 another thread runs (perception of each camera image, the executors' callbacks) is a millisecond
 generation waits, whatever the CPUs left idle.
 
 This measures it with the agent's own calls (``core.stages.generate_request`` and ``perceive_all``), one
 torch thread: the latency of whole requests alone, and with a perception thread perceiving at the camera's
-rate beside them, interleaved per repeat and per interpreter switch interval (``sys.setswitchinterval``,
-how long a thread may hold the GIL while another waits).
+rate beside them, interleaved per repeat, per interpreter switch interval (``sys.setswitchinterval``,
+how long a thread may hold the GIL while another waits) and, for a diffusion agent, with its denoiser
+eager and traced (``DiffusionPolicyAgent.trace``, :mod:`auras_ros.models.traced`: no Python between its
+operators, the lock released while it runs).
 
     tools/setup_env.sh python -m auras_ros.bench.gil_share --repeats 5
 """
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--camera-hz", type=float, default=60.0, help="perceptions per second beside generation")
     parser.add_argument("--requests", type=int, default=60, help="requests timed per run")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats (median [min-max])")
-    parser.add_argument("--switch-intervals", type=float, nargs="+", default=[0.005, 0.0005, 0.02],
+    parser.add_argument("--switch-intervals", type=float, nargs="+", default=[0.005],
                         help="sys.setswitchinterval values in seconds (5 ms is Python's default)")
     args = parser.parse_args(argv)
     if args.camera_hz <= 0 or args.requests < 3 or args.repeats < 1 or min(args.switch_intervals) <= 0:
@@ -79,34 +81,44 @@ def main(argv: list[str] | None = None) -> None:
         perceive_ms.append((time.perf_counter() - start) * 1e3)
     request_ms(agent, percept, 5)  # warm-up
     default_interval = sys.getswitchinterval()
-    alone: dict[float, list[float]] = {s: [] for s in args.switch_intervals}
-    beside: dict[float, list[float]] = {s: [] for s in args.switch_intervals}
+    # Denoiser modes: a diffusion agent's traced one (the default on the CPU) and its eager one.
+    modes = [("eager", False), ("traced", True)] if hasattr(agent, "trace") else [("as built", None)]
+    rows = [(mode, trace, interval) for mode, trace in modes for interval in args.switch_intervals]
+    alone: dict[tuple, list[float]] = {row: [] for row in rows}
+    beside: dict[tuple, list[float]] = {row: [] for row in rows}
+    built_trace = getattr(agent, "trace", None)
     try:
         for _ in range(args.repeats):
-            for interval in args.switch_intervals:
+            for row in rows:
+                _, trace, interval = row
+                if trace is not None:
+                    agent.trace = trace
+                    request_ms(agent, percept, 2)  # a first traced call traces
                 sys.setswitchinterval(interval)
-                alone[interval].append(request_ms(agent, percept, args.requests))
+                alone[row].append(request_ms(agent, percept, args.requests))
                 stop = threading.Event()
                 thread = threading.Thread(target=perceive_at, args=(agent, observation, 1 / args.camera_hz, stop))
                 thread.start()
                 try:
-                    beside[interval].append(request_ms(agent, percept, args.requests))
+                    beside[row].append(request_ms(agent, percept, args.requests))
                 finally:
                     stop.set()
                     thread.join()
     finally:
         sys.setswitchinterval(default_interval)
+        if built_trace is not None:
+            agent.trace = built_trace
     per_s = float(np.median(perceive_ms)) * args.camera_hz
     print(f"{args.model}: one perception {np.median(perceive_ms):.2f} ms (x {args.camera_hz:g}/s = {per_s:.0f} ms "
           f"of each second); {args.requests} requests x {args.repeats} interleaved repeats, median [min-max]")
-    print("| switch interval | request alone (ms) | with perception beside it (ms) | added (ms) | ratio |")
-    print("|---|---|---|---|---|")
-    for interval in args.switch_intervals:
-        a, b = Spread.of(alone[interval]), Spread.of(beside[interval])
-        added = Spread.of([y - x for x, y in zip(alone[interval], beside[interval], strict=True)])
-        ratio = Spread.of([y / x for x, y in zip(alone[interval], beside[interval], strict=True)])
-        print(f"| {interval * 1e3:g} ms | {a} | {b} | {added} | {ratio} |")
-
+    print("| denoiser | switch interval | request alone (ms) | with perception beside it (ms) | added (ms) | ratio |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        mode, _, interval = row
+        a, b = Spread.of(alone[row]), Spread.of(beside[row])
+        added = Spread.of([y - x for x, y in zip(alone[row], beside[row], strict=True)])
+        ratio = Spread.of([y / x for x, y in zip(alone[row], beside[row], strict=True)])
+        print(f"| {mode} | {interval * 1e3:g} ms | {a} | {b} | {added} | {ratio} |")
 
 if __name__ == "__main__":
     main()

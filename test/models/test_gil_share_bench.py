@@ -19,10 +19,12 @@ def test_table_rows_per_switch_interval(capsys: pytest.CaptureFixture[str]) -> N
         torch.set_num_threads(threads)  # the bench sets it for the whole process
     assert sys.getswitchinterval() == interval
     lines = capsys.readouterr().out.splitlines()
-    header = lines.index("| switch interval | request alone (ms) | with perception beside it (ms) | added (ms) | ratio |")
+    header = lines.index("| denoiser | switch interval | request alone (ms) | with perception beside it (ms) | added (ms) "
+                         "| ratio |")
     rows = [line.split(" | ") for line in lines[header + 2:] if line.startswith("|")]
-    assert [row[0] for row in rows] == ["| 5 ms", "| 20 ms"]
-    assert all(float(row[1].split()[0]) > 0 and float(row[2].split()[0]) > 0 for row in rows)
+    assert [(row[0], row[1]) for row in rows] == [("| eager", "5 ms"), ("| eager", "20 ms"), ("| traced", "5 ms"),
+                                                  ("| traced", "20 ms")]
+    assert all(float(row[2].split()[0]) > 0 and float(row[3].split()[0]) > 0 for row in rows)
 
 
 @pytest.mark.parametrize("argv", [["--requests", "2"], ["--camera-hz", "0"], ["--switch-intervals", "0"]])
