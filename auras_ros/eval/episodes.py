@@ -228,6 +228,7 @@ def run_realtime_episode(agent: Agent, spec: ExecutorSpec, task: CatchTask, seed
 
 def measure_seq_latency(agent: Agent, frames: list[Any], requests: int = 30) -> dict:
     """SEQ's decision latency (perception + whole generation), ms, on this machine now."""
+    measure_wall(agent, SEQ, frames, 3)  # unmeasured: first calls (a traced denoiser traces its batch shape)
     stages = measure_wall(agent, SEQ, frames, requests).stage_latency
     p50 = sum(stages[s].p50 for s in ("perception", "generation"))
     p99 = sum(stages[s].p99 for s in ("perception", "generation"))
