@@ -610,7 +610,7 @@ class DiffusionPolicyAgent:
         on the pair, as in :meth:`_vjp_step`. No gradient and no second denoiser call: the cost of a plain
         iteration. With w_k W = 1 the last iteration lands the row on y exactly (DDIM's and DDPM's last
         update is the clipped x0)."""
-        eps = self._denoiser(samples, self.timesteps[ks], cond.expand(samples.shape[0], -1))
+        eps = self._denoiser(samples, ks, cond)
         x0 = self.schedule.clean_estimate(samples, eps, ks)
         moved = self.schedule.blend_weight(ks, max_guidance, samples) * weights[..., None] * (target - x0)
         return self.schedule.guided_update(samples, x0, eps, moved, ks, noise)
@@ -647,9 +647,11 @@ class DiffusionPolicyAgent:
 
     def _denoise_step(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor,
                       noise: torch.Tensor | None = None) -> torch.Tensor:
-        eps = self._denoiser(samples, self.timesteps[ks], cond.expand(samples.shape[0], -1))
+        eps = self._denoiser(samples, ks, cond)
         return self.schedule.step(samples, eps, ks, noise)
 
-    def _denoiser(self, samples: torch.Tensor, timesteps: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """The noise estimate: traced or eager by :attr:`trace` (the class doc says why)."""
-        return (self.traced_denoiser if self.trace else self.model.denoiser)(samples, timesteps, cond)
+    def _denoiser(self, samples: torch.Tensor, ks: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The noise estimate of each row at its iteration ``ks``, traced or eager by :attr:`trace` (the class
+        doc says why)."""
+        denoiser = self.traced_denoiser if self.trace else self.model.denoiser
+        return denoiser(samples, self.timesteps[ks], cond.expand(samples.shape[0], -1))
