@@ -49,7 +49,8 @@ class Bench:
         self.probe.create_subscription(msg_type, topic, received.append, ORDERED)
         return received
 
-    def send(self, action: list[float], age_s: float = 0.0, claimed_age_s: float = 0.0, request_id: int = 1) -> None:
+    def send(self, action: list[float], age_s: float = 0.0, claimed_age_s: float = 0.0, request_id: int = 1) -> Time:
+        """Publish an action sensed ``age_s`` ago; returns its observation stamp."""
         now = to_seconds(self.node.get_clock().now().to_msg())
         msg = AgentAction(action=action, request_id=request_id)
         msg.header.stamp = to_time(now)
@@ -57,6 +58,7 @@ class Bench:
         msg.observation_stamp = to_time(now - age_s)
         msg.observation_age = to_duration(claimed_age_s)  # what the sender claims; never trusted
         self.actions.publish(msg)
+        return msg.observation_stamp
 
     def sim_clock(self, nanoseconds: int) -> None:
         """Publish /clock and wait until the node's clock reads it (use_sim_time)."""
@@ -235,15 +237,22 @@ def test_under_ensemble_the_trajectory_carries_the_mixed_rows_the_gate_plays(ben
 def test_on_the_system_clock_the_trajectory_is_stamped_with_the_gates_clock(bench: Bench) -> None:
     trajectories = bench.record(JointTrajectory, "joint_trajectory")
     node = bench.start({"outputs": ["joint_trajectory"], "joint_names": ["a"], "max_observation_age": 60.0,
-                        "action_timeout": 60.0})
+                        "action_timeout": 60.0, "chunk_timing": "observation"})
     assert bench.spin_until(lambda: bench.connected() and node.outputs[0].publisher.get_subscription_count() > 0)
-    before = to_seconds(node.get_clock().now().to_msg())
-    bench.send([0.1, 0.2])
+    before = node.get_clock().now().nanoseconds
+    sensed = bench.send([0.1, 0.2])
     assert bench.spin_until(lambda: len(trajectories) >= 1)
     plan = trajectories[0]
-    # Both sides read the system clock: absolute target times, whatever the delivery's delay.
-    assert to_seconds(plan.header.stamp) >= before - 1e-6  # not 0: the gate's clock when it sent it
-    assert [to_seconds(p.time_from_start) for p in plan.points] == pytest.approx([0.05, 0.1])
+    # Both sides read the system clock: the header is the gate's clock when it sent the plan (not 0), and
+    # header + time_from_start is each row's absolute target time, sensed + (k + 1) periods, whatever the
+    # delivery took (which shortens time_from_start by as much). Compared in integer nanoseconds within
+    # 2 us: the gate computes in float seconds, and an epoch there resolves only ~0.24 us.
+    nanoseconds = lambda t: t.sec * 10**9 + t.nanosec  # noqa: E731
+    sent = nanoseconds(plan.header.stamp)
+    assert sent >= before
+    targets = [sent + nanoseconds(p.time_from_start) for p in plan.points]
+    expected = [nanoseconds(sensed) + k * 50_000_000 for k in (1, 2)]
+    assert all(abs(t - e) <= 2_000 for t, e in zip(targets, expected, strict=True)), (targets, expected)
 
 
 def test_a_twist_mapping_wider_than_a_row_is_refused_naming_row_width(bench: Bench) -> None:
