@@ -37,7 +37,8 @@ from auras_ros.core.context import PublicContext, SourceOrder
 from auras_ros.core.cpu_costs import CpuLedger
 from auras_ros.core.errors import ConfigError, InputError
 from auras_ros.core.external import ExternalPerception
-from auras_ros.core.inpaint import InpaintConfig
+from auras_ros.core.inpaint import (DEFAULT_MASK, DEFAULT_MAX_GUIDANCE, DEFAULT_METHOD, GUIDANCE_METHODS, MASKS,
+                                    InpaintConfig)
 from auras_ros.core.metrics import Decision, MetricsRecorder
 from auras_ros.core.pacing import FreshArrivals, Pacer, Pacing
 from auras_ros.core.recent import RecentDecisions
@@ -84,6 +85,14 @@ PARAMS = (
           "inpaint: each request's chunk is guided toward the one executing when it arrives (core.inpaint; rows "
           "chunk_period apart, else the checkpoint's or frame_period), refused for an agent that does not inpaint; "
           "the others change nothing here", choices=OVERLAPS),
+    Param("inpaint_mask", DEFAULT_MASK, "overlap inpaint: which rows are guided: prefix (RTC's soft mask behind the "
+          "rows that pass during generation; none when none passes, as plain sampling) or rtc (RTC's soft mask at "
+          "every delay: smaller seams, slower reaction; core.inpaint)", choices=MASKS),
+    Param("inpaint_max_guidance", DEFAULT_MAX_GUIDANCE, "overlap inpaint: beta, the clip on RTC's guidance weight "
+          "(lower: the new chunk follows the executing one less closely)", low=0.0, high=1e6),
+    Param("inpaint_method", DEFAULT_METHOD, "overlap inpaint: x0_blend (each step's clean estimate moved toward the "
+          "executing chunk by the mask, a plain step's cost) or vjp (RTC's vector-Jacobian guidance, about twice "
+          "a step's cost on the CPU)", choices=GUIDANCE_METHODS),
     # Generation's own setting of the agent (perception samples nothing), read at configure.
     Param("noise_scale", 1.0, "scale of a diffusion agent's initial noise x_T and DDPM's per-step noise (1: as "
           "trained; 0: deterministic, no sampling variance between consecutive chunks, smaller seams; "
@@ -124,7 +133,8 @@ def inpaint_config(params: dict[str, Any], agent: Any) -> InpaintConfig | None:
     if period is None:
         raise ConfigError("chunk_period", 0.0, "the seconds between an action chunk's rows for overlap inpaint "
                           "(or a checkpoint that states its own, or a frame_period > 0)")
-    return InpaintConfig(period)
+    return InpaintConfig(period, max_guidance=params["inpaint_max_guidance"], method=params["inpaint_method"],
+                         mask=params["inpaint_mask"])
 
 
 GENERATION_FRAME = "generation frame"  # the CPU ledger's hop of one frame of the frame clock

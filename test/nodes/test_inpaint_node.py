@@ -11,6 +11,7 @@ import torch
 from rclpy.parameter import Parameter
 
 from auras_ros.core.errors import ConfigError
+from auras_ros.core.inpaint import MASKS, InpaintConfig
 from auras_ros.msg import ContextEntry, ContextState
 from auras_ros.models.diffusion import DiffusionPolicyAgent, tiny
 from auras_ros.nodes.generation_node import GenerationNode
@@ -69,6 +70,26 @@ def test_inpaint_with_the_diffusion_agent_configures_decides_and_follows_its_chu
     states.publish(_percept(generation, 2))
     assert graph.spin_until(lambda: any(a.observation_seq == 2 for a in actions))
     assert all(np.isfinite(a.action).all() for a in actions)
+
+
+def test_inpaint_mask_guidance_and_method_reach_the_runner(graph: Graph) -> None:
+    agent = DiffusionPolicyAgent(tiny(n_steps=2, train_timesteps=2))
+    generation = graph.add(GenerationNode, {"overlap": "inpaint", "chunk_period": CHUNK_PERIOD, "executor": "seq",
+                                            "inpaint_mask": "rtc", "inpaint_max_guidance": 2.5,
+                                            "inpaint_method": "vjp", "stats_period": 3600.0}, agent=agent)
+    assert generation.runner.executing.config == InpaintConfig(CHUNK_PERIOD, max_guidance=2.5, method="vjp",
+                                                               mask="rtc")
+
+
+def test_an_unknown_inpaint_mask_is_refused_in_one_line_naming_the_masks(graph: Graph) -> None:
+    with pytest.raises(ConfigError) as error:
+        GenerationNode(context=graph.context, autostart=False, parameter_overrides=[
+            Parameter("overlap", value="inpaint"), Parameter("chunk_period", value=CHUNK_PERIOD),
+            Parameter("inpaint_mask", value="suffix"), Parameter("stats_period", value=3600.0)],
+            agent=DiffusionPolicyAgent(tiny(n_steps=2, train_timesteps=2)))
+    message = str(error.value)
+    assert error.value.field == "generation_node.inpaint_mask" and "'suffix'" in message and "\n" not in message
+    assert all(repr(mask) in message for mask in MASKS)
 
 
 def test_noise_scale_is_refused_for_an_agent_that_samples_no_noise(graph: Graph) -> None:
