@@ -13,7 +13,13 @@ stamp s, its ``chunk_rows`` H and the chunk row period p, the rows left at ``now
 control step has not begun, ``H - max(0, floor((now - s) / p))`` (clamped to [0, H]: the time-aligned
 rule of ``core.chunks``, under which row k is due from s + k·p). A request (perceive the newest
 observation, then the whole generation, as SEQ's) starts when ``rows left / H <= threshold``, LeRobot's
-comparison; before any chunk left, at once. The threshold is kept as one time,
+comparison; before any chunk left, at once. LeRobot's client captures the observation it sends when the
+queue runs low, so a request reads the observation sensed at its threshold time: run unpaced on a wall
+clock, where the request wakes on the very tick a camera frame is sensed (stamps and threshold on one row
+grid) and the newest observation there is still the previous frame's, an observation sensed more than
+half a row before the threshold is set aside (counted as superseded) for the next the source hands (the
+real-time world's source waits for it). Paced frames (a node's, begun by a new percept) read the frame
+their pacer admitted. The threshold is kept as one time,
 :meth:`AsyncRunner.request_time` (when the first row with few enough left after it begins,
 ``core.chunks.row_start``): the frame's check (:meth:`AsyncRunner.due`) and the wall-clock wait both
 compare the clock with it, so they never disagree by a rounding error (which cost an idle frame on
@@ -40,7 +46,7 @@ from auras_ros.core.errors import ConfigError, positive_int
 from auras_ros.core.metrics import Decision, RunMetrics
 from auras_ros.core.pacing import Pacer
 from auras_ros.core.sources import ObservationSource
-from auras_ros.core.stages import Agent
+from auras_ros.core.stages import Agent, Observation
 
 DEFAULT_THRESHOLD = 0.5  # LeRobot's chunk_size_threshold default
 WAIT_SLICE_S = 0.05  # a wall-clock wait for the threshold re-reads the clock (and the stop) this often
@@ -111,9 +117,27 @@ class AsyncRunner(SequentialRunner):
         finally:
             self._unpaced = False
 
+    def take_observation(self, allow_repeat: bool = False) -> Observation | None:
+        """The newest observation; unpaced on a wall clock, the one sensed at the threshold (module
+        docstring): one sensed earlier is replaced by the next the source hands, if it hands a newer one."""
+        observation = super().take_observation(allow_repeat)
+        due = self.request_time()
+        if observation is None or due is None or not self._waits_on_wall_clock() \
+                or observation.stamp >= due - self.chunk_period / 2:
+            return observation
+        newer = self.source.latest(self.clock.now())
+        if newer is None or (newer.seq, newer.stamp) == (observation.seq, observation.stamp):
+            return observation  # a source that hands what it has: nothing sensed since
+        self.recorder.drop("superseded")  # sensed while the rows were still queued
+        return self.accept_observation(newer, allow_repeat)
+
+    def _waits_on_wall_clock(self) -> bool:
+        """Whether steps run back to back on a wall clock, waiting for the threshold themselves."""
+        return self._unpaced and not self.clock.simulated and self.frame_period is None
+
     def step(self) -> list[Decision]:
         start = self.begin_frame()
-        if self._unpaced and not self.due(start) and not self.clock.simulated and self.frame_period is None:
+        if self._waits_on_wall_clock() and not self.due(start):
             self._wait_until_due()
         if self.due(self.clock.now()):
             return super().step()  # its begin_frame keeps this frame's start

@@ -114,6 +114,11 @@ class Runner:
         if observation is None:
             self.recorder.drop("no_observation")
             return None
+        return self.accept_observation(observation, allow_repeat)
+
+    def accept_observation(self, observation: Observation, allow_repeat: bool = False) -> Observation | None:
+        """``observation`` from the source, taken if it is new (None, counted, if not): the bookkeeping of
+        :meth:`take_observation`."""
         last = self._last_taken
         if last == (observation.seq, observation.stamp) and not allow_repeat:
             self.recorder.drop("no_new_observation")

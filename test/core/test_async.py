@@ -16,6 +16,7 @@ from auras_ros.core.chunks import AGGREGATES, OVERLAPS, ChunkPlayer
 from auras_ros.core.clock import SimClock
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.external import ExternalPerception
+from auras_ros.core.pacing import FreshObservations
 from auras_ros.core.sources import LatestObservation, PeriodicCamera
 from auras_ros.core.spec import ExecutorSpec, make_runner
 from auras_ros.core.stages import AgentOutput, Observation
@@ -224,6 +225,63 @@ def test_a_stop_ends_the_wait_for_the_threshold_on_a_wall_clock() -> None:
     waiting.join(60)  # a bound for a hang, not a timing measurement
     assert not waiting.is_alive()
     assert runner.recorder.decisions_recorded == 1  # the stopped wait started no request
+
+
+class ManualClock:
+    """A wall-like clock (not simulated) that reads what the test sets."""
+
+    simulated = False
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+    def wait_until(self, t: float) -> None:
+        raise AssertionError("never reached: the test sets the clock at the threshold")
+
+
+class RenderingWorld:
+    """The real-time world's boundary (eval.realtime_world: frames stamped on the tick grid, rendered
+    just after the tick): frames 0 and 1 are there; frame 2, stamped at the threshold, is rendered
+    while a caller waits for a newer one (``wait_newer``)."""
+
+    def __init__(self, start: float, period: float) -> None:
+        self.start, self.period = start, period
+        self.frames = [Observation(0, start, 0.0), Observation(1, start + period, 0.1)]
+
+    def latest(self, now: float) -> Observation | None:
+        return self.frames[-1]
+
+    def wait_newer(self, seq: int, timeout: float) -> bool:
+        if self.frames[-1].seq <= seq:
+            n = len(self.frames)
+            self.frames.append(Observation(n, self.start + n * self.period, 0.1 * n))
+        return True
+
+
+def test_unpaced_on_a_wall_clock_a_request_reads_the_frame_sensed_at_its_threshold() -> None:
+    """LeRobot's client sends the observation it captures when the queue runs low. The real-time world
+    stamps frames on the tick grid and the threshold falls on a tick (2 of 4 rows left: 2 periods after
+    the chunk's observation), so the newest frame at that instant is the previous one (sensed while 3
+    rows were left): the request waits for the frame of the threshold and counts the other superseded."""
+    period = 0.05
+    world = RenderingWorld(100.0, period)
+    world.frames = world.frames[:1]  # only frame 0 at the first request
+    clock = ManualClock(100.0)
+    source = FreshObservations(world, timeout=2 * period)
+    decided = []
+    runner = make_runner(ExecutorSpec.parse("async"), RecordingAgent(), source, clock, chunk_rows=4,
+                         chunk_period=period, on_decision=decided.append)
+    runner.run(decisions=1)  # unpaced: what the real-time evaluation runs
+    assert [d.observation_stamp for d in decided] == [100.0]
+    world.frames.append(Observation(1, 100.0 + period, 0.1))  # sensed with 3 rows left
+    clock.t = runner.request_time()  # the tick of frame 2: the threshold
+    assert clock.t == pytest.approx(100.0 + 2 * period)
+    metrics = runner.run(decisions=2)
+    assert [d.observation_stamp for d in decided] == [100.0, pytest.approx(100.0 + 2 * period)]
+    assert metrics.drops.get("superseded") == 1
 
 
 # ---- LeRobot's aggregate functions -------------------------------------------------------------------
