@@ -42,7 +42,7 @@ from ament_index_python.packages import get_package_share_directory
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import String
 
-from auras_ros.core.chunks import OVERLAPS, TIMINGS
+from auras_ros.core.chunks import TIMINGS
 from auras_ros.core.spec import ExecutorSpec, Row, parse_row
 from auras_ros.core.stages import chunk_rows, inpaints, samples_noise
 from auras_ros.core.stats import Spread, paired_ratio_ci, percentile, rate, wilson
@@ -54,7 +54,7 @@ from auras_ros.nodes.ros_convert import to_seconds
 from auras_ros.sim.sim_node import SCORES
 from auras_ros.core import topics
 from auras_ros.eval.actuation import ROW_WIDTH
-from auras_ros.eval.cli import config_argument, noise_scale_argument
+from auras_ros.eval.cli import config_argument, noise_scale_argument, overlap_argument
 from auras_ros.eval.report import chunk_table
 from auras_ros.eval.seams import ChunkMetrics, ChunkSummary
 from auras_ros.eval.task_config import VARIANTS, TaskConfig
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="executors in the core.spec text form: seq, dec[:G], par:K, auras:P+G[:fO][:aA]"
                              "[:private], async[:T[:AGG]], each optionally @OVERLAP (auras:1+4@ensemble: its "
                              "chunks play under that overlap; the first is the baseline of the ratios)")
-    parser.add_argument("--overlap", choices=OVERLAPS, default="replace",
+    parser.add_argument("--overlap", type=overlap_argument, default="replace",
                         help="the overlap of the executors that name none (core.chunks; inpaint: the generation "
                              "node guides each chunk toward the executing one; async plays its own aggregate)")
     parser.add_argument("--chunk-timing", choices=TIMINGS, default="arrival",

@@ -11,8 +11,10 @@ When a new chunk arrives while the previous one still has rows due, an *overlap 
 plays (the peers' answers to jumps at chunk seams):
 
 - ``replace``: the newest chunk alone (the seam is a step).
-- ``ensemble``: ACT's temporal ensembling: the mean of every live chunk's row due now, weighted
-  ``exp(-coeff * i)`` with i = 0 for the oldest chunk (ACT's m = 0.01 by default).
+- ``ensemble[:M]``: ACT's temporal ensembling: the mean of every live chunk's row due now, weighted
+  ``exp(-M * i)`` with i = 0 for the oldest chunk (ACT's m = 0.01 by default, nearly a plain mean; a
+  negative M weighs newer chunks more, as LeRobot's ``temporal_ensemble_coeff`` does: ACT's own reading
+  that a smaller m incorporates new observations faster, for an executor that replans every row).
 - ``blend``: a crossfade from the previous chunk to the newest over the rows they share: at the j-th
   control step after the new chunk arrived (j = 0, 1, ...), with n shared steps, the newest weighs
   ``(j + 1) / (n + 1)``; once the previous chunk ends the newest plays alone.
@@ -43,17 +45,46 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from auras_ros.core.errors import ConfigError, InputError, one_of, positive_int
+from auras_ros.core.errors import ConfigError, InputError, positive_int
 
 # LeRobot's aggregate functions (async_inference/configs.py AGGREGATE_FUNCTIONS) as (old_w, new_w).
 AGGREGATES = {"weighted_average": (0.3, 0.7), "latest_only": (0.0, 1.0), "average": (0.5, 0.5),
               "conservative": (0.7, 0.3)}
-OVERLAPS = ("replace", "ensemble", "blend", "inpaint", *AGGREGATES)
+OVERLAPS = ("replace", "ensemble", "blend", "inpaint", *AGGREGATES)  # the policies' names
+OVERLAP_FORMS = f"one of {', '.join(repr(o) for o in OVERLAPS)}, or 'ensemble:M' with M a finite number"
 # Where row 0 of a chunk is due: at the chunk's arrival, or at its observation's stamp (time-aligned).
 TIMINGS = ("arrival", "observation")
 ACT_ENSEMBLE_COEFF = 0.01  # ACT's temporal ensembling weight exponent m (Zhao et al. 2023)
 # Stamps and clocks add periods in floating point: a row due "exactly now" must not fall a hair short.
 _TIME_EPS = 1e-9
+
+
+def parse_overlap(text: Any) -> tuple[str, float]:
+    """An overlap's text form: a name of :data:`OVERLAPS`, or ``ensemble:M`` (ACT's weight exponent M;
+    plain ``ensemble`` is ACT's 0.01) -> (name, ensemble exponent); ConfigError naming the forms."""
+    name, colon, coeff = text.partition(":") if isinstance(text, str) else ("", "", "")
+    if name not in OVERLAPS or (colon and name != "ensemble"):
+        raise ConfigError("overlap", text, OVERLAP_FORMS)
+    if not colon:
+        return name, ACT_ENSEMBLE_COEFF
+    try:
+        m = float(coeff)
+    except ValueError:
+        m = math.nan
+    if not math.isfinite(m):
+        raise ConfigError("overlap", text, OVERLAP_FORMS)
+    return name, m
+
+
+def check_overlap(text: Any) -> str:
+    """``text`` when it is an overlap's text form (:func:`parse_overlap`), else ConfigError."""
+    parse_overlap(text)
+    return text
+
+
+def overlap_name(text: str) -> str:
+    """The policy an overlap's text form names (``ensemble:-0.5`` -> ``ensemble``)."""
+    return parse_overlap(text)[0]
 
 
 def row_index(stamp: float, period: float, now: float) -> int:
@@ -132,19 +163,14 @@ class TimedChunk:
 class ChunkPlayer:
     """Plays chunks by time under one overlap policy; ``row(now)`` is the command due at ``now``."""
 
-    def __init__(self, period: float, overlap: str = "replace", chunk_rows: int | None = None,
-                 ensemble_coeff: float = ACT_ENSEMBLE_COEFF) -> None:
+    def __init__(self, period: float, overlap: str = "replace", chunk_rows: int | None = None) -> None:
+        """``overlap``: its text form (:func:`parse_overlap`), e.g. ``replace`` or ``ensemble:-0.5``."""
         check_period(period, "chunk period")
-        if overlap not in OVERLAPS:
-            raise ConfigError("overlap", overlap, one_of(OVERLAPS))
+        self.overlap, self.ensemble_coeff = parse_overlap(overlap)
         if chunk_rows is not None:
             positive_int("chunk_rows", chunk_rows)
-        if not math.isfinite(ensemble_coeff):
-            raise ConfigError("ensemble_coeff", ensemble_coeff, "a finite number")
         self.period = float(period)
-        self.overlap = overlap
         self.chunk_rows = chunk_rows
-        self.ensemble_coeff = float(ensemble_coeff)
         self._chunks: list[TimedChunk] = []  # oldest first; only the newest two matter to blend
         self.skipped_rows = 0  # rows of arriving chunks whose time had already passed
 

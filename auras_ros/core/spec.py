@@ -32,7 +32,7 @@ from typing import Any
 
 from auras_ros.core.async_runner import DEFAULT_THRESHOLD, AsyncRunner, check_threshold
 from auras_ros.core.baselines import DecoupledRunner, ParallelRunner, SequentialRunner
-from auras_ros.core.chunks import AGGREGATES, OVERLAPS, row_period
+from auras_ros.core.chunks import AGGREGATES, check_overlap, row_period
 from auras_ros.core.clock import Clock
 from auras_ros.core.errors import ConfigError, one_of, positive_int
 from auras_ros.core.inpaint import InpaintConfig
@@ -194,8 +194,10 @@ def parse_row(text: str, default: str = "replace") -> Row:
     not runnable here."""
     executor, _, overlap = text.partition("@")
     overlap = overlap or default
-    if overlap not in OVERLAPS:
-        raise ConfigError("overlap", overlap, f"{one_of(OVERLAPS)} (row {text!r})")
+    try:
+        check_overlap(overlap)
+    except ConfigError as error:
+        raise ConfigError("overlap", overlap, f"{error.allowed} (row {text!r})") from None
     return Row(ExecutorSpec.parse(executor), overlap)
 
 

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from auras_ros.core.chunks import OVERLAPS, TIMINGS
+from auras_ros.core.chunks import TIMINGS
 from auras_ros.core.clock import SimClock
 from auras_ros.core.errors import ConfigError, InputError, positive_int
 from auras_ros.core.inputs import InputSpec, RobotInputs, check_robot_inputs, input_spec
@@ -55,6 +55,7 @@ from auras_ros.core.stages import Agent, reset_episode
 from auras_ros.eval.actuation import ROW_WIDTH
 from auras_ros.eval.bag import SIM_TOPIC_MAP, BagInfo, TopicMap, check_bag
 from auras_ros.eval.bag_source import BagSource, Refusals
+from auras_ros.eval.cli import overlap_argument
 from auras_ros.eval import bag_timed
 from auras_ros.eval.files import write_failed, write_text_atomically
 from auras_ros.eval.report import bag_markdown, write_bag_report
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     timed.add_argument("--timed", action="store_true", help="replay in wall time instead of frame-stepped; "
                        "--executors then takes EXECUTOR[@OVERLAP] rows")
     timed.add_argument("--speed", type=float, help="bag seconds per wall second (default 1)")
-    timed.add_argument("--overlap", choices=OVERLAPS, help="the overlap of rows that name none (default replace)")
+    timed.add_argument("--overlap", type=overlap_argument, help="the overlap of rows that name none (default replace)")
     timed.add_argument("--chunk-timing", choices=TIMINGS, help="observation (default): row k due k periods after "
                        "its observation, late rows skipped; arrival: row 0 plays on arrival")
     timed.add_argument("--row-width", type=int, help=f"elements per chunk row (default {ROW_WIDTH}, the "

@@ -7,6 +7,7 @@ import argparse
 
 from typing import Callable, TypeVar
 
+from auras_ros.core.chunks import check_overlap
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.stages import check_noise_scale
@@ -26,6 +27,9 @@ def config_argument(parse: Callable[[str], T]) -> Callable[[str], T]:
 
 executor_argument = config_argument(ExecutorSpec.parse)
 """``type=`` of an option taking executor specs (``seq``, ``auras:1+4``, ...)."""
+
+overlap_argument = config_argument(check_overlap)
+"""``type=`` of an option taking an overlap's text form (``replace``, ``ensemble:-0.5``, ...)."""
 
 
 def noise_scale_argument(text: str) -> float:

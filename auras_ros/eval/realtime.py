@@ -12,7 +12,7 @@ latency spans several world frames, where staleness costs success.
 executor share the machine's conditions. Success's ratio to SEQ has a paired bootstrap interval,
 decisions/s a per-episode bootstrap interval.
 
-**Chunks**: ``--overlap`` is how a new chunk joins the one playing (:data:`auras_ros.core.chunks.OVERLAPS`),
+**Chunks**: ``--overlap`` is how a new chunk joins the one playing (:func:`auras_ros.core.chunks.parse_overlap`),
 ``--variant reverse`` the task with a sudden target reversal; a second table gives every executor's
 seams, jerk and reaction time (:mod:`auras_ros.eval.seams`). ``python -m auras_ros.eval.chunk_table``
 runs executor × overlap rows against each other.
@@ -31,12 +31,11 @@ from pathlib import Path
 
 import torch
 
-from auras_ros.core.chunks import OVERLAPS
 from auras_ros.core.spec import ExecutorSpec
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.stages import chunk_rows, set_noise_scale
 from auras_ros.eval.actuation import TIMINGS
-from auras_ros.eval.cli import executor_argument, noise_scale_argument
+from auras_ros.eval.cli import executor_argument, noise_scale_argument, overlap_argument
 from auras_ros.eval.episodes import evaluate_realtime
 from auras_ros.eval.files import write_failed
 from auras_ros.eval.policies import add_policy_arguments, load_policy
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-timing", choices=TIMINGS, default="arrival",
                         help="arrival: each chunk's rows play from the step its decision arrives in; observation: "
                              "row k is due k frames after its observation was sensed (late rows skipped)")
-    parser.add_argument("--overlap", choices=OVERLAPS, default="replace",
+    parser.add_argument("--overlap", type=overlap_argument, default="replace",
                         help="how a new chunk joins the one playing (core.chunks)")
     parser.add_argument("--variant", choices=VARIANTS, default="catch",
                         help="reverse: the target reverses at a seeded frame (reaction time is measured)")

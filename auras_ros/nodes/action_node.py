@@ -35,7 +35,7 @@ from rclpy.clock import JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from auras_ros.core.chunks import OVERLAPS, TIMINGS, row_period
+from auras_ros.core.chunks import TIMINGS, check_overlap, row_period
 from auras_ros.core.errors import ConfigError
 from auras_ros.core.safety import NO_ACTION, STOP, Command, GateConfig, SafetyGate
 from auras_ros.core.sources import ADMITTED, SourceFence
@@ -70,8 +70,9 @@ PARAMS = (
     Param("chunk_timing", "arrival", "row 0 of a chunk is due at the action's arrival, or at its observation "
           "stamp (time-aligned: the rows whose time passed before it arrived are skipped)", choices=TIMINGS),
     Param("overlap", "replace", "what plays while chunks overlap: the newest alone (replace; inpaint: the "
-          "generation already joined it to the executing one), ACT's temporal ensembling, a crossfade (blend), "
-          "or a LeRobot aggregate function", choices=OVERLAPS),
+          "generation already joined it to the executing one), ACT's temporal ensembling (ensemble, or ensemble:M with "
+          "its weight exponent M: ACT's 0.01 by default, negative weighs newer chunks more), a crossfade (blend), "
+          "or a LeRobot aggregate function", parse=check_overlap),
     Param("action_timeout", GateConfig.action_timeout, "seconds without an accepted action before the robot "
           "is stopped", low=0.001, high=60.0),
     Param("max_observation_age", GateConfig.max_observation_age, "seconds; an action whose observation is "

@@ -32,7 +32,7 @@ from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import UInt64
 
-from auras_ros.core.chunks import OVERLAPS, row_period
+from auras_ros.core.chunks import check_overlap, row_period
 from auras_ros.core.context import PublicContext, SourceOrder
 from auras_ros.core.cpu_costs import CpuLedger
 from auras_ros.core.errors import ConfigError, InputError
@@ -84,7 +84,7 @@ PARAMS = (
     Param("overlap", "replace", "the overlap policy the action node plays this node's chunks under (its `overlap`); "
           "inpaint: each request's chunk is guided toward the one executing when it arrives (core.inpaint; rows "
           "chunk_period apart, else the checkpoint's or frame_period), refused for an agent that does not inpaint; "
-          "the others change nothing here", choices=OVERLAPS),
+          "the others change nothing here", parse=check_overlap),
     Param("inpaint_mask", DEFAULT_MASK, "overlap inpaint: which rows are guided: prefix (RTC's soft mask behind the "
           "rows that pass during generation; none when none passes, as plain sampling) or rtc (RTC's soft mask at "
           "every delay: smaller seams, slower reaction; core.inpaint)", choices=MASKS),

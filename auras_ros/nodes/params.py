@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import (
@@ -38,6 +38,8 @@ class Param:
     high: float | None = None
     choices: tuple[Any, ...] | None = None
     max_length: int = MAX_STRING  # strings: the most characters
+    # A text form's own parser (e.g. core.chunks.check_overlap): raises ConfigError for a malformed value.
+    parse: Callable[[Any], Any] | None = None
 
     def descriptor(self) -> ParameterDescriptor:
         # A float or a string accepts an integer (YAML and -p write 1 for 1.0, 0 for the camera "0");
@@ -72,6 +74,11 @@ class Param:
                 raise ConfigError(field, value, "a list of " + one_of(self.choices))
         elif self.choices is not None and value not in self.choices:
             raise ConfigError(field, shorten(value), one_of(self.choices))
+        if self.parse is not None:
+            try:
+                self.parse(value)
+            except ConfigError as error:
+                raise ConfigError(field, shorten(value), error.allowed) from None
         for text in value if isinstance(value, list) else [value]:
             if isinstance(text, str) and len(text) > self.max_length:
                 raise ConfigError(field, shorten(text), f"a string of at most {self.max_length} characters")

@@ -59,7 +59,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String, UInt64
 
-from auras_ros.core.chunks import OVERLAPS, TIMINGS
+from auras_ros.core.chunks import TIMINGS, check_overlap
 from auras_ros.core.safety import CommandTimeout
 from auras_ros.eval.task_config import VARIANTS, TaskConfig
 from auras_ros.msg import AgentAction, SimState
@@ -89,7 +89,7 @@ PARAMS = (
           choices=("agent", "expert")),
     Param("chunk_rows", 1, "rows of an action chunk played before the last one holds", low=1, high=1024),
     Param("overlap", "replace", "how a new chunk joins the one playing (core.chunks; inpaint plays as replace: "
-          "the generation node guided it)", choices=OVERLAPS),
+          "the generation node guided it; ensemble:M: ACT's ensembling with weight exponent M)", parse=check_overlap),
     Param("chunk_timing", "arrival", "row 0 of a chunk is due at its arrival, or at its observation stamp "
           "(the rows whose time passed are skipped)", choices=TIMINGS),
     Param("variant", TASK.variant, "the task: catch, or reverse (the target reverses once per episode at a "

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from auras_ros.core.chunks import ChunkPlayer, TimedChunk, check_period, row_index, row_period, row_start
+from auras_ros.core.chunks import (ACT_ENSEMBLE_COEFF, OVERLAPS, ChunkPlayer, TimedChunk, check_overlap, check_period,
+                                   parse_overlap, row_index, row_period, row_start)
 from auras_ros.core.errors import ConfigError, InputError
 
 P = 0.1  # control period
@@ -67,7 +68,7 @@ def test_inpaint_plays_as_replace_since_generation_already_joined_the_new_chunk_
 
 def test_ensemble_weights_live_chunks_oldest_first_as_act_does() -> None:
     m = 0.5
-    player = ChunkPlayer(P, "ensemble", ensemble_coeff=m)
+    player = ChunkPlayer(P, f"ensemble:{m}")
     player.add(chunk(0, 10, 20, 30), stamp=0.0, now=0.0, width=1)
     player.add(chunk(100, 110, 120, 130), stamp=0.1, now=0.1, width=1)
     player.add(chunk(1000, 1010), stamp=0.2, now=0.2, width=1)
@@ -104,9 +105,34 @@ def test_two_column_rows_and_clear() -> None:
     assert player.row(0.1) is None
 
 
+@pytest.mark.parametrize("text, parsed", [
+    ("replace", ("replace", ACT_ENSEMBLE_COEFF)), ("ensemble", ("ensemble", ACT_ENSEMBLE_COEFF)),
+    ("ensemble:-0.5", ("ensemble", -0.5)), ("ensemble:2", ("ensemble", 2.0)), ("average", ("average", ACT_ENSEMBLE_COEFF)),
+])
+def test_an_overlap_text_names_its_policy_and_the_ensembles_exponent(text: str, parsed: tuple) -> None:
+    assert parse_overlap(text) == parsed and check_overlap(text) == text
+
+
+@pytest.mark.parametrize("text", ["mix", "ensemble:", "ensemble:inf", "ensemble:x", "blend:0.5", 3, None])
+def test_a_malformed_overlap_text_is_refused_naming_every_form(text) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_overlap(text)
+    message = str(error.value)
+    assert "'ensemble:M'" in message and all(repr(name) in message for name in OVERLAPS) and "\n" not in message
+
+
+def test_a_negative_ensemble_exponent_weighs_the_newest_chunk_most() -> None:
+    player = ChunkPlayer(P, "ensemble:-1")
+    player.add(chunk(0, 0), stamp=0.0, now=0.0, width=1)
+    player.add(chunk(1, 1), stamp=0.1, now=0.1, width=1)
+    # Weights 1 (oldest) and e (newest): the newest row pulls the mix past the middle.
+    assert player.row(0.1)[0] == pytest.approx(math.e / (1 + math.e))
+
+
 @pytest.mark.parametrize("kwargs, field", [
     (dict(period=0.0), "chunk period"), (dict(period=P, overlap="mix"), "overlap"),
-    (dict(period=P, chunk_rows=0), "chunk_rows"), (dict(period=P, ensemble_coeff=math.nan), "ensemble_coeff"),
+    (dict(period=P, chunk_rows=0), "chunk_rows"), (dict(period=P, overlap="ensemble:nan"), "overlap"),
+    (dict(period=P, overlap="ensemble:"), "overlap"), (dict(period=P, overlap="replace:1"), "overlap"),
 ])
 def test_bad_configuration_is_refused_by_name(kwargs: dict, field: str) -> None:
     with pytest.raises(ConfigError, match=field):
@@ -132,7 +158,7 @@ def test_the_plan_of_a_blend_is_the_crossfade_not_the_newest_chunks_rows() -> No
 
 def test_the_plan_of_an_ensemble_mixes_the_rows_due_at_each_step_and_leaves_the_player_as_it_was() -> None:
     m = 0.5
-    player = ChunkPlayer(P, "ensemble", ensemble_coeff=m)
+    player = ChunkPlayer(P, f"ensemble:{m}")
     player.add(chunk(0, 10, 20), stamp=0.0, now=0.0, width=1)  # ends at 0.3
     player.add(chunk(100, 110, 120), stamp=0.1, now=0.15, width=1)  # rows at 0.1, 0.2, 0.3
     w = math.exp(-m)

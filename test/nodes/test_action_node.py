@@ -261,6 +261,14 @@ def test_a_twist_mapping_wider_than_a_row_is_refused_naming_row_width(bench: Ben
     assert error.value.field == "action_node.row_width" and "min_length = 2" in str(error.value)
 
 
+def test_an_ensemble_exponent_reaches_the_gates_player_and_a_malformed_one_is_refused(bench: Bench) -> None:
+    node = bench.start({"overlap": "ensemble:-0.5"})
+    assert (node.gate.player.overlap, node.gate.player.ensemble_coeff) == ("ensemble", -0.5)
+    with pytest.raises(ConfigError) as error:
+        bench.start({"overlap": "ensemble:fast"})
+    assert error.value.field == "action_node.overlap" and "'ensemble:M'" in str(error.value)
+
+
 def test_an_unknown_overlap_is_refused_in_one_line(bench: Bench) -> None:
     with pytest.raises(ConfigError) as error:
         bench.start({"overlap": "average_of_three"})
