@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import faulthandler
 import re
 import signal
 import sys
@@ -35,6 +36,9 @@ TYPO_MIN_LENGTH = 6
 MAX_NAME_LENGTH = 256  # longer is no parameter name of ours, nor a typo of one
 OWN_CUTOFF = 0.6  # an unknown name addressed to the node is refused anyway; this close, it gets a hint
 REFUSAL_CHARS = 2000  # a refusal is one readable line
+# A process still alive this many seconds after its stop signal prints every thread's stack: before
+# launch escalates to SIGTERM (its sigterm_timeout, 15 s in launch_files.py), a hung shutdown says where.
+STOP_REPORT_S = 10.0
 
 
 def spin_until(node: Node, done: Callable[[], bool], timeout_s: float) -> bool:
@@ -52,9 +56,19 @@ def spin_until(node: Node, done: Callable[[], bool], timeout_s: float) -> bool:
 def stop_requested() -> Iterator[threading.Event]:
     """An event set by SIGINT or SIGTERM, in place of rclpy's handlers, which shut the context down
     under callbacks still running and make them fail; stopping on our own terms lets the nodes end
-    their threads and in-flight callbacks first."""
+    their threads and in-flight callbacks first.
+
+    The first signal also arms a report (faulthandler, never cancelled: the process is ending): if the
+    process is still alive STOP_REPORT_S later, in its loop, its teardown or the interpreter's exit,
+    stderr (the launch log) gets every thread's stack."""
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_signal(*_: Any) -> None:
+        if not stop.is_set():
+            faulthandler.dump_traceback_later(STOP_REPORT_S)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
