@@ -153,7 +153,8 @@ class AsyncRunner(SequentialRunner):
             now = self.clock.now()
             if t is None or now >= t:
                 return
-            if self._woken.wait(min(t - now, WAIT_SLICE_S)):
+            # In wall seconds: a replay's clock may run faster than the wall (bag_timed's ScaledClock).
+            if self._woken.wait(min(max(self.clock.wall_until(t), 0.0), WAIT_SLICE_S)):
                 return
 
     def wake(self) -> None:

@@ -23,6 +23,12 @@ class Clock(Protocol):
         """Return once ``now() >= t``."""
         ...
 
+    def wall_until(self, t: float) -> float:
+        """Wall seconds until ``now()`` reads ``t`` (<= 0: passed), for a caller that waits in slices of its
+        own (interruptibly); a clock running faster than the wall's (a scaled replay) says less than
+        ``t - now()``, so the caller does not oversleep."""
+        ...
+
 
 class WallClock:
     """Monotonic wall time; waits really sleep."""
@@ -36,6 +42,9 @@ class WallClock:
         delay = t - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+
+    def wall_until(self, t: float) -> float:
+        return t - time.monotonic()
 
 
 class SimClock:
@@ -57,3 +66,6 @@ class SimClock:
         with self._lock:
             if t > self._now:
                 self._now = float(t)
+
+    def wall_until(self, t: float) -> float:
+        return 0.0  # simulated time moves when the run says so: there is nothing to wait for

@@ -28,3 +28,6 @@ class RosClock:
         delay = t - self.now()
         if delay > 0:
             time.sleep(delay)
+
+    def wall_until(self, t: float) -> float:
+        return t - self.now()  # sim time taken to run at the wall's rate (only the unpaced core waits on it)

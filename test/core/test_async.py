@@ -208,6 +208,9 @@ class FrozenClock:
     def wait_until(self, t: float) -> None:
         raise AssertionError("ASYNC waits interruptibly, never on the clock")
 
+    def wall_until(self, t: float) -> float:
+        return t - 100.0
+
 
 def test_a_stop_ends_the_wait_for_the_threshold_on_a_wall_clock() -> None:
     source = LatestObservation()
@@ -240,6 +243,9 @@ class ManualClock:
 
     def wait_until(self, t: float) -> None:
         raise AssertionError("never reached: the test sets the clock at the threshold")
+
+    def wall_until(self, t: float) -> float:
+        return t - self.t
 
 
 class RenderingWorld:
@@ -282,6 +288,39 @@ def test_unpaced_on_a_wall_clock_a_request_reads_the_frame_sensed_at_its_thresho
     metrics = runner.run(decisions=2)
     assert [d.observation_stamp for d in decided] == [100.0, pytest.approx(100.0 + 2 * period)]
     assert metrics.drops.get("superseded") == 1
+
+
+class FastClock(ManualClock):
+    """A replay's clock running ``speed`` times the wall's (bag_timed's ScaledClock at --speed)."""
+
+    def __init__(self, t: float, speed: float) -> None:
+        super().__init__(t)
+        self.speed = speed
+
+    def wall_until(self, t: float) -> float:
+        return (t - self.t) / self.speed
+
+
+def test_the_wait_for_the_threshold_is_in_wall_seconds_on_a_clock_faster_than_the_wall() -> None:
+    """On a replay at speed 10, 0.03 clock seconds before the threshold are 3 ms of wall time: the wait
+    must not sleep 30 ms (three rows late at that speed)."""
+    source = LatestObservation()
+    source.push(Observation(0, 100.0, 0.1))
+    clock = FastClock(100.0, speed=10.0)
+    runner = make_runner(ExecutorSpec.parse("async"), RecordingAgent(), source, clock, chunk_rows=4,
+                         chunk_period=0.05)
+    assert len(runner.step()) == 1
+    clock.t = runner.request_time() - 0.03
+    waits = []
+
+    def woken(timeout: float) -> bool:  # in place of the Event's wait: record it, then the stop ends the run
+        waits.append(timeout)
+        runner.stop()
+        return True
+
+    runner._woken.wait = woken
+    runner.run()
+    assert waits == [pytest.approx(0.003)]
 
 
 # ---- LeRobot's aggregate functions -------------------------------------------------------------------
