@@ -36,8 +36,8 @@ ARGUMENTS = {
     "chunk_period": ("0.0", "seconds between chunk rows, the policy's control period (0: control_period)"),
     "chunk_timing": ("arrival", "row 0 of a chunk is due at its arrival, or at its observation stamp "
                      "(observation: time-aligned, late rows skipped)"),
-    "overlap": ("replace", "what plays while chunks overlap: replace, ensemble, blend, inpaint or a LeRobot "
-                "aggregate function"),
+    "overlap": ("replace", "what plays while chunks overlap: replace, ensemble (or ensemble:M, ACT's weight "
+                "exponent M; negative weighs newer chunks more), blend, inpaint or a LeRobot aggregate function"),
 }
 
 

@@ -46,7 +46,7 @@ ARGUMENTS = {
     "chunk_period": (str(TASK.frame_period), "seconds between an action chunk's rows, one world frame: the async "
                      "executor paces by it, overlap inpaint guides by it, the gate plays rows by it"),
     "overlap": ("replace", "how a new chunk joins the one playing, for the world, the gate and (inpaint) generation: "
-                "replace, ensemble, blend, inpaint or a LeRobot aggregate"),
+                "replace, ensemble (or ensemble:M, ACT's weight exponent M), blend, inpaint or a LeRobot aggregate"),
     "chunk_timing": ("arrival", "the world's row 0 of a chunk is due at its arrival, or at its observation stamp"),
     "row_width": ("0", "the gate's chunk row width: 2 (the world's (vx, vy)) with chunk_rows > 1, so its watchdog "
                   "judges a chunk's end, not its first row; 0: the whole action is one row"),

@@ -86,7 +86,8 @@ def test_sim_launch_scores_episodes_and_ends(model, sim_mode, composed, monkeypa
 
 @pytest.mark.parametrize("name,arguments,packages", [
     ("auras.launch.py", {"source": str(DEMO_FRAMES), "executor": "seq", "policy": "drop", "transport": "shm",
-                         "outputs": "[twist_stamped, joint_trajectory]", "joint_names": "[a, b, c, d, e, f, g]"}, None),
+                         "outputs": "[twist_stamped, joint_trajectory]", "joint_names": "[a, b, c, d, e, f, g]",
+                         "overlap": "ensemble:-0.5"}, None),
     ("sim.launch.py", {"model": MODELS["diffusion"], "episodes": "0", "executor": "auras:1+3:f0:a0"}, None),
     # The peers' baseline and RTC's overlap need the chunk period: the launch file gives one (they were refused).
     ("sim.launch.py", {"model": MODELS["diffusion"], "episodes": "0", "executor": "async", "overlap": "inpaint",
@@ -101,6 +102,10 @@ def test_parameters_reach_the_nodes_as_the_launch_file_says(name, arguments, pac
                                                           listener, tmp_path):
     with start_launch_file(name, arguments, monkeypatch, ros_env, tmp_path, packages) as run:
         assert_parameters_arrived(run, listener)
+        if name == "auras.launch.py":
+            # An overlap's text form with a colon stays a string through the launch file's YAML evaluation.
+            assert listener.parameters("action_node", ["overlap"]) == {"overlap": "ensemble:-0.5"}
+            assert listener.parameters("generation_node", ["overlap"]) == {"overlap": "ensemble:-0.5"}
         if name == "gazebo.launch.py":
             # config/auras.yaml maps the gate's Twist for a differential base; the launch file's mapping wins.
             held = listener.parameters("action_node", ["index.linear.y", "index.angular.z", "scale.linear.x"])
