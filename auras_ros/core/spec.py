@@ -34,7 +34,7 @@ from auras_ros.core.async_runner import DEFAULT_THRESHOLD, AsyncRunner, check_th
 from auras_ros.core.baselines import DecoupledRunner, ParallelRunner, SequentialRunner
 from auras_ros.core.chunks import AGGREGATES, check_overlap, row_period
 from auras_ros.core.clock import Clock
-from auras_ros.core.errors import ConfigError, one_of, positive_int
+from auras_ros.core.errors import ConfigError, positive_int
 from auras_ros.core.inpaint import InpaintConfig
 from auras_ros.core.metrics import MetricsRecorder
 from auras_ros.core.pipeline import PUBLIC, UNIFORM, AurasPipeline, PipelineConfig
