@@ -18,7 +18,7 @@ import rclpy
 import yaml
 from rcl_interfaces.msg import ParameterType
 from rclpy.exceptions import NameValidationException
-from rclpy.executors import Executor, ExternalShutdownException
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -41,15 +41,26 @@ REFUSAL_CHARS = 2000  # a refusal is one readable line
 STOP_REPORT_S = 10.0
 
 
-def spin_until(node: Node, done: Callable[[], bool], timeout_s: float) -> bool:
-    """Handle the node's callbacks until done() holds or timeout_s passes; return done()."""
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        rclpy.spin_once(node, timeout_sec=left)
-    return done()
+def spin_until(node: Node, done: Callable[[], bool], timeout_s: float, poll_s: Optional[float] = None) -> bool:
+    """Handle the node's callbacks until done() holds or timeout_s passes; return done(). ``poll_s``: the
+    longest wait for a callback (None: until the deadline), for a ``done`` no callback wakes (graph changes).
+
+    On an executor of its own, shut down before returning: ``rclpy.spin_once``'s global executor keeps its
+    wait generator suspended between calls with the node's entities in use when several were ready at
+    once, and ``destroy_node`` then waited for them forever (roundtrip_listener, 2 of 58 runs and once in
+    CI: ``destroy_when_not_in_use``)."""
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            executor.spin_once(timeout_sec=left if poll_s is None else min(left, poll_s))
+        return done()
+    finally:
+        executor.shutdown()  # drops its wait generator and with it the entities it held in use
 
 
 @contextlib.contextmanager

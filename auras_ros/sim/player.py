@@ -42,7 +42,6 @@ import time
 from collections import Counter
 from typing import Any, Callable
 
-import rclpy
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -55,7 +54,7 @@ from auras_ros.nodes.local_delivery import LocalDelivery
 from auras_ros.nodes.params import Param, declare
 from auras_ros.nodes.qos import LATEST_RELIABLE, ORDERED, SENSOR_LATEST
 from auras_ros.nodes.ros_convert import add_drops
-from auras_ros.nodes.process import run_node
+from auras_ros.nodes.process import run_node, spin_until
 from auras_ros.core import topics
 from auras_ros.eval import messages as m
 from auras_ros.eval.bag import COMPRESSED, IMAGE, JOINT_STATE, SIM_TOPIC_MAP, TopicMap, check_bag, raw_messages
@@ -166,10 +165,7 @@ class BagPlayer(Node):
         self.clock_pub.publish(msg)
 
     def _spin_until(self, done: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not done() and time.monotonic() < deadline:
-            rclpy.spin_once(self, timeout_sec=0.01)  # graph changes wake no callback: poll
-        return done()
+        return spin_until(self, done, timeout, poll_s=0.01)  # graph changes wake no callback: poll
 
     def _unmet(self) -> list[str]:
         """Each start condition not met yet, saying what it waits for and what there is."""

@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import rclpy
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.experimental import EventsExecutor
+from std_msgs.msg import UInt64
 
-from auras_ros.nodes.process import spin_until_stopped
+from auras_ros.nodes.process import spin_until, spin_until_stopped
 
 HANG_GUARD_S = 60.0  # bounds a failing test only; a passing one returns as soon as the awaited line comes
 
@@ -129,3 +131,27 @@ def test_the_events_executor_returns_to_the_loop_with_no_event(ros_env):
             executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def test_after_spin_until_the_node_is_destroyed_with_several_callbacks_left_ready(ros_env):
+    """After spin_until the node can be destroyed although more callbacks were ready than it took (a
+    publisher's and a subscription's matched events, both waitables). rclpy.spin_once's global executor
+    could keep its wait generator suspended holding the node's entities in use, and destroy_node then
+    waited forever (a roundtrip_listener hung in destroy_when_not_in_use, 2 of 58 runs of
+    /tmp-style loops and once in CI); this checks the property on that path, it does not force the race.
+    The destroy runs in a thread so that a regression fails instead of hanging the test run."""
+    rclpy.init(domain_id=int(ros_env["ROS_DOMAIN_ID"]))  # the default context, as run_node's processes use
+    node = rclpy.create_node("ready_twice")
+    matched = []
+    node.create_publisher(UInt64, "ready_twice", 1,
+                          event_callbacks=PublisherEventCallbacks(matched=lambda _: matched.append("pub")))
+    node.create_subscription(UInt64, "ready_twice", lambda _: None, 1,
+                             event_callbacks=SubscriptionEventCallbacks(matched=lambda _: matched.append("sub")))
+    try:
+        assert spin_until(node, lambda: len(matched) >= 1, timeout_s=HANG_GUARD_S)
+        destroy = threading.Thread(target=node.destroy_node, daemon=True)
+        destroy.start()
+        destroy.join(HANG_GUARD_S)  # a bound for a hang, not a timing measurement
+        assert not destroy.is_alive(), "destroy_node waited for entities a suspended wait still held"
+    finally:
+        rclpy.try_shutdown()
