@@ -45,10 +45,9 @@ def spin_until(node: Node, done: Callable[[], bool], timeout_s: float, poll_s: O
     """Handle the node's callbacks until done() holds or timeout_s passes; return done(). ``poll_s``: the
     longest wait for a callback (None: until the deadline), for a ``done`` no callback wakes (graph changes).
 
-    On an executor of its own, shut down before returning: ``rclpy.spin_once``'s global executor keeps its
-    wait generator suspended between calls with the node's entities in use when several were ready at
-    once, and ``destroy_node`` then waited for them forever (roundtrip_listener, 2 of 58 runs and once in
-    CI: ``destroy_when_not_in_use``)."""
+    On an executor of its own, shut down before returning, so no wait generator of ``rclpy.spin_once``'s
+    global executor outlives the call holding the node's entities in use. (Tried against a rare hang in
+    ``destroy_node``, ``destroy_when_not_in_use``: it did not remove it, 3 hangs in 80 runs; cause open.)"""
     executor = SingleThreadedExecutor(context=node.context)
     executor.add_node(node)
     try:

@@ -136,9 +136,8 @@ def test_the_events_executor_returns_to_the_loop_with_no_event(ros_env):
 def test_after_spin_until_the_node_is_destroyed_with_several_callbacks_left_ready(ros_env):
     """After spin_until the node can be destroyed although more callbacks were ready than it took (a
     publisher's and a subscription's matched events, both waitables). rclpy.spin_once's global executor
-    could keep its wait generator suspended holding the node's entities in use, and destroy_node then
-    waited forever (a roundtrip_listener hung in destroy_when_not_in_use, 2 of 58 runs of
-    /tmp-style loops and once in CI); this checks the property on that path, it does not force the race.
+    could keep its wait generator suspended holding the node's entities in use; this checks the property on
+    that path (it passes on the old code too). A rare hang in destroy_when_not_in_use has another cause.
     The destroy runs in a thread so that a regression fails instead of hanging the test run."""
     rclpy.init(domain_id=int(ros_env["ROS_DOMAIN_ID"]))  # the default context, as run_node's processes use
     node = rclpy.create_node("ready_twice")
