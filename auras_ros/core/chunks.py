@@ -82,11 +82,6 @@ def check_overlap(text: Any) -> str:
     return text
 
 
-def overlap_name(text: str) -> str:
-    """The policy an overlap's text form names (``ensemble:-0.5`` -> ``ensemble``)."""
-    return parse_overlap(text)[0]
-
-
 def row_index(stamp: float, period: float, now: float) -> int:
     """The index of the row due at ``now`` of a chunk sensed at ``stamp`` with rows ``period`` apart."""
     return math.floor((now - stamp) / period + _TIME_EPS)
